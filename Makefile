@@ -1,0 +1,48 @@
+# model-atlas: every set-up step lives here, so a fresh clone needs only `make demo` / `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CORES ?= 2
+CONFIG ?= workflow/config/default.yaml
+# glibc malloc returns memory to the OS too eagerly for torch on these CPUs; these two
+# settings made EfficientNet-Lite0 about 3x faster here (see docs/PERFORMANCE.md).
+export MALLOC_MMAP_MAX_ ?= 0
+export MALLOC_TRIM_THRESHOLD_ ?= 100000000000
+
+.PHONY: setup demo test test-fast lint bench browser clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+## The main job: the embedded default run (EfficientNet-Lite0 on the bundled photos).
+demo: setup
+	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG) --scheduler greedy
+	@$(BIN)/python -c "import yaml; c = yaml.safe_load(open('$(CONFIG)')); print('\nResults are in', c.get('results_dir', 'results') + '/' + c.get('run', 'demo') + '/')"
+
+## The test suite (installs Chromium from Debian's packages for the browser tests when root).
+test: setup browser
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow and not browser"
+
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium not found and not root: browser tests will be skipped"; fi; }
+
+lint: setup
+	$(BIN)/snakemake --lint --configfile $(CONFIG)
+
+bench: setup
+	$(BIN)/python bench/featurevis.py
+	$(BIN)/python bench/extract.py
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,24 @@
+# model-atlas workflow: thin entry point. Stages live in workflow/rules/*.smk;
+# the configuration keys are documented in workflow/config/schema.yaml.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+configfile: "workflow/config/default.yaml"
+
+
+validate(config, "workflow/config/schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/model.smk"
+include: "workflow/rules/featurevis.smk"
+include: "workflow/rules/extract.smk"
+
+
+rule all:
+    input:
+        run_path("model", "layers.json"),
+        FEATUREVIS_TARGETS,
+        EXTRACT_TARGETS,
+    default_target: True

@@ -1,0 +1,113 @@
+"""The ``model-atlas`` command line.
+
+    model-atlas models [--json]                 the registry, and which weights this machine has
+    model-atlas layers MODEL [--json]           a model's layers with channels and spatial size
+    model-atlas query RESULTS summary [--json]  what a run's stores hold
+    model-atlas query RESULTS channel LAYER C   top examples, classes and statistics of a channel
+    model-atlas query RESULTS image ID          one image's predictions, activations, blocks
+
+The workflow itself runs through Snakemake (see the README); this CLI inspects
+models and answers questions about finished runs offline.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _print_json(value) -> None:
+    json.dump(value, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def cmd_models(args) -> int:
+    from pipeline.models import model_status
+    rows = model_status()
+    if args.json:
+        _print_json(rows)
+        return 0
+    for row in rows:
+        mark = "yes" if row["weights_available"] else "no "
+        aliases = f" (alias {', '.join(row['aliases'])})" if row["aliases"] else ""
+        print(f"{row['name']:<20} trained weights: {mark}  {row['description']}{aliases}")
+        print(f"{'':<20} {row['weights']}")
+    print("\nAlso: torchvision/NAME, timm/NAME (weights from the local cache or a file), "
+          "package.module:function.")
+    return 0
+
+
+def cmd_layers(args) -> int:
+    from pipeline.models import load_model
+    model = load_model(args.model, weights=args.weights, device=args.device)
+    layers = [l.to_dict() for l in model.layers]
+    if args.json:
+        _print_json(layers)
+        return 0
+    print(f"{model.name}: {len(layers)} layers, {sum(l['channels'] for l in layers)} channels "
+          f"at input {model.input_size}x{model.input_size}")
+    for l in layers:
+        shape = f"{l['channels']} x {l['height']} x {l['width']}"
+        print(f"  {l['name']:<16} {shape:<18} module {l['module']}")
+    aliases = model.layer_aliases
+    if aliases:
+        print("aliases: " + ", ".join(f"{a}={n}" for a, n in aliases.items()))
+    return 0
+
+
+def cmd_query(args) -> int:
+    from pipeline import query
+    return query.run_cli(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="model-atlas", description=__doc__.split("\n\n")[0],
+        epilog="Run the workflow with snakemake (see README.md); results land in results/<run>/.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("models", help="list registered models and whether their weights are here")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("layers", help="list a model's layers (found by a real forward pass)")
+    p.add_argument("model", help="registry name, torchvision/NAME, timm/NAME or module:function")
+    p.add_argument("--weights", default="random",
+                   help="weights to build the model with: random (default: layer shapes do not "
+                        "depend on weights, so no trained weights are needed), pretrained, or "
+                        "a state-dict file")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--json", action="store_true", help="a JSON list of layer objects")
+    p.set_defaults(func=cmd_layers)
+
+    p = sub.add_parser("query", help="answer questions from a finished run's stores, offline")
+    p.add_argument("results", help="a run folder (results/<run>) or a store file")
+    qsub = p.add_subparsers(dest="what", required=True, metavar="WHAT")
+    q = qsub.add_parser("summary", help="model, layers, images, skipped files")
+    q.add_argument("--json", action="store_true")
+    q = qsub.add_parser("channel", help="one channel: top examples, top classes, statistics")
+    q.add_argument("layer", help="layer name (or alias)")
+    q.add_argument("channel", type=int, help="channel index")
+    q.add_argument("-k", type=int, default=None, help="how many examples/classes (default: all stored)")
+    q.add_argument("--json", action="store_true")
+    q = qsub.add_parser("image", help="one image: predictions, strongest channels, Building Blocks")
+    q.add_argument("image_id", help="image id as listed by `summary`")
+    q.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_query)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (KeyError, ValueError, FileNotFoundError) as exc:
+        # Bad user input: one clear line, no traceback.
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"model-atlas: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

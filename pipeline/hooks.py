@@ -1,0 +1,86 @@
+"""Reading activations out of a network, with hooks that never outlive their use.
+
+Two tools, both context-managed so that every hook is removed on success and on
+error alike:
+
+* :func:`run_with_hooks` runs one forward pass with arbitrary forward hooks.
+* :class:`LayerTap` captures named layer outputs and, by default, **truncates**
+  the forward pass as soon as every requested layer has been seen: feature
+  visualization of an early layer then costs only the early part of the network.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Iterator, Mapping
+
+import torch
+from torch import nn
+
+
+class _StopForward(Exception):
+    """Raised inside a hook to end a forward pass early; never escapes this module."""
+
+
+@contextlib.contextmanager
+def hooks_installed(hooks: Mapping[str, tuple[nn.Module, Callable]]) -> Iterator[None]:
+    """Register ``{key: (module, forward_hook)}`` for the duration of the block."""
+    handles = []
+    try:
+        for module, hook in hooks.values():
+            handles.append(module.register_forward_hook(hook))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def run_with_hooks(net: nn.Module, inputs: torch.Tensor,
+                   hooks: Mapping[str, tuple[nn.Module, Callable]]):
+    """One forward pass with the given hooks; a hook may end it by raising ``_StopForward``.
+
+    Returns the network's output, or ``None`` when a hook stopped the pass early.
+    """
+    with hooks_installed(hooks):
+        try:
+            return net(inputs)
+        except _StopForward:
+            return None
+
+
+class LayerTap:
+    """Capture the outputs of named modules during a forward pass.
+
+    >>> tap = LayerTap(net, {"conv": net.conv})
+    >>> acts, logits = tap(x)            # truncated: logits is None
+    >>> acts, logits = tap(x, truncate=False)
+
+    ``truncate=True`` stops the forward pass once every requested module has run,
+    so only the part of the network up to the deepest requested layer is computed.
+    The gradient of anything built from the captured activations is exact, because
+    nothing after them took part in the computation.
+    """
+
+    def __init__(self, net: nn.Module, modules: Mapping[str, nn.Module]):
+        if not modules:
+            raise ValueError("LayerTap needs at least one module to capture")
+        self.net = net
+        self.modules = dict(modules)
+
+    def __call__(self, inputs: torch.Tensor, truncate: bool = True
+                 ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        captured: dict[str, torch.Tensor] = {}
+        wanted = len(self.modules)
+
+        def capture(name):
+            def hook(_module, _inputs, output):
+                captured[name] = output
+                if truncate and len(captured) == wanted:
+                    raise _StopForward
+            return hook
+
+        hooks = {name: (module, capture(name)) for name, module in self.modules.items()}
+        output = run_with_hooks(self.net, inputs, hooks)
+        missing = sorted(set(self.modules) - set(captured))
+        if missing:
+            raise RuntimeError(f"layers never ran in the forward pass: {', '.join(missing)}")
+        return captured, output

@@ -1,0 +1,1 @@
+EXTRACT_TARGETS = []  # filled in by the extraction stage

@@ -1,0 +1,1 @@
+FEATUREVIS_TARGETS = []  # filled in by the feature-visualization stage
