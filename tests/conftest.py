@@ -1,0 +1,15 @@
+"""Shared test set-up: deterministic, CPU-only, few threads."""
+import os
+
+import pytest
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+torch.set_num_threads(int(os.environ.get("ATLAS_TEST_THREADS", "2")))
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+    yield
