@@ -1,0 +1,40 @@
+"""The workflow's config is validated before any job runs, and errors name the key."""
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+
+def _dry_run(tmp_path, *config):
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", f"{REPO}/Snakefile", "--directory", REPO,
+         "--configfile", f"{REPO}/workflow/config/default.yaml", "--cores", "1", "-n",
+         "--config", f"results_dir={tmp_path}", *config],
+        capture_output=True, text=True, cwd=REPO)
+
+
+@pytest.mark.parametrize("override, key, value", [
+    ("run=bad name!", "'run'", "bad name!"),
+    ("device=gpu0", "'device'", "gpu0"),
+    ("threads=0", "'threads'", "0"),
+])
+def test_bad_config_value_fails_before_any_job_naming_the_key(tmp_path, override, key, value):
+    result = _dry_run(tmp_path, override)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "Error validating config" in output
+    assert f"instance[{key}]" in output and value in output
+    assert list(tmp_path.iterdir()) == []  # no job ran, nothing written
+
+
+def test_unknown_key_is_rejected(tmp_path):
+    result = _dry_run(tmp_path, "featurvis={'steps': 3}")
+    assert result.returncode != 0
+    assert "featurvis" in result.stdout + result.stderr
+
+
+def test_default_config_passes_validation(tmp_path):
+    result = _dry_run(tmp_path)
+    assert result.returncode == 0, result.stderr
