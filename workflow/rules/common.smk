@@ -47,3 +47,23 @@ def select_layers(selection):
 
 
 MODEL_PARAMS = {"name": config["model"]["name"], "weights": config["model"]["weights"]}
+
+
+# Resume safety (docs/CLUSTER.md), in the main process only (not in every cluster job):
+# * the locks a killed Snakemake left are removed when no live run holds them, so the
+#   same command simply runs again (no `snakemake --unlock` first);
+# * a store that is not whole (a copy cut short, a disk fault) is renamed to
+#   <name>.incomplete before jobs are planned, so the job that wrote it runs again
+#   instead of a merge reading it. Even a dry run does this (Snakemake does not tell the
+#   Snakefile about -n); nothing is lost, the file was unusable.
+if workflow.is_main_process:
+    from snakemake.logging import logger
+    from pipeline.runtime import clear_stale_snakemake_locks
+    from pipeline.store import set_aside_incomplete_stores
+
+    if clear_stale_snakemake_locks():
+        logger.warning("removed the locks of an earlier Snakemake run that was killed")
+
+    for _path, _why in set_aside_incomplete_stores(RUN_DIR):
+        logger.warning(f"{_path}: incomplete store ({_why}); renamed to "
+                       f"{_path.name}.incomplete so that its job runs again")

@@ -1,0 +1,340 @@
+"""Offline questions about a finished run: ``pipeline.open_results(path)`` and ``model-atlas query``.
+
+>>> results = open_results("results/demo")
+>>> results.layers                              # {"stem": 32, ...}
+>>> results.top_examples("blocks.3.0", 42, k=5)  # images that drive the channel most
+>>> results.top_classes("blocks.3.0", 42)        # classes it supports on average
+>>> results.activations("head")["max"]          # lazy dask [N, C]
+>>> results.image("coffee")                     # predictions and strongest channels
+
+Everything is read from the run's stores (``activations.h5`` and the shard files it
+stitches, ``featurevis.h5``); no model, no dataset, no torch. Arrays are lazy:
+nothing reads a whole store into memory. Unknown layers, channels and images raise
+``KeyError``/``ValueError`` whose message lists what exists.
+
+Other stages add per-image products with :func:`register_image_section`.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from pipeline.reduce import top_classes as _rank_classes
+from pipeline.store.activations import ActivationsStore
+
+STORE_NAME = "activations.h5"
+FEATUREVIS_NAME = "featurevis.h5"
+BLOCKS_NAME = "blocks.h5"
+# name -> fn(results, image_id, row) -> JSON-able value; shown by Results.image()
+IMAGE_SECTIONS: dict[str, Callable] = {}
+
+
+def register_image_section(name: str, fn: Callable) -> None:
+    """Add ``name: fn(results, image_id, row)`` to what :meth:`Results.image` returns."""
+    IMAGE_SECTIONS[name] = fn
+
+
+def open_results(path) -> "Results":
+    """A run folder (``results/<run>``) or its ``activations.h5``."""
+    path = Path(path)
+    if path.is_dir():
+        return Results(path, path / STORE_NAME)
+    if path.is_file():
+        return Results(path.parent, path)
+    raise FileNotFoundError(f"{path}: neither a run folder nor a store file")
+
+
+def _num(value) -> float | None:
+    value = float(value)
+    return None if np.isnan(value) else float(f"{value:.6g}")
+
+
+def _listing(names, limit: int = 20) -> str:
+    names = list(names)
+    more = f" ... and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(map(str, names[:limit])) + more
+
+
+class Results:
+    """The stores of one run, opened read-only."""
+
+    def __init__(self, run_dir: Path, store_path: Path):
+        self.run_dir = Path(run_dir)
+        if not Path(store_path).is_file():
+            raise FileNotFoundError(f"{store_path}: no activations store; run the workflow's "
+                                    "extraction stage first")
+        self.store = ActivationsStore(store_path)
+        self.aliases = dict(self.store.aliases)
+        layers_json = self.run_dir / "model" / "layers.json"
+        if layers_json.is_file():
+            self.aliases.update(json.loads(layers_json.read_text()).get("aliases", {}))
+        self._rows = {image_id: i for i, image_id in enumerate(self.store.images["image_id"])}
+        self._skipped = dict(zip(self.store.skipped["image_id"], self.store.skipped["reason"]))
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- what exists -------------------------------------------------------------------
+    @property
+    def layers(self) -> dict[str, int]:
+        """Layer name -> channel count, in execution order."""
+        return {name: meta["channels"] for name, meta in self.store.layers.items()}
+
+    @property
+    def image_ids(self) -> list[str]:
+        return list(self.store.images["image_id"])
+
+    def layer_name(self, layer: str) -> str:
+        """The canonical name of ``layer`` (an alias such as ``mixed4d`` resolves)."""
+        name = self.aliases.get(layer, layer)
+        if name not in self.store.layers:
+            aliases = [a for a, n in self.aliases.items() if n in self.store.layers]
+            hint = f"; aliases: {_listing(aliases)}" if aliases else ""
+            raise KeyError(f"unknown layer {layer!r}; layers in this run: "
+                           f"{', '.join(self.store.layers)}{hint}")
+        return name
+
+    def _channel(self, layer: str, channel: int) -> tuple[str, int]:
+        name = self.layer_name(layer)
+        channels = self.store.layers[name]["channels"]
+        if not 0 <= int(channel) < channels:
+            raise ValueError(f"layer {name} has channels 0-{channels - 1}; got {channel}")
+        return name, int(channel)
+
+    def _row(self, image_id: str) -> int:
+        image_id = str(image_id)
+        if image_id in self._rows:
+            return self._rows[image_id]
+        if image_id in self._skipped:
+            raise ValueError(f"image {image_id!r} was skipped during extraction: {self._skipped[image_id]}")
+        raise KeyError(f"unknown image {image_id!r}; {len(self._rows)} images: {_listing(self._rows)}")
+
+    def summary(self) -> dict:
+        store = self.store
+        skipped = [{"image_id": i, "path": p, "reason": r} for i, p, r in
+                   zip(store.skipped["image_id"], store.skipped["path"], store.skipped["reason"])]
+        return {
+            "run": str(self.run_dir), "model": store.model,
+            "layers": self.layers, "channels": sum(self.layers.values()),
+            "images": store.num_images, "skipped": len(skipped), "skipped_images": skipped,
+            "labelled_images": int(sum(c >= 0 for c in store.images["label_class"])),
+            "attribution": store.settings.get("attribution"),
+            "top_k": store.settings.get("top_k"),
+            "stores": {"activations": str(store.path),
+                       "featurevis": str(self._featurevis_path()) if self._featurevis_path().is_file() else None},
+        }
+
+    # -- lazy per-image arrays ---------------------------------------------------------
+    def activations(self, layer: str) -> dict:
+        """Lazy dask ``[N, C]`` arrays: ``max``, ``mean``, ``argmax_y``, ``argmax_x``."""
+        name = self.layer_name(layer)
+        return {q: self.store.per_image(name, q) for q in ("max", "mean", "argmax_y", "argmax_x")}
+
+    def attributions(self, layer: str) -> dict:
+        """Lazy dask ``[N, C]`` channel attributions: ``predicted`` (and ``label`` when labelled)."""
+        name = self.layer_name(layer)
+        found = {}
+        for key, q in (("predicted", "attr_predicted"), ("label", "attr_label")):
+            if q in self.store.quantities:
+                found[key] = self.store.per_image(name, q)
+        if not found:
+            raise ValueError("this run has no attributions (extract.attribution was none)")
+        return found
+
+    # -- channels -------------------------------------------------------------------------
+    def top_examples(self, layer: str, channel: int, k: int | None = None) -> list[dict]:
+        """The images that drive ``channel`` most, strongest first (value desc, then row asc)."""
+        name, channel = self._channel(layer, channel)
+        top = self.store.group(name, "top")
+        rows = top["row"][channel]
+        k = len(rows) if k is None else max(0, int(k))
+        images = self.store.images
+        out = []
+        for rank in range(min(k, len(rows))):
+            row = int(rows[rank])
+            out.append({"rank": rank, "image_id": images["image_id"][row], "path": images["path"][row],
+                        "label": images["label"][row] or None,
+                        "activation": _num(top["value"][channel, rank]),
+                        "y": int(top["y"][channel, rank]), "x": int(top["x"][channel, rank]),
+                        "box": [int(v) for v in top["box"][channel, rank]], "row": row})
+        return out
+
+    def thumbnail(self, layer: str, channel: int, rank: int) -> np.ndarray:
+        """uint8 ``[T, T, 3]``: the receptive-field crop of the ``rank``-th top example."""
+        name, channel = self._channel(layer, channel)
+        index = int(self.store.group(name, "top")["thumbnail"][channel, rank])
+        return self.store.dataset(f"layers/{name}/thumbnails")[index]
+
+    def top_classes(self, layer: str, channel: int, k: int | None = None) -> list[dict]:
+        """Classes whose predictions the channel supports most (mean attribution); [] without attribution."""
+        name, channel = self._channel(layer, channel)
+        group = self.store.group(name, "classes") if "classes" in self.store.fh[f"layers/{name}"] else None
+        if group is None or "attribution" not in group:
+            return []
+        k = int(self.store.settings.get("top_k") or 16) if k is None else max(0, int(k))
+        scores = group["attribution"][channel]
+        counts = group["count"][()]
+        ranked = _rank_classes(scores[None, :], k)
+        names = self.store.class_names
+        return [{"class_id": int(c), "class_name": names[c], "score": _num(s), "images": int(counts[c])}
+                for c, s in zip(ranked["ids"][0], ranked["scores"][0]) if c >= 0]
+
+    def channel_stats(self, layer: str, channel: int) -> dict:
+        """Statistics over images of the channel's spatial maximum, with its histogram."""
+        name, channel = self._channel(layer, channel)
+        stats = self.store.group(name, "stats")
+        return {"mean": _num(stats["mean"][channel]), "std": _num(stats["std"][channel]),
+                "active_fraction": _num(stats["active_fraction"][channel]),
+                "mean_of_spatial_mean": _num(stats["mean_of_mean"][channel]),
+                "histogram": {"counts": stats["hist_counts"][channel].tolist(),
+                              "edges": [_num(e) for e in stats["hist_edges"][channel]]}}
+
+    def channel(self, layer: str, channel: int, k: int | None = None) -> dict:
+        """Everything about one channel (what ``model-atlas query ... channel`` prints)."""
+        name, channel = self._channel(layer, channel)
+        return {"layer": name, "channel": channel,
+                "top_examples": self.top_examples(name, channel, k),
+                "top_classes": self.top_classes(name, channel, k),
+                "stats": self.channel_stats(name, channel),
+                "featurevis": self._featurevis_path().is_file()}
+
+    def featurevis(self, layer: str, channel: int) -> np.ndarray:
+        """uint8 image of the channel's feature visualization (from ``featurevis.h5``)."""
+        name, channel = self._channel(layer, channel)
+        path = self._featurevis_path()
+        if not path.is_file():
+            raise FileNotFoundError(f"no feature visualization store at {path}; run the workflow "
+                                    "with featurevis enabled for this layer")
+        from pipeline.store.featurevis import FeatureVisStore
+        with FeatureVisStore(path) as store:
+            return store.image(name, channel)
+
+    def _featurevis_path(self) -> Path:
+        return self.run_dir / FEATUREVIS_NAME
+
+    # -- images ---------------------------------------------------------------------------
+    def image(self, image_id: str, channels: int = 5) -> dict:
+        """One image: label, top-5 predictions, strongest and most-attributed channels per layer."""
+        row = self._row(image_id)
+        images, names = self.store.images, self.store.class_names
+        ids = self.store.row("predictions/top_ids", row)
+        logits = self.store.row("predictions/top_logits", row)
+        label_class = int(images["label_class"][row])
+        out = {"image_id": str(image_id), "path": images["path"][row],
+               "label": images["label"][row] or None,
+               "label_class": label_class if label_class >= 0 else None,
+               "predictions": [{"class_id": int(c), "class_name": names[c], "logit": _num(v)}
+                               for c, v in zip(ids, logits)],
+               "layers": {}}
+        for name in self.store.layers:
+            maxima = self.store.row(f"layers/{name}/max", row)
+            strongest = np.argsort(-maxima, kind="stable")[:channels]
+            ys = self.store.row(f"layers/{name}/argmax_y", row)
+            xs = self.store.row(f"layers/{name}/argmax_x", row)
+            entry = {"strongest": [{"channel": int(c), "activation": _num(maxima[c]),
+                                    "y": int(ys[c]), "x": int(xs[c])} for c in strongest]}
+            if "attr_predicted" in self.store.quantities:
+                attr = self.store.row(f"layers/{name}/attr_predicted", row)
+                best = np.argsort(-attr, kind="stable")[:channels]
+                entry["most_attributed"] = [{"channel": int(c), "attribution": _num(attr[c])}
+                                            for c in best]
+            out["layers"][name] = entry
+        for section, fn in IMAGE_SECTIONS.items():
+            out[section] = fn(self, str(image_id), row)
+        return out
+
+
+    # -- Building Blocks (blocks.h5, pipeline/store/blocks.py) ---------------------------
+    def blocks_store(self):
+        """The run's Building Blocks store, opened lazily (the caller closes it)."""
+        from pipeline.store.blocks import BlocksStore
+        path = self.run_dir / BLOCKS_NAME
+        if not path.is_file():
+            raise FileNotFoundError(f"no Building Blocks store at {path}; run the workflow "
+                                    "with blocks enabled")
+        return BlocksStore(path)
+
+    def blocks(self, image_id: str, layer: str, *, icons: bool = True) -> dict:
+        """One featured image's Building Blocks at ``layer`` as a nested dict of NumPy arrays
+        (``dictionary``, ``grid``, ``attribution``, ``groups``, ``from_previous``)."""
+        with self.blocks_store() as store:
+            return store.blocks(str(image_id), self.aliases.get(layer, layer), icons=icons)
+
+
+def _blocks_section(results: Results, image_id: str, row: int):
+    """The ``blocks`` entry of :meth:`Results.image`: None unless the image is featured."""
+    if not (results.run_dir / BLOCKS_NAME).is_file():
+        return None
+    from pipeline.store.blocks import json_summary
+    with results.blocks_store() as store:
+        return json_summary(store, image_id) if image_id in store else None
+
+
+register_image_section("blocks", _blocks_section)
+
+# ---------------------------------------------------------------------------------
+# Command line (parsed in pipeline/cli.py)
+# ---------------------------------------------------------------------------------
+
+def run_cli(args) -> int:
+    with open_results(args.results) as results:
+        if args.what == "summary":
+            value, text = results.summary(), _summary_text
+        elif args.what == "channel":
+            value, text = results.channel(args.layer, args.channel, args.k), _channel_text
+        elif args.what == "image":
+            value, text = results.image(args.image_id), _image_text
+        else:
+            raise ValueError(f"unknown query {args.what!r}")
+    if args.json:
+        print(json.dumps(value, indent=2, default=str))
+    else:
+        print(text(value))
+    return 0
+
+
+def _summary_text(s: dict) -> str:
+    model = s["model"]
+    lines = [f"run {s['run']}: model {model.get('name')} ({model.get('weights')}), "
+             f"{len(s['layers'])} layers, {s['channels']} channels",
+             f"images: {s['images']} extracted, {s['skipped']} skipped, "
+             f"{s['labelled_images']} labelled; attribution: {s['attribution']}"]
+    lines += [f"  {name:<16} {c} channels" for name, c in s["layers"].items()]
+    if s["skipped_images"]:
+        lines.append("skipped:")
+        lines += [f"  {i['image_id']}: {i['reason']} ({i['path']})" for i in s["skipped_images"]]
+    return "\n".join(lines)
+
+
+def _channel_text(c: dict) -> str:
+    stats = c["stats"]
+    lines = [f"{c['layer']} channel {c['channel']}: mean max {stats['mean']}, std {stats['std']}, "
+             f"active in {stats['active_fraction']} of images", "top examples:"]
+    lines += [f"  {e['rank'] + 1:>3}. {e['image_id']:<24} {e['activation']:>10} at (y={e['y']}, x={e['x']}) "
+              f"box {e['box']}" for e in c["top_examples"]]
+    if c["top_classes"]:
+        lines.append("top classes (mean attribution over images predicted as the class):")
+        lines += [f"  {t['class_name']:<30} {t['score']:>10}  ({t['images']} images)"
+                  for t in c["top_classes"]]
+    return "\n".join(lines)
+
+
+def _image_text(i: dict) -> str:
+    lines = [f"{i['image_id']} ({i['path']})" + (f", label {i['label']}" if i["label"] else ""),
+             "predictions: " + ", ".join(f"{p['class_name']} ({p['logit']})" for p in i["predictions"]),
+             "strongest channels:"]
+    for name, layer in i["layers"].items():
+        lines.append(f"  {name:<16} " + ", ".join(f"{s['channel']} ({s['activation']})"
+                                                  for s in layer["strongest"]))
+    for section in IMAGE_SECTIONS:
+        lines.append(f"{section}: {json.dumps(i[section], default=str)[:200]}")
+    return "\n".join(lines)

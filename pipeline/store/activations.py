@@ -1,0 +1,347 @@
+"""Dataset-wide activations: shard files, the reduced store, and their lazy readers.
+
+Layouts are specified in docs/STORE.md ("Activations store"). In short:
+
+* a **shard** (``model-atlas.activations-shard``) holds the per-image arrays of one
+  range of images, written batch by batch by :func:`shard_writer`;
+* the **reduced store** (``model-atlas.activations``, ``results/<run>/activations.h5``)
+  stitches the shards' per-image arrays with HDF5 virtual datasets (no copy; source
+  paths relative to the store) and adds the reductions: top-k examples with
+  receptive-field boxes and thumbnails, statistics, class attribution.
+
+:class:`ShardSet` reads shards lazily as dask arrays for the reductions;
+:class:`ActivationsStore` reads the reduced store for queries. No torch here.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Iterator, Mapping, Sequence
+
+import h5py
+import numpy as np
+
+from pipeline.store._format import (StoreError, atomic_h5, open_h5, open_h5_handle, read_json_attr,
+                                    read_strings, read_table, settings_of, write_json_attr,
+                                    write_strings, write_table)
+
+SHARD_KIND, SHARD_VERSIONS = "activations-shard", (1,)
+STORE_KIND, STORE_VERSIONS = "activations", (1,)
+SHARD_VERSION, STORE_VERSION = 1, 1
+FLOAT_QUANTITIES = ("max", "mean", "attr_predicted", "attr_label")
+INT_QUANTITIES = ("argmax_y", "argmax_x")
+IMAGE_COLUMNS = ("image_id", "path", "label", "label_class")
+# Fill values of the virtual datasets: a missing shard reads as NaN / -1, never as data.
+_FILL = {"f": np.nan, "i": -1}
+
+
+def _dtype(quantity: str):
+    return np.int16 if quantity in INT_QUANTITIES else np.float32
+
+
+# ---------------------------------------------------------------------------------
+# Shards
+# ---------------------------------------------------------------------------------
+
+class ShardWriter:
+    """Appends batches of per-image arrays to an open shard file (use :func:`shard_writer`)."""
+
+    def __init__(self, fh: h5py.File, layers: Sequence[Mapping], quantities: Sequence[str],
+                 capacity: int, top: int):
+        self.fh, self.quantities, self.rows = fh, list(quantities), 0
+        self.images: dict[str, list] = {c: [] for c in IMAGE_COLUMNS}
+        self.skipped: dict[str, list] = {"image_id": [], "path": [], "reason": []}
+        size = max(int(capacity), 1)
+        chunk = min(size, 256)
+        self.datasets = {}
+        for layer in layers:
+            group = fh.create_group(f"layers/{layer['name']}")
+            for key in ("channels", "height", "width"):
+                group.attrs[key] = int(layer[key])
+            for q in self.quantities:
+                self.datasets[layer["name"], q] = group.create_dataset(
+                    q, shape=(0, layer["channels"]), maxshape=(size, layer["channels"]),
+                    chunks=(chunk, layer["channels"]), dtype=_dtype(q))
+        pred = fh.create_group("predictions")
+        self.top_ids = pred.create_dataset("top_ids", (0, top), maxshape=(size, top),
+                                           chunks=(chunk, top), dtype=np.int32)
+        self.top_logits = pred.create_dataset("top_logits", (0, top), maxshape=(size, top),
+                                              chunks=(chunk, top), dtype=np.float32)
+
+    def append(self, records: Sequence, label_classes: Sequence[int], summary) -> None:
+        """Add the kept images ``records`` (``image_id``, ``path``, ``label``) and their summary rows."""
+        n = len(records)
+        if n != len(summary):
+            raise ValueError(f"{n} records for a summary of {len(summary)} images")
+        start, stop = self.rows, self.rows + n
+        for (layer, q), ds in self.datasets.items():
+            ds.resize(stop, axis=0)
+            values = summary.layers[layer].get(q)
+            ds[start:stop] = np.full((n, ds.shape[1]), np.nan, np.float32) if values is None \
+                else np.asarray(values, dtype=ds.dtype)
+        for ds, values in ((self.top_ids, summary.top_ids), (self.top_logits, summary.top_logits)):
+            ds.resize(stop, axis=0)
+            ds[start:stop] = np.asarray(values, dtype=ds.dtype)
+        for record, label_class in zip(records, label_classes):
+            self.images["image_id"].append(record.image_id)
+            self.images["path"].append(str(record.path))
+            self.images["label"].append(record.label or "")
+            self.images["label_class"].append(int(label_class))
+        self.rows = stop
+
+    def skip(self, skipped: Sequence) -> None:
+        """Record images that could not be used (``image_id``, ``path``, ``reason``)."""
+        for item in skipped:
+            self.skipped["image_id"].append(item.image_id)
+            self.skipped["path"].append(str(item.path))
+            self.skipped["reason"].append(item.reason)
+
+    def _finish(self) -> None:
+        images = dict(self.images, label_class=np.asarray(self.images["label_class"], np.int64))
+        write_table(self.fh, "images", images)
+        write_table(self.fh, "skipped", self.skipped)
+        self.fh.attrs["rows"] = self.rows
+
+
+@contextlib.contextmanager
+def shard_writer(path, *, layers: Sequence[Mapping], quantities: Sequence[str], capacity: int,
+                 class_names: Sequence[str], start: int, stop: int, settings: Mapping,
+                 model_checksum: str, top: int = 5) -> Iterator[ShardWriter]:
+    """Write the shard of images ``[start, stop)`` of a listing; it appears only when complete.
+
+    ``layers`` are dicts with ``name``, ``channels``, ``height``, ``width``;
+    ``quantities`` are the per-layer arrays to hold (see ``pipeline.extract``).
+    """
+    unknown = set(quantities) - set(FLOAT_QUANTITIES) - set(INT_QUANTITIES)
+    if unknown:
+        raise ValueError(f"unknown shard quantities: {', '.join(sorted(unknown))}")
+    with atomic_h5(path, SHARD_KIND, SHARD_VERSION, settings=settings,
+                   model_checksum=model_checksum) as fh:
+        fh.attrs["start"], fh.attrs["stop"] = int(start), int(stop)
+        write_json_attr(fh, "quantities", list(quantities))
+        write_strings(fh, "class_names", class_names)
+        writer = ShardWriter(fh, layers, quantities, capacity, top)
+        yield writer
+        writer._finish()
+
+
+class _LazyH5:
+    """A picklable, sliceable view of one HDF5 dataset that opens its file per read.
+
+    dask tasks get this instead of an ``h5py.Dataset`` (which cannot be pickled), so
+    any dask scheduler works and no file handle is shared between threads.
+    """
+
+    def __init__(self, path: str, key: str, shape, dtype):
+        self.path, self.key, self.shape, self.dtype = str(path), key, tuple(shape), np.dtype(dtype)
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, selection):
+        with h5py.File(self.path, "r") as fh:
+            return fh[self.key][selection]
+
+
+def lazy_array(path, key: str, shape, dtype, rows_per_chunk: int = 8192):
+    """A dask array over dataset ``key`` of file ``path`` (chunks of whole rows)."""
+    import dask.array as da
+    shape = tuple(shape)
+    chunks = (max(1, min(rows_per_chunk, shape[0])), *shape[1:]) if shape[0] else shape
+    name = f"h5-{Path(path).resolve()}-{key}-{os.stat(path).st_mtime_ns}"
+    return da.from_array(_LazyH5(path, key, shape, dtype), chunks=chunks, name=name,
+                         asarray=True, fancy=False, lock=False)
+
+
+class ShardSet:
+    """The shards of one run, checked to be complete, consistent and contiguous."""
+
+    def __init__(self, paths: Sequence[str | os.PathLike]):
+        if not paths:
+            raise StoreError("no shard files given")
+        infos = []
+        for path in paths:
+            with open_h5(path, SHARD_KIND, SHARD_VERSIONS) as fh:
+                infos.append({
+                    "path": Path(path), "start": int(fh.attrs["start"]), "stop": int(fh.attrs["stop"]),
+                    "rows": int(fh.attrs["rows"]), "config_hash": str(fh.attrs["config_hash"]),
+                    "model_checksum": str(fh.attrs["model_checksum"]), "settings": settings_of(fh),
+                    "quantities": read_json_attr(fh, "quantities"),
+                    "layers": [{"name": name, **{k: int(v) for k, v in g.attrs.items()}}
+                               for name, g in fh["layers"].items()],
+                    "class_names": read_strings(fh["class_names"]),
+                    "top": fh["predictions/top_ids"].shape[1],
+                })
+        infos.sort(key=lambda info: info["start"])
+        first = infos[0]
+        for info in infos[1:]:
+            if info["config_hash"] != first["config_hash"]:
+                raise StoreError(
+                    f"shard {info['path']} was made with other settings (config_hash "
+                    f"{info['config_hash']}) than {first['path']} ({first['config_hash']}); "
+                    "re-run extraction so that all shards share one configuration")
+            if info["model_checksum"] != first["model_checksum"]:
+                raise StoreError(f"shard {info['path']} comes from other model weights than {first['path']}")
+        for before, after in zip(infos, infos[1:]):
+            if after["start"] != before["stop"]:
+                raise StoreError(f"shards do not cover images {before['stop']}-{after['start']}: "
+                                 f"{before['path'].name} is followed by {after['path'].name}")
+        self.shards = infos
+        self.settings, self.config_hash = first["settings"], first["config_hash"]
+        self.model_checksum, self.class_names = first["model_checksum"], first["class_names"]
+        self.layers, self.quantities, self.top = first["layers"], first["quantities"], first["top"]
+        self.offsets = np.cumsum([0] + [info["rows"] for info in infos])
+        self.rows = int(self.offsets[-1])
+
+    def array(self, key: str):
+        """``[N, ...]`` dask array of dataset ``key`` (e.g. ``layers/stem/max``) over all shards."""
+        import dask.array as da
+        parts = []
+        for info in self.shards:
+            with h5py.File(info["path"], "r") as fh:
+                shape, dtype = fh[key].shape, fh[key].dtype
+            if shape[0]:
+                parts.append(lazy_array(info["path"], key, shape, dtype))
+        if not parts:
+            return da.zeros((0, *shape[1:]), dtype=dtype)
+        return da.concatenate(parts, axis=0)
+
+    def table(self, name: str) -> dict[str, list]:
+        merged: dict[str, list] = {}
+        for info in self.shards:
+            with h5py.File(info["path"], "r") as fh:
+                for col, values in read_table(fh[name]).items():
+                    merged.setdefault(col, []).extend(values)
+        return merged
+
+
+# ---------------------------------------------------------------------------------
+# The reduced store
+# ---------------------------------------------------------------------------------
+
+class ReducedWriter:
+    """Writes the reduced store's layers (use :func:`reduced_writer`)."""
+
+    def __init__(self, fh: h5py.File):
+        self.fh = fh
+
+    def write_layer(self, name: str, *, rf_rows, rf_cols, top: Mapping[str, np.ndarray],
+                    stats: Mapping[str, np.ndarray], classes: Mapping[str, np.ndarray]) -> None:
+        group = self.fh[f"layers/{name}"]
+        group.create_dataset("rf_rows", data=np.asarray(rf_rows, np.int32))
+        group.create_dataset("rf_cols", data=np.asarray(rf_cols, np.int32))
+        for sub, arrays in (("top", top), ("stats", stats), ("classes", classes)):
+            g = group.require_group(sub)
+            for key, values in arrays.items():
+                g.create_dataset(key, data=values)
+
+    def create_thumbnails(self, name: str, count: int, size: int) -> h5py.Dataset:
+        # One thumbnail per chunk: the site and queries read them one at a time.
+        return self.fh[f"layers/{name}"].create_dataset(
+            "thumbnails", shape=(count, size, size, 3), dtype=np.uint8,
+            chunks=(1, size, size, 3) if count else None)
+
+
+@contextlib.contextmanager
+def reduced_writer(path, shards: ShardSet, *, settings: Mapping, model: Mapping,
+                   aliases: Mapping[str, str]) -> Iterator[ReducedWriter]:
+    """Create the reduced store at ``path``: tables and virtual per-image arrays, then layers."""
+    path = Path(path)
+    with atomic_h5(path, STORE_KIND, STORE_VERSION, settings={**shards.settings, **settings},
+                   model_checksum=shards.model_checksum) as fh:
+        fh.attrs["shards_config_hash"] = shards.config_hash
+        write_json_attr(fh, "model", dict(model))
+        write_json_attr(fh, "aliases", dict(aliases))
+        write_json_attr(fh, "quantities", shards.quantities)
+        write_strings(fh, "class_names", shards.class_names)
+        images = shards.table("images")
+        images["label_class"] = np.asarray(images.get("label_class", []), np.int64)
+        write_table(fh, "images", {c: images.get(c, []) for c in IMAGE_COLUMNS})
+        write_table(fh, "skipped", {c: shards.table("skipped").get(c, [])
+                                    for c in ("image_id", "path", "reason")})
+        write_table(fh, "shards", {
+            "file": [os.path.relpath(info["path"].resolve(), path.parent.resolve()) for info in shards.shards],
+            "start": np.asarray([info["start"] for info in shards.shards], np.int64),
+            "stop": np.asarray([info["stop"] for info in shards.shards], np.int64),
+            "row_offset": np.asarray(shards.offsets[:-1], np.int64),
+            "rows": np.asarray([info["rows"] for info in shards.shards], np.int64)})
+        _virtual(fh, shards, path.parent, "predictions/top_ids", (shards.top,), np.int32)
+        _virtual(fh, shards, path.parent, "predictions/top_logits", (shards.top,), np.float32)
+        for layer in shards.layers:
+            group = fh.create_group(f"layers/{layer['name']}")
+            for key in ("channels", "height", "width"):
+                group.attrs[key] = layer[key]
+            for q in shards.quantities:
+                _virtual(fh, shards, path.parent, f"layers/{layer['name']}/{q}",
+                         (layer["channels"],), _dtype(q))
+        yield ReducedWriter(fh)
+
+
+def _virtual(fh: h5py.File, shards: ShardSet, folder: Path, key: str, tail: tuple, dtype) -> None:
+    """Stitch dataset ``key`` of every shard into one ``[N, *tail]`` virtual dataset."""
+    shape = (shards.rows, *tail)
+    if shards.rows == 0:
+        fh.create_dataset(key, shape=shape, dtype=dtype)
+        return
+    layout = h5py.VirtualLayout(shape=shape, dtype=dtype)
+    for info, offset in zip(shards.shards, shards.offsets):
+        if info["rows"]:
+            source = os.path.relpath(info["path"].resolve(), folder.resolve())
+            layout[offset:offset + info["rows"]] = h5py.VirtualSource(
+                source, key, shape=(info["rows"], *tail))
+    fh.create_virtual_dataset(key, layout, fillvalue=_FILL[np.dtype(dtype).kind])
+
+
+class ActivationsStore:
+    """Read-only, lazy access to a reduced store; checks that every shard it stitches exists."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.fh = open_h5_handle(self.path, STORE_KIND, STORE_VERSIONS)
+        try:
+            shards = read_table(self.fh["shards"])
+            missing = [f for f, rows in zip(shards["file"], shards["rows"])
+                       if rows and not (self.path.parent / f).is_file()]
+            if missing:
+                raise StoreError(f"{self.path}: its per-image arrays live in shard files that are "
+                                 f"missing: {', '.join(missing)} (expected next to the store; move the "
+                                 "whole run folder, or re-run extraction)")
+            self.settings = settings_of(self.fh)
+            self.model = read_json_attr(self.fh, "model", {})
+            self.aliases = read_json_attr(self.fh, "aliases", {})
+            self.quantities = read_json_attr(self.fh, "quantities", [])
+            self.class_names = read_strings(self.fh["class_names"])
+            self.images = read_table(self.fh["images"])
+            self.skipped = read_table(self.fh["skipped"])
+            self.layers = {name: {k: int(v) for k, v in g.attrs.items()}
+                           for name, g in self.fh["layers"].items()}
+        except BaseException:
+            self.fh.close()
+            raise
+
+    def close(self) -> None:
+        self.fh.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def num_images(self) -> int:
+        return len(self.images["image_id"])
+
+    def per_image(self, layer: str, quantity: str):
+        """Lazy dask ``[N, C]`` array of a per-image quantity of ``layer``."""
+        key = f"layers/{layer}/{quantity}"
+        ds = self.fh[key]
+        return lazy_array(self.path, key, ds.shape, ds.dtype)
+
+    def row(self, key: str, index: int) -> np.ndarray:
+        return self.fh[key][index]
+
+    def group(self, layer: str, sub: str) -> h5py.Group:
+        return self.fh[f"layers/{layer}/{sub}"]
+
+    def dataset(self, key: str) -> h5py.Dataset:
+        return self.fh[key]
