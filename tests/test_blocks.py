@@ -1,0 +1,213 @@
+"""Per-image Building Blocks on a tiny hand-made model (pipeline/blocks.py, pipeline/store/blocks.py)."""
+import numpy as np
+import pytest
+import torch
+
+from pipeline import blocks as bb
+from pipeline.hooks import LayerTap
+from pipeline.models import load_model
+from pipeline.store._format import StoreError
+from pipeline.store.blocks import BlocksStore, json_summary, merge_files, write_image_file
+
+TINY = "tests.blocks_models:tiny_blocks_net"
+LAYERS = ("features1", "features2")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model(TINY, weights="random")
+
+
+@pytest.fixture
+def image():
+    return torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(3))
+
+
+def _acts(model, image, layer):
+    tap = LayerTap(model.net, model.modules_for(model.resolve_layers([layer])))
+    acts, _ = tap(model.normalize(image[None]))
+    return acts[layer][0].detach()
+
+
+def _settings(**kw):
+    base = dict(layers=LAYERS, groups=2, grid=2, grid_steps=4, grid_size=16, grid_batch=4,
+                group_icon_size=16)
+    return bb.BlocksSettings(**{**base, **kw})
+
+
+# -- semantic dictionary and grid --------------------------------------------------------
+
+def test_semantic_dictionary_top_channels_match_a_direct_sort(model, image):
+    act = _acts(model, image, "features2")                      # [6, 4, 4]
+    d = bb.semantic_dictionary(act, top=3)
+    assert d["channels"].shape == (4, 4, 3) and d["values"].shape == (4, 4, 3)
+    for y in range(4):
+        for x in range(4):
+            vector = act[:, y, x].numpy()
+            order = np.argsort(-vector, kind="stable")[:3]
+            assert list(d["channels"][y, x]) == list(order)
+            np.testing.assert_allclose(d["values"][y, x], vector[order], rtol=1e-6)
+            assert d["magnitude"][y, x] == pytest.approx(np.linalg.norm(vector), rel=1e-5)
+    assert bb.semantic_dictionary(act, top=50)["channels"].shape == (4, 4, 6)   # K <= C
+
+
+def test_grid_vectors_average_pool_positions(model, image):
+    act = _acts(model, image, "features1")                      # [4, 8, 8]
+    full = bb.grid_vectors(act, "full")
+    assert full.shape == (8, 8, 4)
+    torch.testing.assert_close(full[2, 5], act[:, 2, 5])
+    pooled = bb.grid_vectors(act, 2)
+    assert pooled.shape == (2, 2, 4)
+    torch.testing.assert_close(pooled[1, 0], act[:, 4:, :4].mean(dim=(1, 2)))
+    assert bb.grid_shape(4, 4, 7) == (4, 4)
+    with pytest.raises(ValueError, match="blocks grid"):
+        bb.grid_shape(4, 4, 0)
+
+
+def test_activation_grid_icon_activates_its_direction_more_than_random_images(model, image):
+    act = _acts(model, image, "features2")
+    size = 48
+    grid = bb.activation_grid(model, "features2", act, grid=2, steps=128, size=size, batch=4)
+    assert grid["icons"].shape == (2, 2, size, size, 3) and grid["icons"].dtype == np.uint8
+    vectors = torch.from_numpy(grid["vectors"]).reshape(4, -1)
+    icons = torch.from_numpy(grid["icons"]).reshape(4, size, size, 3).permute(0, 3, 1, 2) / 255.0
+    randoms = torch.rand(8, 3, size, size, generator=torch.Generator().manual_seed(7))
+
+    def direction_value(images, vector):
+        acts = _acts_batch(model, images, "features2")
+        return torch.einsum("nchw,c->n", acts, vector) / acts[0, 0].numel()
+
+    for i, vector in enumerate(vectors):
+        rendered = direction_value(icons[i:i + 1], vector)[0]
+        assert rendered > direction_value(randoms, vector).max()
+    np.testing.assert_allclose(grid["magnitude"], vectors.norm(dim=1).reshape(2, 2).numpy(), rtol=1e-6)
+
+
+def _acts_batch(model, images, layer):
+    tap = LayerTap(model.net, model.modules_for(model.resolve_layers([layer])))
+    acts, _ = tap(model.normalize(images))
+    return acts[layer].detach()
+
+
+# -- classes and attribution ---------------------------------------------------------------
+
+def test_attributed_classes_runner_up_name_and_id():
+    names = ["ant", "bee", "cat", "dog", "eel"]
+    logits = torch.tensor([0.1, 3.0, 2.0, -1.0, 0.5])
+    assert bb.attributed_classes(logits, 2, "runner-up", names) == ([1, 2], 2)
+    assert bb.attributed_classes(logits, 1, "runner-up", names) == ([1, 2], 2)
+    assert bb.attributed_classes(logits, 2, "EEL", names) == ([1, 2, 4], 4)
+    assert bb.attributed_classes(logits, 2, "3", names) == ([1, 2, 3], 3)
+    with pytest.raises(ValueError, match="no class named 'cow'"):
+        bb.attributed_classes(logits, 2, "cow", names)
+    with pytest.raises(ValueError, match="class id 9 out of range"):
+        bb.attributed_classes(logits, 2, 9, names)
+
+
+def test_spatial_and_channel_attribution_both_sum_to_the_total_linear_attribution(model, image):
+    out = bb.compute_blocks(model, image, _settings(top_classes=3), render_icons=False)
+    logits = model(image[None])[0].detach()
+    classes = list(out["classes"]["ids"])
+    assert classes[0] == int(logits.argmax())
+    for name in LAYERS:
+        attr = out["layers"][name]["attribution"]
+        spatial_sum = attr["spatial"].sum(axis=(1, 2))
+        channel_sum = attr["channel"].sum(axis=1)
+        np.testing.assert_allclose(spatial_sum, channel_sum, rtol=1e-5)
+        np.testing.assert_allclose(spatial_sum, attr["total"], rtol=1e-5)
+        # The tiny net has no biases and is piecewise linear: gradient x activation of
+        # any layer sums to the logit itself (Euler), which we can check by hand.
+        np.testing.assert_allclose(spatial_sum, logits[classes].numpy(), rtol=1e-4)
+        second = out["classes"]["second_index"]
+        np.testing.assert_allclose(attr["channel_difference"], attr["channel"][0] - attr["channel"][second],
+                                   rtol=1e-6)
+
+
+def test_layer_to_layer_rows_sum_to_the_later_layers_spatial_attribution(model, image):
+    # features2 is a linear, bias-free function of features1, so the earlier layer's
+    # attribution to each later position adds up to that position's attribution.
+    out = bb.compute_blocks(model, image, _settings(), render_icons=False)
+    link = out["layers"]["features2"]["from_previous"]
+    assert link["layer"] == "features1"
+    assert link["attribution"].shape == (16, 64)
+    spatial = out["layers"]["features2"]["attribution"]["spatial"][0]
+    np.testing.assert_allclose(link["attribution"].sum(axis=1), spatial.ravel(), rtol=1e-4, atol=1e-7)
+    assert "from_previous" not in out["layers"]["features1"]
+    # Pooled: sums over cells keep every total.
+    pooled = bb.compute_blocks(model, image, _settings(layer_to_layer_grid=2), render_icons=False)
+    small = pooled["layers"]["features2"]["from_previous"]
+    assert small["attribution"].shape == (4, 4)
+    assert small["attribution"].sum() == pytest.approx(link["attribution"].sum(), rel=1e-4)
+
+
+def test_neuron_groups_have_nonnegative_maps_and_split_the_attribution(model, image):
+    out = bb.compute_blocks(model, image, _settings(groups=4), render_icons=False)
+    groups = out["layers"]["features1"]["groups"]
+    assert groups["maps"].shape == (4, 8, 8) and (groups["maps"] >= 0).all()
+    assert groups["directions"].shape == (4, 4)
+    assert groups["relative_error"] < 1e-2                      # 4 groups for 4 channels
+    # Every (activation > 0) entry is covered, so the groups split the whole attribution.
+    total = out["layers"]["features1"]["attribution"]["total"]
+    np.testing.assert_allclose(groups["attribution"].sum(axis=0), total, rtol=1e-3)
+    for target in ("attributions", "gradients"):
+        other = bb.compute_blocks(model, image, _settings(factorize=target, shared=True),
+                                  render_icons=False)["layers"]["features2"]["groups"]
+        assert other["target"] == target and other["shared"] is True
+        assert (other["maps"] >= 0).all()
+
+
+# -- store -------------------------------------------------------------------------------------
+
+def _write(model, image, path, image_id, settings=None):
+    settings = settings or _settings()
+    blocks = bb.compute_blocks(model, image, settings)
+    layers = [l.to_dict() for l in model.resolve_layers(list(LAYERS))]
+    return write_image_file(path, image_id=image_id, image_path=f"/photos/{image_id}", blocks=blocks,
+                            model=model.describe(), class_names=model.class_names, layers=layers,
+                            settings=settings.to_dict(), model_checksum=model.checksum), blocks
+
+
+def test_store_round_trip_merge_and_json(model, image, tmp_path):
+    a, blocks_a = _write(model, image, tmp_path / "a.h5", "dir/a.jpg")
+    b, _ = _write(model, torch.rand(3, 16, 16), tmp_path / "b.h5", "b.jpg")
+    merged = merge_files([a, b], tmp_path / "blocks.h5")
+    with BlocksStore(merged) as store:
+        assert store.image_ids == ["dir/a.jpg", "b.jpg"]
+        assert list(store.layers) == list(LAYERS)
+        got = store.blocks("dir/a.jpg", "features2")
+        want = blocks_a["layers"]["features2"]
+        np.testing.assert_array_equal(got["dictionary"]["channels"], want["dictionary"]["channels"])
+        np.testing.assert_array_equal(got["grid"]["icons"], want["grid"]["icons"])
+        np.testing.assert_array_equal(got["groups"]["icons"], want["groups"]["icons"])
+        assert got["groups"]["target"] == "activations"
+        assert got["from_previous"]["layer"] == "features1"
+        np.testing.assert_array_equal(store.input_image("dir/a.jpg"), blocks_a["input"])
+        assert store.dataset("b.jpg", "features1", "grid/icons").shape == (2, 2, 16, 16, 3)
+        assert "icons" not in store.blocks("b.jpg", "features1", icons=False)["grid"]
+        summary = json_summary(store, "dir/a.jpg")
+        assert summary["predictions"][0]["class_name"] in model.class_names
+        layer = summary["layers"]["features2"]
+        assert layer["dictionary"]["channels"] == want["dictionary"]["channels"].tolist()
+        assert layer["grid"]["icons"]["shape"] == [2, 2, 16, 16, 3]
+        with pytest.raises(KeyError, match="no Building Blocks for image 'c.jpg'"):
+            store.blocks("c.jpg", "features1")
+        with pytest.raises(KeyError, match="layer 'head'"):
+            store.blocks("b.jpg", "head")
+    with pytest.raises(StoreError, match="appears twice"):
+        merge_files([a, a], tmp_path / "twice.h5")
+    c, _ = _write(model, image, tmp_path / "c.h5", "c.jpg", _settings(top_channels=2))
+    with pytest.raises(StoreError, match="other settings"):
+        merge_files([a, c], tmp_path / "mixed.h5")
+
+
+def test_featured_images_and_bad_files_are_named(model, tmp_path):
+    with pytest.raises(ValueError, match="is not a file"):
+        bb.featured_images([str(tmp_path / "missing.jpg")])
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    records = bb.featured_images([str(empty)])
+    assert records == [{"image_id": "empty.jpg", "path": str(empty.resolve())}]
+    config = {"layers": list(LAYERS), "grid": 2, "grid_steps": 2, "grid_size": 16, "groups": 2}
+    with pytest.raises(ValueError, match="featured image 'empty.jpg'.*zero-byte"):
+        bb.run_image(model, records[0], config, tmp_path / "out.h5")
+    assert not (tmp_path / "out.h5").exists()

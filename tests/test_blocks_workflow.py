@@ -1,0 +1,100 @@
+"""End to end: the Snakemake Building Blocks stage on a tiny model, read back by the store and the query."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+COLOURS = {"red.png": (200, 40, 40), "blue.png": (40, 40, 200)}
+
+
+def plant_images(folder: Path) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for name, colour in COLOURS.items():
+        pixels = np.clip(rng.normal(colour, 30, size=(20, 24, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / name)
+    return [str(folder / name) for name in COLOURS]
+
+
+def config(images: Path, featured, **blocks) -> dict:
+    return {
+        "run": "bb", "device": "cpu", "threads": 1,
+        "model": {"name": "tests.blocks_models:tiny_blocks_net", "weights": "random"},
+        "dataset": {"kind": "folder", "path": str(images)},
+        "featurevis": {"enabled": False},
+        "site": {"enabled": False},
+        "extract": {"layers": "all", "images_per_shard": 2, "batch_size": 2, "top_k": 2,
+                    "histogram_bins": 4, "thumbnail_size": 8},
+        "blocks": {"images": featured, "layers": ["features2", "features1"], "grid": 2,
+                   "grid_steps": 3, "grid_size": 16, "grid_batch": 4, "group_icon_size": 16,
+                   "groups": 2, "second_class": "cat", **blocks},
+    }
+
+
+def run(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO), MALLOC_MMAP_MAX_="0",
+               MALLOC_TRIM_THRESHOLD_="100000000000")
+    env.pop("MODEL_ATLAS_GPUS", None)
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
+                           "-d", str(workdir), "--configfile", str(workdir / "config.yaml"),
+                           "--cores", "2", "--scheduler", "greedy", *args],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+@pytest.mark.slow
+def test_workflow_writes_blocks_that_the_store_and_the_query_return(tmp_path):
+    images = tmp_path / "images"
+    featured = plant_images(images)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config(images, featured)))
+    run(tmp_path)                                   # rule all: extraction and blocks
+    run_dir = tmp_path / "results" / "bb"
+    assert sorted(p.name for p in (run_dir / "blocks" / "images").iterdir()) == ["0.h5", "1.h5"]
+    assert "Building Blocks of red.png" in (run_dir / "logs" / "blocks_image" / "0.log").read_text()
+
+    from pipeline.query import open_results
+    from pipeline.store.blocks import BlocksStore
+    with BlocksStore(run_dir / "blocks.h5") as store:
+        assert store.image_ids == ["red.png", "blue.png"]
+        assert list(store.layers) == ["features1", "features2"]      # execution order
+        assert store.settings["grid"] == 2 and store.input_image("red.png").shape == (16, 16, 3)
+        info = store.image("blue.png")
+        assert info["classes"]["second"] == 2                          # "cat"
+    with open_results(run_dir) as results:
+        blocks = results.blocks("red.png", "features2")
+        assert blocks["grid"]["icons"].shape == (2, 2, 16, 16, 3)
+        assert blocks["from_previous"]["attribution"].shape == (16, 64)
+        assert (blocks["groups"]["maps"] >= 0).all()
+
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "query", str(run_dir), "image",
+                           "red.png", "--json"], cwd=REPO, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    image = json.loads(proc.stdout)["blocks"]
+    assert image["classes"][-1]["class_name"] == "cat" and image["second_class"] == 2
+    layer = image["layers"]["features2"]
+    assert np.asarray(layer["dictionary"]["channels"]).shape == (4, 4, 4)
+    assert np.asarray(layer["attribution"]["spatial"]).shape[1:] == (4, 4)
+    assert layer["grid"]["icons"]["shape"] == [2, 2, 16, 16, 3]
+    assert layer["from_previous"]["layer"] == "features1"
+
+
+@pytest.mark.slow
+def test_an_unknown_blocks_layer_stops_the_run_naming_it(tmp_path):
+    images = tmp_path / "images"
+    featured = plant_images(images)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(
+        config(images, featured, layers=["mixed4d"])))
+    proc = run(tmp_path, "results/bb/blocks.h5", check=False)
+    assert proc.returncode != 0
+    assert "layer 'mixed4d' does not exist" in proc.stdout + proc.stderr
+    assert not (tmp_path / "results" / "bb" / "blocks.h5").exists()
