@@ -10,7 +10,7 @@ CONFIG ?= workflow/config/default.yaml
 export MALLOC_MMAP_MAX_ ?= 0
 export MALLOC_TRIM_THRESHOLD_ ?= 100000000000
 
-.PHONY: setup demo test test-fast lint bench browser clean
+.PHONY: setup demo test test-fast lint report bench browser clean
 
 setup: $(VENV)/.installed
 
@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 ## The main job: the embedded default run (EfficientNet-Lite0 on the bundled photos).
 demo: setup
 	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG) --scheduler greedy
-	@$(BIN)/python -c "import yaml; c = yaml.safe_load(open('$(CONFIG)')); print('\nResults are in', c.get('results_dir', 'results') + '/' + c.get('run', 'demo') + '/')"
+	@$(BIN)/python -c "import yaml; c = yaml.safe_load(open('$(CONFIG)')); r = c.get('results_dir', 'results') + '/' + c.get('run', 'demo'); print('\nResults are in', r + '/'); print('Open the atlas:', r + '/site/index.html')"
 
 ## The test suite (installs Chromium from Debian's packages for the browser tests when root).
 test: setup browser
@@ -40,9 +40,15 @@ browser:
 lint: setup
 	$(BIN)/snakemake --lint --configfile $(CONFIG)
 
+## Snakemake's HTML report of a finished run: jobs, runtimes (benchmarks), code, config.
+REPORT ?= results/report.html
+report: setup
+	$(BIN)/snakemake --report $(REPORT) --configfile $(CONFIG)
+
 bench: setup
 	$(BIN)/python bench/featurevis.py
 	$(BIN)/python bench/extract.py
+	$(BIN)/python bench/site.py
 
 clean:
 	rm -rf results .snakemake

@@ -14,6 +14,8 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/model.smk"
 include: "workflow/rules/featurevis.smk"
 include: "workflow/rules/extract.smk"
+include: "workflow/rules/blocks.smk"
+include: "workflow/rules/site.smk"
 
 
 rule all:
@@ -21,4 +23,6 @@ rule all:
         run_path("model", "layers.json"),
         FEATUREVIS_TARGETS,
         EXTRACT_TARGETS,
+        BLOCKS_TARGETS,
+        SITE_TARGETS,
     default_target: True

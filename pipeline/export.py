@@ -1,0 +1,410 @@
+"""The static atlas site: :func:`build_site` writes every page of an :class:`AtlasData`.
+
+Pages (one Jinja2 template each, in ``site/templates``): the index, one page per layer
+(``layers/<layer>.html``), per channel (``channels/<layer>/<c>.html``), per featured
+image (``images/<id>.html``) and per predicted class (``classes/<id>.html``). The site
+opens from ``file://`` (no ``fetch``: page data is JSON embedded in the page, read by
+the classic script ``static/atlas.js``), needs no network, and uses relative links
+only, so it can be copied anywhere. Every text from data is escaped (Jinja2 autoescape;
+JSON is embedded with ``<``, ``>`` and ``&`` escaped; the script writes ``textContent``).
+
+Builds are reproducible: the same inputs give the same bytes (ordered iteration, no
+timestamps, PNGs encoded by Pillow without metadata). No torch here.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import posixpath
+import re
+import shutil
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+
+from pipeline.atlas_data import AtlasData, Channel, FeaturedImage, Layer, load_image
+
+SITE_SOURCES = Path(__file__).resolve().parent.parent / "site"
+MARKER = ".model-atlas-site"
+
+
+@dataclasses.dataclass(frozen=True)
+class SiteOptions:
+    """Presentation choices (the workflow's ``site:`` config section)."""
+
+    thumbnail_size: int = 64        # layer-grid and icon thumbnails, pixels per side
+    class_channels: int = 8         # channels shown per layer and class (attribution lists)
+    dictionary_cells: int = 400     # draw the semantic dictionary's icon grid up to H*W cells
+    progress: bool = False
+
+
+# ---------------------------------------------------------------------------------
+# Where everything goes
+# ---------------------------------------------------------------------------------
+
+class Urls:
+    """Decides every path of the site (relative to its root) and every relative link."""
+
+    def __init__(self, data: AtlasData):
+        self._slugs = _image_slugs([img.image_id for img in data.images])
+
+    index = "index.html"
+
+    @staticmethod
+    def layer(name: str) -> str:
+        return f"layers/{name}.html"
+
+    @staticmethod
+    def channel(layer: str, c: int) -> str:
+        return f"channels/{layer}/{int(c)}.html"
+
+    def image(self, image_id: str) -> str | None:
+        slug = self._slugs.get(image_id)
+        return None if slug is None else f"images/{slug}.html"
+
+    def image_file(self, image_id: str) -> str:
+        return f"img/images/{self._slugs[image_id]}.png"
+
+    @staticmethod
+    def klass(class_id: int) -> str:
+        return f"classes/{int(class_id)}.html"
+
+    @staticmethod
+    def featurevis(layer: str, c: int, variant: str = "") -> str:
+        return f"img/featurevis/{layer}/{int(c)}{variant}.png"
+
+    @staticmethod
+    def static(name: str) -> str:
+        return f"static/{name}"
+
+    @staticmethod
+    def href(page: str, target: str | None) -> str | None:
+        """The link from ``page`` to ``target``, both site paths; percent-encoded."""
+        if target is None:
+            return None
+        return quote(posixpath.relpath(target, posixpath.dirname(page) or "."), safe="/#")
+
+
+def _image_slugs(ids: list[str]) -> dict[str, str]:
+    """A file name for each image id: the id when it is a safe name, else a cleaned id + hash."""
+    out, used = {}, set()
+    for image_id in sorted(ids):
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", image_id).strip(".")[:60] or "image"
+        if safe != image_id or safe.lower() in used:
+            safe = f"{safe}-{hashlib.sha1(image_id.encode()).hexdigest()[:10]}"
+        used.add(safe.lower())
+        out[image_id] = safe
+    return out
+
+
+# ---------------------------------------------------------------------------------
+# Images
+# ---------------------------------------------------------------------------------
+
+def encode_png(array: np.ndarray) -> bytes:
+    """uint8 ``[H, W, 3|4]`` (or ``[H, W]``) -> PNG bytes; same array, same bytes."""
+    from PIL import Image
+    array = np.ascontiguousarray(array)
+    if array.dtype != np.uint8:
+        raise ValueError(f"images must be uint8, got {array.dtype} of shape {array.shape}")
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", compress_level=6, optimize=False)
+    return buffer.getvalue()
+
+
+def resize(array: np.ndarray, size: int) -> np.ndarray:
+    """uint8 ``[H, W, 3]`` -> ``[size, size, 3]`` (antialiased); returned as is when it fits."""
+    from PIL import Image
+    if array.shape[0] == size and array.shape[1] == size:
+        return array
+    return np.asarray(Image.fromarray(np.ascontiguousarray(array)).resize((size, size), Image.LANCZOS))
+
+
+POSITIVE, NEGATIVE = (230, 85, 13), (33, 113, 181)
+
+
+def heatmap(values: np.ndarray, scale: float | None = None) -> np.ndarray:
+    """``[H, W]`` signed values -> RGBA uint8 overlay: orange for positive, blue for negative,
+    opacity by magnitude relative to ``scale`` (default: the largest magnitude)."""
+    values = np.nan_to_num(np.asarray(values, np.float64))
+    scale = float(np.abs(values).max()) if scale is None else float(scale)
+    strength = np.clip(np.abs(values) / scale, 0, 1) if scale > 0 else np.zeros_like(values)
+    rgba = np.zeros((*values.shape, 4), np.uint8)
+    rgba[..., :3] = np.where(values[..., None] >= 0, POSITIVE, NEGATIVE)
+    rgba[..., 3] = np.round(strength * 220).astype(np.uint8)
+    return rgba
+
+
+def _fmt(value, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    return f"{float(value):.{digits}g}"
+
+
+# ---------------------------------------------------------------------------------
+# The build
+# ---------------------------------------------------------------------------------
+
+def build_site(data: AtlasData, out_dir, *, options: SiteOptions | None = None,
+               sources: Path | None = None) -> Path:
+    """Write the site for ``data`` to ``out_dir`` (replaced whole; built beside it first)."""
+    options = options or SiteOptions()
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MARKER).exists():
+        raise FileExistsError(f"{out_dir}: exists and is not a model-atlas site; refusing to replace it")
+    data.normalized()
+    partial = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        _Builder(data, partial, options, Path(sources or SITE_SOURCES)).build()
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        partial.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return out_dir
+
+
+class _Builder:
+    def __init__(self, data: AtlasData, root: Path, options: SiteOptions, sources: Path):
+        import jinja2
+        self.data, self.root, self.options, self.urls = data, root, options, Urls(data)
+        if not (sources / "templates").is_dir():
+            raise FileNotFoundError(f"{sources}/templates: the site's templates are missing")
+        self.sources = sources
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(sources / "templates")),
+            autoescape=True, undefined=jinja2.StrictUndefined,
+            trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+        self.env.filters["fmt"] = _fmt
+        self.env.filters["json_script"] = json_script
+        self.featurevis: dict[str, set[int]] = {}    # layer -> channels with an image written
+        self.class_pages = {k.class_id for k in data.classes}
+
+    # -- files ------------------------------------------------------------------------
+    def write(self, path: str, content: bytes | str) -> None:
+        target = self.root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content.encode() if isinstance(content, str) else content)
+
+    def png(self, path: str, array: np.ndarray) -> str:
+        self.write(path, encode_png(array))
+        return path
+
+    def asset(self, array: np.ndarray) -> str:
+        """A content-addressed PNG (identical images are written once)."""
+        array = np.ascontiguousarray(array)
+        digest = hashlib.sha1(repr(array.shape).encode() + array.tobytes()).hexdigest()[:20]
+        path = f"img/assets/{digest}.png"
+        if not (self.root / path).exists():
+            self.png(path, array)
+        return path
+
+    def page(self, path: str, template: str, **context) -> None:
+        def link(target):
+            return Urls.href(path, target)
+        html = self.env.get_template(template).render(
+            page=path, link=link, urls=self.urls, data=self.data, options=self.options,
+            css=link(Urls.static("atlas.css")), js=link(Urls.static("atlas.js")),
+            home=link(Urls.index), thumbs=self.thumb, class_pages=self.class_pages, **context)
+        self.write(path, html)
+
+    # -- all pages ----------------------------------------------------------------------
+    def build(self) -> None:
+        self.write(MARKER, "model-atlas static site\n")
+        for name in sorted(os.listdir(self.sources / "static")):
+            self.write(Urls.static(name), (self.sources / "static" / name).read_bytes())
+        units = [(layer, unit) for layer in self.data.layers for unit in layer.units]
+        for layer, unit in _progress(units, "site: images", self.options.progress):
+            self._featurevis_files(layer, unit)
+        for layer in self.data.layers:
+            self._layer_page(layer)
+        for layer, unit in _progress(units, "site: channel pages", self.options.progress):
+            self._channel_page(layer, unit)
+        for image in self.data.images:
+            self._image_page(image)
+        for klass in self.data.classes:
+            self.page(Urls.klass(klass.class_id), "class.html", klass=klass,
+                      images=[i for i in self.data.images
+                              if i.predictions and i.predictions[0].class_id == klass.class_id])
+        self._index()
+
+    def _featurevis_files(self, layer: Layer, unit: Channel) -> None:
+        image = load_image(unit.featurevis)
+        if image is None:
+            return
+        _check_rgb(image, f"feature visualization of {layer.name}:{unit.index}")
+        self.png(Urls.featurevis(layer.name, unit.index), image)
+        self.png(Urls.featurevis(layer.name, unit.index, "-thumb"), resize(image, self.options.thumbnail_size))
+        for i, extra in enumerate(unit.diversity):
+            self.png(Urls.featurevis(layer.name, unit.index, f"-diversity{i}"), load_image(extra))
+        if unit.negative is not None:
+            self.png(Urls.featurevis(layer.name, unit.index, "-negative"), load_image(unit.negative))
+        self.featurevis.setdefault(layer.name, set()).add(unit.index)
+
+    def thumb(self, layer: str, c: int) -> str | None:
+        """Site path of a channel's thumbnail, or None when it has no feature visualization."""
+        return Urls.featurevis(layer, c, "-thumb") if c in self.featurevis.get(layer, ()) else None
+
+    def _index(self) -> None:
+        search = {"layers": [[l.name, l.channels] for l in self.data.layers],
+                  "aliases": dict(sorted(self.data.model.aliases.items())),
+                  # Every class of the model; those never predicted have no page (null).
+                  "classes": [[name, Urls.klass(i) if i in self.class_pages else None]
+                              for i, name in enumerate(self.data.model.class_names)]
+                  or [[k.class_name, Urls.klass(k.class_id)] for k in self.data.classes],
+                  "images": [[i.image_id, self.urls.image(i.image_id)] for i in self.data.images]}
+        self.page(Urls.index, "index.html", search=search,
+                  images=[(i, self.urls.image_file(i.image_id) if i.image is not None else None)
+                          for i in self.data.images])
+
+    def _layer_page(self, layer: Layer) -> None:
+        cells = [{"unit": u, "thumb": self.thumb(layer.name, u.index)} for u in layer.units]
+        self.page(Urls.layer(layer.name), "layer.html", layer=layer, cells=cells,
+                  has_attribution=any(u.attribution is not None for u in layer.units),
+                  has_mean=any(u.mean_activation is not None for u in layer.units),
+                  featured={i.image_id for i in self.data.images})
+
+    def _channel_page(self, layer: Layer, unit: Channel) -> None:
+        c = unit.index
+        examples = [{"example": e, "crop": self.asset(load_image(e.crop)) if e.crop is not None else None,
+                     "page": self.urls.image(e.image_id)} for e in unit.examples]
+        extra = [Urls.featurevis(layer.name, c, f"-diversity{i}") for i in range(len(unit.diversity))]
+        self.page(Urls.channel(layer.name, c), "channel.html", layer=layer, unit=unit,
+                  featurevis=Urls.featurevis(layer.name, c) if c in self.featurevis.get(layer.name, ()) else None,
+                  diversity=extra if unit.featurevis is not None else [],
+                  negative=Urls.featurevis(layer.name, c, "-negative")
+                  if unit.negative is not None and unit.featurevis is not None else None,
+                  examples=examples, histogram=histogram_bars(unit),
+                  similar=[(s, self.thumb(layer.name, s.channel)) for s in unit.similar],
+                  previous=Urls.channel(layer.name, c - 1) if c > 0 else None,
+                  next=Urls.channel(layer.name, c + 1) if c + 1 < layer.channels else None)
+
+    def _image_page(self, image: FeaturedImage) -> None:
+        path = self.urls.image(image.image_id)
+        picture = load_image(image.image)
+        if picture is not None:
+            _check_rgb(picture, f"image {image.image_id!r}")
+            self.png(self.urls.image_file(image.image_id), picture)
+        layers = [self._image_layer(image, il, path) for il in image.layers]
+        self.page(path, "image.html", image=image, layers=layers,
+                  picture=self.urls.image_file(image.image_id) if picture is not None else None,
+                  contrast=_contrast(image))
+
+    def _image_layer(self, image: FeaturedImage, il, page: str) -> dict:
+        """Everything one layer section of an image page needs, with its images written."""
+        known = {l.name: l for l in self.data.layers}
+        out = {"layer": il, "known": il.name in known, "dictionary": None, "grid": None,
+               "spatial": [], "channel_attribution": [], "groups": []}
+        d = il.dictionary
+        if d is not None:
+            h, w, k = d.channels.shape
+            used = sorted({int(c) for c in np.asarray(d.channels).ravel().tolist()})
+            top_magnitude = float(np.nanmax(d.magnitude)) if d.magnitude.size else 0.0
+            out["dictionary"] = {
+                "h": h, "w": w, "k": k,
+                "json": {"layer": il.name, "h": h, "w": w, "k": k,
+                         "channels": np.asarray(d.channels).astype(int).ravel().tolist(),
+                         "values": _finite_list(d.values), "magnitude": _finite_list(d.magnitude),
+                         "icons": {str(c): Urls.href(page, self.thumb(il.name, c)) for c in used
+                                   if self.thumb(il.name, c)},
+                         "pages": {str(c): Urls.href(page, Urls.channel(il.name, c)) for c in used
+                                   if il.name in known}},
+                "cells": [[{"channel": int(d.channels[y, x, 0]), "thumb": self.thumb(il.name, int(d.channels[y, x, 0])),
+                            "scale": _ratio(d.magnitude[y, x], top_magnitude)} for x in range(w)] for y in range(h)]
+                if h * w <= self.options.dictionary_cells else None}
+        if il.grid is not None:
+            icons, mags = np.asarray(il.grid.icons), np.asarray(il.grid.magnitude)
+            top = float(np.nanmax(mags)) if mags.size else 0.0
+            out["grid"] = [[{"icon": self.asset(icons[y, x]), "scale": _ratio(mags[y, x], top),
+                             "magnitude": float(mags[y, x])} for x in range(icons.shape[1])]
+                           for y in range(icons.shape[0])]
+        if il.spatial_attribution is not None:
+            maps = np.asarray(il.spatial_attribution, np.float64)
+            scale = float(np.abs(np.nan_to_num(maps)).max()) if maps.size else 0.0
+            out["spatial"] = [{"klass": k, "overlay": self.asset(heatmap(m, scale)),
+                               "total": float(np.nansum(m))} for k, m in zip(image.classes, maps)]
+        if il.channel_attribution is not None:
+            attr = np.asarray(il.channel_attribution, np.float64)
+            for t, klass in _contrast(image):
+                row = attr[t]
+                order = np.lexsort((np.arange(len(row)), -np.nan_to_num(row, nan=-np.inf)))
+                best = order[:self.options.class_channels]
+                scale = float(np.nanmax(np.abs(row[best]))) if len(best) else 0.0
+                out["channel_attribution"].append({"klass": klass, "channels": [
+                    {"channel": int(c), "value": float(row[c]), "thumb": self.thumb(il.name, int(c)),
+                     "scale": _ratio(abs(row[c]), scale)} for c in best]})
+        if il.groups is not None:
+            maps = np.asarray(il.groups.maps, np.float64)
+            attr = None if il.groups.attribution is None else np.asarray(il.groups.attribution, np.float64)
+            for g in range(len(maps)):
+                out["groups"].append({
+                    "overlay": self.asset(heatmap(maps[g])),
+                    "icon": self.asset(np.asarray(il.groups.icons[g])) if il.groups.icons is not None else None,
+                    "attribution": [] if attr is None else
+                    [(k, float(attr[g, t])) for t, k in enumerate(image.classes) if t < attr.shape[1]]})
+        return out
+
+
+def _contrast(image: FeaturedImage) -> list:
+    """The two classes of the channel attribution: the top class and the contrast class."""
+    if not image.classes:
+        return []
+    second = image.second_class if image.second_class is not None else min(1, len(image.classes) - 1)
+    pairs = [(0, image.classes[0])]
+    if second != 0 and second < len(image.classes):
+        pairs.append((second, image.classes[second]))
+    return pairs
+
+
+def _finite_list(values) -> list:
+    """Floats for JSON, 4 significant digits; NaN becomes null."""
+    return [None if np.isnan(v) else float(f"{v:.4g}") for v in np.asarray(values, np.float64).ravel()]
+
+
+def _ratio(value, top: float) -> float:
+    value = float(value)
+    if not top > 0 or np.isnan(value):
+        return 0.0
+    return round(min(1.0, max(0.0, value / top)), 3)
+
+
+def histogram_bars(unit: Channel, width: int = 320, height: int = 96) -> dict | None:
+    """SVG geometry of the channel's histogram (bars scaled to the largest bin)."""
+    h = unit.histogram
+    if h is None or not h.counts:
+        return None
+    top = max(h.counts) or 1
+    step = width / len(h.counts)
+    bars = [{"x": round(i * step, 2), "w": round(max(step - 1, 0.5), 2),
+             "h": round(height * count / top, 2), "y": round(height - height * count / top, 2),
+             "count": count, "lo": _fmt(h.edges[i]), "hi": _fmt(h.edges[i + 1])}
+            for i, count in enumerate(h.counts)]
+    return {"width": width, "height": height, "bars": bars, "lo": _fmt(h.edges[0]),
+            "hi": _fmt(h.edges[-1]), "top": top}
+
+
+def json_script(value) -> "markupsafe.Markup":  # noqa: F821
+    """JSON safe inside ``<script type="application/json">``: no ``</script>`` or ``<!--`` breaks out."""
+    from markupsafe import Markup
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return Markup(text)
+
+
+def _check_rgb(image: np.ndarray, what: str) -> None:
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"{what}: expected uint8 [H, W, 3], got {image.dtype} {tuple(image.shape)}")
+
+
+def _progress(items, desc: str, enabled: bool):
+    if not enabled:
+        return items
+    from tqdm import tqdm
+    return tqdm(items, desc=desc, unit="item", mininterval=5)

@@ -1,0 +1,170 @@
+"""The atlas site in a real browser (headless Chromium from Debian's package, via Playwright):
+opened from file://, navigated by clicking, images load, the semantic dictionary answers
+the pointer, sorting and search work, hostile text stays text, and nothing leaves file://."""
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pipeline.export import build_site
+from tests.test_site_build import XSS_CLASS, XSS_FILE, XSS_ID, site_files, synthetic_atlas
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists() or shutil.which("chromium") is None,
+                       reason="needs Chromium at /usr/bin/chromium (`make browser` or "
+                              "`apt-get install chromium`)"),
+]
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"]
+
+# Loads every image of the page (lazy ones too) and returns the sources that did not decode.
+BROKEN_IMAGES = """async () => {
+  const images = Array.from(document.images);
+  images.forEach(i => { i.loading = "eager"; if (!i.getAttribute("src")) i.src = i.dataset.src; });
+  await Promise.all(images.map(i => i.complete ? null : new Promise(r => { i.onload = i.onerror = r; })));
+  return images.filter(i => !(i.naturalWidth > 0)).map(i => i.getAttribute("src"));
+}"""
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    return build_site(synthetic_atlas(), tmp_path_factory.mktemp("browser") / "site")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+        yield browser
+        browser.close()
+
+
+class Watch:
+    """What a page did that it must not: network requests, dialogs, script errors."""
+
+    def __init__(self, page):
+        self.outside, self.dialogs, self.errors = [], [], []
+        page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+
+        def route(r):
+            if r.request.url.startswith("file://"):
+                r.continue_()
+            else:
+                self.outside.append(r.request.url)
+                r.abort()
+        page.route("**/*", route)
+
+    def check(self, page):
+        assert page.evaluate("typeof window.__pwned") == "undefined", "injected script ran"
+        assert self.dialogs == [] and self.errors == [] and self.outside == []
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    page.watch = Watch(page)
+    yield page
+    page.watch.check(page)
+    context.close()
+
+
+def test_click_from_index_to_layer_channel_and_image(site, page):
+    page.goto((site / "index.html").as_uri())
+    assert page.evaluate(BROKEN_IMAGES) == []
+    page.get_by_role("link", name="conv", exact=True).click()
+    page.wait_for_url("**/layers/conv.html")
+    assert page.locator("#channels li").count() == 4
+    assert page.evaluate(BROKEN_IMAGES) == []
+    page.locator('#channels li[data-channel="1"] a').click()
+    page.wait_for_url("**/channels/conv/1.html")
+    assert page.locator("h1").inner_text() == "conv channel 1"
+    assert page.evaluate(BROKEN_IMAGES) == []
+    assert page.locator(".fv").evaluate("i => i.naturalWidth") == 16
+    page.locator('.examples a[href$="img0.html"]').click()
+    page.wait_for_url("**/images/img0.html")
+    assert page.locator("h1").inner_text() == "Image img0"
+    assert page.evaluate(BROKEN_IMAGES) == []
+
+
+def test_layer_grid_loads_thumbnails_near_the_viewport_only(tmp_path, page):
+    site = build_site(synthetic_atlas(channels=(300, 1)), tmp_path / "site")
+    page.goto((site / "layers" / "conv.html").as_uri())
+    loaded = "() => Array.from(document.querySelectorAll('#channels img')).filter(i => i.complete && i.naturalWidth > 0).length"
+    page.wait_for_function(f"({loaded})() > 0")
+    first = page.evaluate(loaded)
+    assert 0 < first < 300
+    page.locator('#channels li[data-channel="299"]').scroll_into_view_if_needed()
+    page.wait_for_function("() => { const i = document.querySelector('#channels li[data-channel=\\'299\\'] img');"
+                           " return i.complete && i.naturalWidth > 0; }")
+    assert page.evaluate(loaded) > first
+
+
+def test_hovering_the_dictionary_shows_that_positions_channels(site, page):
+    page.goto((site / "images" / "img0.html").as_uri())
+    target = page.locator(".hover-target").first
+    panel = page.locator(".dictionary-panel").first
+    target.hover(position={"x": 10, "y": 10})                     # position (0, 0) of 4 x 4
+    assert panel.locator("li a").all_inner_texts() == ["conv:3", "conv:1"]
+    assert "position (0, 0)" in panel.inner_text()
+    target.hover(position={"x": 2.5 * 56, "y": 1.5 * 56})          # position (1, 2)
+    assert panel.locator("li a").all_inner_texts() == ["conv:2", "conv:0"]
+    assert panel.locator("li .value").all_inner_texts() == ["2", "1"]
+    icons = panel.locator("img")
+    assert icons.count() == 2
+    page.wait_for_function("() => Array.from(document.querySelectorAll('.dictionary-panel img'))"
+                           ".every(i => i.complete && i.naturalWidth > 0)")
+    box = page.locator(".cursor").first.bounding_box()
+    assert box is not None and abs(box["width"] - 56) < 1
+    panel.locator("li a", has_text="conv:2").click()
+    page.wait_for_url("**/channels/conv/2.html")
+
+
+def test_layer_page_sorts_by_mean_activation_and_attribution(site, page):
+    page.goto((site / "layers" / "conv.html").as_uri())
+    order = lambda: page.locator("#channels li").evaluate_all("ls => ls.map(l => l.dataset.channel)")
+    page.get_by_role("button", name="mean activation").click()
+    assert order() == ["1", "2", "3", "0"]
+    page.get_by_role("button", name="attribution").click()
+    assert order() == ["1", "3", "0", "2"]
+    page.get_by_role("button", name="channel").click()
+    assert order() == ["0", "1", "2", "3"]
+
+
+@pytest.mark.parametrize("query, url", [("conv:2", "channels/conv/2.html"), ("first", "layers/conv.html"),
+                                        ("mix.a 1", "channels/mix.a/1.html"), ("CAT", "classes/0.html")])
+def test_search_jumps(site, page, query, url):
+    page.goto((site / "index.html").as_uri())
+    page.fill("#search-box", query)
+    page.press("#search-box", "Enter")
+    page.wait_for_url("**/" + url)
+
+
+def test_search_shows_hostile_class_names_as_text(site, page):
+    page.goto((site / "index.html").as_uri())
+    page.fill("#search-box", "script")
+    texts = page.locator("#search-results li a").all_inner_texts()
+    assert XSS_CLASS in texts and XSS_ID in texts
+    page.fill("#search-box", "dog")                     # a class never predicted: no page
+    assert page.locator("#search-results li").all_inner_texts() == ["dogclass, never predicted in this dataset"]
+    page.fill("#search-box", "conv:9")
+    assert "conv has channels 0-3" in page.locator("#search-results").inner_text()
+
+
+def test_hostile_names_are_shown_as_text_on_every_page(site, page):
+    pages = [name for name in site_files(site) if name.endswith(".html")]
+    assert len(pages) >= 12
+    for name in pages:
+        page.goto((site / name).as_uri())
+        page.evaluate(BROKEN_IMAGES)
+        assert page.evaluate("typeof window.__pwned") == "undefined", name
+    page.goto((site / "index.html").as_uri())
+    page.locator("details.skipped summary").click()
+    assert XSS_FILE in page.locator("details.skipped").inner_text()
+    page.goto((site / "channels" / "conv" / "0.html").as_uri())
+    assert XSS_CLASS in page.locator("ol.bars").inner_text()
+    assert page.locator("img[src='x']").count() == 0

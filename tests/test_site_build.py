@@ -1,0 +1,395 @@
+"""The static site builder on hand-made AtlasData: every page kind, links, escaping,
+reproducible bytes, absent stages, most-similar channels, and the adapter over real stores."""
+import hashlib
+import json
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote
+
+import numpy as np
+import pytest
+
+from pipeline import atlas_data as ad
+from pipeline.export import Urls, build_site, heatmap, json_script
+
+REPO = Path(__file__).resolve().parent.parent
+# Text that would run script if it reached the page unescaped; the browser tests check
+# that the flag stays unset.
+XSS_CLASS = '<script>window.__pwned = 1</script>"><img src=x onerror="window.__pwned=2">'
+XSS_FILE = 'photos/"><img src=x onerror="window.__pwned=3"><script>window.__pwned=4</script>.jpg'
+XSS_ID = '<script>window.__pwned=5</script>'
+
+
+def pattern(seed: int, size: int = 16) -> np.ndarray:
+    """A smooth, distinct uint8 [size, size, 3] image per seed (stripes in a seed-made colour)."""
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    phase = np.sin(2 * np.pi * ((seed % 5 + 1) * xx + (seed % 3) * yy))
+    colour = np.array([(seed * 53) % 256, (seed * 97) % 256, (seed * 151) % 256])
+    return (((phase[..., None] + 1) / 2) * colour + (1 - (phase[..., None] + 1) / 2) * 40).astype(np.uint8)
+
+
+def synthetic_atlas(channels=(4, 3)) -> ad.AtlasData:
+    """Two layers ("conv" 4x4 and "mix.a" 2x2), 3 classes (one an XSS payload), two featured
+    images (one with an XSS file name and id). Numbers are simple so pages can be checked."""
+    classes = ["cat", XSS_CLASS, "dog"]
+    model = ad.ModelInfo("toy", weights="random", input_size=16, class_names=classes,
+                         aliases={"first": "conv"})
+    layers = []
+    for li, (name, c, hw) in enumerate([("conv", channels[0], 4), ("mix.a", channels[1], 2)]):
+        units = []
+        for i in range(c):
+            units.append(ad.Channel(
+                i, featurevis=pattern(10 * li + i),
+                diversity=[pattern(100 + i)] if (li, i) == (0, 1) else [],
+                negative=pattern(200 + i) if (li, i) == (0, 1) else None,
+                mean_activation=float((3 * i) % 4) if name == "conv" else None,   # conv: 0, 3, 2, 1
+                attribution=float(i % 2) - 0.5,
+                histogram=ad.Histogram([1, 3, 0, 2], [0.0, 0.5, 1.0, 1.5, 2.0]),
+                examples=[ad.Example("img0", "photos/img0.jpg", 2.5, 1, 2, (0, 4, 8, 12), pattern(300)),
+                          ad.Example(XSS_ID, XSS_FILE, 1.25, 0, 0, (0, 0, 4, 4), pattern(301))],
+                classes=[ad.ClassScore(1, XSS_CLASS, 0.75, 3), ad.ClassScore(0, "cat", -0.25, 2)],
+                similar=[ad.Similar((i + 1) % c, 0.9), ad.Similar((i + 2) % c, -0.5)]))
+        layers.append(ad.Layer(name, c, module=f"net.{name}", height=hw, width=hw, units=units,
+                               similarity_method="a test's made-up scores"))
+    dictionary = ad.SemanticDictionary(
+        channels=np.stack([np.full((4, 4), 3), np.full((4, 4), 1)], -1).astype(np.int32),
+        values=np.stack([np.full((4, 4), 2.0), np.full((4, 4), 1.0)], -1),
+        magnitude=np.arange(16, dtype=np.float32).reshape(4, 4))
+    dictionary.channels[1, 2] = [2, 0]            # one position with other channels
+    image_layers = [
+        ad.ImageLayer("conv", dictionary=dictionary,
+                      grid=ad.ActivationGrid(np.stack([np.stack([pattern(400 + 2 * y + x, 8) for x in range(2)])
+                                                       for y in range(2)]), np.array([[1.0, 2.0], [3.0, 4.0]])),
+                      spatial_attribution=np.stack([np.eye(4), -np.eye(4)]),
+                      channel_attribution=np.array([[0.5, -1.0, 2.0, 0.0], [1.0, 0.0, -2.0, 0.25]]),
+                      groups=ad.NeuronGroups(np.stack([np.eye(4), 1 - np.eye(4)]),
+                                             np.stack([pattern(500, 8), pattern(501, 8)]),
+                                             np.array([[1.0, -1.0], [0.5, 0.25]]))),
+        ad.ImageLayer("mix.a", spatial_attribution=np.ones((2, 2, 2)))]
+    images = [
+        ad.FeaturedImage("img0", "photos/img0.jpg", pattern(600, 16), label="cat",
+                         predictions=[ad.ClassScore(0, "cat", 0.75), ad.ClassScore(1, XSS_CLASS, 0.25)],
+                         classes=[ad.ClassScore(0, "cat"), ad.ClassScore(1, XSS_CLASS)], second_class=1,
+                         layers=image_layers),
+        ad.FeaturedImage(XSS_ID, XSS_FILE, pattern(601, 16),
+                         predictions=[ad.ClassScore(1, XSS_CLASS, 0.5)],
+                         classes=[ad.ClassScore(1, XSS_CLASS), ad.ClassScore(2, "dog")], second_class=1,
+                         layers=[ad.ImageLayer("conv", dictionary=dictionary)])]
+    return ad.AtlasData(
+        model=model, layers=layers,
+        dataset=ad.DatasetSummary(5, [ad.SkippedImage("bad", XSS_FILE, "not an image")], labelled=2,
+                                  label_classes=1, predicted_classes=2, attribution="gradient"),
+        classes=[ad.ClassPage(0, "cat", 2, {"conv": [ad.Similar(2, 0.5)]}),
+                 ad.ClassPage(1, XSS_CLASS, 3, {"mix.a": [ad.Similar(0, 0.25)]})],
+        images=images)
+
+
+def site_files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+class Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links, self.scripts = [], []
+
+    def handle_starttag(self, tag, attrs):
+        for key, value in attrs:
+            if key in ("href", "src") and value is not None:
+                self.links.append((tag, value))
+
+
+def links_of(html: str) -> list[tuple[str, str]]:
+    parser = Links()
+    parser.feed(html)
+    return parser.links
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    return build_site(synthetic_atlas(), tmp_path_factory.mktemp("site") / "site")
+
+
+def test_every_page_kind_exists_under_the_layers_one_name(site):
+    files = site_files(site)
+    slug = Urls(synthetic_atlas()).image(XSS_ID)
+    expected = {"index.html", "layers/conv.html", "layers/mix.a.html", "images/img0.html", slug,
+                "classes/0.html", "classes/1.html", "static/atlas.css", "static/atlas.js",
+                "img/featurevis/conv/1.png", "img/featurevis/conv/1-thumb.png",
+                "img/featurevis/conv/1-diversity0.png", "img/featurevis/conv/1-negative.png",
+                "img/images/img0.png"}
+    expected |= {f"channels/conv/{c}.html" for c in range(4)} | {f"channels/mix.a/{c}.html" for c in range(3)}
+    assert expected <= set(files)
+    assert not any(name.startswith("channels/conv/4") for name in files)
+    assert "classes/2.html" not in files          # "dog" was never predicted: no page
+    assert re.fullmatch(r"images/_script_window.__pwned_5__script_-[0-9a-f]{10}\.html", slug)
+
+
+def test_links_are_relative_and_resolve(site):
+    for name, content in site_files(site).items():
+        if not name.endswith(".html"):
+            continue
+        page = site / name
+        for tag, link in links_of(content.decode()):
+            assert not re.match(r"^[a-z]+:|^/", link), f"{name}: non-relative link {link}"
+            target = (page.parent / unquote(link.split("#")[0])).resolve()
+            assert target.is_file(), f"{name}: broken link {link}"
+
+
+def test_data_text_is_escaped_everywhere(site):
+    for name, content in site_files(site).items():
+        if name.endswith(".html"):
+            html = content.decode()
+            assert "<img src=x" not in html and "<script>window" not in html, name
+            # Only our own two kinds of script element: the classic atlas.js and JSON data.
+            for tag in re.findall(r"<script[^>]*>", html):
+                assert tag == '<script src="' + Urls.href(name, "static/atlas.js") + '">' or \
+                    tag.startswith('<script type="application/json"'), (name, tag)
+    index = (site / "index.html").read_text()
+    assert "&lt;script&gt;window.__pwned=4&lt;/script&gt;" in index      # the skipped file, as text
+    channel = (site / "channels/conv/0.html").read_text()
+    assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt;&#34;&gt;&lt;img" in channel
+
+
+def test_json_embedding_cannot_close_its_script_element():
+    text = str(json_script({"name": "</script><!--<script>alert(1)</script>&"}))
+    assert "<" not in text and ">" not in text and "&" not in text
+    assert json.loads(text) == {"name": "</script><!--<script>alert(1)</script>&"}
+
+
+def test_channel_page_content(site):
+    html = (site / "channels/conv/1.html").read_text()
+    assert 'href="0.html"' in html and 'href="2.html"' in html             # previous / next
+    assert "2.5" in html and "1.25" in html                               # example activations
+    assert html.count("<rect ") == 4                                      # histogram bins
+    assert "diversity 1" in html and ">negative<" in html
+    assert html.index("conv:2</span>") < html.index("conv:3</span>")      # similar, in order
+    assert "a test&#39;s made-up scores" in html
+    first, last = (site / "channels/conv/0.html").read_text(), (site / "channels/conv/3.html").read_text()
+    assert 'rel="prev"' not in first and 'rel="next"' not in last
+    no_fv = (site / "channels/mix.a/0.html").read_text()
+    assert "Not rendered" not in no_fv
+
+
+def test_layer_page_has_sort_keys_and_deferred_thumbnails(site):
+    html = (site / "layers/conv.html").read_text()
+    cells = re.findall(r'<li data-channel="(\d+)" data-mean="([^"]*)" data-attr="([^"]*)">', html)
+    assert cells == [("0", "0.0", "-0.5"), ("1", "3.0", "0.5"), ("2", "2.0", "-0.5"), ("3", "1.0", "0.5")]
+    assert html.count('data-src="../img/featurevis/conv/') == 4 and " src=" not in html.split('id="channels"')[1].split("</ol>")[0]
+    mix = (site / "layers/mix.a.html").read_text()
+    assert 'data-sort="mean" aria-pressed="false" disabled' in mix         # no statistics there
+
+
+def test_image_page_embeds_the_dictionary_and_products(site):
+    html = (site / "images/img0.html").read_text()
+    payload = json.loads(re.search(r'<script type="application/json" id="dict-0">(.*?)</script>', html).group(1))
+    assert (payload["h"], payload["w"], payload["k"]) == (4, 4, 2)
+    assert payload["channels"][(1 * 4 + 2) * 2:(1 * 4 + 2) * 2 + 2] == [2, 0]
+    assert payload["icons"]["3"] == "../img/featurevis/conv/3-thumb.png"
+    assert payload["pages"]["3"] == "../channels/conv/3.html"
+    for heading in ("Semantic dictionary", "Activation grid", "Spatial attribution across layers",
+                    "Channel attribution", "Neuron groups"):
+        assert heading in html
+    # Channel attribution: the top class ranks 2 > 0 > 3 > 1; the contrast class 0 > 3 > 1 > 2.
+    top, second = re.findall(r'<ol class="attr-list">(.*?)</ol>', html, re.S)
+    assert re.findall(r"<span>(\d)</span>", top) == ["2", "0", "3", "1"]
+    assert re.findall(r"<span>(\d)</span>", second) == ["0", "3", "1", "2"]
+    assert html.count('class="heat"') == 2 * 2 + 2     # 2 classes x 2 layers + 2 groups
+
+
+def test_heatmap_colours_sign_and_scales_opacity():
+    rgba = heatmap(np.array([[2.0, -1.0], [0.0, 4.0]]))
+    assert rgba.shape == (2, 2, 4) and rgba.dtype == np.uint8
+    assert tuple(rgba[0, 0, :3]) == (230, 85, 13) and tuple(rgba[0, 1, :3]) == (33, 113, 181)
+    assert rgba[1, 1, 3] == 220 and rgba[0, 0, 3] == 110 and rgba[1, 0, 3] == 0
+
+
+def test_same_inputs_give_the_same_bytes(tmp_path, site):
+    again = build_site(synthetic_atlas(), tmp_path / "again")
+    assert site_files(again) == site_files(site)
+    digest = hashlib.sha256(b"".join(site_files(site).values())).hexdigest()
+    assert digest == hashlib.sha256(b"".join(site_files(again).values())).hexdigest()
+
+
+def test_rebuild_replaces_a_site_but_refuses_other_folders(tmp_path):
+    out = build_site(synthetic_atlas(), tmp_path / "site")
+    (out / "stale.html").write_text("old")
+    build_site(synthetic_atlas(), out)
+    assert not (out / "stale.html").exists()
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep")
+    with pytest.raises(FileExistsError, match="not a model-atlas site"):
+        build_site(synthetic_atlas(), other)
+    assert (other / "notes.txt").read_text() == "keep"
+
+
+def test_a_run_with_only_layers_still_gives_every_layer_and_channel_page(tmp_path):
+    data = ad.AtlasData(ad.ModelInfo("bare"), [ad.Layer("a", 2), ad.Layer("b", 1)])
+    out = build_site(data, tmp_path / "site")
+    assert {"index.html", "layers/a.html", "layers/b.html", "channels/a/0.html", "channels/a/1.html",
+            "channels/b/0.html"} <= set(site_files(out))
+    index = (out / "index.html").read_text()
+    assert "extraction stage did not run" in index and "Building Blocks stage did not run" in index
+    assert "Not rendered in this run" in (out / "channels/a/0.html").read_text()
+
+
+def test_bad_inputs_are_named(tmp_path):
+    with pytest.raises(ValueError, match="'a/b'"):
+        ad.AtlasData(ad.ModelInfo("m"), [ad.Layer("a/b", 1)]).normalized()
+    with pytest.raises(ValueError, match="layer 'a' appears twice"):
+        ad.AtlasData(ad.ModelInfo("m"), [ad.Layer("a", 1), ad.Layer("a", 1)]).normalized()
+    bad = ad.AtlasData(ad.ModelInfo("m"), [ad.Layer("a", 1, units=[ad.Channel(0, featurevis=np.zeros((4, 4)))])])
+    with pytest.raises(ValueError, match="feature visualization of a:0"):
+        build_site(bad, tmp_path / "site")
+    assert not (tmp_path / "site").exists()
+
+
+def test_correlation_neighbours_by_hand():
+    base = np.array([0.0, 1.0, 2.0, 5.0])
+    maxima = np.stack([base, 2 * base + 1, -base, np.full(4, 3.0), base ** 2], 1)
+    ids, scores = ad.correlation_neighbours(maxima, 3)
+    assert ids[0].tolist() == [1, 4, 2] and scores[0, 0] == pytest.approx(1.0)
+    assert scores[0, 2] == pytest.approx(-1.0)
+    assert ids[3].tolist() == [-1, -1, -1] and np.isnan(scores[3]).all()   # constant: none
+    assert 3 not in ids[0]
+    ties = ad.correlation_neighbours(np.stack([base, base, base], 1), 2)[0]
+    assert ties[2].tolist() == [0, 1]                                      # ties: lower id first
+
+
+
+
+
+def fake_blocks(rng, layer="late", channels=2, hw=2, classes=(1, 0)):
+    """One image's Building Blocks as pipeline.blocks.compute_blocks lays them out."""
+    t = len(classes)
+    return {
+        "input": (rng.uniform(0, 255, (8, 8, 3))).astype(np.uint8),
+        "predictions": {"ids": np.array([1, 0], np.int32), "probabilities": np.array([0.75, 0.25], np.float32),
+                        "logits": np.array([2.0, 1.0], np.float32)},
+        "classes": {"ids": np.array(classes, np.int32), "top": classes[0], "second": classes[1], "second_index": 1},
+        "layers": {layer: {
+            "dictionary": {"channels": np.zeros((hw, hw, 1), np.int32), "values": np.ones((hw, hw, 1), np.float32),
+                           "magnitude": np.ones((hw, hw), np.float32)},
+            "grid": {"icons": rng.integers(0, 255, (hw, hw, 4, 4, 3)).astype(np.uint8),
+                     "magnitude": np.ones((hw, hw), np.float32), "vectors": np.ones((hw, hw, channels), np.float32)},
+            "attribution": {"spatial": np.ones((t, hw, hw), np.float32), "channel": np.ones((t, channels), np.float32),
+                            "channel_difference": np.zeros(channels, np.float32), "total": np.ones(t, np.float32)},
+            "groups": {"maps": np.ones((2, hw, hw), np.float32), "directions": np.ones((2, channels), np.float32),
+                       "attribution": np.ones((2, t), np.float32), "icons": np.zeros((2, 4, 4, 3), np.uint8),
+                       "relative_error": 0.1, "target": "activations", "shared": False}}}}
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory):
+    """A run folder with all three stores, written by their own writers from known data."""
+    from pipeline.store.blocks import merge_files, write_image_file
+    from pipeline.store.featurevis import merge_shards, shard_writer
+    from tests.test_reduce import CLASSES, LAYERS, build_store
+
+    tmp_path = tmp_path_factory.mktemp("real_run")
+    run = tmp_path / "run"
+    (run / "model").mkdir(parents=True)
+    (run / "model" / "layers.json").write_text(json.dumps({
+        "model": "fake", "weights": "random", "input_size": 8, "aliases": {},
+        "layers": [dict(l, module=l["name"], index=i) for i, l in enumerate(LAYERS)]}))
+    _, values, top_ids = build_store(run, k=4)
+    rng = np.random.default_rng(0)
+    parts = [write_image_file(tmp_path / f"{i}.h5", image_id=image_id, image_path=f"/photos/{image_id}.jpg",
+                              blocks=fake_blocks(rng), model={"name": "fake"}, class_names=CLASSES,
+                              layers=[LAYERS[1]], settings={"layers": ["late"]}, model_checksum="sha256:fake")
+             for i, image_id in enumerate(["img03", "img01"])]
+    merge_files(parts, run / "blocks.h5")
+    shard = tmp_path / "fv-early.h5"
+    with shard_writer(shard, layer="early", layer_channels=3, channels=[0, 2], start=0, stop=3, image_size=8,
+                      curve_steps=[0, 1], diversity=2, negatives=True, settings={"steps": 2}) as writer:
+        writer.write([0, 2], {"images": np.stack([pattern(0, 8), pattern(2, 8)]), "value": [1.0, 2.0],
+                              "activation": [1.0, 2.0], "rank": [2, 1], "curve": [[0, 1], [0, 2]],
+                              "diversity_images": np.stack([np.stack([pattern(10 + 2 * c + d, 8) for d in range(2)])
+                                                            for c in (0, 2)]),
+                              "diversity_activation": [[1, 1], [2, 2]],
+                              "negative_images": np.stack([pattern(20, 8), pattern(22, 8)]),
+                              "negative_activation": [-1.0, -2.0]})
+    late = tmp_path / "fv-late.h5"
+    with shard_writer(late, layer="late", layer_channels=2, channels=[1], start=0, stop=2, image_size=8,
+                      curve_steps=[0, 1], settings={"steps": 2}) as writer:
+        writer.write([1], {"images": pattern(31, 8)[None], "value": [1.0], "activation": [1.0], "rank": [1],
+                           "curve": [[0, 1]]})
+    merge_shards([shard, late], run / "featurevis.h5")
+    return run, values, top_ids
+
+
+def test_from_results_reads_the_real_stores(real_run, tmp_path):
+    from tests.test_reduce import CLASSES
+
+    run, values, top_ids = real_run
+    with ad.from_results(run, top_examples=3, similar=2) as data:
+        assert [l.name for l in data.layers] == ["early", "late"]
+        assert data.dataset.images == 17 and [s.image_id for s in data.dataset.skipped] == ["broken"]
+        assert data.model.class_names == CLASSES and data.model.aliases == {"mixed_early": "early"}
+        unit = data.layer("early").units[2]
+        assert len(unit.examples) == 3 and unit.examples[0].activation == pytest.approx(values["early"]["max"][:, 2].max())
+        assert ad.load_image(unit.examples[0].crop).shape == (4, 4, 3)
+        assert sum(unit.histogram.counts) == 17
+        assert unit.classes and all(k.class_name in CLASSES for k in unit.classes)
+        expected, _ = ad.correlation_neighbours(values["early"]["max"], 2)
+        assert [s.channel for s in unit.similar] == [c for c in expected[2] if c >= 0]
+        assert "17 dataset images" in data.layer("early").similarity_method
+        predicted = set(top_ids[:, 0].tolist())
+        assert [k.class_id for k in data.classes] == sorted(predicted)
+        assert [i.image_id for i in data.images] == ["img01", "img03"]          # sorted
+        assert data.images[0].label == "dog" and data.images[1].label == "dog"
+        assert data.images[0].layers[0].grid.icons.shape == (2, 2, 4, 4, 3)
+        fv = data.layer("early").units
+        assert fv[1].featurevis is None and fv[2].featurevis_rank == 1
+        np.testing.assert_array_equal(ad.load_image(fv[2].featurevis), pattern(2, 8))
+        np.testing.assert_array_equal(ad.load_image(fv[2].diversity[1]), pattern(15, 8))
+        np.testing.assert_array_equal(ad.load_image(fv[0].negative), pattern(20, 8))
+        late = data.layer("late").units
+        assert late[0].featurevis is None and late[1].diversity == [] and late[1].negative is None
+        np.testing.assert_array_equal(ad.load_image(late[1].featurevis), pattern(31, 8))
+        site = build_site(data, tmp_path / "site")
+    assert {"images/img01.html", "channels/early/2.html", "layers/late.html", "img/featurevis/early/2-negative.png",
+            "img/featurevis/early/2-diversity1.png"} <= set(site_files(site))
+    assert "img/featurevis/early/1.png" not in site_files(site)
+    assert "img01" in (site / "index.html").read_text()
+
+
+@pytest.mark.slow
+def test_workflow_exports_the_site_from_the_stores(tmp_path):
+    """End to end on a tiny model: extraction only (no feature visualization, no Building
+    Blocks), then the site rule; its pages come from the stores the run wrote."""
+    import yaml
+    from tests.test_extract_workflow import config, plant_images, run
+
+    images = tmp_path / "images"
+    plant_images(images)
+    cfg = config(images)
+    cfg["blocks"] = {"enabled": False}
+    cfg["site"] = {"similar_channels": 2, "title": "<b>tiny</b> atlas"}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    run(tmp_path)
+    site = tmp_path / "results" / "e2e" / "site"
+    files = set(site_files(site))
+    assert {"index.html", "layers/early.html", "layers/late.html", "channels/early/3.html",
+            "channels/late/5.html"} <= files
+    index = (site / "index.html").read_text()
+    assert "&lt;b&gt;tiny&lt;/b&gt; atlas" in index
+    assert "5 images extracted, 3 skipped" in index
+    channel = (site / "channels" / "late" / "0.html").read_text()
+    assert "over the 5 dataset images" in channel and channel.count('<li><a href="../../images/') == 0
+    assert channel.count('class="examples"') == 1 and channel.count("<rect ") == 4
+
+
+def test_export_imports_no_torch(real_run, tmp_path):
+    """Reading every store and writing the site never imports torch."""
+    code = ("import sys; from pipeline import export, atlas_data; "
+            f"data = atlas_data.from_results({str(real_run[0])!r}); "
+            f"export.build_site(data, {str(tmp_path / 'site')!r}); data.close(); "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "site" / "images" / "img01.html").is_file()
