@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -12,11 +15,17 @@ log = logging.getLogger("pipeline")
 
 
 @contextlib.contextmanager
-def job_logging(log_file: str | None, threads: int | None = None) -> Iterator[None]:
+def job_logging(log_file: str | None, threads: int | None = None, *,
+                gpu: bool | None = None) -> Iterator[None]:
     """Send logging, warnings and tqdm progress bars of one job to its log file.
 
     Exceptions are written to the log with their traceback and re-raised, so the
     workflow stops and the log says why.
+
+    When ``MODEL_ATLAS_GPUS`` names a GPU pool (see :mod:`pipeline.gpu_pool`), the job
+    holds one free device of it for its whole run, as the only GPU it sees (``cuda:0``).
+    ``gpu=False`` opts a CPU-only job (a merge) out, so that it never waits for a GPU;
+    a script passes ``gpu=bool(snakemake.resources.get("gpu", 0))``.
     """
     stream = open(log_file, "w", buffering=1) if log_file else sys.stderr
     if log_file:
@@ -32,7 +41,8 @@ def job_logging(log_file: str | None, threads: int | None = None) -> Iterator[No
     try:
         if threads:
             set_threads(threads)
-        yield
+        with _gpu_slot_for_job(gpu):
+            yield
     except BaseException:
         stream.write(traceback.format_exc())
         raise
@@ -41,6 +51,54 @@ def job_logging(log_file: str | None, threads: int | None = None) -> Iterator[No
         root.removeHandler(handler)
         if log_file:
             stream.close()
+
+
+@contextlib.contextmanager
+def _gpu_slot_for_job(gpu: bool | None) -> Iterator[None]:
+    from pipeline.gpu_pool import gpu_slot, pool_from_env
+    if gpu is False or pool_from_env() is None:
+        yield
+        return
+    with gpu_slot() as device:
+        log.info("GPU pool: this job uses device %s (CUDA_VISIBLE_DEVICES=%s)", device, device)
+        yield
+
+
+# Descriptors of the run-directory claims this process holds, kept open until it exits.
+_CLAIMS: dict[str, int] = {}
+
+
+def clear_stale_snakemake_locks(workdir: str | os.PathLike = ".") -> bool:
+    """Remove the locks a killed Snakemake left in ``workdir``, if no live run holds them.
+
+    Snakemake's locks (``.snakemake/locks``) record no process id, so after a ``kill -9``
+    of Snakemake itself the next run refuses to start until ``snakemake --unlock``.
+    Called by the workflow's main process, this takes an exclusive ``flock`` on
+    ``.snakemake/model-atlas-main.lock`` and keeps it until the process exits; the kernel
+    drops a flock when its holder dies, so getting it proves that every earlier run in
+    this directory is dead and its locks are stale. Returns True when it removed locks.
+    When another run holds the claim, or the file system has no flock (some Lustre
+    mounts), nothing is touched and Snakemake's own lock check decides.
+    """
+    meta = Path(workdir) / ".snakemake"
+    claim = str((meta / "model-atlas-main.lock").resolve())
+    if claim in _CLAIMS:
+        return False
+    meta.mkdir(parents=True, exist_ok=True)
+    fd = os.open(claim, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            log.warning("cannot flock %s (%s): after a killed run, use `snakemake --unlock`",
+                        claim, exc)
+        return False
+    _CLAIMS[claim] = fd
+    stale = sorted((meta / "locks").glob("*.lock"))
+    for lock in stale:
+        lock.unlink(missing_ok=True)
+    return bool(stale)
 
 
 def set_threads(threads: int) -> None:

@@ -9,6 +9,7 @@ One module per kind of file, each with its writer and lazy reader:
 Conventions common to all (format name and version, atomic writes, provenance)
 live in :mod:`pipeline.store._format`. The layouts are specified in docs/STORE.md.
 """
-from pipeline.store._format import StoreError, atomic_h5, config_hash, open_h5
+from pipeline.store._format import (StoreError, atomic_h5, config_hash, open_h5,
+                                    set_aside_incomplete_stores)
 
-__all__ = ["StoreError", "atomic_h5", "config_hash", "open_h5"]
+__all__ = ["StoreError", "atomic_h5", "config_hash", "open_h5", "set_aside_incomplete_stores"]

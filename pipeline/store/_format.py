@@ -16,9 +16,11 @@ package touches HDF5 paths.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
+import re
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -68,6 +70,7 @@ def atomic_h5(path: str | os.PathLike, kind: str, version: int, *,
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = partial_path(path)
     settings = dict(settings or {})
+    _remove_stale_partials(path)
     try:
         with h5py.File(tmp, "w", track_order=True) as fh:
             fh.attrs["format"] = FORMAT_PREFIX + kind
@@ -80,11 +83,115 @@ def atomic_h5(path: str | os.PathLike, kind: str, version: int, *,
             fh.attrs["package_versions_json"] = json.dumps(package_versions(), sort_keys=True)
             yield fh
             fh.attrs["complete"] = True
+        _fsync(tmp)  # the bytes reach the disk before the name does (node crash, power loss)
         os.replace(tmp, path)
+        _fsync(path.parent, folder=True)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def _fsync(path: Path, folder: bool = False) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not folder:
+            raise
+        # Some file systems cannot fsync a folder; the rename is atomic all the same.
+    finally:
+        os.close(fd)
+
+
+def _remove_stale_partials(path: Path) -> None:
+    """Delete temporary files that earlier, killed writers of ``path`` left behind.
+
+    One writer per file (Snakemake runs one job per output and locks the run), so any
+    other ``.<name>.<pid>.partial`` is garbage: without this, every crash of a large
+    shard would leave gigabytes on disk.
+    """
+    prefix = f".{path.name}."
+    for stale in path.parent.glob(f"{glob.escape(prefix)}*{PARTIAL_SUFFIX}"):
+        if stale.name[len(prefix):-len(PARTIAL_SUFFIX)].isdigit():  # the writer's pid
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+
+
+def incomplete_reason(path: str | os.PathLike) -> str | None:
+    """Why the model-atlas store at ``path`` is not whole, or None if it is.
+
+    Whole means: HDF5 opens it (a file cut short fails here), its ``complete``
+    attribute is true and every file its virtual datasets read from exists (a missing
+    source would silently read as fill values). Files that are not model-atlas stores
+    count as whole (not ours).
+    """
+    try:
+        fh = _open_despite_locks(path)
+    except OSError as exc:
+        if _is_lock_error(exc):
+            return None  # someone holds it open: no evidence of damage
+        return f"HDF5 cannot read it ({exc})"
+    with fh:
+        if not _attr_str(fh.attrs.get("format")).startswith(FORMAT_PREFIX):
+            return None
+        if not bool(fh.attrs.get("complete", False)):
+            return "its `complete` attribute is not set (the writer did not finish)"
+        missing = _missing_virtual_sources(fh, Path(path).parent)
+        if missing:
+            return f"its virtual datasets read from missing files: {', '.join(missing)}"
+    return None
+
+
+def _missing_virtual_sources(fh: h5py.File, folder: Path) -> list[str]:
+    sources = set()
+
+    def collect(_name, obj):
+        if isinstance(obj, h5py.Dataset) and obj.is_virtual:
+            sources.update(m.file_name for m in obj.virtual_sources())
+
+    fh.visititems(collect)
+    # "." is the file itself; relative names are relative to the store's folder.
+    return sorted(name for name in sources if name != "." and not (folder / name).is_file())
+
+
+def _open_despite_locks(path) -> h5py.File:
+    """Open read-only; a file another handle holds (HDF5 file locks) is opened without locking."""
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        if not _is_lock_error(exc):
+            raise
+    return h5py.File(path, "r", locking=False)
+
+
+def _is_lock_error(exc: OSError) -> bool:
+    # "unable to lock file", "file locking flag values don't match"; not "sblock->base_addr".
+    return re.search(r"\block(ing)?\b", str(exc), re.IGNORECASE) is not None
+
+
+def set_aside_incomplete_stores(folder: str | os.PathLike, *,
+                                dry_run: bool = False) -> list[tuple[Path, str]]:
+    """Rename every incomplete ``*.h5`` store below ``folder`` to ``<name>.incomplete``.
+
+    Atomic writes mean a crash never leaves an incomplete file at its final name, but
+    a copy cut short or a disk fault can. Run before the workflow plans its jobs, this
+    makes the job that wrote such a file run again instead of a merge reading it; a
+    merged store whose virtual datasets read from a file set aside goes too, so that
+    the merge runs again. Returns (path, reason) for each such file; with ``dry_run``
+    only reports them.
+    """
+    found: list[tuple[Path, str]] = []
+    remaining = sorted(Path(folder).rglob("*.h5"))
+    while True:  # until no file is set aside: each one can break the stores reading it
+        newly = [(path, reason) for path in remaining
+                 if (reason := incomplete_reason(path)) is not None]
+        if not newly or dry_run:
+            return found + newly
+        for path, _ in newly:
+            os.replace(path, path.with_name(path.name + ".incomplete"))
+        found += newly
+        remaining = [path for path in remaining if path.exists()]
 
 
 def check_file(path: str | os.PathLike, kind: str, versions: tuple[int, ...]) -> Path:
