@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 
 ## The main job: the embedded default run (EfficientNet-Lite0 on the bundled photos).
 demo: setup
-	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG) --scheduler greedy
+	$(BIN)/snakemake --profile workflow/profiles/local --cores $(CORES) --configfile $(CONFIG)
 	@$(BIN)/python -c "import yaml; c = yaml.safe_load(open('$(CONFIG)')); r = c.get('results_dir', 'results') + '/' + c.get('run', 'demo'); print('\nResults are in', r + '/'); print('Open the atlas:', r + '/site/index.html')"
 
 ## The test suite (installs Chromium from Debian's packages for the browser tests when root).

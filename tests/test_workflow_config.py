@@ -38,3 +38,9 @@ def test_unknown_key_is_rejected(tmp_path):
 def test_default_config_passes_validation(tmp_path):
     result = _dry_run(tmp_path)
     assert result.returncode == 0, result.stderr
+
+
+def test_snakemake_lint_is_clean():
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "--cores", "1"],
+                            capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,9 +1,6 @@
 # Per-image Building Blocks (issue 5):
 #   blocks_images (checkpoint: the featured images) -> one blocks_image job per image
 #   -> blocks_merge: results/<run>/blocks.h5 (layout: docs/STORE.md, "Building Blocks store").
-import json
-from pathlib import Path
-
 BLOCKS = config["blocks"]
 BLOCKS_GPU = 1 if config["device"].startswith("cuda") else 0
 
@@ -17,26 +14,16 @@ checkpoint blocks_images:
     params:
         images=BLOCKS["images"],
     threads: 1
+    conda:
+        CONDA_ENV
     script:
         "../scripts/blocks_list.py"
-
-
-def blocks_layers_json(wildcards):
-    """layers.json, after checking that every configured layer exists (clear error if not)."""
-    select_layers(BLOCKS["layers"])
-    return run_path("model", "layers.json")
-
-
-def blocks_image_files(wildcards):
-    """One file per featured image (waits for the checkpoint)."""
-    listing = json.loads(Path(checkpoints.blocks_images.get().output[0]).read_text())
-    return [run_path("blocks", "images", f"{i}.h5") for i in range(len(listing["records"]))]
 
 
 rule blocks_image:
     input:
         images=run_path("blocks", "images.json"),
-        layers=blocks_layers_json,
+        layers=checked_layers_json("blocks"),
     output:
         run_path("blocks", "images", "{index}.h5"),
     wildcard_constraints:
@@ -52,6 +39,8 @@ rule blocks_image:
     threads: config["threads"]
     resources:
         gpu=BLOCKS_GPU,
+    conda:
+        CONDA_ENV
     script:
         "../scripts/blocks_image.py"
 
@@ -64,6 +53,8 @@ rule blocks_merge:
     log:
         log_path("blocks_merge", "blocks_merge"),
     threads: 1
+    conda:
+        CONDA_ENV
     script:
         "../scripts/blocks_merge.py"
 

@@ -1,5 +1,6 @@
 # Shared by every stage: where results go, which layers exist, wildcard rules.
 import json
+import os
 from pathlib import Path
 
 RUN_DIR = f"{config['results_dir']}/{config['run']}"
@@ -12,11 +13,11 @@ wildcard_constraints:
 
 
 def run_path(*parts):
-    return "/".join([RUN_DIR, *parts])
+    return os.path.join(RUN_DIR, *parts)
 
 
 def log_path(rule_name, *parts):
-    return "/".join([RUN_DIR, "logs", rule_name, *parts]) + ".log"
+    return os.path.join(RUN_DIR, "logs", rule_name, *parts) + ".log"
 
 
 def discovered_layers():
@@ -46,7 +47,37 @@ def select_layers(selection):
     return [l for l in layers if l["name"] in chosen]
 
 
+# The software of every job, for --use-conda (relative to workflow/rules/, where all rules live).
+CONDA_ENV = "../envs/model-atlas.yaml"
+
 MODEL_PARAMS = {"name": config["model"]["name"], "weights": config["model"]["weights"]}
+
+
+# -- input functions of the stages (kept here, apart from the rules) --------------
+
+def checked_layers_json(stage):
+    """Input function for a stage's jobs: layers.json, once every layer named in
+    config[stage]["layers"] is known to exist (a clear error listing them if not)."""
+
+    def layers_json(wildcards):
+        select_layers(config[stage]["layers"])
+        return run_path("model", "layers.json")
+
+    return layers_json
+
+
+def extract_shard_files(wildcards):
+    """One shard per `images_per_shard` images of the listing (waits for the checkpoint)."""
+    listing = json.loads(Path(checkpoints.list_images.get().output[0]).read_text())
+    count, step = len(listing["records"]), config["extract"]["images_per_shard"]
+    return [run_path("extract", "shards", f"{start}-{min(start + step, count)}.h5")
+            for start in range(0, count, step)]
+
+
+def blocks_image_files(wildcards):
+    """One file per featured image (waits for the checkpoint)."""
+    listing = json.loads(Path(checkpoints.blocks_images.get().output[0]).read_text())
+    return [run_path("blocks", "images", f"{i}.h5") for i in range(len(listing["records"]))]
 
 
 # Resume safety (docs/CLUSTER.md), in the main process only (not in every cluster job):

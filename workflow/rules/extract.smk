@@ -1,9 +1,6 @@
 # Dataset-wide activations and attributions (issue 4):
 #   list_images (checkpoint) -> one extract_shard job per `images_per_shard` images
 #   -> reduce_activations: results/<run>/activations.h5 (layout: docs/STORE.md).
-import json
-from pathlib import Path
-
 EXTRACT = config["extract"]
 DATASET = config["dataset"]
 EXTRACT_GPU = 1 if config["device"].startswith("cuda") else 0
@@ -18,28 +15,16 @@ checkpoint list_images:
     params:
         dataset=DATASET,
     threads: 1
+    conda:
+        CONDA_ENV
     script:
         "../scripts/extract_list.py"
-
-
-def extract_layers_json(wildcards):
-    """layers.json, after checking that every configured layer exists (clear error if not)."""
-    select_layers(EXTRACT["layers"])
-    return run_path("model", "layers.json")
-
-
-def extract_shard_files(wildcards):
-    """One shard per `images_per_shard` images of the listing (waits for the checkpoint)."""
-    listing = json.loads(Path(checkpoints.list_images.get().output[0]).read_text())
-    count, step = len(listing["records"]), EXTRACT["images_per_shard"]
-    return [run_path("extract", "shards", f"{start}-{min(start + step, count)}.h5")
-            for start in range(0, count, step)]
 
 
 rule extract_shard:
     input:
         images=run_path("dataset", "images.json"),
-        layers=extract_layers_json,
+        layers=checked_layers_json("extract"),
     output:
         run_path("extract", "shards", "{start}-{stop}.h5"),
     log:
@@ -54,6 +39,8 @@ rule extract_shard:
     threads: config["threads"]
     resources:
         gpu=EXTRACT_GPU,
+    conda:
+        CONDA_ENV
     script:
         "../scripts/extract_shard.py"
 
@@ -61,7 +48,7 @@ rule extract_shard:
 rule reduce_activations:
     input:
         shards=extract_shard_files,
-        layers=extract_layers_json,
+        layers=checked_layers_json("extract"),
     output:
         run_path("activations.h5"),
     log:
@@ -72,6 +59,8 @@ rule reduce_activations:
         model=MODEL_PARAMS,
         extract=EXTRACT,
     threads: config["threads"]
+    conda:
+        CONDA_ENV
     script:
         "../scripts/extract_reduce.py"
 

@@ -10,5 +10,7 @@ checkpoint layers:
         model=MODEL_PARAMS,
         device=config["device"],
     threads: 1
+    conda:
+        CONDA_ENV
     script:
         "../scripts/discover_layers.py"

@@ -20,6 +20,8 @@ rule export_site:
     params:
         site=SITE,
     threads: 1
+    conda:
+        CONDA_ENV
     script:
         "../scripts/export_site.py"
 
