@@ -74,6 +74,18 @@ def extract_shard_files(wildcards):
             for start in range(0, count, step)]
 
 
+def featurevis_shard_files(wildcards):
+    """Every feature-visualization shard of the run: the selected layers, each split into
+    ranges of `channels_per_job` channel ids (waits for the `layers` checkpoint)."""
+    from pipeline.featurevis import plan_shards
+
+    fv = config["featurevis"]
+    return [run_path("featurevis", "shards", layer["name"], f"{start}-{stop}.h5")
+            for layer in select_layers(fv["layers"])
+            for start, stop in plan_shards(fv["channels"], layer["channels"],
+                                           fv["channels_per_job"], layer["name"])]
+
+
 def blocks_image_files(wildcards):
     """One file per featured image (waits for the checkpoint)."""
     listing = json.loads(Path(checkpoints.blocks_images.get().output[0]).read_text())

@@ -1,1 +1,51 @@
-FEATUREVIS_TARGETS = []  # filled in by the feature-visualization stage
+# Feature visualization (issue 3): one job per (layer, channel range), then one store.
+#
+#   results/<run>/featurevis/shards/<layer>/<start>-<stop>.h5   one shard per job
+#   results/<run>/featurevis.h5                                 the merged store
+#
+# Shards are planned from the `layers` checkpoint (featurevis_shard_files in common.smk).
+# Layout of both files: docs/STORE.md, "Feature visualization store".
+from pipeline.featurevis import run_settings
+
+FEATUREVIS = config["featurevis"]
+FEATUREVIS_GPU = 1 if config["device"].startswith("cuda") else 0
+
+
+rule featurevis_shard:
+    input:
+        checked_layers_json("featurevis"),
+    output:
+        run_path("featurevis", "shards", "{layer}", "{start}-{stop}.h5"),
+    log:
+        log_path("featurevis_shard", "{layer}", "{start}-{stop}"),
+    benchmark:
+        run_path("benchmarks", "featurevis_shard", "{layer}", "{start}-{stop}.tsv")
+    params:
+        model=MODEL_PARAMS,
+        device=config["device"],
+        channels=FEATUREVIS["channels"],
+        settings=run_settings(FEATUREVIS),
+    threads: config["threads"]
+    resources:
+        gpu=FEATUREVIS_GPU,
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/featurevis_shard.py"
+
+
+rule featurevis_merge:
+    input:
+        featurevis_shard_files,
+    output:
+        run_path("featurevis.h5"),
+    log:
+        log_path("featurevis_merge", "featurevis_merge"),
+    threads: 1
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/featurevis_merge.py"
+
+
+FEATUREVIS_TARGETS = [run_path("featurevis.h5")] if FEATUREVIS["enabled"] else []

@@ -1,0 +1,18 @@
+"""Feature visualization by optimisation, after Lucid (pure: tensors in, tensors out).
+
+* :mod:`~pipeline.optvis.param`       how an image is made from parameters (FFT or pixels)
+* :mod:`~pipeline.optvis.transforms`  random per-item transformations (robustness)
+* :mod:`~pipeline.optvis.objectives`  what to maximise: channel, neuron, direction,
+  diversity, their sums, products and negations, and :func:`per_item` batches
+* :mod:`~pipeline.optvis.render`      the Adam loop, batched and truncated; ``speed_up``
+  (BatchNorm folded into convolutions, channels-last weights) before rendering many
+
+::
+
+    from pipeline.optvis import objectives as obj
+    from pipeline.optvis.render import render
+    result = render(model, obj.channel("blocks.3.0", 5) - 1e2 * obj.diversity("blocks.3.0"), 4)
+
+The package re-exports nothing: ``pipeline.optvis.render`` stays the module (a
+re-exported ``render`` function would hide it).
+"""

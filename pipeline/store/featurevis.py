@@ -1,0 +1,325 @@
+"""Feature visualizations: shard files, the merged store, and its lazy reader.
+
+Layout specified in docs/STORE.md ("Feature visualization store"). In short, every
+file has ``layers/<layer>/`` groups with one row per rendered channel::
+
+    channels    int32  [K]              channel ids, strictly increasing
+    images      uint8  [K, H, W, 3]     one image per chunk
+    value       float32 [K]             final objective value
+    activation  float32 [K]             the channel's spatial mean on its stored image
+    rank        int32  [K]              1 + channels of the layer with a larger mean there
+    curve       float32 [K, P]          objective during optimisation, at curve_steps [P]
+    diversity_images / diversity_activation      [K, D, H, W, 3] / [K, D]  (optional)
+    negative_images / negative_activation        [K, H, W, 3] / [K]        (optional)
+
+A **shard** (``model-atlas.featurevis-shard``) holds one layer's channels in
+``[start, stop)``; the **store** (``model-atlas.featurevis``) is their merge. No torch here.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Iterator, Mapping, Sequence
+
+import h5py
+import numpy as np
+
+from pipeline.store._format import (StoreError, atomic_h5, open_h5, open_h5_handle,
+                                    read_json_attr, settings_of, write_json_attr)
+
+SHARD_KIND, SHARD_VERSION = "featurevis-shard", 1
+STORE_KIND, STORE_VERSION = "featurevis", 1
+VERSIONS = (1,)
+RANK_DEFINITION = ("1 + the number of channels of the layer whose spatial mean activation "
+                   "on the channel's stored (uint8, untransformed) image is strictly larger "
+                   "than the channel's own; 1 = best, ties share the better rank")
+# Per-row arrays: name -> (dtype, shape after K given the image size H, D and P).
+_ROW_ARRAYS = {
+    "images": (np.uint8, lambda h, d, p: (h, h, 3)),
+    "value": (np.float32, lambda h, d, p: ()),
+    "activation": (np.float32, lambda h, d, p: ()),
+    "rank": (np.int32, lambda h, d, p: ()),
+    "curve": (np.float32, lambda h, d, p: (p,)),
+}
+_DIVERSITY_ARRAYS = {
+    "diversity_images": (np.uint8, lambda h, d, p: (d, h, h, 3)),
+    "diversity_activation": (np.float32, lambda h, d, p: (d,)),
+}
+_NEGATIVE_ARRAYS = {
+    "negative_images": (np.uint8, lambda h, d, p: (h, h, 3)),
+    "negative_activation": (np.float32, lambda h, d, p: ()),
+}
+
+
+def _chunks(shape: tuple[int, ...], name: str) -> tuple[int, ...] | None:
+    if name.endswith("images"):
+        # One image per chunk: a page or a query reads exactly the image it shows.
+        return (1,) * (len(shape) - 3) + tuple(shape[-3:])
+    return None
+
+
+def _create_arrays(group: h5py.Group, k: int, image_size: int, diversity: int,
+                   curve_points: int, negatives: bool) -> None:
+    arrays = dict(_ROW_ARRAYS)
+    if diversity > 1:
+        arrays.update(_DIVERSITY_ARRAYS)
+    if negatives:
+        arrays.update(_NEGATIVE_ARRAYS)
+    for name, (dtype, tail) in arrays.items():
+        shape = (k, *tail(image_size, diversity, curve_points))
+        group.create_dataset(name, shape=shape, dtype=dtype,
+                             chunks=_chunks(shape, name) if k else None)
+
+
+# ---------------------------------------------------------------------------------
+# Shards
+# ---------------------------------------------------------------------------------
+
+class ShardWriter:
+    """Fills one shard row block at a time (use :func:`shard_writer`)."""
+
+    def __init__(self, group: h5py.Group, channels: np.ndarray):
+        self.group, self.channels = group, channels
+        self.written = np.zeros(len(channels), dtype=bool)
+
+    def write(self, channels: Sequence[int], arrays: Mapping[str, np.ndarray]) -> None:
+        """Store ``arrays`` (``images [k, H, W, 3]``, ``value [k]``, ...) for ``channels``."""
+        rows = np.searchsorted(self.channels, np.asarray(channels))
+        if np.any(rows >= len(self.channels)) or np.any(self.channels[np.minimum(rows, len(self.channels) - 1)] != channels):
+            raise KeyError(f"channels {list(channels)} are not all in this shard ({self.channels.tolist()})")
+        for name, values in arrays.items():
+            if name not in self.group:
+                raise KeyError(f"shard has no array {name!r} (diversity/negatives not enabled?)")
+            ds = self.group[name]
+            values = np.asarray(values, dtype=ds.dtype)
+            if values.shape[1:] != ds.shape[1:] or len(values) != len(rows):
+                raise ValueError(f"{name}: got shape {values.shape}, expected ({len(rows)}, *{ds.shape[1:]})")
+            for row, value in zip(rows, values):  # rows of one batch are consecutive and few
+                ds[row] = value
+        self.written[rows] = True
+
+
+@contextlib.contextmanager
+def shard_writer(path: str | os.PathLike, *, layer: str, layer_channels: int,
+                 channels: Sequence[int], start: int, stop: int, image_size: int,
+                 curve_steps: Sequence[int], diversity: int = 1, negatives: bool = False,
+                 settings: Mapping, model_checksum: str = "") -> Iterator[ShardWriter]:
+    """Write the shard of ``layer``'s ``channels`` (all in ``[start, stop)``) atomically.
+
+    ``settings`` are the run's settings only (never the shard's layer or range), so that
+    every shard of a run has the same ``config_hash``. Every channel must be written
+    before the block ends, or the shard is not created.
+    """
+    channels = np.asarray(sorted(int(c) for c in channels), dtype=np.int32)
+    if len(set(channels.tolist())) != len(channels):
+        raise ValueError(f"shard {layer} {start}-{stop}: repeated channel ids")
+    if len(channels) and (channels[0] < start or channels[-1] >= stop or channels[-1] >= layer_channels):
+        raise ValueError(f"shard {layer} {start}-{stop}: channels {channels.tolist()} outside "
+                         f"[{start}, {min(stop, layer_channels)})")
+    with atomic_h5(path, SHARD_KIND, SHARD_VERSION, settings=settings,
+                   model_checksum=model_checksum) as fh:
+        fh.attrs.update({"layer": layer, "start": int(start), "stop": int(stop)})
+        group = _layer_group(fh, layer, layer_channels, image_size, diversity)
+        group.create_dataset("channels", data=channels)
+        group.create_dataset("curve_steps", data=np.asarray(curve_steps, dtype=np.int32))
+        _create_arrays(group, len(channels), image_size, diversity, len(curve_steps), negatives)
+        writer = ShardWriter(group, channels)
+        yield writer
+        missing = channels[~writer.written]
+        if len(missing):
+            raise RuntimeError(f"shard {layer} {start}-{stop}: channels {missing.tolist()} never written")
+        write_json_attr(fh, "layer_order", [layer])
+
+
+def _layer_group(fh: h5py.File, layer: str, layer_channels: int, image_size: int,
+                 diversity: int) -> h5py.Group:
+    group = fh.create_group(f"layers/{layer}", track_order=True)
+    group.attrs.update({"layer_channels": int(layer_channels), "image_size": int(image_size),
+                        "diversity": int(diversity), "rank_definition": RANK_DEFINITION})
+    return group
+
+
+# ---------------------------------------------------------------------------------
+# Merge
+# ---------------------------------------------------------------------------------
+
+def merge_shards(shards: Sequence[str | os.PathLike], out: str | os.PathLike) -> Path:
+    """Copy the shards' rows into one store, layer by layer in the order first seen.
+
+    Refuses (StoreError, naming the files) shards that are missing, incomplete, of
+    another kind or version, whose ``config_hash`` differs, or whose channels overlap.
+    """
+    if not shards:
+        raise StoreError(f"{out}: no shards to merge")
+    handles = [open_h5_handle(p, SHARD_KIND, VERSIONS) for p in shards]
+    try:
+        first = handles[0]
+        for p, fh in zip(shards, handles):
+            if fh.attrs["config_hash"] != first.attrs["config_hash"]:
+                raise StoreError(
+                    f"{p}: config_hash {fh.attrs['config_hash']} differs from {shards[0]}'s "
+                    f"{first.attrs['config_hash']}: the shards were rendered with different "
+                    "settings; delete the stale shards and re-run")
+        by_layer: dict[str, list[tuple[str, h5py.File]]] = {}
+        for p, fh in zip(shards, handles):
+            by_layer.setdefault(str(fh.attrs["layer"]), []).append((str(p), fh))
+        settings = settings_of(first)
+        with atomic_h5(out, STORE_KIND, STORE_VERSION, settings=settings,
+                       model_checksum=str(first.attrs.get("model_checksum", ""))) as dst:
+            for layer, parts in by_layer.items():
+                _merge_layer(dst, layer, parts)
+            write_json_attr(dst, "layer_order", list(by_layer))
+    finally:
+        for fh in handles:
+            fh.close()
+    return Path(out)
+
+
+def _merge_layer(dst: h5py.File, layer: str, parts: list[tuple[str, h5py.File]]) -> None:
+    parts = sorted(parts, key=lambda part: int(part[1].attrs["start"]))
+    groups = [(p, fh[f"layers/{layer}"]) for p, fh in parts]
+    channels = np.concatenate([g["channels"][()] for _, g in groups])
+    if np.any(np.diff(channels) <= 0):
+        raise StoreError(f"layer {layer}: shards {[p for p, _ in groups]} overlap "
+                         "(a channel appears twice); delete the stale shards and re-run")
+    src = groups[0][1]
+    attrs = dict(src.attrs)
+    group = _layer_group(dst, layer, attrs["layer_channels"], attrs["image_size"], attrs["diversity"])
+    group.create_dataset("channels", data=channels)
+    group.create_dataset("curve_steps", data=src["curve_steps"][()])
+    names = [n for n in src if n not in ("channels", "curve_steps")]
+    for name in names:
+        tail = src[name].shape[1:]
+        ds = group.create_dataset(name, shape=(len(channels), *tail), dtype=src[name].dtype,
+                                  chunks=_chunks((len(channels), *tail), name) if len(channels) else None)
+        row = 0
+        for path, g in groups:
+            if name not in g or g[name].shape[1:] != tail:
+                raise StoreError(f"{path}: layer {layer} array {name} missing or of another shape")
+            k = g[name].shape[0]
+            ds[row:row + k] = g[name][()]
+            row += k
+
+
+# ---------------------------------------------------------------------------------
+# Reader
+# ---------------------------------------------------------------------------------
+
+class FeatureVisStore:
+    """Lazy read access to a feature visualization store (or one shard).
+
+    >>> with FeatureVisStore("results/demo/featurevis.h5") as fv:
+    ...     fv.layers                       # ['stem', 'blocks.0.0', ...]
+    ...     fv.image("stem", 3)             # uint8 [H, W, 3]
+    ...     fv.rank("stem")                 # int32 [K]
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        try:
+            self._fh = open_h5_handle(path, STORE_KIND, VERSIONS)
+        except StoreError as exc:
+            if "featurevis-shard" not in str(exc):
+                raise
+            self._fh = open_h5_handle(path, SHARD_KIND, VERSIONS)
+        self._channels: dict[str, np.ndarray] = {}
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> "FeatureVisStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def layers(self) -> list[str]:
+        """Layer names, closest to the input first."""
+        return list(read_json_attr(self._fh, "layer_order", default=list(self._fh["layers"])))
+
+    @property
+    def settings(self) -> dict:
+        """The settings every image was rendered with (steps, image_size, seed, ...)."""
+        return settings_of(self._fh)
+
+    @property
+    def config_hash(self) -> str:
+        return str(self._fh.attrs["config_hash"])
+
+    def group(self, layer: str) -> h5py.Group:
+        if layer not in self._fh["layers"]:
+            raise KeyError(f"{self.path}: no layer {layer!r}; layers: {', '.join(self.layers)}")
+        return self._fh["layers"][layer]
+
+    def channels(self, layer: str) -> np.ndarray:
+        """Rendered channel ids of ``layer``, increasing: ``int32 [K]``."""
+        if layer not in self._channels:
+            self._channels[layer] = self.group(layer)["channels"][()]
+        return self._channels[layer]
+
+    def row(self, layer: str, channel: int) -> int:
+        """The row of ``channel`` in ``layer``'s arrays."""
+        channels = self.channels(layer)
+        row = int(np.searchsorted(channels, channel))
+        if row >= len(channels) or channels[row] != channel:
+            raise KeyError(f"{self.path}: layer {layer!r} has no rendered channel {channel} "
+                           f"({len(channels)} rendered, ids {channels[:1].tolist()}..{channels[-1:].tolist()})")
+        return row
+
+    def image(self, layer: str, channel: int) -> np.ndarray:
+        """The feature visualization of one channel: ``uint8 [H, W, 3]``."""
+        return self.group(layer)["images"][self.row(layer, channel)]
+
+    def images(self, layer: str) -> h5py.Dataset:
+        """All of ``layer``'s images, lazily: ``uint8 [K, H, W, 3]`` (rows as in :meth:`channels`)."""
+        return self.group(layer)["images"]
+
+    def rank(self, layer: str) -> np.ndarray:
+        """``int32 [K]``: each channel's rank on its own image (see RANK_DEFINITION)."""
+        return self.group(layer)["rank"][()]
+
+    def value(self, layer: str) -> np.ndarray:
+        """``float32 [K]``: final objective value of each image."""
+        return self.group(layer)["value"][()]
+
+    def activation(self, layer: str) -> np.ndarray:
+        """``float32 [K]``: each channel's spatial mean activation on its own image."""
+        return self.group(layer)["activation"][()]
+
+    def curve(self, layer: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(steps int32 [P], values float32 [K, P])``: the subsampled objective curve."""
+        g = self.group(layer)
+        return g["curve_steps"][()], g["curve"][()]
+
+    def diversity_images(self, layer: str) -> h5py.Dataset | None:
+        """``uint8 [K, D, H, W, 3]`` when the run rendered diverse sets, else None."""
+        return self.group(layer).get("diversity_images")
+
+    def negative_images(self, layer: str) -> h5py.Dataset | None:
+        """``uint8 [K, H, W, 3]`` images minimising each channel, when rendered, else None."""
+        return self.group(layer).get("negative_images")
+
+    def table(self, layer: str) -> dict[str, np.ndarray]:
+        """Per-channel columns: channel, value, activation, rank."""
+        g = self.group(layer)
+        return {"channel": self.channels(layer), "value": g["value"][()],
+                "activation": g["activation"][()], "rank": g["rank"][()]}
+
+    def summary(self) -> dict[str, dict]:
+        """Per layer: rendered channels, of the layer's total, and the fraction with rank 1."""
+        out = {}
+        for layer in self.layers:
+            g = self.group(layer)
+            rank = g["rank"][()]
+            out[layer] = {"rendered": int(len(rank)), "layer_channels": int(g.attrs["layer_channels"]),
+                          "rank1_fraction": float(np.mean(rank == 1)) if len(rank) else float("nan")}
+        return out
+
+
+def check_store(path: str | os.PathLike) -> Path:
+    """Validate a merged store without keeping it open."""
+    with open_h5(path, STORE_KIND, VERSIONS):
+        pass
+    return Path(path)

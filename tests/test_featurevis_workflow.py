@@ -1,0 +1,152 @@
+"""End to end: the Snakemake feature-visualization stage on a tiny model."""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+from torch import nn
+
+# Not from conftest: the workflow's jobs import this module (for tiny_net) outside pytest.
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class TinyNet(nn.Module):
+    """conv (3->5) -> ReLU -> conv (5->3, stride 2) -> mean -> fc: two layers to visualize."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 5, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2d(5, 3, 3, stride=2, padding=1)
+        self.fc = nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.fc(self.conv2(self.relu(self.conv1(x))).mean((2, 3)))
+
+
+def tiny_net(weights="random"):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = TinyNet()
+    return {"model": net, "input_size": 16, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5),
+            "class_names": ["a", "b"], "layers": ["conv1", "conv2"]}
+
+
+def snakemake(tmp_path, config: dict, *extra):
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", f"{REPO}/Snakefile",
+         "--directory", str(tmp_path), "--configfile", str(config_file), "--cores", "2",
+         "--scheduler", "greedy", *extra],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+
+
+def tiny_config(**featurevis):
+    return {"run": "tiny", "results_dir": "results", "threads": 1,   # relative to --directory
+            "model": {"name": "tests.test_featurevis_workflow:tiny_net", "weights": "random"},
+            "extract": {"enabled": False},
+            "featurevis": {"layers": ["conv1", "conv2"], "channels": "all", "steps": 8,
+                           "image_size": 24, "batch_size": 2, "channels_per_job": 3,
+                           "curve_points": 4, "diversity": 2, "negatives": True, **featurevis}}
+
+
+TARGET = "results/tiny/featurevis.h5"
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """One tiny run of the stage: conv1 (5 channels) and conv2 (3), 3 channels per job."""
+    workdir = tmp_path_factory.mktemp("workflow")
+    result = snakemake(workdir, tiny_config(), TARGET)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return workdir
+
+
+@pytest.mark.slow
+def test_workflow_renders_every_requested_channel(finished_run):
+    from pipeline.store.featurevis import FeatureVisStore
+
+    run = finished_run / "results" / "tiny"
+    shards = sorted(p.relative_to(run / "featurevis" / "shards").as_posix()
+                    for p in (run / "featurevis" / "shards").glob("*/*.h5"))
+    assert shards == ["conv1/0-3.h5", "conv1/3-5.h5", "conv2/0-3.h5"]
+    assert (run / "logs" / "featurevis_shard" / "conv1" / "3-5.log").is_file()
+    assert (run / "benchmarks" / "featurevis_shard" / "conv1" / "3-5.tsv").is_file()
+    with FeatureVisStore(finished_run / TARGET) as fv:
+        assert fv.layers == ["conv1", "conv2"]
+        assert fv.channels("conv1").tolist() == [0, 1, 2, 3, 4]
+        assert fv.channels("conv2").tolist() == [0, 1, 2]
+        assert fv.images("conv1").shape == (5, 24, 24, 3)
+        assert fv.image("conv2", 2).shape == (24, 24, 3)
+        assert fv.diversity_images("conv2").shape == (3, 2, 24, 24, 3)
+        assert fv.negative_images("conv1").shape == (5, 24, 24, 3)
+        assert fv.settings["steps"] == 8 and fv.settings["model"]["name"].endswith("tiny_net")
+        assert ((fv.rank("conv1") >= 1) & (fv.rank("conv1") <= 5)).all()
+        steps, curve = fv.curve("conv1")
+        assert steps.tolist() == [0, 2, 5, 7] and curve.shape == (5, 4)
+        stored = fv.image("conv1", 3)
+
+    # The engine called directly gives the store's image: shards, batches and the
+    # workflow add nothing and lose nothing.
+    from pipeline.featurevis import to_uint8
+    from pipeline.models import load_model
+    from pipeline.optvis import objectives as obj
+    from pipeline.optvis.render import render
+    model = load_model("tests.test_featurevis_workflow:tiny_net", weights="random")
+    alone = render(model, obj.channel("conv1", 3), 1, steps=8, size=24, item_keys=[3], curve_points=4)
+    assert abs(to_uint8(alone.images)[0].astype(int) - stored.astype(int)).max() <= 1
+
+
+@pytest.mark.slow
+def test_merge_refuses_a_stale_shard(finished_run, tmp_path):
+    workdir = tmp_path / "copy"
+    shutil.copytree(finished_run, workdir)
+    os.remove(workdir / TARGET)
+    os.remove(workdir / "results" / "tiny" / "featurevis" / "shards" / "conv1" / "3-5.h5")
+    # Other settings, and params not a rerun trigger: only the missing shard is
+    # re-rendered, and the merge must refuse to mix it with the old ones.
+    result = snakemake(workdir, tiny_config(steps=9), TARGET, "--rerun-triggers", "mtime")
+    assert result.returncode != 0
+    log = (workdir / "results" / "tiny" / "logs" / "featurevis_merge" / "featurevis_merge.log").read_text()
+    assert "config_hash" in log and "differs" in log
+    assert not (workdir / TARGET).exists()
+
+
+def test_render_batch_measures_each_channel_on_its_own_image():
+    from pipeline.featurevis import DEFAULT_SETTINGS, batches, render_batch
+    from pipeline.models import load_model
+    from pipeline.optvis.render import activations
+
+    model = load_model("tests.test_featurevis_workflow:tiny_net", weights="random")
+    settings = {**DEFAULT_SETTINGS, "steps": 6, "image_size": 16, "curve_points": 3,
+                "diversity": 3, "negatives": True}
+    out = render_batch(model, "conv1", [4, 1], settings)
+    assert out["images"].shape == (2, 16, 16, 3) and out["images"].dtype.name == "uint8"
+    assert out["curve"].shape == (2, 3)
+    assert out["diversity_images"].shape == (2, 3, 16, 16, 3)
+    assert out["diversity_activation"].shape == (2, 3)
+    assert out["negative_images"].shape == (2, 16, 16, 3)
+    # value is the channel objective on the float image, activation the same on the stored
+    # uint8 image; the rank is counted over all five channels of conv1 on that stored image
+    assert out["value"] == pytest.approx(out["activation"], rel=0.05, abs=0.02)
+    images = torch.from_numpy(out["images"]).permute(0, 3, 1, 2).float() / 255
+    means = activations(model, images, ["conv1"])["conv1"].mean(dim=(2, 3))
+    for row, channel in enumerate([4, 1]):
+        expected = 1 + int((means[row] > means[row, channel]).sum())
+        assert out["rank"][row] == expected
+        assert out["activation"][row] == pytest.approx(means[row, channel].item(), rel=1e-6)
+    # The negative images push the channel down, below its value on the positive image.
+    assert (out["negative_activation"] < out["activation"]).all()
+    assert batches([1, 2, 3, 4, 5], 4, diversity=2) == [[1, 2], [3, 4], [5]]
+
+
+def test_unknown_layer_stops_the_workflow_naming_it(tmp_path):
+    result = snakemake(tmp_path, tiny_config(layers=["conv9"]), TARGET)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "conv9" in output and "conv1, conv2" in output
