@@ -191,8 +191,10 @@ def test_param_starts_grey_and_is_seeded_per_item(kind):
     assert images.shape == (2, 3, 16, 16)
     assert (images - 0.5).abs().max() < 0.05            # sd 0.01 noise around grey
     _, alone = param.image(kind, 16, item_generators(0, [8]))
-    assert torch.equal(alone()[0], images[1])           # item 8's noise does not depend on item 7
-    assert not torch.equal(images[0], images[1])
+    # Item 8's noise does not depend on item 7. Not bit-equal: the colour matrix is a 1x1
+    # convolution whose CPU kernel may sum in another order for another batch size.
+    assert torch.allclose(alone()[0], images[1], rtol=0, atol=1e-6)
+    assert (images[0] - images[1]).abs().max() > 1e-3
 
 
 def test_spectrum_scale_constants():
