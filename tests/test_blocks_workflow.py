@@ -10,7 +10,7 @@ import pytest
 import yaml
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.workflow_runner import REPO, run_workflow
 COLOURS = {"red.png": (200, 40, 40), "blue.png": (40, 40, 200)}
 
 
@@ -39,16 +39,7 @@ def config(images: Path, featured, **blocks) -> dict:
 
 
 def run(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO), MALLOC_MMAP_MAX_="0",
-               MALLOC_TRIM_THRESHOLD_="100000000000")
-    env.pop("MODEL_ATLAS_GPUS", None)
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
-                           "-d", str(workdir), "--configfile", str(workdir / "config.yaml"),
-                           "--cores", "2", "--scheduler", "greedy", *args],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
-    return proc
+    return run_workflow(workdir, "--cores", "2", "--scheduler", "greedy", *args, check=check)
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ import yaml
 from PIL import Image
 from torch import nn
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.workflow_runner import REPO, run_workflow
 CLASSES = ["cat", "dog", "fish"]
 
 
@@ -63,16 +63,7 @@ def config(images: Path) -> dict:
 
 
 def run(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO), MALLOC_MMAP_MAX_="0",
-               MALLOC_TRIM_THRESHOLD_="100000000000")
-    env.pop("MODEL_ATLAS_GPUS", None)
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
-                           "-d", str(workdir), "--configfile", str(workdir / "config.yaml"),
-                           "--cores", "2", "--scheduler", "greedy", *args],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
-    return proc
+    return run_workflow(workdir, "--cores", "2", "--scheduler", "greedy", *args, check=check)
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:

@@ -1,16 +1,13 @@
 """End to end: the Snakemake feature-visualization stage on a tiny model."""
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 import torch
-import yaml
 from torch import nn
 
 # Not from conftest: the workflow's jobs import this module (for tiny_net) outside pytest.
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.workflow_runner import run_workflow, write_config
 
 
 class TinyNet(nn.Module):
@@ -36,14 +33,8 @@ def tiny_net(weights="random"):
 
 
 def snakemake(tmp_path, config: dict, *extra):
-    config_file = tmp_path / "config.yaml"
-    config_file.write_text(yaml.safe_dump(config))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", f"{REPO}/Snakefile",
-         "--directory", str(tmp_path), "--configfile", str(config_file), "--cores", "2",
-         "--scheduler", "greedy", *extra],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    write_config(tmp_path, config)
+    return run_workflow(tmp_path, "--cores", "2", "--scheduler", "greedy", *extra, check=False)
 
 
 def tiny_config(**featurevis):

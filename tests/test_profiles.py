@@ -1,13 +1,11 @@
 """The execution profiles: valid for Snakemake 9, and naming rules that exist."""
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.workflow_runner import REPO, run_workflow
 PROFILES = REPO / "workflow" / "profiles"
 
 # A tiny run: the hand-made test model, a few steps, few images, small shards.
@@ -30,15 +28,7 @@ CHECKPOINTS = ["results/tiny/model/layers.json", "results/tiny/dataset/images.js
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run the repository's workflow in ``workdir`` (its own .snakemake and results)."""
-    env = dict(os.environ, PYTHONPATH=str(REPO), MALLOC_MMAP_MAX_="0",
-               MALLOC_TRIM_THRESHOLD_="100000000000")
-    env.pop("MODEL_ATLAS_GPUS", None)
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
-                           "-d", str(workdir), "--configfile", str(workdir / "config.yaml"), *args],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc
+    return run_workflow(workdir, *args, check=check, timeout=300)
 
 
 @pytest.fixture

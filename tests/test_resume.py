@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.workflow_runner import REPO, run_workflow, workflow_command, workflow_env
 LOCAL_PROFILE = REPO / "workflow" / "profiles" / "local"
 
 TINY_CONFIG = {
@@ -39,24 +39,12 @@ MERGED = ["activations.h5", "featurevis.h5"]
 
 def command(workdir: Path, *extra: str) -> list[str]:
     """The command a user runs, with the local profile (on one core, to have time to kill it)."""
-    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-            "--configfile", str(workdir / "config.yaml"), "--profile", str(LOCAL_PROFILE),
-            "--cores", "1", *extra]
-
-
-def environment() -> dict:
-    env = dict(os.environ, PYTHONPATH=str(REPO), MALLOC_MMAP_MAX_="0",
-               MALLOC_TRIM_THRESHOLD_="100000000000")
-    env.pop("MODEL_ATLAS_GPUS", None)
-    return env
+    return workflow_command(workdir, "--profile", str(LOCAL_PROFILE), "--cores", "1", *extra)
 
 
 def run(workdir: Path, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(command(workdir, *extra), cwd=REPO, env=environment(),
-                          capture_output=True, text=True, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"workflow failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
-    return proc
+    return run_workflow(workdir, "--profile", str(LOCAL_PROFILE), "--cores", "1", *extra,
+                        check=check)
 
 
 def new_workdir(path: Path) -> Path:
@@ -124,7 +112,7 @@ def snakemake_marked_incomplete(workdir: Path) -> set[Path]:
 def test_sigkill_mid_shards_then_same_command_finishes_identically(tmp_path, reference):
     workdir = new_workdir(tmp_path / "killed")
     total = len(shard_files(reference))
-    proc = subprocess.Popen(command(workdir), cwd=REPO, env=environment(),
+    proc = subprocess.Popen(command(workdir), cwd=REPO, env=workflow_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)  # its own process group: we kill all of it
     try:

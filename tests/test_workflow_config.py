@@ -44,3 +44,21 @@ def test_snakemake_lint_is_clean():
     result = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "--cores", "1"],
                             capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _leaf_keys(schema, path=""):
+    """Every configurable key of the schema, with its sub-schema."""
+    for name, sub in schema.get("properties", {}).items():
+        key = f"{path}.{name}" if path else name
+        yield key, sub
+        if sub.get("type") == "object":
+            yield from _leaf_keys(sub, key)
+
+
+def test_every_config_key_has_a_description_and_a_default():
+    import yaml
+    schema = yaml.safe_load(open(f"{REPO}/workflow/config/schema.yaml"))
+    keys = dict(_leaf_keys(schema))
+    assert {"run", "model.name", "featurevis.steps", "extract.top_k", "blocks.layers", "site.enabled"} <= set(keys)
+    missing = [k for k, sub in keys.items() if not sub.get("description") or "default" not in sub]
+    assert missing == []

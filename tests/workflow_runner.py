@@ -1,0 +1,44 @@
+"""Running the repository's real workflow from tests: one way, shared by every end-to-end test.
+
+Each run gets its own working directory (its own .snakemake, results and config.yaml);
+jobs import the test models from this repository through PYTHONPATH.
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_config(workdir: Path, config: dict) -> Path:
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def workflow_env() -> dict:
+    """The environment of a workflow run: the repository importable, fast malloc, no GPU pool."""
+    env = dict(os.environ, MALLOC_MMAP_MAX_="0", MALLOC_TRIM_THRESHOLD_="100000000000",
+               PYTHONPATH=os.pathsep.join(p for p in [str(REPO), os.environ.get("PYTHONPATH")] if p))
+    env.pop("MODEL_ATLAS_GPUS", None)
+    return env
+
+
+def workflow_command(workdir: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+            "--configfile", str(workdir / "config.yaml"), *args]
+
+
+def run_workflow(workdir: Path, *args: str, check: bool = True,
+                 timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run snakemake on ``workdir/config.yaml``; with ``check``, fail with its output."""
+    proc = subprocess.run(workflow_command(workdir, *args), cwd=REPO, env=workflow_env(),
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n"
+                             f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
