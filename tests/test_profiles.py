@@ -5,23 +5,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.workflow_runner import REPO, run_workflow
+from tests.workflow_runner import REPO, run_workflow, tiny_config
 PROFILES = REPO / "workflow" / "profiles"
 
-# A tiny run: the hand-made test model, a few steps, few images, small shards.
-TINY_CONFIG = {
-    "run": "tiny",
-    "model": {"name": "tests.tiny_models:shared_relu_net", "weights": "random"},
-    "device": "cpu",
-    "threads": 1,
-    "dataset": {"kind": "bundled", "max_images": 4},
-    "featurevis": {"layers": ["conv1", "conv2"], "steps": 2, "image_size": 16,
-                   "batch_size": 2, "channels_per_job": 2},
-    "extract": {"layers": ["conv1", "conv2"], "images_per_shard": 2, "batch_size": 2,
-                "attribution": "none", "top_k": 2, "histogram_bins": 4},
-    # The default Building Blocks layer (blocks.4.2) is EfficientNet-Lite0's: name ours.
-    "blocks": {"layers": ["conv1", "conv2"]},
-}
+TINY_CONFIG = tiny_config()
 CHECKPOINTS = ["results/tiny/model/layers.json", "results/tiny/dataset/images.json",
                "results/tiny/blocks/images.json"]
 

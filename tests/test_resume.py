@@ -17,22 +17,11 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.workflow_runner import REPO, run_workflow, workflow_command, workflow_env
+from tests.workflow_runner import REPO, run_workflow, tiny_config, workflow_command, workflow_env
 LOCAL_PROFILE = REPO / "workflow" / "profiles" / "local"
 
-TINY_CONFIG = {
-    "run": "tiny",
-    "model": {"name": "tests.tiny_models:shared_relu_net", "weights": "random"},
-    "device": "cpu",
-    "threads": 1,
-    "dataset": {"kind": "bundled", "max_images": 6},
-    "featurevis": {"layers": ["conv1", "conv2"], "steps": 2, "image_size": 16,
-                   "batch_size": 2, "channels_per_job": 2},
-    "extract": {"layers": ["conv1", "conv2"], "images_per_shard": 2, "batch_size": 2,
-                "attribution": "none", "top_k": 2, "histogram_bins": 4},
-    "blocks": {"enabled": False},
-    "site": {"enabled": False},
-}
+TINY_CONFIG = tiny_config(dataset={"kind": "bundled", "max_images": 6},
+                          blocks={"enabled": False}, site={"enabled": False})
 RUN = Path("results") / "tiny"
 MERGED = ["activations.h5", "featurevis.h5"]
 

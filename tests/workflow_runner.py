@@ -13,6 +13,28 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
+def tiny_config(**sections) -> dict:
+    """A whole run on the hand-made test model: a few steps, few images, small shards.
+
+    ``sections`` replace top-level keys (``blocks={"enabled": False}``, say).
+    """
+    config = {
+        "run": "tiny",
+        "model": {"name": "tests.tiny_models:shared_relu_net", "weights": "random"},
+        "device": "cpu",
+        "threads": 1,
+        "dataset": {"kind": "bundled", "max_images": 4},
+        "featurevis": {"layers": ["conv1", "conv2"], "steps": 2, "image_size": 16,
+                       "batch_size": 2, "channels_per_job": 2},
+        "extract": {"layers": ["conv1", "conv2"], "images_per_shard": 2, "batch_size": 2,
+                    "attribution": "none", "top_k": 2, "histogram_bins": 4},
+        # The default Building Blocks layer is EfficientNet-Lite0's: name the tiny model's.
+        "blocks": {"layers": ["conv1", "conv2"]},
+    }
+    config.update(sections)
+    return config
+
+
 def write_config(workdir: Path, config: dict) -> Path:
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "config.yaml"

@@ -237,6 +237,24 @@ def open_h5_handle(path: str | os.PathLike, kind: str, versions: tuple[int, ...]
     return fh
 
 
+class StoreReader:
+    """Base of the lazy readers: they hold the open file ``fh`` until closed.
+
+    Use a reader in a ``with`` block, or call :meth:`close`.
+    """
+
+    fh: h5py.File
+
+    def close(self) -> None:
+        self.fh.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def settings_of(fh: h5py.File) -> dict:
     return json.loads(_attr_str(fh.attrs.get("settings_json")) or "{}")
 

@@ -22,7 +22,7 @@ from typing import Iterator, Mapping, Sequence
 import h5py
 import numpy as np
 
-from pipeline.store._format import (StoreError, atomic_h5, open_h5, open_h5_handle, read_json_attr,
+from pipeline.store._format import (StoreError, StoreReader, atomic_h5, open_h5, open_h5_handle, read_json_attr,
                                     read_strings, read_table, settings_of, write_json_attr,
                                     write_strings, write_table)
 
@@ -291,7 +291,7 @@ def _virtual(fh: h5py.File, shards: ShardSet, folder: Path, key: str, tail: tupl
     fh.create_virtual_dataset(key, layout, fillvalue=_FILL[np.dtype(dtype).kind])
 
 
-class ActivationsStore:
+class ActivationsStore(StoreReader):
     """Read-only, lazy access to a reduced store; checks that every shard it stitches exists."""
 
     def __init__(self, path):
@@ -317,15 +317,6 @@ class ActivationsStore:
         except BaseException:
             self.fh.close()
             raise
-
-    def close(self) -> None:
-        self.fh.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     @property
     def num_images(self) -> int:

@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 import h5py
 import numpy as np
 
-from pipeline.store._format import (StoreError, atomic_h5, open_h5, open_h5_handle, read_json_attr,
+from pipeline.store._format import (StoreError, StoreReader, atomic_h5, open_h5, open_h5_handle, read_json_attr,
                                     read_strings, read_table, settings_of, write_json_attr,
                                     write_strings, write_table)
 
@@ -117,7 +117,7 @@ def merge_files(paths: Sequence[str | os.PathLike], out) -> Path:
     return Path(out)
 
 
-class BlocksStore:
+class BlocksStore(StoreReader):
     """Lazy reader of a Building Blocks store (merged or one image's file).
 
     >>> store = BlocksStore("results/demo/blocks.h5")
@@ -140,15 +140,6 @@ class BlocksStore:
         self.class_names = read_strings(self.fh["class_names"])
         self.model = read_json_attr(self.fh, "model", {})
         self.settings = settings_of(self.fh)
-
-    def close(self) -> None:
-        self.fh.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     @property
     def image_ids(self) -> list[str]:

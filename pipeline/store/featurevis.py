@@ -25,7 +25,7 @@ from typing import Iterator, Mapping, Sequence
 import h5py
 import numpy as np
 
-from pipeline.store._format import (StoreError, atomic_h5, open_h5, open_h5_handle,
+from pipeline.store._format import (StoreError, StoreReader, atomic_h5, open_h5, open_h5_handle,
                                     read_json_attr, settings_of, write_json_attr)
 
 SHARD_KIND, SHARD_VERSION = "featurevis-shard", 1
@@ -206,7 +206,7 @@ def _merge_layer(dst: h5py.File, layer: str, parts: list[tuple[str, h5py.File]])
 # Reader
 # ---------------------------------------------------------------------------------
 
-class FeatureVisStore:
+class FeatureVisStore(StoreReader):
     """Lazy read access to a feature visualization store (or one shard).
 
     >>> with FeatureVisStore("results/demo/featurevis.h5") as fv:
@@ -218,40 +218,31 @@ class FeatureVisStore:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         try:
-            self._fh = open_h5_handle(path, STORE_KIND, VERSIONS)
+            self.fh = open_h5_handle(path, STORE_KIND, VERSIONS)
         except StoreError as exc:
             if "featurevis-shard" not in str(exc):
                 raise
-            self._fh = open_h5_handle(path, SHARD_KIND, VERSIONS)
+            self.fh = open_h5_handle(path, SHARD_KIND, VERSIONS)
         self._channels: dict[str, np.ndarray] = {}
-
-    def close(self) -> None:
-        self._fh.close()
-
-    def __enter__(self) -> "FeatureVisStore":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     @property
     def layers(self) -> list[str]:
         """Layer names, closest to the input first."""
-        return list(read_json_attr(self._fh, "layer_order", default=list(self._fh["layers"])))
+        return list(read_json_attr(self.fh, "layer_order", default=list(self.fh["layers"])))
 
     @property
     def settings(self) -> dict:
         """The settings every image was rendered with (steps, image_size, seed, ...)."""
-        return settings_of(self._fh)
+        return settings_of(self.fh)
 
     @property
     def config_hash(self) -> str:
-        return str(self._fh.attrs["config_hash"])
+        return str(self.fh.attrs["config_hash"])
 
     def group(self, layer: str) -> h5py.Group:
-        if layer not in self._fh["layers"]:
+        if layer not in self.fh["layers"]:
             raise KeyError(f"{self.path}: no layer {layer!r}; layers: {', '.join(self.layers)}")
-        return self._fh["layers"][layer]
+        return self.fh["layers"][layer]
 
     def channels(self, layer: str) -> np.ndarray:
         """Rendered channel ids of ``layer``, increasing: ``int32 [K]``."""
