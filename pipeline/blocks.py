@@ -46,6 +46,7 @@ import torch.nn.functional as F
 
 from pipeline import factorize as fz
 from pipeline.attribution import LayerAttribution
+from pipeline.dataset import to_uint8
 from pipeline.hooks import LayerTap
 
 log = logging.getLogger(__name__)
@@ -168,11 +169,6 @@ def activation_grid(model, layer: str, act: torch.Tensor, *, grid: int | str, st
                               desc=f"grid {layer}")
     return {"icons": icons.reshape(gh, gw, size, size, 3),
             "magnitude": vectors.norm(dim=2).numpy(), "vectors": vectors.numpy()}
-
-
-def to_uint8(images01: torch.Tensor) -> np.ndarray:
-    """``[N, 3, S, S]`` in ``[0, 1]`` -> uint8 ``[N, S, S, 3]``."""
-    return (images01.detach().float().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
 # ---------------------------------------------------------------------------------

@@ -298,6 +298,14 @@ def to_model_input(image: Image.Image, size: int) -> torch.Tensor:
     return pixels.permute(2, 0, 1).float().div_(255.0)
 
 
+def to_uint8(images01: torch.Tensor) -> np.ndarray:
+    """Float images in ``[0, 1]``, ``[N, 3, H, W]`` or ``[3, H, W]``, as uint8 ``[N, H, W, 3]``
+    or ``[H, W, 3]``: what the stores keep and the site shows (the inverse of
+    :func:`to_model_input`, up to rounding)."""
+    pixels = (images01.detach().float().clamp(0, 1) * 255).round().byte()
+    return pixels.movedim(-3, -1).cpu().numpy()
+
+
 class ImageDataset(torch.utils.data.Dataset):
     """Decodes records for a DataLoader; picklable (holds only records and ints).
 

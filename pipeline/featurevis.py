@@ -86,11 +86,6 @@ def run_settings(featurevis_config: Mapping) -> dict:
 # Rendering (torch)
 # ---------------------------------------------------------------------------------
 
-def to_uint8(images) -> np.ndarray:
-    """``float Tensor[N, 3, H, W]`` in [0, 1] -> ``uint8 ndarray [N, H, W, 3]``."""
-    return (images.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-
-
 def target_rank(means, channels):
     """``means: Tensor[N, C]``, ``channels: Tensor[N]`` -> ``(activation [N], rank [N])``.
 
@@ -109,6 +104,7 @@ def measure_stored(model, layer: str, images, channels: Sequence[int]):
     """
     import torch
 
+    from pipeline.dataset import to_uint8
     from pipeline.optvis.render import activations
 
     stored = to_uint8(images)

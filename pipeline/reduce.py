@@ -179,6 +179,9 @@ def crop_thumbnail(image01, box, size: int) -> np.ndarray:
     """
     import torch
     import torch.nn.functional as F
+
+    from pipeline.dataset import to_uint8
+
     y0, x0, y1, x1 = (int(v) for v in box)
     crop = image01[:, y0:y1, x0:x1].float()
     h, w = crop.shape[1:]
@@ -189,7 +192,7 @@ def crop_thumbnail(image01, box, size: int) -> np.ndarray:
     canvas[:, top:top + h, left:left + w] = crop
     thumb = F.interpolate(canvas[None], size=(size, size), mode="bilinear",
                           antialias=side > size, align_corners=False)[0]
-    return (thumb.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    return to_uint8(thumb)
 
 
 def plan_thumbnails(rows: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, list[tuple[int, tuple]]]:

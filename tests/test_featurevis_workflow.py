@@ -84,7 +84,7 @@ def test_workflow_renders_every_requested_channel(finished_run):
 
     # The engine called directly gives the store's image: shards, batches and the
     # workflow add nothing and lose nothing.
-    from pipeline.featurevis import to_uint8
+    from pipeline.dataset import to_uint8
     from pipeline.models import load_model
     from pipeline.optvis import objectives as obj
     from pipeline.optvis.render import render
