@@ -2,11 +2,15 @@
 
     MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 .venv/bin/python bench/featurevis.py
 
-Both sides use the same engine (pipeline.optvis.render) on EfficientNet-Lite0 at 128 px:
+Every side uses the same engine (pipeline.optvis.render) on EfficientNet-Lite0 at 128 px:
 
 * **batched**: ``batch`` channels of one layer per forward/backward pass, the forward
-  pass stopped at that layer (what the workflow does);
-* **one at a time**: one channel per call, full forward pass every step (the Lucent way).
+  pass stopped at that layer, through the network rewritten by ``speed_up`` (what the
+  workflow does); at the config default batch and at ``--also-batch``;
+* **one at a time**: one channel per call, full forward pass every step, through the
+  same rewritten network (the strict comparison: only batching and truncation differ);
+* **one at a time, as loaded**: the same, through the network as loaded (the Lucent
+  way: no BatchNorm folding, padding copies, in-place ReLU6).
 
 Each side runs ``--steps`` optimisation steps (512 is the real count; fewer are scaled
 up linearly, since every step costs the same), in alternating rounds so that a change
@@ -25,7 +29,8 @@ import torch
 
 from pipeline.models import load_model
 from pipeline.optvis import objectives as obj
-from pipeline.optvis.render import render, speed_up
+from pipeline.optvis.render import render
+from pipeline.optvis.speedup import speed_up
 
 FULL_STEPS = 512
 
@@ -61,6 +66,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--layer", default="blocks.3.0")
     parser.add_argument("--batch", type=int, default=32, help="channels per pass (the config default)")
+    parser.add_argument("--also-batch", type=int, default=8,
+                        help="a second batch size to measure (0: none); 8 is about the best on a 2-core CPU")
     parser.add_argument("--steps", type=int, default=16, help="steps measured per round (scaled to 512)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--single-channels", type=int, default=2,
@@ -72,32 +79,45 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    model = load_model("efficientnet_lite0")
-    speed_up(model)   # what the workflow does; both sides get it
-    channels = list(range(args.batch))
+    as_loaded = load_model("efficientnet_lite0")
+    model = speed_up(load_model("efficientnet_lite0"))   # what the workflow renders through
+    batches = [args.batch] + ([args.also_batch] if args.also_batch else [])
     # Warm-up: first calls pay for allocations and kernel selection.
-    batched_seconds(model, args.layer, channels[:2], 2, args.size)
+    batched_seconds(model, args.layer, [0, 1], 2, args.size)
     single_seconds(model, args.layer, 0, 2, args.size)
+    single_seconds(as_loaded, args.layer, 0, 2, args.size)
 
-    per_batched, per_single = [], []
+    def one_at_a_time(net) -> float:
+        return sum(single_seconds(net, args.layer, c, args.steps, args.size)
+                   for c in range(args.single_channels)) / args.single_channels
+
+    rounds: dict[str, list[float]] = {}   # side -> seconds per channel, one entry per round
     for r in range(args.rounds):
-        seconds = batched_seconds(model, args.layer, channels, args.steps, args.size)
-        per_batched.append(seconds / len(channels))
-        seconds = sum(single_seconds(model, args.layer, c, args.steps, args.size)
-                      for c in range(args.single_channels))
-        per_single.append(seconds / args.single_channels)
-        print(f"round {r + 1}: batched {per_batched[-1]:.3f} s/channel, "
-              f"one at a time {per_single[-1]:.3f} s/channel ({args.steps} steps)", flush=True)
-    scale = FULL_STEPS / args.steps
-    batched = statistics.median(per_batched) * scale      # seconds per channel at 512 steps
-    single = statistics.median(per_single) * scale
+        for b in batches:
+            rounds.setdefault(f"batch {b}", []).append(
+                batched_seconds(model, args.layer, list(range(b)), args.steps, args.size) / b)
+        rounds.setdefault("one", []).append(one_at_a_time(model))
+        rounds.setdefault("one, as loaded", []).append(one_at_a_time(as_loaded))
+        print(f"round {r + 1} ({args.steps} steps), s/channel: "
+              + ", ".join(f"{side} {times[-1]:.3f}" for side, times in rounds.items()), flush=True)
+    per_channel = {side: statistics.median(times) * FULL_STEPS / args.steps
+                   for side, times in rounds.items()}
+    single, lucent = per_channel["one"], per_channel["one, as loaded"]
+    batched = per_channel[f"batch {args.batch}"]
     print()
     print(f"model efficientnet_lite0, layer {args.layer}, image {args.size} px, "
-          f"batch {args.batch}, torch threads {torch.get_num_threads()}, "
-          f"{args.steps} steps measured x {args.rounds} rounds, scaled to {FULL_STEPS}")
-    print(f"batched + truncated : {batched:8.2f} s per channel  ({1 / batched:.3f} channels/s) at 512 steps")
-    print(f"one channel, full   : {single:8.2f} s per channel  ({1 / single:.3f} channels/s) at 512 steps")
-    print(f"ratio               : {single / batched:8.1f}x  (target >= 5x)")
+          f"torch threads {torch.get_num_threads()}, "
+          f"{args.steps} steps measured x {args.rounds} rounds (median), scaled to {FULL_STEPS}")
+    for b in batches:
+        seconds = per_channel[f"batch {b}"]
+        print(f"batched + truncated, batch {b:3d}        : {seconds:7.2f} s per channel "
+              f"({1 / seconds:.3f} channels/s)  {single / seconds:4.1f}x  "
+              f"{lucent / seconds:4.1f}x vs as loaded")
+    print(f"one channel, full forward (same engine) : {single:7.2f} s per channel")
+    print(f"one channel, full forward, as loaded    : {lucent:7.2f} s per channel "
+          "(no BatchNorm folding or other rewrites: the Lucent way)")
+    print(f"ratio at the default batch {args.batch}: {single / batched:.1f}x against the same engine "
+          f"one channel at a time (target >= 5x); {lucent / batched:.1f}x against the model as loaded")
 
     if args.projection_steps:
         # The one-at-a-time, full-forward cost is the same for every layer of a model.
@@ -108,10 +128,9 @@ def main() -> None:
         googlenet = load_model("googlenet", weights="random")
         speed_up(googlenet)
         print()
-        for name, loaded, rows in (
-                ("efficientnet_lite0", model, lite0),
-                ("googlenet (random weights)", googlenet,
-                 per_layer(googlenet, args.batch, args.projection_steps, args.size))):
+        for name, rows in (("efficientnet_lite0", lite0),
+                           ("googlenet (random weights)",
+                            per_layer(googlenet, args.batch, args.projection_steps, args.size))):
             total = sum(count * seconds for _, count, seconds in rows)
             print(f"projected: every channel of {name}: {sum(c for _, c, _ in rows)} channels in "
                   f"{len(rows)} layers, {total / 3600:.1f} h on this machine at 512 steps, batch {args.batch}")

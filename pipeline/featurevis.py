@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 # Settings that decide what a shard contains, with their defaults (the config schema's).
 DEFAULT_SETTINGS = {"steps": 512, "image_size": 128, "batch_size": 32, "seed": 0, "diversity": 1,
                     "diversity_weight": 100.0, "negatives": False, "lr": 0.05, "param": "fft",
-                    "transforms": "standard", "curve_points": 32}
+                    "transforms": "standard", "curve_points": 32, "relu_override_steps": 16}
 
 
 # ---------------------------------------------------------------------------------
@@ -127,7 +127,8 @@ def render_batch(model, layer: str, channels: Sequence[int], settings: Mapping, 
 
     common = dict(steps=settings["steps"], size=settings["image_size"], param=settings["param"],
                   lr=settings["lr"], seed=settings["seed"], transforms=settings["transforms"],
-                  curve_points=settings["curve_points"], progress=progress)
+                  curve_points=settings["curve_points"],
+                  relu_override_steps=settings["relu_override_steps"], progress=progress)
     k, channels = len(channels), list(channels)
     each_channel = obj.per_item([obj.channel(layer, c) for c in channels])
 
@@ -168,7 +169,8 @@ def run_shard(out_path: str, *, model_name: str, weights: str, layer: str, start
     from tqdm.auto import tqdm
 
     from pipeline.models import load_model
-    from pipeline.optvis.render import curve_steps, speed_up
+    from pipeline.optvis.render import curve_steps
+    from pipeline.optvis.speedup import speed_up
     from pipeline.store.featurevis import shard_writer
 
     settings = {**DEFAULT_SETTINGS, **settings}

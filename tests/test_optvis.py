@@ -347,7 +347,8 @@ def test_hooks_never_survive_a_render(tiny):
 
 
 def test_speed_up_folds_batchnorm_without_changing_values():
-    from pipeline.optvis.render import activations, speed_up
+    from pipeline.optvis.render import activations
+    from pipeline.optvis.speedup import speed_up
     model = load_model("tests.test_optvis:batchnorm_net")
     x = torch.rand(3, 3, 16, 16)
     names = [layer.name for layer in model.layers]

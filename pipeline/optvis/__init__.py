@@ -4,8 +4,9 @@
 * :mod:`~pipeline.optvis.transforms`  random per-item transformations (robustness)
 * :mod:`~pipeline.optvis.objectives`  what to maximise: channel, neuron, direction,
   diversity, their sums, products and negations, and :func:`per_item` batches
-* :mod:`~pipeline.optvis.render`      the Adam loop, batched and truncated; ``speed_up``
-  (BatchNorm folded into convolutions, channels-last weights) before rendering many
+* :mod:`~pipeline.optvis.render`      the Adam loop, batched and truncated
+* :mod:`~pipeline.optvis.speedup`     exact rewrites of the network before rendering many
+  (BatchNorm folding, padding-free SAME convolutions, channels-last weights)
 
 ::
 

@@ -22,7 +22,6 @@ pass per step instead of one per item.
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import hashlib
 from typing import Hashable, Iterable, Sequence
@@ -31,11 +30,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from pipeline.hooks import LayerTap, run_with_hooks
+from pipeline.hooks import LayerTap
 from pipeline.models import LoadedModel
 from pipeline.optvis import param as param_mod
 from pipeline.optvis import transforms as transforms_mod
 from pipeline.optvis.objectives import Objective, as_objective
+from pipeline.optvis.relu_grad import redirected_relu_gradients
+
+RELU_OVERRIDE_STEPS = 16  # Lucid's render_vis
 
 
 @dataclasses.dataclass
@@ -88,71 +90,6 @@ def activations(model: LoadedModel, images: torch.Tensor, layers: Iterable[str],
     return acts
 
 
-def speed_up(model: LoadedModel) -> LoadedModel:
-    """Make ``model`` cheaper to render through, in place; returns it.
-
-    * Every BatchNorm that directly follows a convolution is folded into it (eval-mode
-      BatchNorm is a per-channel affine map), which removed about a fifth of the time
-      of a step here. The result is checked against the original network on a random
-      batch at every layer; any mismatch leaves the network as it was.
-    * Weights are stored channels-last (NHWC): about 15% faster convolutions here
-      (oneDNN), and the layout GPU tensor cores want.
-
-    Values change only by floating-point rounding.
-    """
-    folded = _fold_batchnorm(copy.deepcopy(model.net), model.input_size, model.device)
-    probe = torch.rand(2, 3, model.input_size, model.input_size, device=model.device)
-    before = activations(model, probe, [l.name for l in model.layers], truncate=False)
-    original, model.net = model.net, folded
-    after = activations(model, probe, [l.name for l in model.layers], truncate=False)
-    if not all(torch.allclose(before[k], after[k], rtol=1e-3, atol=1e-3 * before[k].abs().max().item())
-               for k in before):
-        model.net = original  # a pairing this code does not understand: keep the original
-    model.net.to(memory_format=torch.channels_last)
-    return model
-
-
-def _fold_batchnorm(net: torch.nn.Module, size: int, device) -> torch.nn.Module:
-    """Fold each BatchNorm2d whose input is a Conv2d's output into that convolution."""
-    modules = dict(net.named_modules())
-    produced: dict[int, tuple[str, torch.Tensor]] = {}  # id(output) -> (conv, output kept alive)
-    pairs: list[tuple[str, str]] = []
-
-    def conv_hook(name):
-        def hook(_module, _inputs, output):
-            produced[id(output)] = (name, output)
-        return hook
-
-    def bn_hook(name):
-        def hook(_module, inputs, _output):
-            if id(inputs[0]) in produced:
-                pairs.append((produced[id(inputs[0])][0], name))
-        return hook
-
-    hooks = {n: (m, conv_hook(n)) for n, m in modules.items() if isinstance(m, torch.nn.Conv2d)}
-    hooks.update({n: (m, bn_hook(n)) for n, m in modules.items()
-                  if isinstance(m, torch.nn.BatchNorm2d) and m.track_running_stats})
-    with torch.no_grad():
-        run_with_hooks(net, torch.zeros(1, 3, size, size, device=device), hooks)
-    for conv_name, bn_name in pairs:
-        conv, bn = modules[conv_name], modules[bn_name]
-        if type(bn) is torch.nn.BatchNorm2d:
-            rest = torch.nn.Identity()
-        elif isinstance(getattr(bn, "drop", None), torch.nn.Module) and isinstance(getattr(bn, "act", None), torch.nn.Module):
-            rest = torch.nn.Sequential(bn.drop, bn.act)  # timm's BatchNormAct2d: BN, dropout, activation
-        else:
-            continue
-        with torch.no_grad():
-            scale = (bn.weight if bn.affine else 1.0) / torch.sqrt(bn.running_var + bn.eps)
-            shift = (bn.bias if bn.affine else 0.0) - bn.running_mean * scale
-            conv.weight.mul_(scale.view(-1, 1, 1, 1))
-            bias = shift if conv.bias is None else conv.bias * scale + shift
-            conv.bias = torch.nn.Parameter(bias, requires_grad=False)
-        parent, _, child = bn_name.rpartition(".")
-        setattr(net.get_submodule(parent) if parent else net, child, rest)
-    return net
-
-
 def curve_steps(steps: int, points: int) -> np.ndarray:
     """``int64 [points]``: the steps at which the objective curve is sampled, evenly spread."""
     return np.linspace(0, steps - 1, max(1, int(points))).round().astype(np.int64)
@@ -163,13 +100,15 @@ def render(model: LoadedModel, objective: Objective, batch: int, *, steps: int =
            item_keys: Sequence[Hashable] | None = None,
            transforms: str | transforms_mod.Transform | None = "standard",
            truncate: bool = True, progress: bool = False, curve_points: int = 32,
-           amp: bool = False) -> RenderResult:
+           relu_override_steps: int = RELU_OVERRIDE_STEPS, amp: bool = False) -> RenderResult:
     """Optimise ``batch`` images for ``objective`` (values ``Tensor[batch]``) and return them.
 
     ``item_keys`` (default ``range(batch)``) seed each item's noise and transformations;
     give each item a key that identifies it (its channel id) so that batching does not
     change its image. ``truncate=False`` runs the whole network every step (slower, same
-    result). ``amp=True`` runs the forward pass under bfloat16 autocast on CUDA only.
+    result). For the first ``relu_override_steps`` steps ReLU gradients are redirected
+    (:mod:`~pipeline.optvis.relu_grad`, Lucid's default 16), so that units that are off
+    on the starting noise can still be switched on. ``amp=True`` runs the forward pass under bfloat16 autocast on CUDA only.
     """
     objective = as_objective(objective)
     if batch < 1 or steps < 1 or size < 1:
@@ -196,7 +135,7 @@ def render(model: LoadedModel, objective: Objective, batch: int, *, steps: int =
         for step in range(steps):
             optimizer.zero_grad(set_to_none=True)
             images = transform(image_fn(), generators)
-            with autocast:
+            with autocast, redirected_relu_gradients(step < relu_override_steps):
                 acts, _ = tap(model.normalize(images), truncate=truncate)
             values = objective({k: v.float() for k, v in acts.items()})
             if values.shape != (batch,):
