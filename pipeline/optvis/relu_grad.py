@@ -40,16 +40,22 @@ class _RedirectedClamp(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (x,) = ctx.saved_tensors
-        below = x < 0
-        above = x > ctx.upper if ctx.upper is not None else torch.zeros_like(below)
-        ordinary = grad.masked_fill(below | above, 0.0)
-        # ``grad`` is the gradient of the loss (minus the objective): gradient descent
-        # moves x against it, so grad > 0 pushes x down and grad < 0 pushes it up.
-        redirected = grad.masked_fill((below & (grad > 0)) | (above & (grad < 0)), 0.0)
-        # One decision per item: dim 0 is the batch.
-        alive = ordinary.reshape(len(grad), -1).ne(0).any(dim=1)
-        alive = alive.view(-1, *[1] * (grad.dim() - 1))
-        return torch.where(alive, ordinary, redirected), None
+        upper = ctx.upper
+        # The ordinary gradient, each in one fused pass.
+        result = (torch.ops.aten.threshold_backward(grad, x, 0.0) if upper is None
+                  else torch.ops.aten.hardtanh_backward(grad, x, 0.0, upper))
+        # One decision per item (dim 0 is the batch): only items whose ordinary
+        # gradient is zero everywhere get the redirected one.
+        dead = ~result.reshape(len(result), -1).any(dim=1)
+        if dead.any():
+            g, xd = grad[dead], x[dead]
+            # ``grad`` is the gradient of the loss (minus the objective): gradient
+            # descent moves x against it, so grad > 0 pushes x down, grad < 0 up.
+            blocked = (xd < 0) & (g > 0)
+            if upper is not None:
+                blocked |= (xd > upper) & (g < 0)
+            result[dead] = g.masked_fill(blocked, 0.0)
+        return result, None
 
 
 def redirected_clamp(x: torch.Tensor, upper: float | None = None) -> torch.Tensor:
