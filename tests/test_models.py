@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pipeline import models
+from pipeline import model_zoo, models
 from pipeline.hooks import LayerTap
 from pipeline.models import ModelError, load_model
 
@@ -88,9 +88,9 @@ def test_googlenet_loads_weights_from_the_torch_cache(tmp_path, monkeypatch):
 
 
 def test_lite0_real_weights_key_mapping_is_complete():
-    path = models._lite0_weights_file()
+    path = model_zoo.lite0_weights_file()
     state = torch.load(path, map_location="cpu", weights_only=True)
-    renamed = {models.lite0_timm_key(k) for k in state}
+    renamed = {model_zoo.lite0_timm_key(k) for k in state}
     assert len(renamed) == len(state) == 296
     net = load_model("efficientnet_lite0").net
     assert renamed == set(net.state_dict())

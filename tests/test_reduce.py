@@ -28,8 +28,8 @@ class Summary:
 
 
 class Record:
-    def __init__(self, image_id, label=None):
-        self.image_id, self.path, self.label = image_id, f"/photos/{image_id}.jpg", label
+    def __init__(self, image_id, label=None, photos="/photos"):
+        self.image_id, self.path, self.label = image_id, f"{photos}/{image_id}.jpg", label
 
 
 def fake_data(seed=0):
@@ -51,7 +51,8 @@ def fake_data(seed=0):
     return data, top_ids, rng.normal(size=(n, 2)).astype(np.float32)
 
 
-def write_shards(folder, data, top_ids, top_logits, settings=None, skipped=("broken",)):
+def write_shards(folder, data, top_ids, top_logits, settings=None, skipped=("broken",), photos="/photos"):
+    """One shard file per SIZES block; images are files ``<photos>/<id>.jpg``."""
     paths, start = [], 0
     for i, size in enumerate(SIZES):
         stop = start + size
@@ -61,13 +62,13 @@ def write_shards(folder, data, top_ids, top_logits, settings=None, skipped=("bro
                           settings=settings or {"layers": ["early", "late"]},
                           model_checksum="sha256:fake", top=2) as writer:
             rows = slice(start, stop)
-            writer.append([Record(f"img{j:02d}", "dog" if j % 2 else None) for j in range(start, stop)],
+            writer.append([Record(f"img{j:02d}", "dog" if j % 2 else None, photos) for j in range(start, stop)],
                           [1 if j % 2 else -1 for j in range(start, stop)],
                           Summary({l: {q: torch.from_numpy(v[rows]) for q, v in qs.items()}
                                    for l, qs in data.items()},
                                   torch.from_numpy(top_ids[rows]), torch.from_numpy(top_logits[rows])))
             if i == 1:
-                writer.skip([type("S", (), {"image_id": s, "path": f"/photos/{s}.jpg",
+                writer.skip([type("S", (), {"image_id": s, "path": f"{photos}/{s}.jpg",
                                             "reason": "not an image"}) for s in skipped])
         paths.append(path)
         start = stop
@@ -88,10 +89,10 @@ def load_image(row):
     return image
 
 
-def build_store(folder, k=4, seed=0):
+def build_store(folder, k=4, seed=0, photos="/photos"):
     """Shards and a reduced store in ``folder`` from fake data; returns (store path, data, top_ids)."""
     data, top_ids, top_logits = fake_data(seed)
-    shards = ShardSet(write_shards(folder, data, top_ids, top_logits))
+    shards = ShardSet(write_shards(folder, data, top_ids, top_logits, photos=photos))
     out = folder / "activations.h5"
     with reduced_writer(out, shards, settings={"top_k": k, "attribution": "gradient"},
                         model={"name": "fake", "weights": "random"},

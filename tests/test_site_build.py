@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from pipeline import atlas_data as ad
+from pipeline import atlas_reader
 from pipeline.export import Urls, build_site, heatmap, json_script
 
 REPO = Path(__file__).resolve().parent.parent
@@ -251,12 +252,12 @@ def test_bad_inputs_are_named(tmp_path):
 def test_correlation_neighbours_by_hand():
     base = np.array([0.0, 1.0, 2.0, 5.0])
     maxima = np.stack([base, 2 * base + 1, -base, np.full(4, 3.0), base ** 2], 1)
-    ids, scores = ad.correlation_neighbours(maxima, 3)
+    ids, scores = atlas_reader.correlation_neighbours(maxima, 3)
     assert ids[0].tolist() == [1, 4, 2] and scores[0, 0] == pytest.approx(1.0)
     assert scores[0, 2] == pytest.approx(-1.0)
     assert ids[3].tolist() == [-1, -1, -1] and np.isnan(scores[3]).all()   # constant: none
     assert 3 not in ids[0]
-    ties = ad.correlation_neighbours(np.stack([base, base, base], 1), 2)[0]
+    ties = atlas_reader.correlation_neighbours(np.stack([base, base, base], 1), 2)[0]
     assert ties[2].tolist() == [0, 1]                                      # ties: lower id first
 
 
@@ -326,7 +327,7 @@ def test_from_results_reads_the_real_stores(real_run, tmp_path):
     from tests.test_reduce import CLASSES
 
     run, values, top_ids = real_run
-    with ad.from_results(run, top_examples=3, similar=2) as data:
+    with atlas_reader.from_results(run, top_examples=3, similar=2) as data:
         assert [l.name for l in data.layers] == ["early", "late"]
         assert data.dataset.images == 17 and [s.image_id for s in data.dataset.skipped] == ["broken"]
         assert data.model.class_names == CLASSES and data.model.aliases == {"mixed_early": "early"}
@@ -335,7 +336,7 @@ def test_from_results_reads_the_real_stores(real_run, tmp_path):
         assert ad.load_image(unit.examples[0].crop).shape == (4, 4, 3)
         assert sum(unit.histogram.counts) == 17
         assert unit.classes and all(k.class_name in CLASSES for k in unit.classes)
-        expected, _ = ad.correlation_neighbours(values["early"]["max"], 2)
+        expected, _ = atlas_reader.correlation_neighbours(values["early"]["max"], 2)
         assert [s.channel for s in unit.similar] == [c for c in expected[2] if c >= 0]
         assert "17 dataset images" in data.layer("early").similarity_method
         predicted = set(top_ids[:, 0].tolist())
@@ -356,6 +357,51 @@ def test_from_results_reads_the_real_stores(real_run, tmp_path):
             "img/featurevis/early/2-diversity1.png"} <= set(site_files(site))
     assert "img/featurevis/early/1.png" not in site_files(site)
     assert "img01" in (site / "index.html").read_text()
+
+
+def test_site_shows_no_path_of_the_machine_that_ran_the_workflow(tmp_path_factory, tmp_path):
+    """Stores record absolute paths (here under a tmp folder, as on a cluster's /scratch);
+    pages show them relative to the source root, or the file name, so the site is the
+    same whichever folder the run used."""
+    from pipeline.store.blocks import merge_files, write_image_file
+    from tests.test_reduce import CLASSES, LAYERS, build_store
+
+    elsewhere = tmp_path_factory.mktemp("builder-machine")
+    photos, run = elsewhere / "photos", elsewhere / "run"
+    (run / "model").mkdir(parents=True)
+    (run / "model" / "layers.json").write_text(json.dumps({
+        "model": "fake", "weights": str(elsewhere / "weights" / "tuned.pth"), "input_size": 8,
+        "aliases": {}, "layers": [dict(l, module=l["name"], index=i) for i, l in enumerate(LAYERS)]}))
+    build_store(run, k=2, photos=str(photos))        # ids "img00"; files <photos>/img00.jpg
+    rng = np.random.default_rng(0)
+    # Featured images as pipeline.dataset lists them: the id is the path below the source root.
+    parts = [write_image_file(elsewhere / f"{i}.h5", image_id=image_id, image_path=str(photos / image_id),
+                              blocks=fake_blocks(rng), model={"name": "fake"}, class_names=CLASSES,
+                              layers=[LAYERS[1]], settings={"layers": ["late"]}, model_checksum="sha256:fake")
+             for i, image_id in enumerate(["cats/tabby.jpg", "dogs/pug.jpg"])]
+    merge_files(parts, run / "blocks.h5")
+    with atlas_reader.from_results(run, top_examples=2, similar=1) as data:
+        site = build_site(data, tmp_path / "site")
+    files = site_files(site)
+    for name, content in files.items():
+        assert str(elsewhere).encode() not in content and elsewhere.name.encode() not in content, name
+    image = (site / Urls(data).image("cats/tabby.jpg")).read_text()
+    assert "File <code class=\"file\">cats/tabby.jpg</code>" in image
+    assert "<code>broken.jpg</code>" in files["index.html"].decode()           # skipped: the file name
+    assert "weights tuned.pth" in files["index.html"].decode()
+    assert re.search(r'title="img\d\d\.jpg"', files["channels/early/0.html"].decode())
+
+
+def test_shown_path_is_relative_to_the_source_root_or_the_file_name():
+    shown = atlas_reader.shown_path
+    assert shown("cat/a.jpg", "/scratch/u/imagenet/cat/a.jpg") == "cat/a.jpg"         # folder sources
+    assert shown("./cat/a.jpg", "/data/lists/cat/a.jpg") == "cat/a.jpg"              # manifest row
+    assert shown("../elsewhere/a.jpg", "/data/elsewhere/a.jpg") == "a.jpg"          # outside the root
+    assert shown("/abs/cat/a.jpg", "/abs/cat/a.jpg") == "a.jpg"                     # written absolute
+    assert shown("a", "/photos/a.png") == "a.png"                                   # id is no path
+    assert shown("at/a.jpg", "/data/cat/a.jpg") == "a.jpg"                          # not a whole part
+    assert atlas_reader.shown_weights("/home/me/w/tuned.pth") == "tuned.pth"
+    assert atlas_reader.shown_weights("pretrained") == "pretrained"
 
 
 @pytest.mark.slow
@@ -379,6 +425,8 @@ def test_workflow_exports_the_site_from_the_stores(tmp_path):
     index = (site / "index.html").read_text()
     assert "&lt;b&gt;tiny&lt;/b&gt; atlas" in index
     assert "5 images extracted, 3 skipped" in index
+    assert "<code>cat/empty.jpg</code>" in index                  # relative to the source root
+    assert not [name for name, content in site_files(site).items() if str(tmp_path).encode() in content]
     channel = (site / "channels" / "late" / "0.html").read_text()
     assert "over the 5 dataset images" in channel and channel.count('<li><a href="../../images/') == 0
     assert channel.count('class="examples"') == 1 and channel.count("<rect ") == 4
@@ -386,8 +434,8 @@ def test_workflow_exports_the_site_from_the_stores(tmp_path):
 
 def test_export_imports_no_torch(real_run, tmp_path):
     """Reading every store and writing the site never imports torch."""
-    code = ("import sys; from pipeline import export, atlas_data; "
-            f"data = atlas_data.from_results({str(real_run[0])!r}); "
+    code = ("import sys; from pipeline import export, atlas_reader; "
+            f"data = atlas_reader.from_results({str(real_run[0])!r}); "
             f"export.build_site(data, {str(tmp_path / 'site')!r}); data.close(); "
             "assert 'torch' not in sys.modules, 'torch was imported'")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)

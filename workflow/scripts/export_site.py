@@ -3,7 +3,7 @@ from pathlib import Path
 
 import dask
 
-from pipeline.atlas_data import from_results
+from pipeline.atlas_reader import from_results
 from pipeline.export import SiteOptions, build_site
 from pipeline.runtime import job_logging
 
