@@ -69,13 +69,11 @@ def _num(value) -> float | None:
 def _add_activations(data: AtlasData, run_dir: Path, top_examples: int, top_classes: int,
                      similar: int, class_channels: int) -> dict[str, str]:
     """Dataset summary, per-channel statistics and examples, class pages; returns image labels."""
-    path = run_dir / "activations.h5"
-    if not path.is_file():
-        log.info("%s: absent; the site shows no dataset examples or statistics", path)
-        return {}
     from pipeline.query import open_results
-    results = open_results(run_dir)
-    data._close.append(results.close)
+    results = _open_if_present(data, run_dir / "activations.h5", lambda _: open_results(run_dir),
+                               "the site shows no dataset examples or statistics")
+    if results is None:
+        return {}
     store = results.store
     data.model.class_names = list(store.class_names)
     data.model.aliases.update(results.aliases)
@@ -166,14 +164,22 @@ def _add_layer_activations(results, layer: Layer, top_examples: int, top_classes
             unit.similar = [Similar(int(i), float(s)) for i, s in zip(ids[c], scores[c]) if i >= 0]
 
 
-def _add_featurevis(data: AtlasData, run_dir: Path) -> None:
-    path = run_dir / "featurevis.h5"
+def _open_if_present(data: AtlasData, path: Path, reader, without: str):
+    """``reader(path)``, closed with ``data``; None (logged) when the run has no such store."""
     if not path.is_file():
-        log.info("%s: absent; the site shows no feature visualizations", path)
-        return
-    from pipeline.store.featurevis import FeatureVisStore
-    store = FeatureVisStore(path)
+        log.info("%s: absent; %s", path, without)
+        return None
+    store = reader(path)
     data._close.append(store.close)
+    return store
+
+
+def _add_featurevis(data: AtlasData, run_dir: Path) -> None:
+    from pipeline.store.featurevis import FeatureVisStore
+    path = run_dir / "featurevis.h5"
+    store = _open_if_present(data, path, FeatureVisStore, "the site shows no feature visualizations")
+    if store is None:
+        return
     rendered = set(store.layers)
     for layer in data.layers:
         if layer.name not in rendered:
@@ -198,13 +204,11 @@ def _add_featurevis(data: AtlasData, run_dir: Path) -> None:
 
 
 def _add_blocks(data: AtlasData, run_dir: Path, labels: dict[str, str]) -> None:
-    path = run_dir / "blocks.h5"
-    if not path.is_file():
-        log.info("%s: absent; the site has no image pages", path)
-        return
     from pipeline.store.blocks import BlocksStore
-    store = BlocksStore(path)
-    data._close.append(store.close)
+    path = run_dir / "blocks.h5"
+    store = _open_if_present(data, path, BlocksStore, "the site has no image pages")
+    if store is None:
+        return
     names = list(store.class_names) or data.model.class_names
     if not data.model.class_names:
         data.model.class_names = names
