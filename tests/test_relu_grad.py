@@ -41,7 +41,8 @@ def test_relu6_redirects_above_the_top_too():
 
 
 def test_the_context_redirects_module_and_functional_relus_only_inside():
-    layers = [nn.ReLU(), nn.ReLU6(), lambda t: nn.functional.relu(t, inplace=True)]
+    layers = [nn.ReLU(), nn.ReLU6(), lambda t: nn.functional.relu(t, inplace=True),
+              lambda t: t.relu(), lambda t: torch.relu(t)]
     for layer in layers:
         x = torch.full((1, 3), -1.0, requires_grad=True)
         with redirected_relu_gradients():

@@ -41,7 +41,7 @@ class _RedirectedClamp(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         (x,) = ctx.saved_tensors
         upper = ctx.upper
-        # The ordinary gradient, each in one fused pass.
+        # The ordinary ReLU / ReLU6 gradient, in one fused pass.
         result = (torch.ops.aten.threshold_backward(grad, x, 0.0) if upper is None
                   else torch.ops.aten.hardtanh_backward(grad, x, 0.0, upper))
         # One decision per item (dim 0 is the batch): only items whose ordinary
@@ -63,7 +63,7 @@ def redirected_clamp(x: torch.Tensor, upper: float | None = None) -> torch.Tenso
     return _RedirectedClamp.apply(x, upper)
 
 
-_RELU = {F.relu, torch.relu, torch.relu_, F.relu_}
+_RELU = {F.relu, F.relu_, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_}
 _RELU6 = {F.relu6}
 
 
