@@ -78,3 +78,19 @@ def test_speed_up_rewrites_tf_style_networks_without_changing_values():
         got = activations(model, x, names, truncate=False)
         for name in names:
             assert torch.allclose(got[name], expected[name], atol=1e-5), (name, x.shape)
+
+
+def test_a_rewrite_that_changes_values_is_undone_with_a_warning(monkeypatch, caplog):
+    import pipeline.optvis.speedup as speedup
+
+    def broken_rewrite(net):               # stands for a structure the rewrites misread
+        with torch.no_grad():
+            net.conv2.weight.mul_(2)
+    monkeypatch.setattr(speedup, "_unpad_same_convs", broken_rewrite)
+    model = load_model("tests.test_speedup:tf_style_net")
+    original = model.net
+    with caplog.at_level("WARNING", logger="pipeline.optvis.speedup"):
+        speed_up(model)
+    assert model.net is original           # the network as loaded, not the folded copy
+    assert isinstance(model.net.conv1, Conv2dSame) and isinstance(model.net.bn1, nn.BatchNorm2d)
+    assert "differs at act2" in caplog.text
