@@ -30,11 +30,11 @@ def rows(channels, diversity=1, negatives=False):
 
 
 def write_shard(path, layer, channels, start, stop, *, layer_channels=10, settings=SETTINGS,
-                diversity=1, negatives=False, batch=2):
+                diversity=1, negatives=False, batch=2, model_checksum="random:seed0"):
     with shard_writer(path, layer=layer, layer_channels=layer_channels, channels=channels,
                       start=start, stop=stop, image_size=SIZE, curve_steps=[0, 3, 7],
                       diversity=diversity, negatives=negatives, settings=settings,
-                      model_checksum="random:seed0") as w:
+                      model_checksum=model_checksum) as w:
         for i in range(0, len(channels), batch):
             group = channels[i:i + batch]
             w.write(group, rows(group, diversity, negatives))
@@ -181,3 +181,11 @@ def test_target_rank_by_hand():
     activation, rank = target_rank(means, torch.tensor([1, 0, 0]))
     assert activation.tolist() == [3.0, 1.0, 2.0]
     assert rank.tolist() == [1, 3, 1]
+
+
+def test_merge_refuses_shards_of_other_model_weights(tmp_path):
+    one = write_shard(tmp_path / "0-4.h5", "conv", [0, 1], 0, 4)
+    two = write_shard(tmp_path / "4-8.h5", "conv", [4, 5], 4, 8, model_checksum="retrained")
+    with pytest.raises(StoreError, match="4-8.h5 comes from other model weights than .*0-4.h5"):
+        merge_shards([one, two], tmp_path / "fv.h5")
+    assert not (tmp_path / "fv.h5").exists()

@@ -255,6 +255,21 @@ class StoreReader:
         self.close()
 
 
+def refuse_other_provenance(path, attrs: Mapping[str, Any], first_path, first: Mapping[str, Any]) -> None:
+    """A shard being merged must share the first one's settings and model weights.
+
+    ``attrs`` and ``first``: the files' root attributes (or dicts with ``config_hash`` and
+    ``model_checksum``). Raises :class:`StoreError` naming both files otherwise.
+    """
+    if str(attrs["config_hash"]) != str(first["config_hash"]):
+        raise StoreError(f"{path} was made with other settings than {first_path}: config_hash "
+                         f"{attrs['config_hash']} differs from {first['config_hash']}; delete "
+                         "the stale files and re-run")
+    if str(attrs.get("model_checksum", "")) != str(first.get("model_checksum", "")):
+        raise StoreError(f"{path} comes from other model weights than {first_path}; delete the "
+                         "stale files and re-run")
+
+
 def settings_of(fh: h5py.File) -> dict:
     return json.loads(_attr_str(fh.attrs.get("settings_json")) or "{}")
 

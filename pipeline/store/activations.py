@@ -23,7 +23,8 @@ import h5py
 import numpy as np
 
 from pipeline.store._format import (StoreError, StoreReader, atomic_h5, open_h5, open_h5_handle, read_json_attr,
-                                    read_strings, read_table, settings_of, write_json_attr,
+                                    read_strings, read_table, refuse_other_provenance, settings_of,
+                                    write_json_attr,
                                     write_strings, write_table)
 
 SHARD_KIND, SHARD_VERSIONS = "activations-shard", (1,)
@@ -174,13 +175,7 @@ class ShardSet:
         infos.sort(key=lambda info: info["start"])
         first = infos[0]
         for info in infos[1:]:
-            if info["config_hash"] != first["config_hash"]:
-                raise StoreError(
-                    f"shard {info['path']} was made with other settings (config_hash "
-                    f"{info['config_hash']}) than {first['path']} ({first['config_hash']}); "
-                    "re-run extraction so that all shards share one configuration")
-            if info["model_checksum"] != first["model_checksum"]:
-                raise StoreError(f"shard {info['path']} comes from other model weights than {first['path']}")
+            refuse_other_provenance(info["path"], info, first["path"], first)
         for before, after in zip(infos, infos[1:]):
             if after["start"] != before["stop"]:
                 raise StoreError(f"shards do not cover images {before['stop']}-{after['start']}: "

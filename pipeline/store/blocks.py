@@ -19,7 +19,8 @@ import h5py
 import numpy as np
 
 from pipeline.store._format import (StoreError, StoreReader, atomic_h5, open_h5, open_h5_handle, read_json_attr,
-                                    read_strings, read_table, settings_of, write_json_attr,
+                                    read_strings, read_table, refuse_other_provenance, settings_of,
+                                    write_json_attr,
                                     write_strings, write_table)
 
 KIND, VERSIONS, VERSION = "blocks", (1,), 1
@@ -99,11 +100,8 @@ def merge_files(paths: Sequence[str | os.PathLike], out) -> Path:
         images = fh.create_group("images", track_order=True)
         for path in paths:
             with open_h5(path, KIND, VERSIONS) as src:
-                if str(src.attrs["config_hash"]) != config_hash:
-                    raise StoreError(f"blocks merge: {path} was made with other settings "
-                                     f"({src.attrs['config_hash']}) than {paths[0]} ({config_hash})")
-                if str(src.attrs["model_checksum"]) != checksum:
-                    raise StoreError(f"blocks merge: {path} comes from other model weights than {paths[0]}")
+                refuse_other_provenance(path, src.attrs, paths[0],
+                                        {"config_hash": config_hash, "model_checksum": checksum})
                 table = read_table(src["index"])
                 for image_id, image_path, key in zip(table["image_id"], table["path"], table["key"]):
                     if image_id in index["image_id"]:

@@ -26,7 +26,8 @@ import h5py
 import numpy as np
 
 from pipeline.store._format import (StoreError, StoreReader, atomic_h5, open_h5, open_h5_handle,
-                                    read_json_attr, settings_of, write_json_attr)
+                                    read_json_attr, refuse_other_provenance, settings_of,
+                                    write_json_attr)
 
 SHARD_KIND, SHARD_VERSION = "featurevis-shard", 1
 STORE_KIND, STORE_VERSION = "featurevis", 1
@@ -148,7 +149,8 @@ def merge_shards(shards: Sequence[str | os.PathLike], out: str | os.PathLike) ->
     """Copy the shards' rows into one store, layer by layer in the order first seen.
 
     Refuses (StoreError, naming the files) shards that are missing, incomplete, of
-    another kind or version, whose ``config_hash`` differs, or whose channels overlap.
+    another kind or version, made with other settings or model weights, or whose
+    channels overlap.
     """
     if not shards:
         raise StoreError(f"{out}: no shards to merge")
@@ -156,11 +158,7 @@ def merge_shards(shards: Sequence[str | os.PathLike], out: str | os.PathLike) ->
     try:
         first = handles[0]
         for p, fh in zip(shards, handles):
-            if fh.attrs["config_hash"] != first.attrs["config_hash"]:
-                raise StoreError(
-                    f"{p}: config_hash {fh.attrs['config_hash']} differs from {shards[0]}'s "
-                    f"{first.attrs['config_hash']}: the shards were rendered with different "
-                    "settings; delete the stale shards and re-run")
+            refuse_other_provenance(p, fh.attrs, shards[0], first.attrs)
         by_layer: dict[str, list[tuple[str, h5py.File]]] = {}
         for p, fh in zip(shards, handles):
             by_layer.setdefault(str(fh.attrs["layer"]), []).append((str(p), fh))
