@@ -87,16 +87,13 @@ def throughput(args) -> dict:
 
 def memory_child(args) -> None:
     """Extract ``args.memory_child`` synthetic images into a shard; print the peak RSS."""
+    from pipeline.dataset import ImageRecord
     from pipeline.store.activations import shard_writer
     model = load_model(args.model, device=args.device)
     extractor = Extractor(model, "all", attribution="gradient")
     n, batch = args.memory_child, args.batch
     generator = torch.Generator().manual_seed(0)
     layers = [info.to_dict() for info in model.layers]
-
-    class Record:
-        def __init__(self, i):
-            self.image_id, self.path, self.label = f"synthetic{i:06d}", f"synthetic/{i}.png", None
 
     with tempfile.TemporaryDirectory() as tmp:
         with shard_writer(Path(tmp) / f"0-{n}.h5", layers=layers,
@@ -106,7 +103,8 @@ def memory_child(args) -> None:
             for start in range(0, n, batch):
                 size = min(batch, n - start)
                 x = torch.rand(size, 3, 64, 64, generator=generator)
-                writer.append([Record(i) for i in range(start, start + size)], [-1] * size,
+                writer.append([ImageRecord(f"synthetic{i:06d}", f"synthetic/{i}.png", None)
+                               for i in range(start, start + size)], [-1] * size,
                               extractor(x))
     print(json.dumps({"images": n, "peak_rss_kb": peak_rss_kb()}))
 

@@ -81,11 +81,12 @@ class Extractor:
         if attribution not in ATTRIBUTION_MODES:
             raise ValueError(f"attribution {attribution!r} unknown; use one of {', '.join(ATTRIBUTION_MODES)}")
         self.model = model
-        self.layers = [info.name for info in model.resolve_layers(layers)]
+        infos = model.resolve_layers(layers)
+        self.layers = [info.name for info in infos]
         self.attribution = attribution
         self.steps = int(steps)
         self.amp = bool(amp) and model.device.type == "cuda"
-        self._tap = LayerTap(model.net, model.modules_for(model.resolve_layers(self.layers)))
+        self._tap = LayerTap(model.net, model.modules_for(infos))
         self._attr = LayerAttribution(model, self.layers) if attribution != "none" else None
 
     def __call__(self, images01: torch.Tensor, label_classes: torch.Tensor | None = None
@@ -101,12 +102,13 @@ class Extractor:
                 targets = {"attr_predicted": PREDICTED}
                 has_label = label_classes is not None and bool((label_classes >= 0).any())
                 if has_label:
-                    targets["attr_label"] = label_classes.to(self.model.device)
+                    label_classes = label_classes.to(self.model.device)
+                    targets["attr_label"] = label_classes
                 results = self._attr.attribute_targets(images01, targets, method=self.attribution,
                                                        steps=self.steps)
                 first = next(iter(results.values()))
                 acts, logits = first.activations, first.logits
-                attributions = {name: result for name, result in results.items()}
+                attributions = results
         layers = {}
         for name in self.layers:
             out = summarize_activation(acts[name])
@@ -114,7 +116,7 @@ class Extractor:
                 out[quantity] = result.channel(name).float()
             if "attr_label" in attributions:
                 # Attribution "to no label" is undefined, not zero.
-                out["attr_label"][label_classes.to(out["attr_label"].device) < 0] = float("nan")
+                out["attr_label"][label_classes < 0] = float("nan")
             layers[name] = {q: t.cpu() for q, t in out.items()}
         top = min(TOP_PREDICTIONS, logits.shape[1])
         top_logits, top_ids = logits.detach().float().topk(top, dim=1)

@@ -230,8 +230,7 @@ def reduce_store(shards, writer, fields: Mapping, load_image: Callable[[int], ob
         maxima = shards.array(f"layers/{name}/max")
         rows, values = topk_rows(maxima, top_k)
         ys, xs = _positions(shards, name, rows)
-        rf_rows, rf_cols = np.asarray(field.rows), np.asarray(field.cols)
-        boxes = np.stack([rf_rows[ys, 0], rf_cols[xs, 0], rf_rows[ys, 1], rf_cols[xs, 1]], -1)
+        boxes = field.boxes().numpy()[ys, xs]   # (y0, x0, y1, x1) per top example
         thumb_index, crops = plan_thumbnails(rows, boxes)
         top = {"row": rows.astype(np.int64), "value": values.astype(np.float32),
                "y": ys.astype(np.int16), "x": xs.astype(np.int16), "box": boxes.astype(np.int16),
@@ -245,8 +244,8 @@ def reduce_store(shards, writer, fields: Mapping, load_image: Callable[[int], ob
             best = top_classes(found["mean"], top_k)
             classes = {"attribution": found["mean"], "count": found["count"],
                        "top_ids": best["ids"], "top_scores": best["scores"]}
-        writer.write_layer(name, rf_rows=rf_rows, rf_cols=rf_cols, top=top, stats=stats,
-                           classes=classes)
+        writer.write_layer(name, rf_rows=np.asarray(field.rows), rf_cols=np.asarray(field.cols),
+                           top=top, stats=stats, classes=classes)
         dataset = writer.create_thumbnails(name, len(crops), thumbnail_size)
         for i, (row, box) in enumerate(crops):
             requests.setdefault(row, []).append((dataset, i, box))

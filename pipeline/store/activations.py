@@ -251,8 +251,8 @@ def reduced_writer(path, shards: ShardSet, *, settings: Mapping, model: Mapping,
         images = shards.table("images")
         images["label_class"] = np.asarray(images.get("label_class", []), np.int64)
         write_table(fh, "images", {c: images.get(c, []) for c in IMAGE_COLUMNS})
-        write_table(fh, "skipped", {c: shards.table("skipped").get(c, [])
-                                    for c in ("image_id", "path", "reason")})
+        skipped = shards.table("skipped")   # one pass over the shards, not one per column
+        write_table(fh, "skipped", {c: skipped.get(c, []) for c in ("image_id", "path", "reason")})
         write_table(fh, "shards", {
             "file": [os.path.relpath(info["path"].resolve(), path.parent.resolve()) for info in shards.shards],
             "start": np.asarray([info["start"] for info in shards.shards], np.int64),
