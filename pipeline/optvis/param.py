@@ -77,12 +77,13 @@ def fft_image(size: int, generators: Sequence[torch.Generator], *, device="cpu",
     scale = spectrum_scale(h, w, decay_power).to(device)
     # Real and imaginary parts as a trailing axis: [N, 3, h, w//2+1, 2].
     spectrum = _stacked_noise((3, h, w // 2 + 1, 2), generators, sd, device)
+    colors = color_matrix(device)
 
     def image_fn() -> torch.Tensor:
         coefficients = torch.view_as_complex(spectrum) * scale
         # norm="backward" divides by h*w, as TensorFlow's irfft2d does in Lucid.
         spatial = torch.fft.irfft2(coefficients, s=(h, w), norm="backward") / 4.0
-        return to_valid_rgb(spatial)
+        return to_valid_rgb(spatial, colors)
 
     return [spectrum], image_fn
 
@@ -91,11 +92,21 @@ def pixel_image(size: int, generators: Sequence[torch.Generator], *, device="cpu
                 sd: float = INIT_SD) -> tuple[list[torch.Tensor], ImageFn]:
     """One parameter per pixel and colour; see the module docstring."""
     pixels = _stacked_noise((3, int(size), int(size)), generators, sd, device)
-    return [pixels], lambda: to_valid_rgb(pixels)
+    colors = color_matrix(device)
+    return [pixels], lambda: to_valid_rgb(pixels, colors)
 
 
-def to_valid_rgb(t: torch.Tensor) -> torch.Tensor:
-    """Decorrelated colour -> RGB in ``(0, 1)``: ``Tensor[N, 3, H, W]`` in and out."""
-    matrix = COLOR_CORRELATION.to(device=t.device, dtype=t.dtype)
+def to_valid_rgb(t: torch.Tensor, matrix: torch.Tensor | None = None) -> torch.Tensor:
+    """Decorrelated colour -> RGB in ``(0, 1)``: ``Tensor[N, 3, H, W]`` in and out.
+
+    ``matrix``: :func:`color_matrix` for ``t``'s device, made once per render (default:
+    made here).
+    """
+    matrix = color_matrix(t.device) if matrix is None else matrix
     # A 1x1 convolution is the per-pixel matrix product, and faster than einsum on CPU.
-    return torch.sigmoid(torch.nn.functional.conv2d(t, matrix[:, :, None, None]))
+    return torch.sigmoid(torch.nn.functional.conv2d(t, matrix))
+
+
+def color_matrix(device) -> torch.Tensor:
+    """:data:`COLOR_CORRELATION` as a ``[3, 3, 1, 1]`` convolution weight on ``device``."""
+    return COLOR_CORRELATION.to(device)[:, :, None, None]

@@ -45,22 +45,6 @@ def _offset(g: torch.Generator, d: int) -> tuple[int, int]:
     return dy, dx
 
 
-def pad(width: int, value: float = PAD_VALUE) -> Transform:
-    """Constant padding on every side: ``[N, 3, H, W] -> [N, 3, H + 2w, W + 2w]``."""
-    def transform(images, generators):
-        return F.pad(images, (width, width, width, width), mode="constant", value=value)
-    return transform
-
-
-def jitter(d: int) -> Transform:
-    """A random crop per item, offsets in ``0..d``: ``[N, 3, H, W] -> [N, 3, H - d, W - d]``."""
-    def transform(images, generators):
-        h, w = images.shape[-2] - d, images.shape[-1] - d
-        offsets = [_offset(g, d) for g in generators]
-        return torch.stack([img[:, y:y + h, x:x + w] for img, (y, x) in zip(images, offsets)])
-    return transform
-
-
 def robustness(pad_width: int = 12, first_jitter: int = 8,
                scales: Sequence[float] = STANDARD_SCALES,
                angles_deg: Sequence[float] = STANDARD_ANGLES, last_jitter: int = 4) -> Transform:
@@ -89,28 +73,22 @@ def robustness(pad_width: int = 12, first_jitter: int = 8,
             rows.append([cos, sin, -sin, cos,
                          ax + cx + cos * px + sin * py - pad_width,
                          ay + cy - sin * px + cos * py - pad_width])
-        p = torch.tensor(rows, dtype=torch.float64)
-        ux = (torch.arange(out_w, dtype=torch.float64) + 0.5)[None, None, :]
-        uy = (torch.arange(out_h, dtype=torch.float64) + 0.5)[None, :, None]
+        # The grid is built where the images are: only the [N, 6] parameters cross from
+        # the CPU each step, not the [N, Ho, Wo, 2] grid. In float64 except on MPS (none).
+        device = images.device
+        exact = torch.float32 if device.type == "mps" else torch.float64
+        p = torch.tensor(rows, dtype=exact).to(device, non_blocking=True)
+        ux = (torch.arange(out_w, dtype=exact, device=device) + 0.5)[None, None, :]
+        uy = (torch.arange(out_h, dtype=exact, device=device) + 0.5)[None, :, None]
         col = lambda k: p[:, k, None, None]  # noqa: E731  per-item scalar, broadcast over [Ho, Wo]
         vx = col(0) * ux + col(1) * uy + col(4)
         vy = col(2) * ux + col(3) * uy + col(5)
-        grid = torch.stack([2 * vx / w - 1, 2 * vy / h - 1], dim=-1)      # [N, Ho, Wo, 2]
-        grid = grid.to(images.device, images.dtype, non_blocking=True)
+        grid = torch.stack([2 * vx / w - 1, 2 * vy / h - 1], dim=-1).to(images.dtype)   # [N, Ho, Wo, 2]
         # Sampling (image - grey) with zero padding puts grey outside the image, and
         # blends it in at the border exactly as constant padding would.
         out = F.grid_sample(images - PAD_VALUE, grid, mode="bilinear", padding_mode="zeros",
                             align_corners=False)
         return out + PAD_VALUE
-    return transform
-
-
-def compose(*transforms: Transform) -> Transform:
-    """Apply ``transforms`` in order."""
-    def transform(images, generators):
-        for t in transforms:
-            images = t(images, generators)
-        return images
     return transform
 
 

@@ -25,7 +25,7 @@ from typing import Iterator, Mapping, Sequence
 import h5py
 import numpy as np
 
-from pipeline.store._format import (StoreError, StoreReader, atomic_h5, open_h5, open_h5_handle,
+from pipeline.store._format import (StoreError, StoreReader, atomic_h5, open_h5_handle,
                                     read_json_attr, refuse_other_provenance, settings_of,
                                     write_json_attr)
 
@@ -305,10 +305,3 @@ class FeatureVisStore(StoreReader):
             out[layer] = {"rendered": int(len(rank)), "layer_channels": int(g.attrs["layer_channels"]),
                           "rank1_fraction": float(np.mean(rank == 1)) if len(rank) else float("nan")}
         return out
-
-
-def check_store(path: str | os.PathLike) -> Path:
-    """Validate a merged store without keeping it open."""
-    with open_h5(path, STORE_KIND, VERSIONS):
-        pass
-    return Path(path)
