@@ -316,21 +316,27 @@ def per_item(objectives: Sequence[Objective]) -> Objective:
         key = type(o).stack_key(o) if type(o) in (Channel, Neuron, Direction) else ("single", i)
         groups.setdefault(key, []).append(i)
 
+    order = [i for items in groups.values() for i in items]   # item of each value, as computed
+    everyone = list(range(len(objs)))
+
     def value(acts):
         n = next(iter(acts.values())).shape[0] if acts else 0
         if n != len(objs):
             raise ValueError(f"per_item has {len(objs)} objectives but the batch has {n} items")
-        parts, order = [], []
+        parts = []
         for key, items in groups.items():
             if key[0] == "single":
                 i = items[0]
                 parts.append(objs[i]({k: v[i:i + 1] for k, v in acts.items()}).reshape(1))
             else:
                 cls, layer = key[0], key[1]
-                t = _layer(acts, layer)[items]
+                t = _layer(acts, layer)
+                if items != everyone:  # the usual case, one kind for the whole batch, needs no
+                    t = t[items]       # gather: copying a layer's activations each step is not free
                 parts.append(cls.per_item([objs[i] for i in items], t))
-            order.extend(items)
         values = torch.cat(parts)
+        if order == everyone:
+            return values
         return values[torch.argsort(torch.tensor(order, device=values.device))]
 
     shown = ", ".join(str(o) for o in objs[:3]) + (", ..." if len(objs) > 3 else "")
