@@ -123,6 +123,10 @@ def test_objective_values_by_hand():
     # mixed kinds and a compound objective: evaluated item by item
     mixed = obj.per_item([obj.channel("l", 0) + obj.channel("l", 1), obj.channel("l", 0)])
     assert mixed(acts).tolist() == [1.5 + 5.5, 13.5]
+    # kinds interleaved: computed grouped by kind, returned in item order
+    t3 = torch.cat([t, t[:1] + 100])                                       # item 2: 100..111
+    interleaved = obj.per_item([obj.channel("l", 1), obj.neuron("l", 0, y=0, x=1), obj.channel("l", 2)])
+    assert interleaved({"l": t3}).tolist() == [5.5, 13.0, 109.5]
     assert (-obj.channel("l", 0))(acts).tolist() == [-1.5, -13.5]
     assert (2 * obj.channel("l", 0) - obj.channel("l", 1) / 2)(acts).tolist() == [3 - 2.75, 27 - 8.75]
 
