@@ -250,13 +250,14 @@ def layer_to_layer(model, image01: torch.Tensor, earlier: str, later: str,
         # Each later cell's target: the weighted activation summed over the cell's positions.
         weighted = (weight * a2).sum(dim=0)                                   # [H2, W2]
         cell_targets = _sum_pool(weighted[None], later_grid)[0].flatten()     # [Hq*Wq]
-        rows = []
+        spatial = []
         for q in range(len(cell_targets)):
             (grad,) = torch.autograd.grad(cell_targets[q], a1_batch,
                                           retain_graph=q + 1 < len(cell_targets))
-            spatial = (grad[0] * a1).sum(dim=0).detach()                         # [H1, W1]
-            rows.append(_sum_pool(spatial[None], earlier_grid)[0].flatten())
-    return {"attribution": torch.stack(rows).float().cpu().numpy(),
+            spatial.append((grad[0] * a1).sum(dim=0).detach())                  # [H1, W1]
+        # Pooled once for all later cells (the first axis of _sum_pool is a batch).
+        rows = _sum_pool(torch.stack(spatial), earlier_grid).flatten(1)         # [Hq*Wq, Hp*Wp]
+    return {"attribution": rows.float().cpu().numpy(),
             "later_grid": np.asarray(later_grid, np.int32),
             "earlier_grid": np.asarray(earlier_grid, np.int32)}
 
@@ -317,8 +318,11 @@ def compute_blocks(model, image01: torch.Tensor, settings: BlocksSettings, *,
     acts = {n: first.activations[n][0].float().cpu() for n in names}
     attrs = {n: torch.stack([results[c].attributions[n][0] for c in classes]).float().cpu()
              for n in names}                                                   # [T, C, H, W]
-    groups = _neuron_groups(model, image01, names, acts, attrs, classes, settings)
-    gradients_top = None
+    # The top class's gradients at every layer: for layer-to-layer attribution, and the
+    # factorization target when that is "gradients". One backward pass serves both.
+    gradients_top = (layer_gradients(model, image01, names, classes[0])
+                     if len(names) > 1 or settings.factorize == "gradients" else None)
+    groups = _neuron_groups(names, acts, attrs, gradients_top, classes, settings)
     for i, name in enumerate(names):
         act, attr = acts[name], attrs[name]
         layer = {"dictionary": semantic_dictionary(act, settings.top_channels),
@@ -334,8 +338,6 @@ def compute_blocks(model, image01: torch.Tensor, settings: BlocksSettings, *,
                 size=settings.group_icon_size, batch=settings.groups, cossim_pow=settings.cossim_pow,
                 seed=settings.seed, progress=progress, desc=f"groups {name}")
         if i > 0:
-            if gradients_top is None:
-                gradients_top = layer_gradients(model, image01, names, classes[0])
             link = layer_to_layer(model, image01, names[i - 1], name, gradients_top[name],
                                   settings.layer_to_layer_grid)
             layer["from_previous"] = {**link, "layer": names[i - 1]}
@@ -352,14 +354,14 @@ def _attribution_products(attr: torch.Tensor, classes: list[int], second: int) -
             "total": attr.sum(dim=(1, 2, 3)).numpy()}
 
 
-def _neuron_groups(model, image01, names, acts, attrs, classes, settings) -> dict[str, dict]:
+def _neuron_groups(names, acts, attrs, gradients_top, classes, settings) -> dict[str, dict]:
     """NMF groups of every layer (shared across layers if asked) with their class attribution."""
     if settings.factorize == "activations":
         matrices = {n: acts[n] for n in names}
     elif settings.factorize == "attributions":
         matrices = {n: attrs[n][0] for n in names}                            # top class
     elif settings.factorize == "gradients":
-        matrices = layer_gradients(model, image01, names, classes[0])
+        matrices = gradients_top
     else:
         raise ValueError(f"blocks.factorize {settings.factorize!r} unknown; use one of "
                          f"{', '.join(fz.TARGETS)}")

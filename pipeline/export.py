@@ -268,8 +268,7 @@ class _Builder:
         cells = [{"unit": u, "thumb": self.thumb(layer.name, u.index)} for u in layer.units]
         self.page(Urls.layer(layer.name), "layer.html", layer=layer, cells=cells,
                   has_attribution=any(u.attribution is not None for u in layer.units),
-                  has_mean=any(u.mean_activation is not None for u in layer.units),
-                  featured={i.image_id for i in self.data.images})
+                  has_mean=any(u.mean_activation is not None for u in layer.units))
 
     def _channel_page(self, layer: Layer, unit: Channel) -> None:
         c = unit.index

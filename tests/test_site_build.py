@@ -264,7 +264,7 @@ def test_correlation_neighbours_by_hand():
 
 
 
-def fake_blocks(rng, layer="late", channels=2, hw=2, classes=(1, 0)):
+def fake_blocks(rng, layer="late", channels=2, hw=2, classes=(1, 0), group_target="activations"):
     """One image's Building Blocks as pipeline.blocks.compute_blocks lays them out."""
     t = len(classes)
     return {
@@ -281,7 +281,7 @@ def fake_blocks(rng, layer="late", channels=2, hw=2, classes=(1, 0)):
                             "channel_difference": np.zeros(channels, np.float32), "total": np.ones(t, np.float32)},
             "groups": {"maps": np.ones((2, hw, hw), np.float32), "directions": np.ones((2, channels), np.float32),
                        "attribution": np.ones((2, t), np.float32), "icons": np.zeros((2, 4, 4, 3), np.uint8),
-                       "relative_error": 0.1, "target": "activations", "shared": False}}}}
+                       "relative_error": 0.1, "target": group_target, "shared": False}}}}
 
 
 @pytest.fixture(scope="module")
@@ -300,7 +300,8 @@ def real_run(tmp_path_factory):
     _, values, top_ids = build_store(run, k=4)
     rng = np.random.default_rng(0)
     parts = [write_image_file(tmp_path / f"{i}.h5", image_id=image_id, image_path=f"/photos/{image_id}.jpg",
-                              blocks=fake_blocks(rng), model={"name": "fake"}, class_names=CLASSES,
+                              blocks=fake_blocks(rng, group_target="gradients"), model={"name": "fake"},
+                              class_names=CLASSES,
                               layers=[LAYERS[1]], settings={"layers": ["late"]}, model_checksum="sha256:fake")
              for i, image_id in enumerate(["img03", "img01"])]
     merge_files(parts, run / "blocks.h5")
@@ -357,6 +358,7 @@ def test_from_results_reads_the_real_stores(real_run, tmp_path):
             "img/featurevis/early/2-diversity1.png"} <= set(site_files(site))
     assert "img/featurevis/early/1.png" not in site_files(site)
     assert "img01" in (site / "index.html").read_text()
+    assert "Non-negative factorization of the gradients" in (site / "images" / "img01.html").read_text()
 
 
 def test_site_shows_no_path_of_the_machine_that_ran_the_workflow(tmp_path_factory, tmp_path):
@@ -376,7 +378,8 @@ def test_site_shows_no_path_of_the_machine_that_ran_the_workflow(tmp_path_factor
     rng = np.random.default_rng(0)
     # Featured images as pipeline.dataset lists them: the id is the path below the source root.
     parts = [write_image_file(elsewhere / f"{i}.h5", image_id=image_id, image_path=str(photos / image_id),
-                              blocks=fake_blocks(rng), model={"name": "fake"}, class_names=CLASSES,
+                              blocks=fake_blocks(rng, group_target="gradients"), model={"name": "fake"},
+                              class_names=CLASSES,
                               layers=[LAYERS[1]], settings={"layers": ["late"]}, model_checksum="sha256:fake")
              for i, image_id in enumerate(["cats/tabby.jpg", "dogs/pug.jpg"])]
     merge_files(parts, run / "blocks.h5")
