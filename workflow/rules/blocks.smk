@@ -2,7 +2,6 @@
 #   blocks_images (checkpoint: the featured images) -> one blocks_image job per image
 #   -> blocks_merge: results/<run>/blocks.h5 (layout: docs/STORE.md, "Building Blocks store").
 BLOCKS = config["blocks"]
-BLOCKS_GPU = 1 if config["device"].startswith("cuda") else 0
 
 
 checkpoint blocks_images:
@@ -35,10 +34,11 @@ rule blocks_image:
     params:
         model=MODEL_PARAMS,
         device=config["device"],
-        blocks=BLOCKS,
+        # Everything of the section but the image list (each job has its image) and the switch.
+        blocks=output_settings(BLOCKS, sorted(set(BLOCKS) - {"enabled", "images"})),
     threads: config["threads"]
     resources:
-        gpu=BLOCKS_GPU,
+        gpu=GPU_JOB,
     conda:
         CONDA_ENV
     script:

@@ -51,6 +51,17 @@ def select_layers(selection):
 CONDA_ENV = "../envs/model-atlas.yaml"
 
 MODEL_PARAMS = {"name": config["model"]["name"], "weights": config["model"]["weights"]}
+# resources: gpu= of the jobs that run the model on config["device"] (the GPU pool's unit).
+GPU_JOB = 1 if config["device"].startswith("cuda") else 0
+
+
+def output_settings(section, keys):
+    """The keys of a config section that decide a job's output, in a fixed order.
+
+    Only these go into a rule's ``params`` (a changed param re-runs the job): speed
+    settings and keys for other jobs stay out, and so does the order of the YAML file.
+    """
+    return {k: section.get(k) for k in keys}
 
 
 # -- input functions of the stages (kept here, apart from the rules) --------------

@@ -3,7 +3,6 @@
 #   -> reduce_activations: results/<run>/activations.h5 (layout: docs/STORE.md).
 EXTRACT = config["extract"]
 DATASET = config["dataset"]
-EXTRACT_GPU = 1 if config["device"].startswith("cuda") else 0
 
 
 checkpoint list_images:
@@ -13,7 +12,7 @@ checkpoint list_images:
     log:
         log_path("list_images", "list_images"),
     params:
-        dataset=DATASET,
+        dataset=output_settings(DATASET, ("kind", "path", "max_images")),
     threads: 1
     conda:
         CONDA_ENV
@@ -34,11 +33,10 @@ rule extract_shard:
     params:
         model=MODEL_PARAMS,
         device=config["device"],
-        dataset=DATASET,
-        extract=EXTRACT,
+        extract=output_settings(EXTRACT, ("layers", "attribution", "integration_steps", "amp")),
     threads: config["threads"]
     resources:
-        gpu=EXTRACT_GPU,
+        gpu=GPU_JOB,
     conda:
         CONDA_ENV
     script:
@@ -57,7 +55,7 @@ rule reduce_activations:
         run_path("benchmarks", "reduce_activations.tsv")
     params:
         model=MODEL_PARAMS,
-        extract=EXTRACT,
+        extract=output_settings(EXTRACT, ("top_k", "histogram_bins", "thumbnail_size")),
     threads: config["threads"]
     conda:
         CONDA_ENV

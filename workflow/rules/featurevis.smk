@@ -8,7 +8,6 @@
 from pipeline.featurevis import run_settings
 
 FEATUREVIS = config["featurevis"]
-FEATUREVIS_GPU = 1 if config["device"].startswith("cuda") else 0
 
 
 rule featurevis_shard:
@@ -27,7 +26,7 @@ rule featurevis_shard:
         settings=run_settings(FEATUREVIS),
     threads: config["threads"]
     resources:
-        gpu=FEATUREVIS_GPU,
+        gpu=GPU_JOB,
     conda:
         CONDA_ENV
     script:

@@ -8,7 +8,9 @@ checkpoint layers:
         log_path("layers", "layers"),
     params:
         model=MODEL_PARAMS,
-        device=config["device"],
+        # Layer shapes do not depend on the device, and the job runs on a CPU node
+        # (no gpu resource), even when the run's device is a GPU.
+        device="cpu",
     threads: 1
     conda:
         CONDA_ENV

@@ -10,7 +10,7 @@ rule export_site:
         run_path("model", "layers.json"),
         FEATUREVIS_TARGETS,
         EXTRACT_TARGETS,
-        globals().get("BLOCKS_TARGETS", []),
+        BLOCKS_TARGETS,
     output:
         directory(run_path("site")),
     log:

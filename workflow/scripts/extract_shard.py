@@ -16,6 +16,8 @@ with job_logging(snakemake.log[0], threads=snakemake.threads,
     model = load_model(device=resolve_device(snakemake.params.device), **snakemake.params.model)
     run_shard(model, records[start:stop], [r.label for r in records], snakemake.output[0],
               start=start, stop=stop, layers=cfg["layers"], attribution=cfg["attribution"],
-              steps=cfg["integration_steps"], batch_size=cfg["batch_size"],
-              num_workers=cfg["num_workers"], amp=cfg["amp"],
+              steps=cfg["integration_steps"], amp=cfg["amp"],
+              # Speed only, so not in the rule's params (changing them re-runs nothing).
+              batch_size=snakemake.config["extract"]["batch_size"],
+              num_workers=snakemake.config["extract"]["num_workers"],
               source={k: listing[k] for k in ("source", "kind", "path", "max_images")})
