@@ -172,6 +172,27 @@ def test_merge_refuses_a_shard_made_with_other_settings(tmp_path, reference):
     assert not (workdir / RUN / "activations.h5").exists()
 
 
+def planned_jobs(workdir: Path, config: dict) -> set[str]:
+    """The rules a dry run of ``workdir`` with ``config`` would run."""
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    out = run(workdir, "--dry-run", "--quiet", "rules").stdout
+    return {line.split()[0] for line in out.splitlines()
+            if line.strip() and line.split()[-1].isdigit() and not line.startswith(("total", "job"))}
+
+
+@pytest.mark.slow
+def test_only_settings_that_change_a_result_rerun_its_jobs(tmp_path, reference):
+    workdir = copy_of(reference, tmp_path / "rerun")
+    # Speed settings and the YAML's key order change no result: nothing to do.
+    faster = dict(reversed(list({**TINY_CONFIG, "extract": {**TINY_CONFIG["extract"], "batch_size": 1,
+                                                           "num_workers": 1}}.items())))
+    assert planned_jobs(workdir, faster) == set()
+    # top_k only changes the reduction, not the extracted shards.
+    more_examples = {**TINY_CONFIG, "extract": {**TINY_CONFIG["extract"], "top_k": 3}}
+    planned = planned_jobs(workdir, more_examples)
+    assert "reduce_activations" in planned and "extract_shard" not in planned
+
+
 # Snakemake's own locks after a kill -9 (fast: no workflow run).
 CLAIM = """
 import sys, time
