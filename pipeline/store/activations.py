@@ -153,6 +153,14 @@ def lazy_array(path, key: str, shape, dtype, rows_per_chunk: int = 8192):
                          asarray=True, fancy=False, lock=False)
 
 
+def _dataset_shapes(fh: h5py.File) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """``{path: (shape, dtype)}`` of every dataset in the file."""
+    found = {}
+    fh.visititems(lambda name, obj: found.__setitem__(name, (obj.shape, obj.dtype))
+                  if isinstance(obj, h5py.Dataset) else None)
+    return found
+
+
 class ShardSet:
     """The shards of one run, checked to be complete, consistent and contiguous."""
 
@@ -171,6 +179,7 @@ class ShardSet:
                                for name, g in fh["layers"].items()],
                     "class_names": read_strings(fh["class_names"]),
                     "top": fh["predictions/top_ids"].shape[1],
+                    "datasets": _dataset_shapes(fh),
                 })
         infos.sort(key=lambda info: info["start"])
         first = infos[0]
@@ -192,8 +201,9 @@ class ShardSet:
         import dask.array as da
         parts = []
         for info in self.shards:
-            with h5py.File(info["path"], "r") as fh:
-                shape, dtype = fh[key].shape, fh[key].dtype
+            if key not in info["datasets"]:
+                raise KeyError(f"{info['path']}: no dataset {key!r}")
+            shape, dtype = info["datasets"][key]   # recorded when the set was opened
             if shape[0]:
                 parts.append(lazy_array(info["path"], key, shape, dtype))
         if not parts:
