@@ -211,8 +211,12 @@ def open_h5(path: str | os.PathLike, kind: str, versions: tuple[int, ...]) -> It
         fh.close()
 
 
-def open_h5_handle(path: str | os.PathLike, kind: str, versions: tuple[int, ...]) -> h5py.File:
-    """Like :func:`open_h5` but returns the open file; the caller closes it."""
+def open_h5_handle(path: str | os.PathLike, kind: str | tuple[str, ...],
+                   versions: tuple[int, ...]) -> h5py.File:
+    """Like :func:`open_h5` but returns the open file; the caller closes it.
+
+    ``kind`` may be a tuple: any of those kinds is accepted.
+    """
     path = Path(path)
     if not path.is_file():
         raise StoreError(f"{path}: no such store file")
@@ -222,8 +226,10 @@ def open_h5_handle(path: str | os.PathLike, kind: str, versions: tuple[int, ...]
         raise StoreError(f"{path}: not a readable HDF5 file ({exc})") from exc
     try:
         found = _attr_str(fh.attrs.get("format"))
-        if found != FORMAT_PREFIX + kind:
-            raise StoreError(f"{path}: expected a {FORMAT_PREFIX + kind} file, found {found or 'no format attribute'}")
+        kinds = [FORMAT_PREFIX + k for k in ((kind,) if isinstance(kind, str) else kind)]
+        if found not in kinds:
+            raise StoreError(f"{path}: expected a {' or '.join(kinds)} file, "
+                             f"found {found or 'no format attribute'}")
         version = int(fh.attrs.get("format_version", -1))
         if version not in versions:
             raise StoreError(f"{path}: {found} version {version} is not supported by this "

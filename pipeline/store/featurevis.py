@@ -215,12 +215,7 @@ class FeatureVisStore(StoreReader):
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        try:
-            self.fh = open_h5_handle(path, STORE_KIND, VERSIONS)
-        except StoreError as exc:
-            if "featurevis-shard" not in str(exc):
-                raise
-            self.fh = open_h5_handle(path, SHARD_KIND, VERSIONS)
+        self.fh = open_h5_handle(path, (STORE_KIND, SHARD_KIND), VERSIONS)
         self._channels: dict[str, np.ndarray] = {}
 
     @property
