@@ -266,16 +266,10 @@ def _sum_pool(x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     """``[C, H, W]`` -> ``[C, gh, gw]``: sums over adaptive-pool cells (totals are kept)."""
     if tuple(x.shape[1:]) == tuple(grid):
         return x
-    cells = []
     h, w = x.shape[1:]
-    for i in range(grid[0]):
-        y0, y1 = (i * h) // grid[0], -((-(i + 1) * h) // grid[0])
-        row = []
-        for j in range(grid[1]):
-            x0, x1 = (j * w) // grid[1], -((-(j + 1) * w) // grid[1])
-            row.append(x[:, y0:y1, x0:x1].sum(dim=(1, 2)))
-        cells.append(torch.stack(row, dim=1))
-    return torch.stack(cells, dim=1)
+    return torch.stack([torch.stack([x[:, y0:y1, x0:x1].sum(dim=(1, 2))
+                                     for x0, x1 in fz.adaptive_cells(w, grid[1])], dim=1)
+                        for y0, y1 in fz.adaptive_cells(h, grid[0])], dim=1)
 
 
 # ---------------------------------------------------------------------------------

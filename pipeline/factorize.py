@@ -168,15 +168,17 @@ def _make_groups(xp, w, h, channels: int, signed: bool, clipped: float, *, sort:
 # Shared across layers
 # ---------------------------------------------------------------------------------
 
+def adaptive_cells(size: int, cells: int) -> list[tuple[int, int]]:
+    """PyTorch's adaptive-pool cells along one axis: ``[(start, stop), ...]`` (may overlap)."""
+    return [((i * size) // cells, -((-(i + 1) * size) // cells)) for i in range(cells)]
+
+
 def pool_to_grid(maps: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
     """Average-pool ``[C, H, W]`` to ``[C, gh, gw]`` with PyTorch's adaptive-pool cell edges."""
     c, h, w = maps.shape
-    gh, gw = grid
-    out = np.empty((c, gh, gw), dtype=np.float64)
-    for i in range(gh):
-        y0, y1 = (i * h) // gh, -((-(i + 1) * h) // gh)
-        for j in range(gw):
-            x0, x1 = (j * w) // gw, -((-(j + 1) * w) // gw)
+    out = np.empty((c, *grid), dtype=np.float64)
+    for i, (y0, y1) in enumerate(adaptive_cells(h, grid[0])):
+        for j, (x0, x1) in enumerate(adaptive_cells(w, grid[1])):
             out[:, i, j] = maps[:, y0:y1, x0:x1].mean(axis=(1, 2))
     return out
 
