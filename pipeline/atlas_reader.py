@@ -93,11 +93,10 @@ def _add_activations(data: AtlasData, run_dir: Path, top_examples: int, top_clas
     for layer in data.layers:
         if layer.name not in store.layers:
             continue
-        _add_layer_activations(results, layer, top_examples, top_classes, similar)
-        group = store.fh[f"layers/{layer.name}"]
-        if "classes" in group and "attribution" in group["classes"]:
-            scores = np.asarray(group["classes/attribution"][()], np.float64)       # [C, K]
-            counts = np.asarray(group["classes/count"][()])
+        by_class = _class_attribution(store.fh[f"layers/{layer.name}"])
+        _add_layer_activations(results, layer, top_examples, top_classes, similar, by_class)
+        if by_class is not None:
+            scores, counts = by_class
             for class_id in np.flatnonzero(counts > 0).tolist():
                 column = scores[:, class_id]
                 valid = np.flatnonzero(~np.isnan(column))
@@ -110,8 +109,17 @@ def _add_activations(data: AtlasData, run_dir: Path, top_examples: int, top_clas
     return {i: label for i, label in zip(store.images["image_id"], store.images["label"]) if label}
 
 
+def _class_attribution(group) -> tuple[np.ndarray, np.ndarray] | None:
+    """A layer's ``classes/attribution`` ``[C, K]`` (float64) and ``classes/count`` ``[K]``,
+    read once; None when the run extracted no attribution."""
+    if "classes" not in group or "attribution" not in group["classes"]:
+        return None
+    return (np.asarray(group["classes/attribution"][()], np.float64),
+            np.asarray(group["classes/count"][()]))
+
+
 def _add_layer_activations(results, layer: Layer, top_examples: int, top_classes: int,
-                           similar: int) -> None:
+                           similar: int, by_class) -> None:
     store, name = results.store, layer.name
     stats = store.group(name, "stats")
     means, stds = stats["mean"][()], stats["std"][()]
@@ -119,10 +127,9 @@ def _add_layer_activations(results, layer: Layer, top_examples: int, top_classes
     edges, counts = stats["hist_edges"][()], stats["hist_counts"][()]
     group = store.fh[f"layers/{name}"]
     attribution = None
-    if "classes" in group and "attribution" in group["classes"]:
+    if by_class is not None:
         # The mean attribution over all images: the per-class means weighted by their counts.
-        per_class = np.asarray(group["classes/attribution"][()], np.float64)
-        weights = np.asarray(group["classes/count"][()], np.float64)
+        per_class, weights = by_class[0], by_class[1].astype(np.float64)
         total = weights.sum()
         if total > 0:
             attribution = np.nansum(per_class * weights[None, :], axis=1) / total
@@ -136,7 +143,7 @@ def _add_layer_activations(results, layer: Layer, top_examples: int, top_classes
     classes = store.group(name, "classes") if "classes" in group else None
     class_ids = classes["top_ids"][()] if classes is not None and "top_ids" in classes else None
     class_scores = classes["top_scores"][()] if class_ids is not None else None
-    class_counts = classes["count"][()] if class_ids is not None else None
+    class_counts = by_class[1] if class_ids is not None else None
     thumbnails = store.dataset(f"layers/{name}/thumbnails")
     images, names = store.images, store.class_names
     for unit in layer.units:
