@@ -148,9 +148,10 @@ def _acquire(devices: list[str], lock_dir: Path, timeout: float, poll: float) ->
         time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
 
 
-def _try_lock(path: Path) -> int | None:
-    """An open descriptor holding an exclusive flock on ``path``, or None if it is taken."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+def try_flock(path: str | os.PathLike, mode: int = 0o600) -> int | None:
+    """An open descriptor holding an exclusive flock on ``path`` (created if need be), or
+    None if another process holds it. Other OSErrors (no flock on this file system) raise."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, mode)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
@@ -158,6 +159,14 @@ def _try_lock(path: Path) -> int | None:
         if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
             return None
         raise
+    return fd
+
+
+def _try_lock(path: Path) -> int | None:
+    """:func:`try_flock` on a device's lock file, noting who holds it."""
+    fd = try_flock(path)
+    if fd is None:
+        return None
     # Who holds the device, for a human reading the lock folder; the lock is the flock.
     os.ftruncate(fd, 0)
     os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since {time.ctime()}\n".encode())

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import logging
 import os
 import sys
@@ -55,12 +53,13 @@ def job_logging(log_file: str | None, threads: int | None = None, *,
 
 @contextlib.contextmanager
 def _gpu_slot_for_job(gpu: bool | None) -> Iterator[None]:
-    from pipeline.gpu_pool import gpu_slot, pool_from_env
-    if gpu is False or pool_from_env() is None:
+    from pipeline.gpu_pool import gpu_slot
+    if gpu is False:
         yield
         return
-    with gpu_slot() as device:
-        log.info("GPU pool: this job uses device %s (CUDA_VISIBLE_DEVICES=%s)", device, device)
+    with gpu_slot() as device:  # None, doing nothing, when no pool is configured
+        if device is not None:
+            log.info("GPU pool: this job uses device %s (CUDA_VISIBLE_DEVICES=%s)", device, device)
         yield
 
 
@@ -84,15 +83,15 @@ def clear_stale_snakemake_locks(workdir: str | os.PathLike = ".") -> bool:
     claim = str((meta / "model-atlas-main.lock").resolve())
     if claim in _CLAIMS:
         return False
+    from pipeline.gpu_pool import try_flock
     meta.mkdir(parents=True, exist_ok=True)
-    fd = os.open(claim, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fd = try_flock(claim, 0o644)
     except OSError as exc:
-        os.close(fd)
-        if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            log.warning("cannot flock %s (%s): after a killed run, use `snakemake --unlock`",
-                        claim, exc)
+        log.warning("cannot flock %s (%s): after a killed run, use `snakemake --unlock`",
+                    claim, exc)
+        return False
+    if fd is None:  # a live run holds the claim
         return False
     _CLAIMS[claim] = fd
     stale = sorted((meta / "locks").glob("*.lock"))
