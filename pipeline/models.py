@@ -108,9 +108,12 @@ class LoadedModel:
         chosen = {self.layer(n).name for n in names}
         return [l for l in self.layers if l.name in chosen]
 
+    def module(self, name: str) -> nn.Module:
+        """The module whose output is layer ``name`` (or an alias of it)."""
+        return self.net.get_submodule(self.layer(name).module)
+
     def modules_for(self, layers: Sequence[LayerInfo]) -> dict[str, nn.Module]:
-        modules = dict(self.net.named_modules())
-        return {l.name: modules[l.module] for l in layers}
+        return {l.name: self.net.get_submodule(l.module) for l in layers}
 
     def describe(self) -> dict:
         return {"name": self.name, "weights": self.weights, "checksum": self.checksum,

@@ -77,8 +77,7 @@ def item_generators(seed: int, keys: Iterable[Hashable]) -> list[torch.Generator
 
 def layer_modules(model: LoadedModel, names: Iterable[str]) -> dict[str, torch.nn.Module]:
     """``{name: module}`` for layer names or aliases; a KeyError lists the model's layers."""
-    modules = dict(model.net.named_modules())
-    return {name: modules[model.layer(name).module] for name in sorted(names)}
+    return {name: model.module(name) for name in sorted(names)}
 
 
 def activations(model: LoadedModel, images: torch.Tensor, layers: Iterable[str], *,
