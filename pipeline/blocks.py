@@ -79,11 +79,11 @@ class BlocksSettings:
     seed: int = 0
 
     @classmethod
-    def from_config(cls, cfg: dict, layers: Sequence[str]) -> "BlocksSettings":
+    def from_config(cls, cfg: dict) -> "BlocksSettings":
         """From the workflow's ``blocks:`` dict (unknown keys are ignored, the schema checks them)."""
         names = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in cfg.items() if k in names and k != "layers"}
-        return cls(layers=tuple(layers), **values)
+        return cls(layers=tuple(cfg["layers"]), **values)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -418,7 +418,7 @@ def run_image(model, record: dict, config: dict, out, *, progress: bool = False)
     write them to ``out`` (see :func:`pipeline.store.blocks.write_image_file`)."""
     from pipeline.dataset import BadImage, load_rgb, to_model_input
     from pipeline.store.blocks import write_image_file
-    settings = BlocksSettings.from_config(config, config["layers"])
+    settings = BlocksSettings.from_config(config)
     try:
         image = to_model_input(load_rgb(record["path"]), model.input_size)
     except BadImage as exc:
