@@ -16,7 +16,7 @@ depend on, or reveal, where the workflow ran.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
@@ -174,19 +174,23 @@ class SemanticDictionary:
 
 @dataclasses.dataclass
 class ActivationGrid:
-    """``icons`` uint8 ``[Hg, Wg, S, S, 3]``: one feature visualization per cell, ``magnitude [Hg, Wg]``."""
+    """``icons`` uint8 ``[Hg, Wg, S, S, 3]``: one feature visualization per cell, ``magnitude [Hg, Wg]``.
 
-    icons: np.ndarray
+    ``icons`` is any array-like (a store's unread HDF5 dataset, say): it is sliced when a
+    page is written.
+    """
+
+    icons: Any
     magnitude: np.ndarray
 
 
 @dataclasses.dataclass
 class NeuronGroups:
-    """NMF groups: ``maps [G, H, W]``, ``icons`` uint8 ``[G, S, S, 3]`` (optional) and
-    ``attribution [G, T]`` to the image's attributed classes."""
+    """NMF groups: ``maps [G, H, W]``, ``icons`` uint8 ``[G, S, S, 3]`` (optional, array-like
+    as :class:`ActivationGrid`'s) and ``attribution [G, T]`` to the image's attributed classes."""
 
     maps: np.ndarray
-    icons: Optional[np.ndarray] = None
+    icons: Any = None
     attribution: Optional[np.ndarray] = None
     target: Optional[str] = None
 

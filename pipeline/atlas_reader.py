@@ -233,14 +233,18 @@ def _add_blocks(data: AtlasData, run_dir: Path, labels: dict[str, str]) -> None:
             classes=[ClassScore(c, names[c]) for c in class_ids],
             second_class=int(cls["second_index"]) if "second_index" in cls else None)
         for name in sorted(store.layers, key=lambda n: order.get(n, len(order))):
-            b = store.blocks(image_id, name)
+            # Small arrays now; the icons stay in the file until a page is written.
+            b = store.blocks(image_id, name, icons=False)
+            stored = store.group(image_id, name)
+            grid_icons, group_icons = (stored[key] if key in stored else None
+                                       for key in ("grid/icons", "groups/icons"))
             d, g, a, groups = (b.get(k, {}) for k in ("dictionary", "grid", "attribution", "groups"))
             featured.layers.append(ImageLayer(
                 name=name,
                 dictionary=SemanticDictionary(d["channels"], d["values"], d["magnitude"]) if "channels" in d else None,
-                grid=ActivationGrid(g["icons"], g["magnitude"]) if "icons" in g else None,
+                grid=ActivationGrid(grid_icons, g["magnitude"]) if grid_icons is not None else None,
                 spatial_attribution=a.get("spatial"), channel_attribution=a.get("channel"),
-                groups=NeuronGroups(groups["maps"], groups.get("icons"), groups.get("attribution"),
+                groups=NeuronGroups(groups["maps"], group_icons, groups.get("attribution"),
                                     groups.get("target")) if "maps" in groups else None))
         data.images.append(featured)
 
