@@ -32,8 +32,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.extract import Extractor  # noqa: E402
-from pipeline.models import load_model  # noqa: E402
+from pipeline.extract.extractor import Extractor  # noqa: E402
+from pipeline.model import load_model  # noqa: E402
 
 
 def peak_rss_kb() -> int:
@@ -87,7 +87,7 @@ def throughput(args) -> dict:
 
 def memory_child(args) -> None:
     """Extract ``args.memory_child`` synthetic images into a shard; print the peak RSS."""
-    from pipeline.dataset import ImageRecord
+    from pipeline.images.dataset import ImageRecord
     from pipeline.store.activations import shard_writer
     model = load_model(args.model, device=args.device)
     extractor = Extractor(model, "all", attribution="gradient")

@@ -28,7 +28,7 @@ import time
 
 import torch
 
-from pipeline.models import load_model
+from pipeline.model import load_model
 from pipeline.optvis import objectives as obj
 from pipeline.optvis.render import RELU_OVERRIDE_STEPS, render
 from pipeline.optvis.speedup import speed_up

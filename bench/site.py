@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from pipeline import atlas_data as ad          # noqa: E402
-from pipeline.export import build_site        # noqa: E402
+from pipeline.site import data as ad          # noqa: E402
+from pipeline.site.build import build_site        # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"]

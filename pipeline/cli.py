@@ -22,7 +22,7 @@ def _print_json(value) -> None:
 
 
 def cmd_models(args) -> int:
-    from pipeline.models import model_status
+    from pipeline.model import model_status
     rows = model_status()
     if args.json:
         _print_json(rows)
@@ -38,7 +38,7 @@ def cmd_models(args) -> int:
 
 
 def cmd_layers(args) -> int:
-    from pipeline.models import load_model
+    from pipeline.model import load_model
     model = load_model(args.model, weights=args.weights, device=args.device)
     layers = [l.to_dict() for l in model.layers]
     if args.json:

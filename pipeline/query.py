@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from pipeline.reduce import top_classes as _rank_classes
+from pipeline.extract.reduce import top_classes as _rank_classes
 from pipeline.store.activations import ActivationsStore
 
 STORE_NAME = "activations.h5"

@@ -1,7 +1,7 @@
 """Deliberately broken image files for the dataset tests, made on the spot.
 
 Each writer creates one file in ``folder`` and returns its name. ``BAD_FILES`` maps
-those writers to the start of the skip reason :func:`pipeline.dataset.load_rgb` must give.
+those writers to the start of the skip reason :func:`pipeline.images.dataset.load_rgb` must give.
 """
 from __future__ import annotations
 

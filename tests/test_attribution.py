@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.attribution import LayerAttribution
-from pipeline.hooks import run_with_hooks
-from pipeline.models import load_model
+from pipeline.model.attribution import LayerAttribution
+from pipeline.model.hooks import run_with_hooks
+from pipeline.model import load_model
 
 from tests.test_extract import W, hand_expected, hand_images
 

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import blocks as bb
-from pipeline.hooks import LayerTap
-from pipeline.models import load_model
+from pipeline.blocks import compute as bb
+from pipeline.model.hooks import LayerTap
+from pipeline.model import load_model
 from pipeline.store._format import StoreError
 from pipeline.store.blocks import BlocksStore, json_summary, merge_files, write_image_file
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from pipeline import dataset
-from pipeline.dataset import (BadImage, ImageDataset, ImageRecord, collate, load_rgb, open_source,
+from pipeline.images import dataset
+from pipeline.images.dataset import (BadImage, ImageDataset, ImageRecord, collate, load_rgb, open_source,
                               skipped_from_batch, to_model_input)
 from tests._bad_images import write_bad_files
 
@@ -50,7 +50,7 @@ def test_bad_files_are_skipped_with_their_reason_and_good_ones_load(tmp_path, ca
     data = pickle.loads(pickle.dumps(data))  # DataLoader workers receive a pickled copy
     loader = torch.utils.data.DataLoader(data, batch_size=4, collate_fn=collate)
     skipped, good = [], {}
-    with caplog.at_level(logging.WARNING, logger="pipeline.dataset"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.images.dataset"):
         for batch in loader:
             skipped += skipped_from_batch(source.records, batch)
             for index, ok, image in zip(batch["index"].tolist(), batch["ok"], batch["image"]):
@@ -247,7 +247,7 @@ def test_imagefolder_labels_from_subfolders(tmp_path, caplog):
     solid(tmp_path / "cat" / "a.jpg", (0, 0, 0))
     solid(tmp_path / "cat" / "more" / "c.png", (0, 0, 0))
     solid(tmp_path / "loose.png", (0, 0, 0))
-    with caplog.at_level(logging.WARNING, logger="pipeline.dataset"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.images.dataset"):
         source = open_source("imagefolder", str(tmp_path))
     assert [(r.image_id, r.label) for r in source.records] == [
         ("cat/a.jpg", "cat"), ("cat/more/c.png", "cat"), ("dog/b.png", "dog")]

@@ -16,8 +16,8 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.extract import Extractor, extract_batches, label_classes, summarize_activation
-from pipeline.models import load_model
+from pipeline.extract.extractor import Extractor, extract_batches, label_classes, summarize_activation
+from pipeline.model import load_model
 from pipeline.store.activations import ShardSet, shard_writer
 
 W = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, -1.0]])

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import factorize as fz
-from pipeline.models import load_model
+from pipeline.blocks import factorize as fz
+from pipeline.model import load_model
 
 # A matrix that is exactly a sum of k non-negative rank-one parts must be
 # reconstructed to within this relative Frobenius error by k groups.
@@ -46,7 +46,7 @@ def test_groups_reconstruct_a_tiny_models_activations():
 
 
 def _tiny_acts(model):
-    from pipeline.hooks import LayerTap
+    from pipeline.model.hooks import LayerTap
     image = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(3))
     acts, _ = LayerTap(model.net, model.modules_for(model.resolve_layers(["features1"])))(
         model.normalize(image))

@@ -3,7 +3,7 @@ import h5py
 import numpy as np
 import pytest
 
-from pipeline.featurevis import parse_channels, plan_shards, run_settings, shard_channels, target_rank
+from pipeline.featurevis.render import parse_channels, plan_shards, run_settings, shard_channels, target_rank
 from pipeline.store._format import StoreError
 from pipeline.store.featurevis import FeatureVisStore, merge_shards, shard_writer
 

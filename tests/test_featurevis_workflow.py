@@ -84,8 +84,8 @@ def test_workflow_renders_every_requested_channel(finished_run):
 
     # The engine called directly gives the store's image: shards, batches and the
     # workflow add nothing and lose nothing.
-    from pipeline.dataset import to_uint8
-    from pipeline.models import load_model
+    from pipeline.images.dataset import to_uint8
+    from pipeline.model import load_model
     from pipeline.optvis import objectives as obj
     from pipeline.optvis.render import render
     model = load_model("tests.test_featurevis_workflow:tiny_net", weights="random")
@@ -109,8 +109,8 @@ def test_merge_refuses_a_stale_shard(finished_run, tmp_path):
 
 
 def test_render_batch_measures_each_channel_on_its_own_image():
-    from pipeline.featurevis import DEFAULT_SETTINGS, batches, render_batch
-    from pipeline.models import load_model
+    from pipeline.featurevis.render import DEFAULT_SETTINGS, batches, render_batch
+    from pipeline.model import load_model
     from pipeline.optvis.render import activations
 
     model = load_model("tests.test_featurevis_workflow:tiny_net", weights="random")

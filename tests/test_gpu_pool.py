@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import gpu_pool
-from pipeline.gpu_pool import GpuPoolTimeout, gpu_slot, pool_from_env
+from pipeline.runtime import gpu_pool
+from pipeline.runtime.gpu_pool import GpuPoolTimeout, gpu_slot, pool_from_env
 from pipeline.runtime import job_logging
 
 REPO = Path(__file__).resolve().parents[1]
@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 HOLDER = """
 import os, sys, time
 from pathlib import Path
-from pipeline.gpu_pool import gpu_slot
+from pipeline.runtime.gpu_pool import gpu_slot
 out = Path(sys.argv[1])
 with gpu_slot(timeout=60, poll=0.05) as device:
     # Written then renamed, so that the test never reads a half-written file.

@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from pipeline import model_zoo, models
-from pipeline.hooks import LayerTap
-from pipeline.models import ModelError, load_model
+from pipeline.model import registry as models, zoo as model_zoo
+from pipeline.model.hooks import LayerTap
+from pipeline.model import ModelError, load_model
 
 from conftest import REPO
 

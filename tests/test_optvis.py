@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.models import load_model
+from pipeline.model import load_model
 from pipeline.optvis import objectives as obj
 from pipeline.optvis import param, transforms
 from pipeline.optvis.render import item_generators, render

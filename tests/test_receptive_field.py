@@ -3,8 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.models import load_model
-from pipeline.receptive_field import ReceptiveFieldOps, receptive_field_boxes, receptive_fields
+from pipeline.model import load_model
+from pipeline.model.receptive_field import ReceptiveFieldOps, receptive_field_boxes, receptive_fields
 
 SIZE = 12
 
@@ -43,7 +43,7 @@ def model():
 
 def unit_changes(model, layer, y, x, image, candidates):
     """Which single-pixel changes of ``image`` (a list of (row, col)) alter unit (y, x) of ``layer``."""
-    from pipeline.hooks import LayerTap
+    from pipeline.model.hooks import LayerTap
     tap = LayerTap(model.net, model.modules_for(model.resolve_layers(layer)))
     batch = image.repeat(len(candidates) + 1, 1, 1, 1)   # item 0 stays unchanged
     for i, (r, c) in enumerate(candidates, start=1):
@@ -98,7 +98,7 @@ def test_lite0_stem_boxes_and_a_deeper_position():
     assert torch.equal(stem.rows, stem.cols)
     # blocks.2.0 (28x28): pixels outside the box of (9, 20) leave the unit exactly unchanged;
     # changing the box's outermost rows/columns changes it.
-    from pipeline.hooks import LayerTap
+    from pipeline.model.hooks import LayerTap
     y, x = 9, 20
     y0, x0, y1, x1 = fields["blocks.2.0"].box(y, x)
     assert 0 < y0 < y1 < 224 and 0 < x0 < x1 < 224

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.receptive_field import ReceptiveField
-from pipeline.reduce import channel_statistics, class_attribution, reduce_store, topk_rows
+from pipeline.model.receptive_field import ReceptiveField
+from pipeline.extract.reduce import channel_statistics, class_attribution, reduce_store, topk_rows
 from pipeline.store import StoreError
 from pipeline.store.activations import ActivationsStore, ShardSet, reduced_writer, shard_writer
 

@@ -2,7 +2,7 @@
 import torch
 from torch import nn
 
-from pipeline.models import load_model
+from pipeline.model import load_model
 from pipeline.optvis import objectives as obj
 from pipeline.optvis.relu_grad import redirected_clamp, redirected_relu_gradients
 from pipeline.optvis.render import render

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.export import build_site
+from pipeline.site.build import build_site
 from tests.test_site_build import XSS_CLASS, XSS_FILE, XSS_ID, site_files, synthetic_atlas
 
 CHROMIUM = "/usr/bin/chromium"

@@ -12,9 +12,9 @@ from urllib.parse import unquote
 import numpy as np
 import pytest
 
-from pipeline import atlas_data as ad
-from pipeline import atlas_reader
-from pipeline.export import Urls, build_site, heatmap, json_script
+from pipeline.site import data as ad
+from pipeline.site import reader as atlas_reader
+from pipeline.site.build import Urls, build_site, heatmap, json_script
 
 REPO = Path(__file__).resolve().parent.parent
 # Text that would run script if it reached the page unescaped; the browser tests check
@@ -376,7 +376,7 @@ def test_site_shows_no_path_of_the_machine_that_ran_the_workflow(tmp_path_factor
         "aliases": {}, "layers": [dict(l, module=l["name"], index=i) for i, l in enumerate(LAYERS)]}))
     build_store(run, k=2, photos=str(photos))        # ids "img00"; files <photos>/img00.jpg
     rng = np.random.default_rng(0)
-    # Featured images as pipeline.dataset lists them: the id is the path below the source root.
+    # Featured images as pipeline.images.dataset lists them: the id is the path below the source root.
     parts = [write_image_file(elsewhere / f"{i}.h5", image_id=image_id, image_path=str(photos / image_id),
                               blocks=fake_blocks(rng, group_target="gradients"), model={"name": "fake"},
                               class_names=CLASSES,
@@ -437,9 +437,9 @@ def test_workflow_exports_the_site_from_the_stores(tmp_path):
 
 def test_export_imports_no_torch(real_run, tmp_path):
     """Reading every store and writing the site never imports torch."""
-    code = ("import sys; from pipeline import export, atlas_reader; "
-            f"data = atlas_reader.from_results({str(real_run[0])!r}); "
-            f"export.build_site(data, {str(tmp_path / 'site')!r}); data.close(); "
+    code = ("import sys; from pipeline.site import build, reader; "
+            f"data = reader.from_results({str(real_run[0])!r}); "
+            f"build.build_site(data, {str(tmp_path / 'site')!r}); data.close(); "
             "assert 'torch' not in sys.modules, 'torch was imported'")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

@@ -4,7 +4,7 @@ import torch
 from timm.layers import Conv2dSame
 from torch import nn
 
-from pipeline.models import load_model
+from pipeline.model import load_model
 from pipeline.optvis.render import activations
 from pipeline.optvis.speedup import StaticSamePadConv2d, same_padding, speed_up
 

@@ -65,10 +65,10 @@ def test_every_config_key_has_a_description_and_a_default():
 
 
 def test_featurevis_defaults_agree_with_the_schema_and_the_engine():
-    # pipeline.featurevis keeps its defaults as literals (the Snakefile imports it without
+    # pipeline.featurevis.render keeps its defaults as literals (the Snakefile imports it without
     # torch); this keeps them one with the schema's and the render loop's.
     import yaml
-    from pipeline.featurevis import DEFAULT_SETTINGS
+    from pipeline.featurevis.render import DEFAULT_SETTINGS
     from pipeline.optvis.render import RELU_OVERRIDE_STEPS
     schema = yaml.safe_load(open(f"{REPO}/workflow/config/schema.yaml"))
     keys = dict(_leaf_keys(schema))

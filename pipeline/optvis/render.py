@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from pipeline.hooks import LayerTap
-from pipeline.models import LoadedModel
+from pipeline.model.hooks import LayerTap
+from pipeline.model import LoadedModel
 from pipeline.optvis import param as param_mod
 from pipeline.optvis import transforms as transforms_mod
 from pipeline.optvis.objectives import Objective, as_objective

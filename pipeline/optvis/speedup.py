@@ -31,8 +31,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from pipeline.hooks import run_with_hooks
-from pipeline.models import LoadedModel
+from pipeline.model.hooks import run_with_hooks
+from pipeline.model import LoadedModel
 from pipeline.optvis.render import activations
 
 log = logging.getLogger(__name__)

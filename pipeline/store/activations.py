@@ -112,7 +112,7 @@ def shard_writer(path, *, layers: Sequence[Mapping], quantities: Sequence[str], 
     """Write the shard of images ``[start, stop)`` of a listing; it appears only when complete.
 
     ``layers`` are dicts with ``name``, ``channels``, ``height``, ``width``;
-    ``quantities`` are the per-layer arrays to hold (see ``pipeline.extract``).
+    ``quantities`` are the per-layer arrays to hold (see ``pipeline.extract.extractor``).
     """
     unknown = set(quantities) - set(FLOAT_QUANTITIES) - set(INT_QUANTITIES)
     if unknown:

@@ -88,7 +88,7 @@ def extract_shard_files(wildcards):
 def featurevis_shard_files(wildcards):
     """Every feature-visualization shard of the run: the selected layers, each split into
     ranges of `channels_per_job` channel ids (waits for the `layers` checkpoint)."""
-    from pipeline.featurevis import plan_shards
+    from pipeline.featurevis.render import plan_shards
 
     fv = config["featurevis"]
     return [run_path("featurevis", "shards", layer["name"], f"{start}-{stop}.h5")

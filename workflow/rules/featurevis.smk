@@ -5,7 +5,7 @@
 #
 # Shards are planned from the `layers` checkpoint (featurevis_shard_files in common.smk).
 # Layout of both files: docs/STORE.md, "Feature visualization store".
-from pipeline.featurevis import run_settings
+from pipeline.featurevis.render import run_settings
 
 FEATUREVIS = config["featurevis"]
 

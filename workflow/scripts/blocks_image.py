@@ -2,8 +2,8 @@
 import json
 from pathlib import Path
 
-from pipeline.blocks import run_image
-from pipeline.models import load_model
+from pipeline.blocks.compute import run_image
+from pipeline.model import load_model
 from pipeline.runtime import job_logging, resolve_device
 
 with job_logging(snakemake.log[0], threads=snakemake.threads,

@@ -2,7 +2,7 @@
 import json
 from pathlib import Path
 
-from pipeline.blocks import featured_images
+from pipeline.blocks.compute import featured_images
 from pipeline.runtime import job_logging
 
 with job_logging(snakemake.log[0], gpu=False):

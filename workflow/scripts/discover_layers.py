@@ -2,7 +2,7 @@
 import json
 from pathlib import Path
 
-from pipeline.models import layers_document, load_model
+from pipeline.model import layers_document, load_model
 from pipeline.runtime import job_logging, resolve_device
 
 with job_logging(snakemake.log[0], threads=snakemake.threads):

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import dask
 
-from pipeline.atlas_reader import from_results
-from pipeline.export import SiteOptions, build_site
+from pipeline.site.reader import from_results
+from pipeline.site.build import SiteOptions, build_site
 from pipeline.runtime import job_logging
 
 cfg = snakemake.params.site

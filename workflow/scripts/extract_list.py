@@ -2,7 +2,7 @@
 import json
 from pathlib import Path
 
-from pipeline.dataset import open_source
+from pipeline.images.dataset import open_source
 from pipeline.runtime import job_logging
 
 with job_logging(snakemake.log[0], gpu=False):

@@ -1,8 +1,8 @@
 """Snakemake adapter: merge the shards into activations.h5 with dask reductions."""
 import dask
 
-from pipeline.models import load_model
-from pipeline.reduce import reduce_run
+from pipeline.model import load_model
+from pipeline.extract.reduce import reduce_run
 from pipeline.runtime import job_logging
 
 with job_logging(snakemake.log[0], threads=snakemake.threads, gpu=False), \

@@ -2,9 +2,9 @@
 import json
 from pathlib import Path
 
-from pipeline.dataset import ImageRecord
-from pipeline.extract import run_shard
-from pipeline.models import load_model
+from pipeline.images.dataset import ImageRecord
+from pipeline.extract.extractor import run_shard
+from pipeline.model import load_model
 from pipeline.runtime import job_logging, resolve_device
 
 with job_logging(snakemake.log[0], threads=snakemake.threads,

@@ -1,5 +1,5 @@
 """Snakemake adapter: render one (layer, channel range) shard of feature visualizations."""
-from pipeline.featurevis import run_shard
+from pipeline.featurevis.render import run_shard
 from pipeline.runtime import job_logging, resolve_device
 
 with job_logging(snakemake.log[0], threads=snakemake.threads,

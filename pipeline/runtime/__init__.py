@@ -20,7 +20,7 @@ def job_logging(log_file: str | None, threads: int | None = None, *,
     Exceptions are written to the log with their traceback and re-raised, so the
     workflow stops and the log says why.
 
-    When ``MODEL_ATLAS_GPUS`` names a GPU pool (see :mod:`pipeline.gpu_pool`), the job
+    When ``MODEL_ATLAS_GPUS`` names a GPU pool (see :mod:`pipeline.runtime.gpu_pool`), the job
     holds one free device of it for its whole run, as the only GPU it sees (``cuda:0``).
     ``gpu=False`` opts a CPU-only job (a merge) out, so that it never waits for a GPU;
     a script passes ``gpu=bool(snakemake.resources.get("gpu", 0))``.
@@ -53,7 +53,7 @@ def job_logging(log_file: str | None, threads: int | None = None, *,
 
 @contextlib.contextmanager
 def _gpu_slot_for_job(gpu: bool | None) -> Iterator[None]:
-    from pipeline.gpu_pool import gpu_slot
+    from pipeline.runtime.gpu_pool import gpu_slot
     if gpu is False:
         yield
         return
@@ -83,7 +83,7 @@ def clear_stale_snakemake_locks(workdir: str | os.PathLike = ".") -> bool:
     claim = str((meta / "model-atlas-main.lock").resolve())
     if claim in _CLAIMS:
         return False
-    from pipeline.gpu_pool import try_flock
+    from pipeline.runtime.gpu_pool import try_flock
     meta.mkdir(parents=True, exist_ok=True)
     try:
         fd = try_flock(claim, 0o644)

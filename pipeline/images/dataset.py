@@ -32,9 +32,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-log = logging.getLogger("pipeline.dataset")
+log = logging.getLogger("pipeline.images.dataset")
 
-BUNDLED_DIR = Path(__file__).resolve().parent.parent / "data" / "photos"
+BUNDLED_DIR = Path(__file__).resolve().parents[2] / "data" / "photos"
 KINDS = ("bundled", "folder", "imagefolder", "manifest")
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own default Image.MAX_IMAGE_PIXELS

@@ -1,4 +1,4 @@
-"""The adapter from a run folder to :class:`~pipeline.atlas_data.AtlasData`.
+"""The adapter from a run folder to :class:`~pipeline.site.data.AtlasData`.
 
 :func:`from_results` reads ``results/<run>/`` (``model/layers.json``, ``featurevis.h5``,
 ``activations.h5``, ``blocks.h5``) with the stores' public readers only, no torch, and
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.atlas_data import (ActivationGrid, AtlasData, ClassPage, ClassScore, DatasetSummary,
+from pipeline.site.data import (ActivationGrid, AtlasData, ClassPage, ClassScore, DatasetSummary,
                                  Example, FeaturedImage, Histogram, ImageLayer, LazyImage, Layer,
                                  ModelInfo, NeuronGroups, SemanticDictionary, Similar, SkippedImage)
 
@@ -258,7 +258,7 @@ def shown_path(image_id: str, path: str) -> str:
     else its file name.
 
     The stores record ``path`` absolute, on the machine that ran the workflow, and an
-    image id that :mod:`pipeline.dataset` makes the POSIX path relative to the source
+    image id that :mod:`pipeline.images.dataset` makes the POSIX path relative to the source
     root (a manifest's row as written, relative to the manifest's folder; a featured
     image given as a file: its name). So the relative path is the id whenever ``path``
     ends with it; a manifest row written absolute or reaching out with ``..`` shows

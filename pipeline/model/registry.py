@@ -6,10 +6,10 @@ of ``[0, 1]`` RGB images into its input, its class names and its layers.
 
 This module is the public face; the parts live beside it:
 
-- :mod:`pipeline.model_zoo`: the model names (registered ones, ``torchvision/NAME``,
+- :mod:`pipeline.model.zoo`: the model names (registered ones, ``torchvision/NAME``,
   ``timm/NAME``, ``package.module:function``), how each is built and where its
   weights come from (``weights`` is ``"pretrained"``, ``"random"`` or a state-dict file);
-- :mod:`pipeline.layers`: what a layer is and how :func:`discover_layers` finds them.
+- :mod:`pipeline.model.layers`: what a layer is and how :func:`discover_layers` finds them.
 
 Their public names are importable from here too.
 """
@@ -21,9 +21,9 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from pipeline import model_zoo as zoo
-from pipeline.layers import LayerInfo, default_candidates, discover_layers
-from pipeline.model_zoo import (GOOGLENET_ALIASES, GOOGLENET_LAYERS, HALF, IMAGENET_MEAN,
+from pipeline.model import zoo
+from pipeline.model.layers import LayerInfo, default_candidates, discover_layers
+from pipeline.model.zoo import (GOOGLENET_ALIASES, GOOGLENET_LAYERS, HALF, IMAGENET_MEAN,
                                 IMAGENET_STD, PRETRAINED, RANDOM, Built, ModelError,
                                 file_checksum, imagenet_class_names, lite0_timm_key,
                                 torch_cache_dir)
@@ -31,9 +31,9 @@ from pipeline.model_zoo import (GOOGLENET_ALIASES, GOOGLENET_LAYERS, HALF, IMAGE
 __all__ = [
     "LoadedModel", "Normalize", "ModelEntry", "REGISTRY", "ALIASES", "register", "list_models",
     "load_model", "model_status", "layers_document",
-    # from pipeline.layers
+    # from pipeline.model.layers
     "LayerInfo", "default_candidates", "discover_layers",
-    # from pipeline.model_zoo
+    # from pipeline.model.zoo
     "ModelError", "Built", "PRETRAINED", "RANDOM", "IMAGENET_MEAN", "IMAGENET_STD", "HALF",
     "GOOGLENET_LAYERS", "GOOGLENET_ALIASES", "file_checksum", "imagenet_class_names",
     "lite0_timm_key", "torch_cache_dir",
@@ -127,7 +127,7 @@ class LoadedModel:
 
 @dataclasses.dataclass(frozen=True)
 class ModelEntry:
-    """A model known by name: how to build it (see :mod:`pipeline.model_zoo`) and feed it."""
+    """A model known by name: how to build it (see :mod:`pipeline.model.zoo`) and feed it."""
 
     name: str
     description: str

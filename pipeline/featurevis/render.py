@@ -104,7 +104,7 @@ def measure_stored(model, layer: str, images, channels: Sequence[int]):
     """
     import torch
 
-    from pipeline.dataset import to_uint8
+    from pipeline.images.dataset import to_uint8
     from pipeline.optvis.render import activations
 
     stored = to_uint8(images)
@@ -168,7 +168,7 @@ def run_shard(out_path: str, *, model_name: str, weights: str, layer: str, start
     """Render the selected channels of ``layer`` in ``[start, stop)`` into a shard file."""
     from tqdm.auto import tqdm
 
-    from pipeline.models import load_model
+    from pipeline.model import load_model
     from pipeline.optvis.render import curve_steps
     from pipeline.optvis.speedup import speed_up
     from pipeline.store.featurevis import shard_writer

@@ -26,12 +26,12 @@ layer-to-layer attribution
     keep totals). For a linear bias-free ``L1 -> L2`` map, row ``q`` sums to ``L2``'s
     spatial attribution at ``q``.
 neuron groups
-    NMF of the ``positions x channels`` matrix (see :mod:`pipeline.factorize`): maps,
+    NMF of the ``positions x channels`` matrix (see :mod:`pipeline.blocks.factorize`): maps,
     directions, a feature visualization per group, and each group's attribution to
     the attributed classes.
 
 Everything here is computation: tensors in, NumPy arrays out. The images come from
-:mod:`pipeline.dataset`; the results go to :mod:`pipeline.store.blocks`.
+:mod:`pipeline.images.dataset`; the results go to :mod:`pipeline.store.blocks`.
 """
 from __future__ import annotations
 
@@ -44,10 +44,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline import factorize as fz
-from pipeline.attribution import LayerAttribution
-from pipeline.dataset import to_uint8
-from pipeline.hooks import LayerTap
+from pipeline.blocks import factorize as fz
+from pipeline.model.attribution import LayerAttribution
+from pipeline.images.dataset import to_uint8
+from pipeline.model.hooks import LayerTap
 
 log = logging.getLogger(__name__)
 
@@ -395,7 +395,7 @@ def _progress(total: int, desc: str):
 def featured_images(images: str | Sequence[str]) -> list[dict]:
     """``[{"image_id", "path"}]`` of the featured images: ``"bundled"`` (the dataset's
     bundled photos, with the dataset's ids) or a list of files (id: the file name)."""
-    from pipeline.dataset import open_source
+    from pipeline.images.dataset import open_source
     if images == "bundled":
         return [{"image_id": r.image_id, "path": r.path} for r in open_source("bundled").records]
     if isinstance(images, str):
@@ -416,7 +416,7 @@ def featured_images(images: str | Sequence[str]) -> list[dict]:
 def run_image(model, record: dict, config: dict, out, *, progress: bool = False) -> None:
     """Compute one featured image's Building Blocks with the workflow's ``blocks:`` config and
     write them to ``out`` (see :func:`pipeline.store.blocks.write_image_file`)."""
-    from pipeline.dataset import BadImage, load_rgb, to_model_input
+    from pipeline.images.dataset import BadImage, load_rgb, to_model_input
     from pipeline.store.blocks import write_image_file
     settings = BlocksSettings.from_config(config)
     try:

@@ -37,7 +37,7 @@ from typing import Callable, Mapping, Sequence, Union
 
 import torch
 
-from pipeline.hooks import LayerTap, run_with_hooks
+from pipeline.model.hooks import LayerTap, run_with_hooks
 
 Target = Union[torch.Tensor, int, str, Callable[[torch.Tensor], torch.Tensor]]
 PREDICTED = "predicted"

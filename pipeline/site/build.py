@@ -26,9 +26,9 @@ from urllib.parse import quote
 
 import numpy as np
 
-from pipeline.atlas_data import AtlasData, Channel, FeaturedImage, Layer, load_image
+from pipeline.site.data import AtlasData, Channel, FeaturedImage, Layer, load_image
 
-SITE_SOURCES = Path(__file__).resolve().parent.parent / "site"
+SITE_SOURCES = Path(__file__).resolve().parents[2] / "site"
 MARKER = ".model-atlas-site"
 
 

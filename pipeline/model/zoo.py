@@ -1,6 +1,6 @@
 """The concrete models: how each kind of model name is built, offline, with its weights.
 
-:func:`pipeline.models.load_model` is the entry point; this module holds what it calls.
+:func:`pipeline.model.load_model` is the entry point; this module holds what it calls.
 
 Model names
 -----------
@@ -62,7 +62,7 @@ class Built:
     mean: Sequence[float]
     std: Sequence[float]
     class_names: Sequence[str]
-    candidates: Sequence[tuple[str, str]] | None = None    # None: pipeline.layers.default_candidates
+    candidates: Sequence[tuple[str, str]] | None = None    # None: pipeline.model.layers.default_candidates
     layer_aliases: dict = dataclasses.field(default_factory=dict)
 
 

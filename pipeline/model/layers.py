@@ -15,8 +15,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from pipeline.hooks import run_with_hooks
-from pipeline.model_zoo import ModelError
+from pipeline.model.hooks import run_with_hooks
+from pipeline.model.zoo import ModelError
 
 
 @dataclasses.dataclass(frozen=True)

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from pipeline.hooks import LayerTap
+from pipeline.model.hooks import LayerTap
 
 # Elementwise functions with flat regions (zero gradient) or saturation: in the
 # receptive-field sense their gradient is 1 everywhere.

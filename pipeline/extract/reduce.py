@@ -180,7 +180,7 @@ def crop_thumbnail(image01, box, size: int) -> np.ndarray:
     import torch
     import torch.nn.functional as F
 
-    from pipeline.dataset import to_uint8
+    from pipeline.images.dataset import to_uint8
 
     y0, x0, y1, x1 = (int(v) for v in box)
     crop = image01[:, y0:y1, x0:x1].float()
@@ -217,7 +217,7 @@ def reduce_store(shards, writer, fields: Mapping, load_image: Callable[[int], ob
     """Compute every reduction of ``shards`` (a :class:`~pipeline.store.activations.ShardSet`)
     and write it with ``writer`` (a :class:`~pipeline.store.activations.ReducedWriter`).
 
-    ``fields[layer]`` is a :class:`~pipeline.receptive_field.ReceptiveField`;
+    ``fields[layer]`` is a :class:`~pipeline.model.receptive_field.ReceptiveField`;
     ``load_image(row)`` returns image ``row`` as ``[3, S, S]`` in ``[0, 1]``.
     """
     from tqdm import tqdm
@@ -284,8 +284,8 @@ def reduce_run(shard_paths, out_path, model, *, top_k: int = 16, bins: int = 32,
     and the input size at which thumbnails are cropped; refuses shards made with
     other settings or weights.
     """
-    from pipeline.dataset import ImageDataset, ImageRecord
-    from pipeline.receptive_field import receptive_fields
+    from pipeline.images.dataset import ImageDataset, ImageRecord
+    from pipeline.model.receptive_field import receptive_fields
     from pipeline.store.activations import ShardSet, reduced_writer
 
     shards = ShardSet(shard_paths)

@@ -1,6 +1,6 @@
 """Everything the static atlas site shows, as plain data.
 
-:class:`AtlasData` is what :func:`pipeline.export.build_site` renders. Every part is
+:class:`AtlasData` is what :func:`pipeline.site.build.build_site` renders. Every part is
 optional: a run that only discovered its layers gives a site with an index and empty
 layer pages; feature visualizations, dataset statistics and Building Blocks appear as
 their stages land. Tests build ``AtlasData`` by hand from small NumPy images.
@@ -8,7 +8,7 @@ their stages land. Tests build ``AtlasData`` by hand from small NumPy images.
 Images are ``uint8 [H, W, 3]`` arrays, or :class:`LazyImage` (a loader called once, at
 export time) so that a whole model's images never sit in memory together.
 
-:func:`pipeline.atlas_reader.from_results` builds it from a run folder. Paths shown on
+:func:`pipeline.site.reader.from_results` builds it from a run folder. Paths shown on
 pages (``Example.path``, ``SkippedImage.path``, ``FeaturedImage.path``) are relative to
 the dataset's source root (or a bare file name), never absolute: the site must not
 depend on, or reveal, where the workflow ran.

@@ -12,7 +12,7 @@ For each image and each channel of each selected layer an :class:`Extractor` com
 
 plus the model's top-5 class ids and logits. Attribution is gradient x activation
 (one backward pass per target serving every layer) or, by setting, its
-path-integrated variant; see :mod:`pipeline.attribution`.
+path-integrated variant; see :mod:`pipeline.model.attribution`.
 
 Nothing here writes files: :func:`extract_batches` yields summaries that
 :mod:`pipeline.store.activations` writes. Only the current batch is ever held,
@@ -27,8 +27,8 @@ from typing import Iterable, Iterator, Sequence
 
 import torch
 
-from pipeline.attribution import PREDICTED, LayerAttribution
-from pipeline.hooks import LayerTap
+from pipeline.model.attribution import PREDICTED, LayerAttribution
+from pipeline.model.hooks import LayerTap
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ def extract_batches(extractor: Extractor, batches: Iterable[dict],
     """Yield ``(batch, summary)`` for each collated batch.
 
     A batch is ``{"index": Long[B], "image": [B, 3, S, S], "ok": Bool[B], "reason": [str]}``
-    (see :func:`pipeline.dataset.collate`). Only the good images are run through the
+    (see :func:`pipeline.images.dataset.collate`). Only the good images are run through the
     model; ``summary`` rows follow ``batch["index"][batch["ok"]]`` and it is ``None``
     when the whole batch was bad. ``label_classes`` is indexed by ``batch["index"]``.
     """
@@ -227,7 +227,7 @@ def run_shard(model, records: Sequence, all_labels: Sequence[str | None], out_pa
     ``all_labels`` are the labels of the whole listing: whether label attribution is
     stored must not differ between shards. Returns counts for the log.
     """
-    from pipeline.dataset import ImageDataset, collate, skipped_from_batch
+    from pipeline.images.dataset import ImageDataset, collate, skipped_from_batch
     from pipeline.store.activations import shard_writer
 
     extractor = Extractor(model, layers, attribution=attribution, steps=steps, amp=amp)
