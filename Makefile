@@ -10,7 +10,7 @@ CONFIG ?= workflow/config/default.yaml
 export MALLOC_MMAP_MAX_ ?= 0
 export MALLOC_TRIM_THRESHOLD_ ?= 100000000000
 
-.PHONY: setup demo test test-fast lint report bench browser clean
+.PHONY: setup demo test test-fast lint ruff format report bench browser clean
 
 setup: $(VENV)/.installed
 
@@ -37,7 +37,16 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium not found and not root: browser tests will be skipped"; fi; }
 
-lint: setup
+## Python lint and format check (rules in pyproject.toml); `make format` applies the formatter.
+ruff: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+lint: ruff
 	$(BIN)/snakemake --lint --configfile $(CONFIG)
 
 ## Snakemake's HTML report of a finished run: jobs, runtimes (benchmarks), code, config.

@@ -88,7 +88,7 @@ def throughput(args) -> dict:
 def memory_child(args) -> None:
     """Extract ``args.memory_child`` synthetic images into a shard; print the peak RSS."""
     from pipeline.images.dataset import ImageRecord
-    from pipeline.store.activations import shard_writer
+    from pipeline.store.activations import ShardLayout, shard_writer
     model = load_model(args.model, device=args.device)
     extractor = Extractor(model, "all", attribution="gradient")
     n, batch = args.memory_child, args.batch
@@ -96,10 +96,10 @@ def memory_child(args) -> None:
     layers = [info.to_dict() for info in model.layers]
 
     with tempfile.TemporaryDirectory() as tmp:
-        with shard_writer(Path(tmp) / f"0-{n}.h5", layers=layers,
-                          quantities=["max", "argmax_y", "argmax_x", "mean", "attr_predicted"],
-                          capacity=n, class_names=model.class_names, start=0, stop=n,
-                          settings={"bench": True}, model_checksum=model.checksum) as writer:
+        layout = ShardLayout(layers=layers, class_names=model.class_names, start=0, stop=n,
+                             quantities=["max", "argmax_y", "argmax_x", "mean", "attr_predicted"])
+        with shard_writer(Path(tmp) / f"0-{n}.h5", layout, settings={"bench": True},
+                          model_checksum=model.checksum) as writer:
             for start in range(0, n, batch):
                 size = min(batch, n - start)
                 x = torch.rand(size, 3, 64, 64, generator=generator)

@@ -30,7 +30,7 @@ import torch
 
 from pipeline.model import load_model
 from pipeline.optvis import objectives as obj
-from pipeline.optvis.render import RELU_OVERRIDE_STEPS, render
+from pipeline.optvis.render import RELU_OVERRIDE_STEPS, RenderOptions, render
 from pipeline.optvis.speedup import speed_up
 
 FULL_STEPS = 512
@@ -42,22 +42,22 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def override_steps(steps: int) -> int:
-    """The redirected-ReLU steps (dearer than the rest) in the same share as in 512 steps."""
-    return round(RELU_OVERRIDE_STEPS * steps / FULL_STEPS)
+def options(steps: int, size: int) -> RenderOptions:
+    """``steps`` at ``size`` px, with the redirected-ReLU steps (dearer than the rest) in the
+    same share as in 512 steps."""
+    return RenderOptions(steps=steps, size=size,
+                         relu_override_steps=round(RELU_OVERRIDE_STEPS * steps / FULL_STEPS))
 
 
 def batched_seconds(model, layer: str, channels: list[int], steps: int, size: int) -> float:
     objective = obj.per_item([obj.channel(layer, c) for c in channels])
-    return timed(lambda: render(model, objective, len(channels), steps=steps, size=size,
-                                item_keys=channels, truncate=True,
-                                relu_override_steps=override_steps(steps)))
+    return timed(lambda: render(model, objective, len(channels), options(steps, size),
+                                item_keys=channels, truncate=True))
 
 
 def single_seconds(model, layer: str, channel: int, steps: int, size: int) -> float:
-    return timed(lambda: render(model, obj.channel(layer, channel), 1, steps=steps, size=size,
-                                item_keys=[channel], truncate=False,
-                                relu_override_steps=override_steps(steps)))
+    return timed(lambda: render(model, obj.channel(layer, channel), 1, options(steps, size),
+                                item_keys=[channel], truncate=False))
 
 
 def per_layer(model, batch: int, steps: int, size: int) -> list[tuple[str, int, float]]:

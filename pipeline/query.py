@@ -22,8 +22,8 @@ from typing import Callable
 
 import numpy as np
 
-from pipeline.extract.reduce import top_classes as _rank_classes
-from pipeline.store.activations import ActivationsStore
+from pipeline.store import json_number
+from pipeline.store.activations_reader import ActivationsStore
 
 STORE_NAME = "activations.h5"
 FEATUREVIS_NAME = "featurevis.h5"
@@ -45,11 +45,6 @@ def open_results(path) -> "Results":
     if path.is_file():
         return Results(path.parent, path)
     raise FileNotFoundError(f"{path}: neither a run folder nor a store file")
-
-
-def _num(value) -> float | None:
-    value = float(value)
-    return None if np.isnan(value) else float(f"{value:.6g}")
 
 
 def _listing(names, limit: int = 20) -> str:
@@ -152,51 +147,41 @@ class Results:
 
     # -- channels -------------------------------------------------------------------------
     def top_examples(self, layer: str, channel: int, k: int | None = None) -> list[dict]:
-        """The images that drive ``channel`` most, strongest first (value desc, then row asc)."""
+        """The images that drive ``channel`` most, strongest first (value desc, then row asc);
+        at most ``k``, by default all stored."""
         name, channel = self._channel(layer, channel)
-        top = self.store.group(name, "top")
-        rows = top["row"][channel]
-        k = len(rows) if k is None else max(0, int(k))
-        images = self.store.images
-        out = []
-        for rank in range(min(k, len(rows))):
-            row = int(rows[rank])
-            out.append({"rank": rank, "image_id": images["image_id"][row], "path": images["path"][row],
-                        "label": images["label"][row] or None,
-                        "activation": _num(top["value"][channel, rank]),
-                        "y": int(top["y"][channel, rank]), "x": int(top["x"][channel, rank]),
-                        "box": [int(v) for v in top["box"][channel, rank]], "row": row})
-        return out
+        return [{"rank": e.rank, "image_id": e.image_id, "path": e.path, "label": e.label,
+                 "activation": json_number(e.value), "y": e.y, "x": e.x, "box": list(e.box),
+                 "row": e.row}
+                for e in self.store.top_examples(name, channel, k)]
 
     def thumbnail(self, layer: str, channel: int, rank: int) -> np.ndarray:
         """uint8 ``[T, T, 3]``: the receptive-field crop of the ``rank``-th top example."""
         name, channel = self._channel(layer, channel)
-        index = int(self.store.group(name, "top")["thumbnail"][channel, rank])
-        return self.store.dataset(f"layers/{name}/thumbnails")[index]
+        return self.store.thumbnail(name, self.store.top(name).thumbnail[channel, rank])
 
     def top_classes(self, layer: str, channel: int, k: int | None = None) -> list[dict]:
-        """Classes whose predictions the channel supports most (mean attribution); [] without attribution."""
+        """Classes whose predictions the channel supports most (mean attribution over the
+        images predicted as each), at most ``k``, by default all stored (``top_k``); []
+        without attribution."""
         name, channel = self._channel(layer, channel)
-        group = self.store.group(name, "classes") if "classes" in self.store.fh[f"layers/{name}"] else None
-        if group is None or "attribution" not in group:
+        classes = self.store.classes(name)
+        if classes is None:
             return []
-        k = int(self.store.settings.get("top_k") or 16) if k is None else max(0, int(k))
-        scores = group["attribution"][channel]
-        counts = group["count"][()]
-        ranked = _rank_classes(scores[None, :], k)
         names = self.store.class_names
-        return [{"class_id": int(c), "class_name": names[c], "score": _num(s), "images": int(counts[c])}
-                for c, s in zip(ranked["ids"][0], ranked["scores"][0]) if c >= 0]
+        return [{"class_id": c.class_id, "class_name": names[c.class_id],
+                 "score": json_number(c.score), "images": c.images}
+                for c in classes.top_classes(channel, k)]
 
     def channel_stats(self, layer: str, channel: int) -> dict:
         """Statistics over images of the channel's spatial maximum, with its histogram."""
         name, channel = self._channel(layer, channel)
-        stats = self.store.group(name, "stats")
-        return {"mean": _num(stats["mean"][channel]), "std": _num(stats["std"][channel]),
-                "active_fraction": _num(stats["active_fraction"][channel]),
-                "mean_of_spatial_mean": _num(stats["mean_of_mean"][channel]),
-                "histogram": {"counts": stats["hist_counts"][channel].tolist(),
-                              "edges": [_num(e) for e in stats["hist_edges"][channel]]}}
+        stats = self.store.stats(name)
+        return {"mean": json_number(stats.mean[channel]), "std": json_number(stats.std[channel]),
+                "active_fraction": json_number(stats.active_fraction[channel]),
+                "mean_of_spatial_mean": json_number(stats.mean_of_mean[channel]),
+                "histogram": {"counts": stats.hist_counts[channel].tolist(),
+                              "edges": [json_number(e) for e in stats.hist_edges[channel]]}}
 
     def channel(self, layer: str, channel: int, k: int | None = None) -> dict:
         """Everything about one channel (what ``model-atlas query ... channel`` prints)."""
@@ -226,26 +211,24 @@ class Results:
         """One image: label, top-5 predictions, strongest and most-attributed channels per layer."""
         row = self._row(image_id)
         images, names = self.store.images, self.store.class_names
-        ids = self.store.row("predictions/top_ids", row)
-        logits = self.store.row("predictions/top_logits", row)
+        predictions = self.store.predictions(row)
         label_class = int(images["label_class"][row])
         out = {"image_id": str(image_id), "path": images["path"][row],
                "label": images["label"][row] or None,
                "label_class": label_class if label_class >= 0 else None,
-               "predictions": [{"class_id": int(c), "class_name": names[c], "logit": _num(v)}
-                               for c, v in zip(ids, logits)],
+               "predictions": [{"class_id": int(c), "class_name": names[c], "logit": json_number(v)}
+                               for c, v in zip(predictions.ids, predictions.logits)],
                "layers": {}}
         for name in self.store.layers:
-            maxima = self.store.row(f"layers/{name}/max", row)
-            strongest = np.argsort(-maxima, kind="stable")[:channels]
-            ys = self.store.row(f"layers/{name}/argmax_y", row)
-            xs = self.store.row(f"layers/{name}/argmax_x", row)
-            entry = {"strongest": [{"channel": int(c), "activation": _num(maxima[c]),
-                                    "y": int(ys[c]), "x": int(xs[c])} for c in strongest]}
-            if "attr_predicted" in self.store.quantities:
-                attr = self.store.row(f"layers/{name}/attr_predicted", row)
+            values = self.store.image_activations(name, row)
+            strongest = np.argsort(-values.max, kind="stable")[:channels]
+            entry = {"strongest": [{"channel": int(c), "activation": json_number(values.max[c]),
+                                    "y": int(values.argmax_y[c]), "x": int(values.argmax_x[c])}
+                                   for c in strongest]}
+            if values.attr_predicted is not None:
+                attr = values.attr_predicted
                 best = np.argsort(-attr, kind="stable")[:channels]
-                entry["most_attributed"] = [{"channel": int(c), "attribution": _num(attr[c])}
+                entry["most_attributed"] = [{"channel": int(c), "attribution": json_number(attr[c])}
                                             for c in best]
             out["layers"][name] = entry
         for section, fn in IMAGE_SECTIONS.items():

@@ -4,8 +4,6 @@ import os
 import pytest
 import torch
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 torch.set_num_threads(int(os.environ.get("ATLAS_TEST_THREADS", "2")))
 
 

@@ -1,4 +1,4 @@
-"""Layer attribution on models small enough to differentiate by hand (see tests/test_extract.py)."""
+"""Layer attribution on models small enough to differentiate by hand (see tests/helpers/models.py)."""
 import numpy as np
 import pytest
 import torch
@@ -6,8 +6,7 @@ import torch
 from pipeline.model.attribution import LayerAttribution
 from pipeline.model.hooks import run_with_hooks
 from pipeline.model import load_model
-
-from tests.test_extract import W, hand_expected, hand_images
+from tests.helpers.models import W, hand_expected, hand_images
 
 
 def close(actual, expected, tol=1e-6):
@@ -17,12 +16,12 @@ def close(actual, expected, tol=1e-6):
 
 @pytest.fixture(scope="module")
 def hand():
-    return load_model("tests.test_extract:hand_net", weights="random")
+    return load_model("tests.helpers.models:hand_net", weights="random")
 
 
 @pytest.fixture(scope="module")
 def square():
-    return load_model("tests.test_extract:square_net", weights="random")
+    return load_model("tests.helpers.models:square_net", weights="random")
 
 
 def test_gradient_times_activation_equals_hand_values(hand):
@@ -58,7 +57,7 @@ def test_targets_callable_int_and_predicted(hand):
 
 
 def test_channel_and_spatial_views_sum_to_the_same_total():
-    model = load_model("tests.tiny_models:shared_relu_net", weights="random")
+    model = load_model("tests.helpers.models:shared_relu_net", weights="random")
     x = torch.rand(3, 3, 8, 8)
     result = LayerAttribution(model, "all").attribute(x, "predicted")
     for layer in result.attributions:
@@ -91,7 +90,7 @@ def test_integrated_equals_gradient_when_the_rest_is_linear(hand):
 
 def test_integrated_is_complete_on_a_nonlinear_net():
     """Attributions of a layer sum to target(act) - target(zero activation of that layer)."""
-    model = load_model("tests.tiny_models:shared_relu_net", weights="random")
+    model = load_model("tests.helpers.models:shared_relu_net", weights="random")
     x = torch.rand(2, 3, 8, 8)
     target = torch.tensor([1, 3])
     result = LayerAttribution(model, "conv1").attribute(x, target, method="integrated", steps=200)

@@ -1,15 +1,19 @@
-"""Per-image Building Blocks on a tiny hand-made model (pipeline/blocks.py, pipeline/store/blocks.py)."""
+"""Per-image Building Blocks on a tiny hand-made model (pipeline/blocks/, pipeline/store/blocks.py)."""
 import numpy as np
 import pytest
 import torch
 
+from pipeline.blocks import BlocksSettings, run_blocks_image, run_list_featured
 from pipeline.blocks import compute as bb
+from pipeline.blocks.job import featured_images
+from pipeline.images import ImageRecord, read_listing
+from pipeline.model import ModelSpec, load_model
 from pipeline.model.hooks import LayerTap
-from pipeline.model import load_model
+from pipeline.optvis.render import RenderOptions
 from pipeline.store._format import StoreError
-from pipeline.store.blocks import BlocksStore, json_summary, merge_files, write_image_file
+from pipeline.store.blocks import BlocksStore, RunHeader, json_summary, merge_files, write_image_file
 
-TINY = "tests.blocks_models:tiny_blocks_net"
+TINY = "tests.helpers.models:tiny_blocks_net"
 LAYERS = ("features1", "features2")
 
 
@@ -32,7 +36,7 @@ def _acts(model, image, layer):
 def _settings(**kw):
     base = dict(layers=LAYERS, groups=2, grid=2, grid_steps=4, grid_size=16, grid_batch=4,
                 group_icon_size=16)
-    return bb.BlocksSettings(**{**base, **kw})
+    return BlocksSettings(**{**base, **kw})
 
 
 # -- semantic dictionary and grid --------------------------------------------------------
@@ -67,7 +71,8 @@ def test_grid_vectors_average_pool_positions(model, image):
 def test_activation_grid_icon_activates_its_direction_more_than_random_images(model, image):
     act = _acts(model, image, "features2")
     size = 48
-    grid = bb.activation_grid(model, "features2", act, grid=2, steps=128, size=size, batch=4)
+    grid = bb.activation_grid(model, "features2", act, RenderOptions(steps=128, size=size), grid=2,
+                              batch=4)
     assert grid["icons"].shape == (2, 2, size, size, 3) and grid["icons"].dtype == np.uint8
     vectors = torch.from_numpy(grid["vectors"]).reshape(4, -1)
     icons = torch.from_numpy(grid["icons"]).reshape(4, size, size, 3).permute(0, 3, 1, 2) / 255.0
@@ -162,9 +167,10 @@ def _write(model, image, path, image_id, settings=None):
     settings = settings or _settings()
     blocks = bb.compute_blocks(model, image, settings)
     layers = [l.to_dict() for l in model.resolve_layers(list(LAYERS))]
-    return write_image_file(path, image_id=image_id, image_path=f"/photos/{image_id}", blocks=blocks,
-                            model=model.describe(), class_names=model.class_names, layers=layers,
-                            settings=settings.to_dict(), model_checksum=model.checksum), blocks
+    header = RunHeader(model=model.describe(), class_names=model.class_names, layers=layers,
+                       settings=settings.to_dict(), model_checksum=model.checksum)
+    return write_image_file(path, header, image_id=image_id, image_path=f"/photos/{image_id}",
+                            blocks=blocks), blocks
 
 
 def test_store_round_trip_merge_and_json(model, image, tmp_path):
@@ -182,7 +188,7 @@ def test_store_round_trip_merge_and_json(model, image, tmp_path):
         assert got["groups"]["target"] == "activations"
         assert got["from_previous"]["layer"] == "features1"
         np.testing.assert_array_equal(store.input_image("dir/a.jpg"), blocks_a["input"])
-        assert store.dataset("b.jpg", "features1", "grid/icons").shape == (2, 2, 16, 16, 3)
+        assert store.grid_icons("b.jpg", "features1").shape == (2, 2, 16, 16, 3)
         assert "icons" not in store.blocks("b.jpg", "features1", icons=False)["grid"]
         summary = json_summary(store, "dir/a.jpg")
         assert summary["predictions"][0]["class_name"] in model.class_names
@@ -200,14 +206,45 @@ def test_store_round_trip_merge_and_json(model, image, tmp_path):
         merge_files([a, c], tmp_path / "mixed.h5")
 
 
-def test_featured_images_and_bad_files_are_named(model, tmp_path):
+def test_merge_refuses_files_from_other_weights(model, image, tmp_path):
+    a, blocks = _write(model, image, tmp_path / "a.h5", "a.jpg")
+    layers = [info.to_dict() for info in model.resolve_layers(list(LAYERS))]
+    other_weights = RunHeader(model=model.describe(), class_names=model.class_names, layers=layers,
+                              settings=_settings().to_dict(), model_checksum="sha256:other")
+    b = write_image_file(tmp_path / "b.h5", other_weights, image_id="b.jpg", image_path="/photos/b.jpg",
+                         blocks=blocks)
+    for order in ([a, b], [b, a]):
+        with pytest.raises(StoreError, match="other model weights"):
+            merge_files(order, tmp_path / "blocks.h5")
+        assert not (tmp_path / "blocks.h5").exists()
+
+
+def test_featured_images_and_bad_files_are_named(tmp_path):
     with pytest.raises(ValueError, match="is not a file"):
-        bb.featured_images([str(tmp_path / "missing.jpg")])
+        featured_images([str(tmp_path / "missing.jpg")])
     empty = tmp_path / "empty.jpg"
     empty.write_bytes(b"")
-    records = bb.featured_images([str(empty)])
-    assert records == [{"image_id": "empty.jpg", "path": str(empty.resolve())}]
-    config = {"layers": list(LAYERS), "grid": 2, "grid_steps": 2, "grid_size": 16, "groups": 2}
+    settings = _settings(images=(str(empty),), grid_steps=2)
+    run_list_featured(settings, tmp_path / "images.json")
+    listing = read_listing(tmp_path / "images.json")
+    assert listing.records == [ImageRecord("empty.jpg", str(empty.resolve()), None)]
+    assert listing.source == {"name": "files"}
     with pytest.raises(ValueError, match="featured image 'empty.jpg'.*zero-byte"):
-        bb.run_image(model, records[0], config, tmp_path / "out.h5")
+        run_blocks_image(settings, ModelSpec(TINY, "random"), tmp_path / "images.json", 0,
+                         tmp_path / "out.h5")
     assert not (tmp_path / "out.h5").exists()
+
+
+def test_the_job_records_every_setting_but_the_images(model, tmp_path):
+    photo = tmp_path / "photo.png"
+    from PIL import Image
+    Image.new("RGB", (20, 16), (200, 40, 10)).save(photo)
+    settings = _settings(images=(str(photo),), grid_steps=1)
+    run_list_featured(settings, tmp_path / "images.json")
+    run_blocks_image(settings, ModelSpec(TINY, "random"), tmp_path / "images.json", 0,
+                     tmp_path / "0.h5")
+    with BlocksStore(tmp_path / "0.h5") as store:
+        assert store.image_ids == ["photo.png"]
+        assert store.settings == {"model": model.name, "weights": "random",
+                                  **{k: v for k, v in settings.to_dict().items() if k != "images"},
+                                  "layers": list(LAYERS)}

@@ -10,7 +10,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from tests.workflow_runner import REPO, run_workflow
+from tests.helpers.workflow import REPO, run_on_two_cores
+
 COLOURS = {"red.png": (200, 40, 40), "blue.png": (40, 40, 200)}
 
 
@@ -26,7 +27,7 @@ def plant_images(folder: Path) -> list[str]:
 def config(images: Path, featured, **blocks) -> dict:
     return {
         "run": "bb", "device": "cpu", "threads": 1,
-        "model": {"name": "tests.blocks_models:tiny_blocks_net", "weights": "random"},
+        "model": {"name": "tests.helpers.models:tiny_blocks_net", "weights": "random"},
         "dataset": {"kind": "folder", "path": str(images)},
         "featurevis": {"enabled": False},
         "site": {"enabled": False},
@@ -38,16 +39,12 @@ def config(images: Path, featured, **blocks) -> dict:
     }
 
 
-def run(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return run_workflow(workdir, "--cores", "2", "--scheduler", "greedy", *args, check=check)
-
-
 @pytest.mark.slow
 def test_workflow_writes_blocks_that_the_store_and_the_query_return(tmp_path):
     images = tmp_path / "images"
     featured = plant_images(images)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config(images, featured)))
-    run(tmp_path)                                   # rule all: extraction and blocks
+    run_on_two_cores(tmp_path)                      # rule all: extraction and blocks
     run_dir = tmp_path / "results" / "bb"
     assert sorted(p.name for p in (run_dir / "blocks" / "images").iterdir()) == ["0.h5", "1.h5"]
     assert "Building Blocks of red.png" in (run_dir / "logs" / "blocks_image" / "0.log").read_text()
@@ -85,7 +82,7 @@ def test_an_unknown_blocks_layer_stops_the_run_naming_it(tmp_path):
     featured = plant_images(images)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(
         config(images, featured, layers=["mixed4d"])))
-    proc = run(tmp_path, "results/bb/blocks.h5", check=False)
+    proc = run_on_two_cores(tmp_path, "results/bb/blocks.h5", check=False)
     assert proc.returncode != 0
     assert "layer 'mixed4d' does not exist" in proc.stdout + proc.stderr
     assert not (tmp_path / "results" / "bb" / "blocks.h5").exists()

@@ -14,7 +14,7 @@ from PIL import Image
 from pipeline.images import dataset
 from pipeline.images.dataset import (BadImage, ImageDataset, ImageRecord, collate, load_rgb, open_source,
                               skipped_from_batch, to_model_input)
-from tests._bad_images import write_bad_files
+from tests.helpers.images import write_bad_files
 
 
 def solid(path: Path, colour, size=(8, 6), mode="RGB", fmt=None) -> Path:

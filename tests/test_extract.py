@@ -1,6 +1,7 @@
 """The extraction pass: stored maxima, positions, means and attributions equal hand-computed values.
 
-``hand_net`` is small enough to work out on paper (input 4x4, identity normalization):
+``hand_net`` (tests/helpers/models.py) is small enough to work out on paper (input 4x4,
+identity normalization):
 
     conv  (1x1, no bias):  a0 = R,  a1 = G - B          layer "conv"
     relu:                  r = relu(a)                   layer "relu"
@@ -14,71 +15,11 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from pipeline.extract.extractor import Extractor, extract_batches, label_classes, summarize_activation
 from pipeline.model import load_model
-from pipeline.store.activations import ShardSet, shard_writer
-
-W = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, -1.0]])
-B = torch.tensor([0.0, 0.0, 0.5])
-
-
-class HandNet(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 2, 1, bias=False)
-        self.relu = nn.ReLU()
-        self.fc = nn.Linear(2, 3)
-        with torch.no_grad():
-            self.conv.weight.copy_(torch.tensor([[1.0, 0, 0], [0, 1.0, -1.0]]).view(2, 3, 1, 1))
-            self.fc.weight.copy_(W)
-            self.fc.bias.copy_(B)
-
-    def forward(self, x):
-        return self.fc(self.relu(self.conv(x)).mean(dim=(2, 3)))
-
-
-def hand_net(weights="random"):
-    return {"model": HandNet(), "input_size": 4, "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0),
-            "class_names": ["alpha", "beta", "gamma"], "layers": ["conv", "relu"]}
-
-
-class SquareNet(nn.Module):
-    """layer "conv" = R + G + B (1 channel); logits = [s^2, s] with s = sum over space."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 1, 1, bias=False)
-        with torch.no_grad():
-            self.conv.weight.fill_(1.0)
-
-    def forward(self, x):
-        s = self.conv(x).sum(dim=(1, 2, 3))
-        return torch.stack([s ** 2, s], dim=1)
-
-
-def square_net(weights="random"):
-    return {"model": SquareNet(), "input_size": 2, "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0),
-            "class_names": ["square", "linear"], "layers": ["conv"]}
-
-
-def hand_images():
-    """Two 4x4 images with known maxima (one a tie) and both signs in channel 1."""
-    x = torch.zeros(2, 3, 4, 4)
-    x[0, 0] = torch.arange(16.0).view(4, 4) / 16        # R: max 15/16 at (3, 3)
-    x[0, 1, 1, 2] = 0.8                                  # G - B: max 0.8 at (1, 2)
-    x[0, 2, 0, 0] = 0.5                                  # ... and -0.5 at (0, 0)
-    x[1, 0, 2, 1] = x[1, 0, 0, 3] = 0.7                  # R: tie -> first in row-major (0, 3)
-    x[1, 2] = 0.25                                       # G - B = -0.25 everywhere: relu 0
-    return x
-
-
-def hand_expected(x):
-    a = torch.stack([x[:, 0], x[:, 1] - x[:, 2]], dim=1)
-    r = a.clamp(min=0)
-    logits = r.mean(dim=(2, 3)) @ W.T + B
-    return a, r, logits
+from pipeline.store.activations import ShardLayout, ShardSet, shard_writer
+from tests.helpers.models import W, hand_expected, hand_images
 
 
 def close(actual, expected):
@@ -88,7 +29,7 @@ def close(actual, expected):
 
 @pytest.fixture(scope="module")
 def model():
-    return load_model("tests.test_extract:hand_net", weights="random")
+    return load_model("tests.helpers.models:hand_net", weights="random")
 
 
 def test_summaries_equal_hand_values(model):
@@ -159,10 +100,10 @@ def test_shard_round_trip_keeps_hand_values_and_skips_bad_rows(model, tmp_path):
     extractor = Extractor(model)
     path = tmp_path / "0-3.h5"
     layers = [l.to_dict() for l in model.layers]
-    with shard_writer(path, layers=layers, quantities=["max", "argmax_y", "argmax_x", "mean",
-                                                       "attr_predicted", "attr_label"],
-                      capacity=3, class_names=model.class_names, start=0, stop=3,
-                      settings={"s": 1}, model_checksum=model.checksum, top=3) as writer:
+    layout = ShardLayout(layers=layers, quantities=["max", "argmax_y", "argmax_x", "mean",
+                                                    "attr_predicted", "attr_label"],
+                         class_names=model.class_names, start=0, stop=3, top=3)
+    with shard_writer(path, layout, settings={"s": 1}, model_checksum=model.checksum) as writer:
         for batch, summary in extract_batches(extractor, batches, classes, progress=False):
             writer.skip([_Skipped(records[i].image_id, records[i].path, reason)
                          for i, ok, reason in zip(batch["index"].tolist(), batch["ok"].tolist(),
@@ -176,7 +117,40 @@ def test_shard_round_trip_keeps_hand_values_and_skips_bad_rows(model, tmp_path):
     assert shards.table("skipped") == {"image_id": ["bad"], "path": ["/data/bad.jpg"], "reason": ["truncated"]}
     direct = extractor(x, torch.tensor([1, -1]))
     for q in ("max", "argmax_y", "mean", "attr_predicted"):
-        np.testing.assert_allclose(shards.array(f"layers/relu/{q}").compute(),
+        np.testing.assert_allclose(shards.per_image("relu", q).compute(),
                                    direct.layers["relu"][q].numpy(), rtol=1e-6)
-    assert np.isnan(shards.array("layers/conv/attr_label").compute()[1]).all()
-    assert shards.array("predictions/top_ids").compute()[:, 0].tolist() == [2, 2]
+    assert np.isnan(shards.per_image("conv", "attr_label").compute()[1]).all()
+    assert shards.predicted_classes().compute().tolist() == [2, 2]
+
+
+def test_a_shard_of_unlabelled_images_still_stores_label_attribution_as_nan(tmp_path):
+    """Whether label attribution is stored is decided on the whole listing: a shard whose own
+    images have no label holds it too, all NaN, so that the run's shards merge."""
+    from PIL import Image
+
+    from pipeline.extract.job import run_extract_shard
+    from pipeline.extract.settings import ExtractSettings
+    from pipeline.images.listing import ImageRecord, write_listing
+    from pipeline.model.spec import ModelSpec
+
+    rng = np.random.default_rng(0)
+    records = []
+    for i, label in enumerate(["cat", "dog", None, None]):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(path)
+        records.append(ImageRecord(f"{i}.png", str(path), label))
+    listing = write_listing(tmp_path / "images.json", records,
+                            {"name": "planted", "kind": "folder", "path": str(tmp_path), "max_images": None})
+    tiny = ModelSpec(name="tests.helpers.models:tiny_conv_net", weights="random", device="cpu")
+    settings = ExtractSettings(batch_size=2, attribution="gradient")
+    paths = [tmp_path / "0-2.h5", tmp_path / "2-4.h5"]
+    for (start, stop), path in zip([(0, 2), (2, 4)], paths):
+        run_extract_shard(settings, tiny, listing, start, stop, path)
+    unlabelled = ShardSet(paths[1:])
+    assert "attr_label" in unlabelled.quantities and unlabelled.table("images")["label_class"] == [-1, -1]
+    shards = ShardSet(paths)
+    for layer, channels in (("early", 4), ("late", 6)):
+        label = shards.per_image(layer, "attr_label").compute()
+        assert label.shape == (4, channels)
+        assert np.isfinite(label[:2]).all() and np.isnan(label[2:]).all(), layer
+        assert np.isfinite(shards.per_image(layer, "attr_predicted").compute()).all()

@@ -7,63 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import yaml
-from PIL import Image
-from torch import nn
 
-from tests.workflow_runner import REPO, run_workflow
-CLASSES = ["cat", "dog", "fish"]
-
-
-class TinyConvNet(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2, padding=1), nn.ReLU(),
-                                      nn.Conv2d(4, 6, 3, stride=2, padding=1), nn.ReLU())
-        self.fc = nn.Linear(6, len(CLASSES))
-
-    def forward(self, x):
-        return self.fc(self.features(x).mean(dim=(2, 3)))
-
-
-def tiny_conv_net(weights="random"):
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        net = TinyConvNet()
-    return {"model": net, "input_size": 32, "class_names": CLASSES,
-            "layers": [("early", "features.1"), ("late", "features.3")]}
-
-
-GOOD = {"cat/a.jpg": (200, 40, 40), "cat/b.png": (40, 200, 40), "dog/c.jpg": (40, 40, 200),
-        "dog/d.jpg": (220, 220, 30), "dog/e.jpg": (30, 30, 30)}
-BAD = ("cat/empty.jpg", "dog/truncated.jpg", "cat/notes.jpg")
-
-
-def plant_images(folder: Path) -> None:
-    rng = np.random.default_rng(0)
-    for name, colour in GOOD.items():
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        pixels = np.clip(rng.normal(colour, 30, size=(40, 48, 3)), 0, 255).astype(np.uint8)
-        Image.fromarray(pixels).save(folder / name)
-    (folder / "cat/empty.jpg").write_bytes(b"")
-    (folder / "dog/truncated.jpg").write_bytes((folder / "dog/c.jpg").read_bytes()[:200])
-    (folder / "cat/notes.jpg").write_text("this is not a picture\n")
-
-
-def config(images: Path) -> dict:
-    return {
-        "run": "e2e", "device": "cpu", "threads": 1,
-        "model": {"name": "tests.test_extract_workflow:tiny_conv_net", "weights": "random"},
-        "dataset": {"kind": "imagefolder", "path": str(images)},
-        "featurevis": {"enabled": False},
-        "extract": {"layers": "all", "images_per_shard": 3, "batch_size": 2, "top_k": 3,
-                    "histogram_bins": 4, "thumbnail_size": 8, "attribution": "gradient"},
-    }
-
-
-def run(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return run_workflow(workdir, "--cores", "2", "--scheduler", "greedy", *args, check=check)
+from pipeline.images import read_listing
+from tests.helpers.images import BAD_IMAGES, GOOD_IMAGES, plant_images
+from tests.helpers.models import TINY_CONV_CLASSES as CLASSES
+from tests.helpers.workflow import REPO, extract_config, run_on_two_cores
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -76,11 +25,11 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 def test_workflow_extracts_good_images_and_lists_bad_ones(tmp_path):
     images = tmp_path / "images"
     plant_images(images)
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config(images)))
-    run(tmp_path, "results/e2e/activations.h5")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(extract_config(images)))
+    run_on_two_cores(tmp_path, "results/e2e/activations.h5")
     run_dir = tmp_path / "results" / "e2e"
-    listing = json.loads((run_dir / "dataset" / "images.json").read_text())
-    assert len(listing["records"]) == 8
+    listing = read_listing(run_dir / "dataset" / "images.json")
+    assert len(listing.records) == 8
     shards = sorted(p.name for p in (run_dir / "extract" / "shards").iterdir())
     assert shards == ["0-3.h5", "3-6.h5", "6-8.h5"]
     for shard in ("0-3", "3-6", "6-8"):   # one log (with its progress bar) and benchmark each
@@ -90,11 +39,11 @@ def test_workflow_extracts_good_images_and_lists_bad_ones(tmp_path):
     summary = cli("query", str(run_dir), "summary", "--json")
     assert summary.returncode == 0, summary.stderr
     summary = json.loads(summary.stdout)
-    assert summary["images"] == len(GOOD) and summary["labelled_images"] == len(GOOD)
+    assert summary["images"] == len(GOOD_IMAGES) and summary["labelled_images"] == len(GOOD_IMAGES)
     assert summary["layers"] == {"early": 4, "late": 6}
     skipped = {Path(s["path"]).relative_to(images).as_posix(): s["reason"]
                for s in summary["skipped_images"]}
-    assert set(skipped) == set(BAD) and all(skipped.values())
+    assert set(skipped) == set(BAD_IMAGES) and all(skipped.values())
 
     channel = cli("query", str(run_dir), "channel", "late", "2", "--json")
     assert channel.returncode == 0, channel.stderr
@@ -124,8 +73,8 @@ def test_workflow_extracts_good_images_and_lists_bad_ones(tmp_path):
 @pytest.mark.slow
 def test_a_source_without_images_stops_the_run_with_a_clear_error(tmp_path):
     (tmp_path / "images").mkdir()
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config(tmp_path / "images")))
-    proc = run(tmp_path, "results/e2e/activations.h5", check=False)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(extract_config(tmp_path / "images")))
+    proc = run_on_two_cores(tmp_path, "results/e2e/activations.h5", check=False)
     assert proc.returncode != 0
     log = tmp_path / "results" / "e2e" / "logs" / "list_images" / "list_images.log"
     message = proc.stdout + proc.stderr + (log.read_text() if log.is_file() else "")
@@ -137,10 +86,10 @@ def test_a_source_without_images_stops_the_run_with_a_clear_error(tmp_path):
 def test_an_unknown_layer_stops_the_run_naming_the_layers(tmp_path):
     images = tmp_path / "images"
     plant_images(images)
-    cfg = config(images)
+    cfg = extract_config(images)
     cfg["extract"]["layers"] = ["early", "middle"]
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
-    proc = run(tmp_path, "results/e2e/activations.h5", check=False)
+    proc = run_on_two_cores(tmp_path, "results/e2e/activations.h5", check=False)
     assert proc.returncode != 0
     assert "layer 'middle' does not exist" in proc.stdout + proc.stderr
     assert "layers: early, late" in proc.stdout + proc.stderr

@@ -32,7 +32,7 @@ def test_groups_reconstruct_a_low_rank_matrix_with_nonnegative_maps():
 
 
 def test_groups_reconstruct_a_tiny_models_activations():
-    model = load_model("tests.blocks_models:tiny_blocks_net", weights="random")
+    model = load_model("tests.helpers.models:tiny_blocks_net", weights="random")
     acts, _ = _tiny_acts(model)
     x = acts.reshape(acts.shape[0], -1).T.numpy()          # [64 positions, 4 channels] >= 0
     full = fz.factorize(x, 4)

@@ -3,9 +3,9 @@ import h5py
 import numpy as np
 import pytest
 
-from pipeline.featurevis.render import parse_channels, plan_shards, run_settings, shard_channels, target_rank
+from pipeline.featurevis import FeaturevisSettings, parse_channels, plan_shards, shard_channels
 from pipeline.store._format import StoreError
-from pipeline.store.featurevis import FeatureVisStore, merge_shards, shard_writer
+from pipeline.store.featurevis import FeatureVisStore, ShardLayout, merge_shards, shard_writer
 
 SETTINGS = {"steps": 8, "image_size": 4, "seed": 0}
 SIZE = 4
@@ -31,10 +31,10 @@ def rows(channels, diversity=1, negatives=False):
 
 def write_shard(path, layer, channels, start, stop, *, layer_channels=10, settings=SETTINGS,
                 diversity=1, negatives=False, batch=2, model_checksum="random:seed0"):
-    with shard_writer(path, layer=layer, layer_channels=layer_channels, channels=channels,
-                      start=start, stop=stop, image_size=SIZE, curve_steps=[0, 3, 7],
-                      diversity=diversity, negatives=negatives, settings=settings,
-                      model_checksum=model_checksum) as w:
+    layout = ShardLayout(layer=layer, layer_channels=layer_channels, channels=channels,
+                         start=start, stop=stop, image_size=SIZE, curve_steps=[0, 3, 7],
+                         diversity=diversity, negatives=negatives)
+    with shard_writer(path, layout, settings=settings, model_checksum=model_checksum) as w:
         for i in range(0, len(channels), batch):
             group = channels[i:i + batch]
             w.write(group, rows(group, diversity, negatives))
@@ -113,19 +113,22 @@ def test_merge_refuses_overlapping_missing_and_partial_shards(tmp_path):
 def test_a_shard_missing_channels_is_never_created(tmp_path):
     path = tmp_path / "s.h5"
     with pytest.raises(RuntimeError, match=r"channels \[3\] never written"):
-        with shard_writer(path, layer="conv", layer_channels=10, channels=[2, 3], start=0, stop=4,
-                          image_size=SIZE, curve_steps=[0], settings=SETTINGS) as w:
+        with shard_writer(path, ShardLayout(layer="conv", layer_channels=10, channels=[2, 3], start=0,
+                                            stop=4, image_size=SIZE, curve_steps=[0]),
+                          settings=SETTINGS) as w:
             w.write([2], {"images": np.zeros((1, SIZE, SIZE, 3), np.uint8)})
     assert not path.exists() and not list(tmp_path.iterdir())
     with pytest.raises(ValueError, match="outside"):
-        with shard_writer(path, layer="conv", layer_channels=10, channels=[5], start=0, stop=4,
-                          image_size=SIZE, curve_steps=[0], settings=SETTINGS):
+        with shard_writer(path, ShardLayout(layer="conv", layer_channels=10, channels=[5], start=0,
+                                            stop=4, image_size=SIZE, curve_steps=[0]),
+                          settings=SETTINGS):
             pass
 
 
 def test_writer_rejects_wrong_shapes_and_channels(tmp_path):
-    with shard_writer(tmp_path / "s.h5", layer="conv", layer_channels=10, channels=[0, 1], start=0,
-                      stop=2, image_size=SIZE, curve_steps=[0, 1, 2], settings=SETTINGS) as w:
+    with shard_writer(tmp_path / "s.h5", ShardLayout(layer="conv", layer_channels=10, channels=[0, 1],
+                                                    start=0, stop=2, image_size=SIZE,
+                                                    curve_steps=[0, 1, 2]), settings=SETTINGS) as w:
         with pytest.raises(ValueError, match="images: got shape"):
             w.write([0], {"images": np.zeros((1, SIZE + 1, SIZE, 3), np.uint8)})
         with pytest.raises(KeyError, match="not all in this shard"):
@@ -166,15 +169,19 @@ def test_plan_shards():
         plan_shards("all", 10, 0)
 
 
-def test_run_settings_fill_defaults_and_leave_out_the_selection():
-    settings = run_settings({"steps": 8, "layers": ["a"], "channels": "0-2", "channels_per_job": 2,
-                             "enabled": True})
-    assert settings["steps"] == 8 and settings["image_size"] == 128 and settings["param"] == "fft"
-    assert not {"layers", "channels", "channels_per_job", "enabled"} & set(settings)
+def test_recorded_settings_fill_defaults_and_leave_out_the_selection():
+    settings = FeaturevisSettings.from_config({"steps": 8, "layers": ["a"], "channels": "0-2",
+                                               "channels_per_job": 2, "enabled": True})
+    recorded = settings.recorded()
+    assert recorded["steps"] == 8 and recorded["image_size"] == 128 and recorded["param"] == "fft"
+    assert recorded["transforms"] == "standard"
+    assert not {"layers", "channels", "channels_per_job", "enabled"} & set(recorded)
 
 
 def test_target_rank_by_hand():
     import torch
+
+    from pipeline.featurevis.render import target_rank
     means = torch.tensor([[1.0, 3.0, 2.0],      # target 1 is the largest -> rank 1
                           [1.0, 3.0, 2.0],      # target 0 has two larger -> rank 3
                           [2.0, 2.0, 0.0]])     # a tie shares the better rank

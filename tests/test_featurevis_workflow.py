@@ -4,42 +4,20 @@ import shutil
 
 import pytest
 import torch
-from torch import nn
 
-# Not from conftest: the workflow's jobs import this module (for tiny_net) outside pytest.
-from tests.workflow_runner import run_workflow, write_config
+from tests.helpers.workflow import run_on_two_cores, write_config
 
-
-class TinyNet(nn.Module):
-    """conv (3->5) -> ReLU -> conv (5->3, stride 2) -> mean -> fc: two layers to visualize."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 5, 3, padding=1)
-        self.relu = nn.ReLU()
-        self.conv2 = nn.Conv2d(5, 3, 3, stride=2, padding=1)
-        self.fc = nn.Linear(3, 2)
-
-    def forward(self, x):
-        return self.fc(self.conv2(self.relu(self.conv1(x))).mean((2, 3)))
-
-
-def tiny_net(weights="random"):
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        net = TinyNet()
-    return {"model": net, "input_size": 16, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5),
-            "class_names": ["a", "b"], "layers": ["conv1", "conv2"]}
+TINY_NET = "tests.helpers.models:tiny_featurevis_net"
 
 
 def snakemake(tmp_path, config: dict, *extra):
     write_config(tmp_path, config)
-    return run_workflow(tmp_path, "--cores", "2", "--scheduler", "greedy", *extra, check=False)
+    return run_on_two_cores(tmp_path, *extra, check=False)
 
 
 def tiny_config(**featurevis):
     return {"run": "tiny", "results_dir": "results", "threads": 1,   # relative to --directory
-            "model": {"name": "tests.test_featurevis_workflow:tiny_net", "weights": "random"},
+            "model": {"name": TINY_NET, "weights": "random"},
             "extract": {"enabled": False},
             "featurevis": {"layers": ["conv1", "conv2"], "channels": "all", "steps": 8,
                            "image_size": 24, "batch_size": 2, "channels_per_job": 3,
@@ -76,7 +54,7 @@ def test_workflow_renders_every_requested_channel(finished_run):
         assert fv.image("conv2", 2).shape == (24, 24, 3)
         assert fv.diversity_images("conv2").shape == (3, 2, 24, 24, 3)
         assert fv.negative_images("conv1").shape == (5, 24, 24, 3)
-        assert fv.settings["steps"] == 8 and fv.settings["model"]["name"].endswith("tiny_net")
+        assert fv.settings["steps"] == 8 and fv.settings["model"]["name"] == TINY_NET
         assert ((fv.rank("conv1") >= 1) & (fv.rank("conv1") <= 5)).all()
         steps, curve = fv.curve("conv1")
         assert steps.tolist() == [0, 2, 5, 7] and curve.shape == (5, 4)
@@ -87,9 +65,10 @@ def test_workflow_renders_every_requested_channel(finished_run):
     from pipeline.images.dataset import to_uint8
     from pipeline.model import load_model
     from pipeline.optvis import objectives as obj
-    from pipeline.optvis.render import render
-    model = load_model("tests.test_featurevis_workflow:tiny_net", weights="random")
-    alone = render(model, obj.channel("conv1", 3), 1, steps=8, size=24, item_keys=[3], curve_points=4)
+    from pipeline.optvis.render import RenderOptions, render
+    model = load_model(TINY_NET, weights="random")
+    alone = render(model, obj.channel("conv1", 3), 1, RenderOptions(steps=8, size=24, curve_points=4),
+                   item_keys=[3])
     assert abs(to_uint8(alone.images)[0].astype(int) - stored.astype(int)).max() <= 1
 
 
@@ -109,13 +88,13 @@ def test_merge_refuses_a_stale_shard(finished_run, tmp_path):
 
 
 def test_render_batch_measures_each_channel_on_its_own_image():
-    from pipeline.featurevis.render import DEFAULT_SETTINGS, batches, render_batch
+    from pipeline.featurevis import FeaturevisSettings, batches
+    from pipeline.featurevis.render import render_batch
     from pipeline.model import load_model
     from pipeline.optvis.render import activations
 
-    model = load_model("tests.test_featurevis_workflow:tiny_net", weights="random")
-    settings = {**DEFAULT_SETTINGS, "steps": 6, "image_size": 16, "curve_points": 3,
-                "diversity": 3, "negatives": True}
+    model = load_model(TINY_NET, weights="random")
+    settings = FeaturevisSettings(steps=6, image_size=16, curve_points=3, diversity=3, negatives=True)
     out = render_batch(model, "conv1", [4, 1], settings)
     assert out["images"].shape == (2, 16, 16, 3) and out["images"].dtype.name == "uint8"
     assert out["curve"].shape == (2, 3)

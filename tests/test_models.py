@@ -12,8 +12,7 @@ from PIL import Image
 from pipeline.model import registry as models, zoo as model_zoo
 from pipeline.model.hooks import LayerTap
 from pipeline.model import ModelError, load_model
-
-from conftest import REPO
+from tests.helpers.workflow import REPO
 
 # Channel counts every registered model must discover (random weights: shapes only).
 EXPECTED_CHANNELS = {
@@ -142,7 +141,7 @@ def test_weights_from_a_local_file(tmp_path):
 
 
 def test_custom_loader_and_shared_modules_are_not_layers():
-    model = load_model("tests.tiny_models:shared_relu_net", weights="random", input_size=8)
+    model = load_model("tests.helpers.models:shared_relu_net", weights="random", input_size=8)
     # `relu` runs twice per forward pass, so its activation is ambiguous: not a layer.
     assert [l.name for l in model.layers] == ["conv1", "conv2"]
     assert [(l.channels, l.height) for l in model.layers] == [(3, 8), (2, 8)]

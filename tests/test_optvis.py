@@ -1,107 +1,23 @@
 """The optimisation engine (pipeline.optvis) on tiny hand-made models."""
 import pytest
 import torch
-from torch import nn
 
 from pipeline.model import load_model
 from pipeline.optvis import objectives as obj
 from pipeline.optvis import param, transforms
-from pipeline.optvis.render import item_generators, render
-
-# ---------------------------------------------------------------------------------
-# Tiny models (custom loaders, so they go through load_model like any model)
-# ---------------------------------------------------------------------------------
+from pipeline.optvis.render import RenderOptions, item_generators, render
 
 
-class TwoConvNet(nn.Module):
-    """conv1 (3->4) -> ReLU -> conv2 (4->6, stride 2) -> ReLU -> mean -> fc (6->3)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 4, 3, padding=1)
-        self.relu1 = nn.ReLU()
-        self.conv2 = nn.Conv2d(4, 6, 3, stride=2, padding=1)
-        self.relu2 = nn.ReLU()
-        self.fc = nn.Linear(6, 3)
-
-    def forward(self, x):
-        x = self.relu2(self.conv2(self.relu1(self.conv1(x))))
-        return self.fc(x.mean((2, 3)))
-
-
-def two_conv_net(weights="random"):
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(1)
-        net = TwoConvNet()
-    return {"model": net, "input_size": 32, "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25),
-            "class_names": ["a", "b", "c"], "layers": ["conv1", "conv2", "relu2"]}
-
-
-class StripeNet(nn.Module):
-    """One channel that detects vertical red-on-cyan stripes of period 8.
-
-    ``detector`` = ReLU(conv): a 16x16 kernel, the same in every row, +1 on 4 columns
-    and -1 on the next 4 (twice over) in the red plane and half the negative in green
-    and blue. Nothing rewards change down a column, or brightness.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 1, 16, bias=False)
-        with torch.no_grad():
-            columns = torch.tensor(([1.0] * 4 + [-1.0] * 4) * 2)
-            bars = columns.expand(16, 16) / 16
-            self.conv.weight[0, 0] = bars
-            self.conv.weight[0, 1] = -0.5 * bars
-            self.conv.weight[0, 2] = -0.5 * bars
-        self.detector = nn.ReLU()
-
-    def forward(self, x):
-        return self.detector(self.conv(x)).mean((2, 3))
-
-
-def stripe_net(weights="random"):
-    return {"model": StripeNet(), "input_size": 32, "mean": (0.5, 0.5, 0.5),
-            "std": (0.5, 0.5, 0.5), "class_names": ["stripes"], "layers": ["detector"]}
-
-
-class BatchNormNet(nn.Module):
-    """BN on the input (nothing to fold into), conv -> BN -> ReLU, conv -> BN (no affine)."""
-
-    def __init__(self):
-        super().__init__()
-        self.bn0 = nn.BatchNorm2d(3)
-        self.conv1 = nn.Conv2d(3, 4, 3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(4)
-        self.relu = nn.ReLU()
-        self.conv2 = nn.Conv2d(4, 5, 3, padding=1)
-        self.bn2 = nn.BatchNorm2d(5, affine=False)
-
-    def forward(self, x):
-        return self.bn2(self.conv2(self.relu(self.bn1(self.conv1(self.bn0(x)))))).mean((2, 3))
-
-
-def batchnorm_net(weights="random"):
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(2)
-        net = BatchNormNet()
-        for bn in (net.bn0, net.bn1, net.bn2):   # non-trivial running statistics
-            bn.running_mean.uniform_(-1, 1)
-            bn.running_var.uniform_(0.5, 2)
-            if bn.affine:
-                bn.weight.data.uniform_(0.5, 2)
-                bn.bias.data.uniform_(-1, 1)
-    return {"model": net, "input_size": 16, "layers": ["bn0", "bn1", "relu", "bn2"]}
-
-
+# The tiny models are custom loaders (tests/helpers/optvis_models.py), so they go
+# through load_model like any model.
 @pytest.fixture(scope="module")
 def tiny():
-    return load_model("tests.test_optvis:two_conv_net", weights="random")
+    return load_model("tests.helpers.optvis_models:two_conv_net", weights="random")
 
 
-def fast(**kw):
+def fast(**kw) -> RenderOptions:
     """Few steps, small images: enough to see each effect, quick on 2 cores."""
-    return {"steps": 24, "size": 24, "transforms": "none", **kw}
+    return RenderOptions(**{"steps": 24, "size": 24, "transforms": "none", **kw})
 
 
 def no_hooks(model) -> bool:
@@ -248,23 +164,24 @@ OBJECTIVES = {
 @pytest.mark.parametrize("name", list(OBJECTIVES))
 def test_each_objective_rises(tiny, name):
     objective = OBJECTIVES[name]()
-    result = render(tiny, objective, 3, **fast(steps=30))
+    result = render(tiny, objective, 3, fast(steps=30))
     start = torch.as_tensor(result.curve[0])         # values on the initial images
     assert result.values.shape == (3,)
     assert (result.values > start + 1e-3).all(), (name, start, result.values)
 
 
 def test_subtracting_diversity_makes_images_differ(tiny):
-    plain = render(tiny, obj.channel("conv2", 1), 4, **fast(steps=40))
-    diverse = render(tiny, obj.channel("conv2", 1) - 10 * obj.diversity("conv2"), 4, **fast(steps=40))
+    plain = render(tiny, obj.channel("conv2", 1), 4, fast(steps=40))
+    diverse = render(tiny, obj.channel("conv2", 1) - 10 * obj.diversity("conv2"), 4, fast(steps=40))
     from pipeline.optvis.render import activations
     sim = lambda r: obj.diversity("conv2")(activations(tiny, r.images, ["conv2"])).sum().item()  # noqa: E731
     assert sim(diverse) < sim(plain)
 
 
 def test_stripe_detector_renders_red_vertical_stripes():
-    model = load_model("tests.test_optvis:stripe_net")
-    result = render(model, obj.channel("detector", 0), 1, steps=128, size=32)  # standard transforms
+    model = load_model("tests.helpers.optvis_models:stripe_net")
+    # standard transforms
+    result = render(model, obj.channel("detector", 0), 1, RenderOptions(steps=128, size=32))
     red, green, blue = result.images[0]                # each [H, W]
     redness = red - (green + blue) / 2
     # Vertical stripes: redness changes from column to column, hardly from row to row.
@@ -281,20 +198,20 @@ def test_stripe_detector_renders_red_vertical_stripes():
 def test_batched_channels_equal_rendered_alone(tiny):
     channels = [4, 0, 2, 5]
     batched = render(tiny, obj.per_item([obj.channel("conv2", c) for c in channels]), 4,
-                     item_keys=channels, steps=24, size=24)
+                     RenderOptions(steps=24, size=24), item_keys=channels)
     for i, c in enumerate(channels):
-        alone = render(tiny, obj.channel("conv2", c), 1, item_keys=[c], steps=24, size=24)
+        alone = render(tiny, obj.channel("conv2", c), 1, RenderOptions(steps=24, size=24), item_keys=[c])
         assert torch.allclose(alone.images[0], batched.images[i], atol=1e-4), c
         assert alone.values[0].item() == pytest.approx(batched.values[i].item(), rel=1e-4, abs=1e-5)
 
 
 def test_position_in_batch_does_not_matter_but_the_key_does(tiny):
     a = render(tiny, obj.per_item([obj.channel("conv2", 1), obj.channel("conv2", 3)]), 2,
-               item_keys=[1, 3], steps=12, size=24)
+               RenderOptions(steps=12, size=24), item_keys=[1, 3])
     b = render(tiny, obj.per_item([obj.channel("conv2", 3), obj.channel("conv2", 1)]), 2,
-               item_keys=[3, 1], steps=12, size=24)
+               RenderOptions(steps=12, size=24), item_keys=[3, 1])
     assert torch.allclose(a.images[0], b.images[1], atol=1e-5)
-    c = render(tiny, obj.channel("conv2", 1), 1, item_keys=[99], steps=12, size=24)
+    c = render(tiny, obj.channel("conv2", 1), 1, RenderOptions(steps=12, size=24), item_keys=[99])
     assert not torch.allclose(a.images[0], c.images[0], atol=1e-3)
 
 
@@ -307,18 +224,18 @@ def test_item_seeds_depend_on_value_not_type():
 
 
 def test_deterministic_for_a_seed(tiny):
-    kw = dict(steps=10, size=24, seed=3)
-    one = render(tiny, obj.channel("conv1", 2), 2, **kw)
-    two = render(tiny, obj.channel("conv1", 2), 2, **kw)
+    options = RenderOptions(steps=10, size=24, seed=3)
+    one = render(tiny, obj.channel("conv1", 2), 2, options)
+    two = render(tiny, obj.channel("conv1", 2), 2, options)
     assert torch.equal(one.images, two.images)
-    other = render(tiny, obj.channel("conv1", 2), 2, **{**kw, "seed": 4})
+    other = render(tiny, obj.channel("conv1", 2), 2, RenderOptions(steps=10, size=24, seed=4))
     assert not torch.equal(one.images, other.images)
 
 
 def test_truncation_gives_the_full_forward_result(tiny):
     objective = obj.per_item([obj.channel("conv1", 0), obj.channel("conv1", 3)])
-    truncated = render(tiny, objective, 2, steps=16, size=24, truncate=True)
-    full = render(tiny, objective, 2, steps=16, size=24, truncate=False)
+    truncated = render(tiny, objective, 2, RenderOptions(steps=16, size=24), truncate=True)
+    full = render(tiny, objective, 2, RenderOptions(steps=16, size=24), truncate=False)
     assert torch.allclose(truncated.images, full.images, atol=1e-6)
     assert torch.allclose(truncated.values, full.values, atol=1e-6)
 
@@ -327,33 +244,34 @@ def test_truncation_skips_later_layers(tiny):
     calls = []
     handle = tiny.net.fc.register_forward_hook(lambda *a: calls.append(1))
     try:
-        render(tiny, obj.channel("conv1", 0), 1, steps=2, size=16, truncate=True)
+        render(tiny, obj.channel("conv1", 0), 1, RenderOptions(steps=2, size=16), truncate=True)
         assert calls == []
-        render(tiny, obj.channel("conv1", 0), 1, steps=2, size=16, truncate=False)
+        render(tiny, obj.channel("conv1", 0), 1, RenderOptions(steps=2, size=16), truncate=False)
         assert len(calls) == 3                       # 2 steps + the final evaluation
     finally:
         handle.remove()
 
 
 def test_hooks_never_survive_a_render(tiny):
-    render(tiny, obj.channel("conv2", 0), 1, steps=2, size=16)
+    render(tiny, obj.channel("conv2", 0), 1, RenderOptions(steps=2, size=16))
     assert no_hooks(tiny)
 
     def broken(acts):
         raise RuntimeError("objective failed")
 
     with pytest.raises(RuntimeError, match="objective failed"):
-        render(tiny, obj.Objective(broken, {"conv2"}, "broken"), 1, steps=2, size=16)
+        render(tiny, obj.Objective(broken, {"conv2"}, "broken"), 1, RenderOptions(steps=2, size=16))
     assert no_hooks(tiny)
     with pytest.raises(ValueError, match=r"shape \(\), expected \(2,\)"):
-        render(tiny, obj.Objective(lambda a: a["conv1"].sum(), {"conv1"}, "scalar"), 2, steps=1, size=16)
+        render(tiny, obj.Objective(lambda a: a["conv1"].sum(), {"conv1"}, "scalar"), 2,
+               RenderOptions(steps=1, size=16))
     assert no_hooks(tiny)
 
 
 def test_speed_up_folds_batchnorm_without_changing_values():
     from pipeline.optvis.render import activations
     from pipeline.optvis.speedup import speed_up
-    model = load_model("tests.test_optvis:batchnorm_net")
+    model = load_model("tests.helpers.optvis_models:batchnorm_net")
     x = torch.rand(3, 3, 16, 16)
     names = [layer.name for layer in model.layers]
     before = activations(model, x, names, truncate=False)
@@ -365,12 +283,12 @@ def test_speed_up_folds_batchnorm_without_changing_values():
     for name in names:
         assert torch.allclose(before[name], after[name], atol=1e-5), name
     assert no_hooks(model)
-    result = render(model, obj.channel("bn2", 1), 2, steps=4, size=16)   # still renders
+    result = render(model, obj.channel("bn2", 1), 2, RenderOptions(steps=4, size=16))   # still renders
     assert result.values.shape == (2,)
 
 
 def test_render_result_shapes_and_curve(tiny):
-    result = render(tiny, obj.channel("conv2", 0), 2, steps=20, size=20, curve_points=5)
+    result = render(tiny, obj.channel("conv2", 0), 2, RenderOptions(steps=20, size=20, curve_points=5))
     assert result.images.shape == (2, 3, 20, 20)
     assert result.images.min() >= 0 and result.images.max() <= 1
     assert result.curve.shape == (5, 2)
@@ -380,8 +298,8 @@ def test_render_result_shapes_and_curve(tiny):
 
 def test_unknown_layer_and_bad_arguments(tiny):
     with pytest.raises(KeyError, match="no layer 'nope'"):
-        render(tiny, obj.channel("nope", 0), 1, steps=1, size=16)
+        render(tiny, obj.channel("nope", 0), 1, RenderOptions(steps=1, size=16))
     with pytest.raises(ValueError, match="unknown image parameterization"):
-        render(tiny, obj.channel("conv1", 0), 1, steps=1, size=16, param="cppn")
+        render(tiny, obj.channel("conv1", 0), 1, RenderOptions(steps=1, size=16, param="cppn"))
     with pytest.raises(ValueError, match="2 item keys for a batch of 1"):
-        render(tiny, obj.channel("conv1", 0), 1, steps=1, size=16, item_keys=[1, 2])
+        render(tiny, obj.channel("conv1", 0), 1, RenderOptions(steps=1, size=16), item_keys=[1, 2])

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.workflow_runner import REPO, run_workflow, tiny_config
+from tests.helpers.workflow import REPO, run_workflow, tiny_config
 PROFILES = REPO / "workflow" / "profiles"
 
 TINY_CONFIG = tiny_config()

@@ -1,4 +1,4 @@
-"""Offline queries over a reduced store built from known data (see tests/test_reduce.py)."""
+"""Offline queries over a reduced store built from known data (tests/helpers/stores.py)."""
 import json
 
 import dask.array as da
@@ -8,8 +8,7 @@ import pytest
 import pipeline
 from pipeline import query
 from pipeline.cli import main
-
-from tests.test_reduce import CLASSES, brute_topk, build_store, fake_fields
+from tests.helpers.stores import CLASSES, brute_topk, build_store, fake_fields
 
 
 @pytest.fixture(scope="module")

@@ -1,44 +1,17 @@
 """Receptive-field boxes contain every input pixel whose change alters the unit."""
 import pytest
 import torch
-from torch import nn
 
 from pipeline.model import load_model
 from pipeline.model.receptive_field import ReceptiveFieldOps, receptive_field_boxes, receptive_fields
+from tests.helpers.models import POOL_NET_SIZE
 
-SIZE = 12
-
-
-class PoolNet(nn.Module):
-    """conv3x3 -> ReLU -> maxpool 2 -> conv3x3 (layer "c2", 6x6) -> logits.
-
-    By hand: row y of c2 sees pool rows y-1..y+1, i.e. conv rows 2y-2..2y+3, i.e.
-    input rows 2y-3..2y+4: the half-open box [2y-3, 2y+5) clipped to [0, 12).
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.c1 = nn.Conv2d(3, 4, 3, padding=1)
-        self.relu = nn.ReLU(inplace=True)
-        self.pool = nn.MaxPool2d(2)
-        self.c2 = nn.Conv2d(4, 3, 3, padding=1)
-        self.fc = nn.Linear(3, 2)
-
-    def forward(self, x):
-        return self.fc(self.c2(self.pool(self.relu(self.c1(x)))).mean(dim=(2, 3)))
-
-
-def pool_net(weights="random"):
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(1)
-        net = PoolNet()
-    return {"model": net, "input_size": SIZE, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5),
-            "class_names": ["a", "b"], "layers": ["c1", "pool", "c2"]}
+SIZE = POOL_NET_SIZE
 
 
 @pytest.fixture(scope="module")
 def model():
-    return load_model("tests.test_receptive_field:pool_net", weights="random")
+    return load_model("tests.helpers.models:pool_net", weights="random")
 
 
 def unit_changes(model, layer, y, x, image, candidates):
@@ -56,6 +29,7 @@ def unit_changes(model, layer, y, x, image, candidates):
 
 
 def test_boxes_match_the_hand_computed_field(model):
+    # pool_net's docstring (tests/helpers/models.py): c2's row y reads input rows 2y-3..2y+4.
     boxes = receptive_field_boxes(model, "c2")
     assert boxes.shape == (6, 6, 4)
     for y in range(6):
@@ -64,6 +38,35 @@ def test_boxes_match_the_hand_computed_field(model):
             assert tuple(boxes[y, x].tolist()) == expected
     c1 = receptive_field_boxes(model, "c1")
     assert tuple(c1[0, 5].tolist()) == (0, 4, 2, 7)
+
+
+def test_dead_relus_tied_max_pools_and_unequal_axes_follow_the_receptive_field_rules():
+    """``field_net`` (tests/helpers/models.py), input 12x12, spans half-open and clipped to [0, 12):
+
+    c1, relu  kernel 3x1, padding (1, 0): row i reads input rows i-1..i+1; column j reads column j.
+    pool      2x2: row p reads c1 rows 2p, 2p+1 -> input rows 2p-1..2p+2; column q reads 2q, 2q+1.
+              All of the window counts, although every window ties and its top-left wins.
+    c2        kernel 1x3, stride (1, 2), padding (0, 1) -> 6 rows, 3 columns: row r reads pool
+              row r; column s reads pool columns 2s-1..2s+1 -> c1 columns 4s-2..4s+3.
+    The ReLU is dead everywhere, yet counts as passing: the field is about reach, not values.
+    """
+    model = load_model("tests.helpers.models:field_net")
+    with torch.no_grad():
+        assert not model.net.relu(model.net.c1(model.normalize(torch.rand(4, 3, 12, 12)))).any()
+    fields = receptive_fields(model)
+    conv_rows = [(0, 2), (0, 3), (1, 4), (2, 5), (3, 6), (4, 7), (5, 8), (6, 9), (7, 10), (8, 11),
+                 (9, 12), (10, 12)]
+    conv_cols = [(j, j + 1) for j in range(12)]
+    pool_rows = [(0, 3), (1, 5), (3, 7), (5, 9), (7, 11), (9, 12)]
+    pool_cols = [(0, 2), (2, 4), (4, 6), (6, 8), (8, 10), (10, 12)]
+    expected = {"c1": (conv_rows, conv_cols), "relu": (conv_rows, conv_cols),
+                "pool": (pool_rows, pool_cols), "c2": (pool_rows, [(0, 4), (2, 8), (6, 12)])}
+    for layer, (rows, cols) in expected.items():
+        assert [tuple(r) for r in fields[layer].rows.tolist()] == rows, layer
+        assert [tuple(c) for c in fields[layer].cols.tolist()] == cols, layer
+    boxes = receptive_field_boxes(model, "c2")
+    assert boxes.shape == (6, 3, 4)
+    assert tuple(boxes[0, 2].tolist()) == (0, 6, 3, 12) and tuple(boxes[5, 0].tolist()) == (9, 0, 12, 4)
 
 
 @pytest.mark.parametrize("layer", ["c1", "pool", "c2"])

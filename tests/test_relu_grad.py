@@ -5,7 +5,7 @@ from torch import nn
 from pipeline.model import load_model
 from pipeline.optvis import objectives as obj
 from pipeline.optvis.relu_grad import redirected_clamp, redirected_relu_gradients
-from pipeline.optvis.render import render
+from pipeline.optvis.render import RenderOptions, render
 
 
 def grad_through(x, incoming, upper=None):
@@ -53,34 +53,11 @@ def test_the_context_redirects_module_and_functional_relus_only_inside():
         assert x.grad.tolist() == [[0.0, 0.0, 0.0]], layer
 
 
-class DeadUnitNet(nn.Module):
-    """A 1x1 convolution summing the RGB planes minus 2.0, then a ReLU.
-
-    On the grey starting image (every pixel ~0.5) the sum is 1.5, so the unit is off
-    everywhere and the ordinary gradient of its mean is exactly zero.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 1, 1)
-        with torch.no_grad():
-            self.conv.weight.fill_(1.0)
-            self.conv.bias.fill_(-2.0)
-        self.unit = nn.ReLU()
-
-    def forward(self, x):
-        return self.unit(self.conv(x)).mean((2, 3))
-
-
-def dead_unit_net(weights="random"):
-    return {"model": DeadUnitNet(), "input_size": 8, "mean": (0.0, 0.0, 0.0),
-            "std": (1.0, 1.0, 1.0), "class_names": ["unit"], "layers": ["unit"]}
-
-
 def test_a_unit_that_is_off_at_the_start_is_switched_on_only_with_the_override():
-    model = load_model("tests.test_relu_grad:dead_unit_net")
+    model = load_model("tests.helpers.optvis_models:dead_unit_net")
     settings = dict(steps=48, size=8, transforms="none", param="pixel")
-    plain = render(model, obj.channel("unit", 0), 2, relu_override_steps=0, **settings)
+    plain = render(model, obj.channel("unit", 0), 2, RenderOptions(relu_override_steps=0, **settings))
     assert plain.values.tolist() == [0.0, 0.0]          # no gradient ever reached the image
-    redirected = render(model, obj.channel("unit", 0), 2, relu_override_steps=16, **settings)
+    redirected = render(model, obj.channel("unit", 0), 2,
+                        RenderOptions(relu_override_steps=16, **settings))
     assert (redirected.values > 0.1).all(), redirected.values

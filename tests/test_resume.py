@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.workflow_runner import REPO, run_workflow, tiny_config, workflow_command, workflow_env
+from tests.helpers.workflow import REPO, run_workflow, tiny_config, workflow_command, workflow_env
 LOCAL_PROFILE = REPO / "workflow" / "profiles" / "local"
 
 TINY_CONFIG = tiny_config(dataset={"kind": "bundled", "max_images": 6},

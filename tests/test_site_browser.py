@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.site.build import build_site
-from tests.test_site_build import XSS_CLASS, XSS_FILE, XSS_ID, site_files, synthetic_atlas
+from tests.helpers.site import XSS_CLASS, XSS_FILE, XSS_ID, site_files, synthetic_atlas
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [

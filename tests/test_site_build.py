@@ -6,90 +6,25 @@ import re
 import subprocess
 import sys
 from html.parser import HTMLParser
-from pathlib import Path
 from urllib.parse import unquote
 
 import numpy as np
 import pytest
 
+from pipeline.extract.similarity import correlation_neighbours
 from pipeline.site import data as ad
 from pipeline.site import reader as atlas_reader
 from pipeline.site.build import Urls, build_site, heatmap, json_script
+from pipeline.site.settings import SiteSettings
+from pipeline.store.blocks import RunHeader
+from tests.helpers.images import plant_images
+from tests.helpers.site import XSS_ID, pattern, site_files, synthetic_atlas
+from tests.helpers.stores import CLASSES, LAYERS, build_store
+from tests.helpers.workflow import REPO, extract_config, run_on_two_cores
 
-REPO = Path(__file__).resolve().parent.parent
-# Text that would run script if it reached the page unescaped; the browser tests check
-# that the flag stays unset.
-XSS_CLASS = '<script>window.__pwned = 1</script>"><img src=x onerror="window.__pwned=2">'
-XSS_FILE = 'photos/"><img src=x onerror="window.__pwned=3"><script>window.__pwned=4</script>.jpg'
-XSS_ID = '<script>window.__pwned=5</script>'
-
-
-def pattern(seed: int, size: int = 16) -> np.ndarray:
-    """A smooth, distinct uint8 [size, size, 3] image per seed (stripes in a seed-made colour)."""
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    phase = np.sin(2 * np.pi * ((seed % 5 + 1) * xx + (seed % 3) * yy))
-    colour = np.array([(seed * 53) % 256, (seed * 97) % 256, (seed * 151) % 256])
-    return (((phase[..., None] + 1) / 2) * colour + (1 - (phase[..., None] + 1) / 2) * 40).astype(np.uint8)
-
-
-def synthetic_atlas(channels=(4, 3)) -> ad.AtlasData:
-    """Two layers ("conv" 4x4 and "mix.a" 2x2), 3 classes (one an XSS payload), two featured
-    images (one with an XSS file name and id). Numbers are simple so pages can be checked."""
-    classes = ["cat", XSS_CLASS, "dog"]
-    model = ad.ModelInfo("toy", weights="random", input_size=16, class_names=classes,
-                         aliases={"first": "conv"})
-    layers = []
-    for li, (name, c, hw) in enumerate([("conv", channels[0], 4), ("mix.a", channels[1], 2)]):
-        units = []
-        for i in range(c):
-            units.append(ad.Channel(
-                i, featurevis=pattern(10 * li + i),
-                diversity=[pattern(100 + i)] if (li, i) == (0, 1) else [],
-                negative=pattern(200 + i) if (li, i) == (0, 1) else None,
-                mean_activation=float((3 * i) % 4) if name == "conv" else None,   # conv: 0, 3, 2, 1
-                attribution=float(i % 2) - 0.5,
-                histogram=ad.Histogram([1, 3, 0, 2], [0.0, 0.5, 1.0, 1.5, 2.0]),
-                examples=[ad.Example("img0", "photos/img0.jpg", 2.5, 1, 2, (0, 4, 8, 12), pattern(300)),
-                          ad.Example(XSS_ID, XSS_FILE, 1.25, 0, 0, (0, 0, 4, 4), pattern(301))],
-                classes=[ad.ClassScore(1, XSS_CLASS, 0.75, 3), ad.ClassScore(0, "cat", -0.25, 2)],
-                similar=[ad.Similar((i + 1) % c, 0.9), ad.Similar((i + 2) % c, -0.5)]))
-        layers.append(ad.Layer(name, c, module=f"net.{name}", height=hw, width=hw, units=units,
-                               similarity_method="a test's made-up scores"))
-    dictionary = ad.SemanticDictionary(
-        channels=np.stack([np.full((4, 4), 3), np.full((4, 4), 1)], -1).astype(np.int32),
-        values=np.stack([np.full((4, 4), 2.0), np.full((4, 4), 1.0)], -1),
-        magnitude=np.arange(16, dtype=np.float32).reshape(4, 4))
-    dictionary.channels[1, 2] = [2, 0]            # one position with other channels
-    image_layers = [
-        ad.ImageLayer("conv", dictionary=dictionary,
-                      grid=ad.ActivationGrid(np.stack([np.stack([pattern(400 + 2 * y + x, 8) for x in range(2)])
-                                                       for y in range(2)]), np.array([[1.0, 2.0], [3.0, 4.0]])),
-                      spatial_attribution=np.stack([np.eye(4), -np.eye(4)]),
-                      channel_attribution=np.array([[0.5, -1.0, 2.0, 0.0], [1.0, 0.0, -2.0, 0.25]]),
-                      groups=ad.NeuronGroups(np.stack([np.eye(4), 1 - np.eye(4)]),
-                                             np.stack([pattern(500, 8), pattern(501, 8)]),
-                                             np.array([[1.0, -1.0], [0.5, 0.25]]))),
-        ad.ImageLayer("mix.a", spatial_attribution=np.ones((2, 2, 2)))]
-    images = [
-        ad.FeaturedImage("img0", "photos/img0.jpg", pattern(600, 16), label="cat",
-                         predictions=[ad.ClassScore(0, "cat", 0.75), ad.ClassScore(1, XSS_CLASS, 0.25)],
-                         classes=[ad.ClassScore(0, "cat"), ad.ClassScore(1, XSS_CLASS)], second_class=1,
-                         layers=image_layers),
-        ad.FeaturedImage(XSS_ID, XSS_FILE, pattern(601, 16),
-                         predictions=[ad.ClassScore(1, XSS_CLASS, 0.5)],
-                         classes=[ad.ClassScore(1, XSS_CLASS), ad.ClassScore(2, "dog")], second_class=1,
-                         layers=[ad.ImageLayer("conv", dictionary=dictionary)])]
-    return ad.AtlasData(
-        model=model, layers=layers,
-        dataset=ad.DatasetSummary(5, [ad.SkippedImage("bad", XSS_FILE, "not an image")], labelled=2,
-                                  label_classes=1, predicted_classes=2, attribution="gradient"),
-        classes=[ad.ClassPage(0, "cat", 2, {"conv": [ad.Similar(2, 0.5)]}),
-                 ad.ClassPage(1, XSS_CLASS, 3, {"mix.a": [ad.Similar(0, 0.25)]})],
-        images=images)
-
-
-def site_files(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+# The run-wide header of the Building Blocks files the adapter tests write ("late" only).
+BLOCKS_HEADER = RunHeader(model={"name": "fake"}, class_names=CLASSES, layers=[LAYERS[1]],
+                          settings={"layers": ["late"]}, model_checksum="sha256:fake")
 
 
 class Links(HTMLParser):
@@ -252,12 +187,12 @@ def test_bad_inputs_are_named(tmp_path):
 def test_correlation_neighbours_by_hand():
     base = np.array([0.0, 1.0, 2.0, 5.0])
     maxima = np.stack([base, 2 * base + 1, -base, np.full(4, 3.0), base ** 2], 1)
-    ids, scores = atlas_reader.correlation_neighbours(maxima, 3)
+    ids, scores = correlation_neighbours(maxima, 3)
     assert ids[0].tolist() == [1, 4, 2] and scores[0, 0] == pytest.approx(1.0)
     assert scores[0, 2] == pytest.approx(-1.0)
     assert ids[3].tolist() == [-1, -1, -1] and np.isnan(scores[3]).all()   # constant: none
     assert 3 not in ids[0]
-    ties = atlas_reader.correlation_neighbours(np.stack([base, base, base], 1), 2)[0]
+    ties = correlation_neighbours(np.stack([base, base, base], 1), 2)[0]
     assert ties[2].tolist() == [0, 1]                                      # ties: lower id first
 
 
@@ -288,8 +223,7 @@ def fake_blocks(rng, layer="late", channels=2, hw=2, classes=(1, 0), group_targe
 def real_run(tmp_path_factory):
     """A run folder with all three stores, written by their own writers from known data."""
     from pipeline.store.blocks import merge_files, write_image_file
-    from pipeline.store.featurevis import merge_shards, shard_writer
-    from tests.test_reduce import CLASSES, LAYERS, build_store
+    from pipeline.store.featurevis import ShardLayout, merge_shards, shard_writer
 
     tmp_path = tmp_path_factory.mktemp("real_run")
     run = tmp_path / "run"
@@ -299,15 +233,15 @@ def real_run(tmp_path_factory):
         "layers": [dict(l, module=l["name"], index=i) for i, l in enumerate(LAYERS)]}))
     _, values, top_ids = build_store(run, k=4)
     rng = np.random.default_rng(0)
-    parts = [write_image_file(tmp_path / f"{i}.h5", image_id=image_id, image_path=f"/photos/{image_id}.jpg",
-                              blocks=fake_blocks(rng, group_target="gradients"), model={"name": "fake"},
-                              class_names=CLASSES,
-                              layers=[LAYERS[1]], settings={"layers": ["late"]}, model_checksum="sha256:fake")
+    parts = [write_image_file(tmp_path / f"{i}.h5", BLOCKS_HEADER, image_id=image_id,
+                              image_path=f"/photos/{image_id}.jpg",
+                              blocks=fake_blocks(rng, group_target="gradients"))
              for i, image_id in enumerate(["img03", "img01"])]
     merge_files(parts, run / "blocks.h5")
     shard = tmp_path / "fv-early.h5"
-    with shard_writer(shard, layer="early", layer_channels=3, channels=[0, 2], start=0, stop=3, image_size=8,
-                      curve_steps=[0, 1], diversity=2, negatives=True, settings={"steps": 2}) as writer:
+    with shard_writer(shard, ShardLayout(layer="early", layer_channels=3, channels=[0, 2], start=0, stop=3,
+                                         image_size=8, curve_steps=[0, 1], diversity=2, negatives=True),
+                      settings={"steps": 2}) as writer:
         writer.write([0, 2], {"images": np.stack([pattern(0, 8), pattern(2, 8)]), "value": [1.0, 2.0],
                               "activation": [1.0, 2.0], "rank": [2, 1], "curve": [[0, 1], [0, 2]],
                               "diversity_images": np.stack([np.stack([pattern(10 + 2 * c + d, 8) for d in range(2)])
@@ -316,8 +250,9 @@ def real_run(tmp_path_factory):
                               "negative_images": np.stack([pattern(20, 8), pattern(22, 8)]),
                               "negative_activation": [-1.0, -2.0]})
     late = tmp_path / "fv-late.h5"
-    with shard_writer(late, layer="late", layer_channels=2, channels=[1], start=0, stop=2, image_size=8,
-                      curve_steps=[0, 1], settings={"steps": 2}) as writer:
+    with shard_writer(late, ShardLayout(layer="late", layer_channels=2, channels=[1], start=0, stop=2,
+                                        image_size=8, curve_steps=[0, 1]),
+                      settings={"steps": 2}) as writer:
         writer.write([1], {"images": pattern(31, 8)[None], "value": [1.0], "activation": [1.0], "rank": [1],
                            "curve": [[0, 1]]})
     merge_shards([shard, late], run / "featurevis.h5")
@@ -325,10 +260,8 @@ def real_run(tmp_path_factory):
 
 
 def test_from_results_reads_the_real_stores(real_run, tmp_path):
-    from tests.test_reduce import CLASSES
-
     run, values, top_ids = real_run
-    with atlas_reader.from_results(run, top_examples=3, similar=2) as data:
+    with atlas_reader.from_results(run, SiteSettings(top_examples=3, similar_channels=2)) as data:
         assert [l.name for l in data.layers] == ["early", "late"]
         assert data.dataset.images == 17 and [s.image_id for s in data.dataset.skipped] == ["broken"]
         assert data.model.class_names == CLASSES and data.model.aliases == {"mixed_early": "early"}
@@ -337,7 +270,7 @@ def test_from_results_reads_the_real_stores(real_run, tmp_path):
         assert ad.load_image(unit.examples[0].crop).shape == (4, 4, 3)
         assert sum(unit.histogram.counts) == 17
         assert unit.classes and all(k.class_name in CLASSES for k in unit.classes)
-        expected, _ = atlas_reader.correlation_neighbours(values["early"]["max"], 2)
+        expected, _ = correlation_neighbours(values["early"]["max"], 2)
         assert [s.channel for s in unit.similar] == [c for c in expected[2] if c >= 0]
         assert "17 dataset images" in data.layer("early").similarity_method
         predicted = set(top_ids[:, 0].tolist())
@@ -366,7 +299,6 @@ def test_site_shows_no_path_of_the_machine_that_ran_the_workflow(tmp_path_factor
     pages show them relative to the source root, or the file name, so the site is the
     same whichever folder the run used."""
     from pipeline.store.blocks import merge_files, write_image_file
-    from tests.test_reduce import CLASSES, LAYERS, build_store
 
     elsewhere = tmp_path_factory.mktemp("builder-machine")
     photos, run = elsewhere / "photos", elsewhere / "run"
@@ -377,13 +309,12 @@ def test_site_shows_no_path_of_the_machine_that_ran_the_workflow(tmp_path_factor
     build_store(run, k=2, photos=str(photos))        # ids "img00"; files <photos>/img00.jpg
     rng = np.random.default_rng(0)
     # Featured images as pipeline.images.dataset lists them: the id is the path below the source root.
-    parts = [write_image_file(elsewhere / f"{i}.h5", image_id=image_id, image_path=str(photos / image_id),
-                              blocks=fake_blocks(rng, group_target="gradients"), model={"name": "fake"},
-                              class_names=CLASSES,
-                              layers=[LAYERS[1]], settings={"layers": ["late"]}, model_checksum="sha256:fake")
+    parts = [write_image_file(elsewhere / f"{i}.h5", BLOCKS_HEADER, image_id=image_id,
+                              image_path=str(photos / image_id),
+                              blocks=fake_blocks(rng, group_target="gradients"))
              for i, image_id in enumerate(["cats/tabby.jpg", "dogs/pug.jpg"])]
     merge_files(parts, run / "blocks.h5")
-    with atlas_reader.from_results(run, top_examples=2, similar=1) as data:
+    with atlas_reader.from_results(run, SiteSettings(top_examples=2, similar_channels=1)) as data:
         site = build_site(data, tmp_path / "site")
     files = site_files(site)
     for name, content in files.items():
@@ -412,15 +343,14 @@ def test_workflow_exports_the_site_from_the_stores(tmp_path):
     """End to end on a tiny model: extraction only (no feature visualization, no Building
     Blocks), then the site rule; its pages come from the stores the run wrote."""
     import yaml
-    from tests.test_extract_workflow import config, plant_images, run
 
     images = tmp_path / "images"
     plant_images(images)
-    cfg = config(images)
+    cfg = extract_config(images)
     cfg["blocks"] = {"enabled": False}
     cfg["site"] = {"similar_channels": 2, "title": "<b>tiny</b> atlas"}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
-    run(tmp_path)
+    run_on_two_cores(tmp_path)
     site = tmp_path / "results" / "e2e" / "site"
     files = set(site_files(site))
     assert {"index.html", "layers/early.html", "layers/late.html", "channels/early/3.html",
@@ -436,11 +366,41 @@ def test_workflow_exports_the_site_from_the_stores(tmp_path):
 
 
 def test_export_imports_no_torch(real_run, tmp_path):
-    """Reading every store and writing the site never imports torch."""
-    code = ("import sys; from pipeline.site import build, reader; "
-            f"data = reader.from_results({str(real_run[0])!r}); "
-            f"build.build_site(data, {str(tmp_path / 'site')!r}); data.close(); "
+    """Reading every store and writing the site (the stage's one entry point) never imports torch."""
+    code = ("import sys; from pipeline.site import SiteSettings, run_site; "
+            f"run_site(SiteSettings(), {str(real_run[0])!r}, {str(tmp_path / 'site')!r}, progress=False); "
             "assert 'torch' not in sys.modules, 'torch was imported'")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "site" / "images" / "img01.html").is_file()
+
+
+def test_site_settings_are_the_schema_site_section():
+    """Same fields and defaults as workflow/config/schema.yaml's `site:`; `enabled` is a switch."""
+    import yaml
+
+    from pipeline.settings import schema_defaults
+    schema = yaml.safe_load((REPO / "workflow" / "config" / "schema.yaml").read_text())
+    assert SiteSettings().to_dict() == schema_defaults(schema, "site")
+    settings = SiteSettings.from_config({"enabled": True, "title": "t", "similar_channels": 0})
+    assert settings == SiteSettings(title="t", similar_channels=0)
+    with pytest.raises(ValueError, match="unknown setting.*top_exampels"):
+        SiteSettings.from_config({"top_exampels": 3})
+
+
+def test_the_site_and_the_query_show_the_same_examples_and_classes(real_run):
+    """One conversion of the stored top examples and one class ranking serve both (the query
+    rounds its JSON numbers; the site keeps them exact and rounds when it prints)."""
+    import pipeline
+    from pipeline.store import json_number
+    with pipeline.open_results(real_run[0]) as results, \
+            atlas_reader.from_results(real_run[0], SiteSettings(top_examples=3, top_classes=2)) as data:
+        for layer in data.layers:
+            for unit in layer.units:
+                queried = results.top_examples(layer.name, unit.index, k=3)
+                assert [(e.image_id, json_number(e.activation), e.y, e.x, list(e.box), e.label)
+                        for e in unit.examples] == [
+                    (q["image_id"], q["activation"], q["y"], q["x"], q["box"], q["label"]) for q in queried]
+                classes = results.top_classes(layer.name, unit.index, k=2)
+                assert classes and [(k.class_id, json_number(k.score), k.images) for k in unit.classes] == [
+                    (q["class_id"], q["score"], q["images"]) for q in classes]

@@ -35,37 +35,8 @@ def test_padding_free_same_conv_matches_timm_values_and_gradients(kernel, stride
         assert torch.allclose(grad_got, grad_expected, atol=1e-4), (h, w)
 
 
-class TfStyleNet(nn.Module):
-    """What timm's tf_ EfficientNets do: SAME conv -> BN -> ReLU6(inplace), twice."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = Conv2dSame(3, 6, 3, stride=2, bias=False)
-        self.bn1 = nn.BatchNorm2d(6)
-        self.act1 = nn.ReLU6(inplace=True)
-        self.conv2 = Conv2dSame(6, 6, 3, stride=2, groups=6, bias=False)
-        self.bn2 = nn.BatchNorm2d(6)
-        self.act2 = nn.ReLU6(inplace=True)
-
-    def forward(self, x):
-        x = self.act1(self.bn1(self.conv1(x)))
-        return self.act2(self.bn2(self.conv2(x))).mean((2, 3))
-
-
-def tf_style_net(weights="random"):
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(3)
-        net = TfStyleNet()
-        for bn in (net.bn1, net.bn2):
-            bn.running_mean.uniform_(-0.5, 0.5)
-            bn.running_var.uniform_(0.5, 2)
-            bn.weight.data.uniform_(0.5, 2)
-            bn.bias.data.uniform_(0, 1)
-    return {"model": net, "input_size": 16, "layers": ["act1", "act2"]}
-
-
 def test_speed_up_rewrites_tf_style_networks_without_changing_values():
-    model = load_model("tests.test_speedup:tf_style_net")
+    model = load_model("tests.helpers.optvis_models:tf_style_net")
     names = [layer.name for layer in model.layers]
     probes = [torch.rand(3, 3, size, size) for size in (16, 19, 22)]   # even and odd sizes
     before = [activations(model, x, names, truncate=False) for x in probes]
@@ -87,7 +58,7 @@ def test_a_rewrite_that_changes_values_is_undone_with_a_warning(monkeypatch, cap
         with torch.no_grad():
             net.conv2.weight.mul_(2)
     monkeypatch.setattr(speedup, "_unpad_same_convs", broken_rewrite)
-    model = load_model("tests.test_speedup:tf_style_net")
+    model = load_model("tests.helpers.optvis_models:tf_style_net")
     original = model.net
     with caplog.at_level("WARNING", logger="pipeline.optvis.speedup"):
         speed_up(model)

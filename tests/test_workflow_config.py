@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from tests.helpers.workflow import REPO
 
 
 def _dry_run(tmp_path, *config):
@@ -62,17 +62,3 @@ def test_every_config_key_has_a_description_and_a_default():
     assert {"run", "model.name", "featurevis.steps", "extract.top_k", "blocks.layers", "site.enabled"} <= set(keys)
     missing = [k for k, sub in keys.items() if not sub.get("description") or "default" not in sub]
     assert missing == []
-
-
-def test_featurevis_defaults_agree_with_the_schema_and_the_engine():
-    # pipeline.featurevis.render keeps its defaults as literals (the Snakefile imports it without
-    # torch); this keeps them one with the schema's and the render loop's.
-    import yaml
-    from pipeline.featurevis.render import DEFAULT_SETTINGS
-    from pipeline.optvis.render import RELU_OVERRIDE_STEPS
-    schema = yaml.safe_load(open(f"{REPO}/workflow/config/schema.yaml"))
-    keys = dict(_leaf_keys(schema))
-    shared = [k for k in DEFAULT_SETTINGS if f"featurevis.{k}" in keys]
-    assert {"steps", "batch_size", "relu_override_steps"} <= set(shared)
-    assert {k: keys[f"featurevis.{k}"]["default"] for k in shared} == {k: DEFAULT_SETTINGS[k] for k in shared}
-    assert DEFAULT_SETTINGS["relu_override_steps"] == RELU_OVERRIDE_STEPS

@@ -30,14 +30,13 @@ neuron groups
     directions, a feature visualization per group, and each group's attribution to
     the attributed classes.
 
-Everything here is computation: tensors in, NumPy arrays out. The images come from
-:mod:`pipeline.images.dataset`; the results go to :mod:`pipeline.store.blocks`.
+Everything here is computation: tensors in, NumPy arrays out. The job
+(:mod:`pipeline.blocks.job`) decodes the image and writes the results to
+:mod:`pipeline.store.blocks`.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -45,48 +44,13 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.blocks import factorize as fz
-from pipeline.model.attribution import LayerAttribution
+from pipeline.blocks.settings import FULL, RUNNER_UP, BlocksSettings
 from pipeline.images.dataset import to_uint8
+from pipeline.model.attribution import LayerAttribution
 from pipeline.model.hooks import LayerTap
+from pipeline.optvis.render import RenderOptions, render
 
 log = logging.getLogger(__name__)
-
-RUNNER_UP = "runner-up"
-FULL = "full"
-
-
-@dataclasses.dataclass(frozen=True)
-class BlocksSettings:
-    """What to compute for each image (mirrors the ``blocks:`` section of the workflow config)."""
-
-    layers: tuple[str, ...]
-    top_channels: int = 4
-    grid: int | str = 7                 # cells per side of the activation grid, or "full"
-    grid_steps: int = 96
-    grid_size: int = 64
-    grid_batch: int = 49
-    cossim_pow: float = 0.0
-    group_icon_size: int = 80
-    predictions: int = 5
-    top_classes: int = 2
-    second_class: str | int = RUNNER_UP
-    groups: int = 6
-    factorize: str = "activations"
-    shared: bool = False
-    attribution: str = "gradient"
-    integration_steps: int = 20
-    layer_to_layer_grid: int = 14
-    seed: int = 0
-
-    @classmethod
-    def from_config(cls, cfg: dict) -> "BlocksSettings":
-        """From the workflow's ``blocks:`` dict (unknown keys are ignored, the schema checks them)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in cfg.items() if k in names and k != "layers"}
-        return cls(layers=tuple(cfg["layers"]), **values)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 # ---------------------------------------------------------------------------------
@@ -127,15 +91,21 @@ def direction_objectives(layer: str, vectors: torch.Tensor, cossim_pow: float = 
     return obj.per_item([obj.direction(layer, v, cossim_pow=cossim_pow) for v in vectors])
 
 
-def render_directions(model, layer: str, vectors: torch.Tensor, *, steps: int, size: int,
-                      batch: int, cossim_pow: float = 0.0, seed: int = 0,
-                      progress: bool = False, desc: str = "directions") -> np.ndarray:
-    """Feature visualizations of ``vectors [N, C]`` at ``layer`` -> uint8 ``[N, size, size, 3]``.
+def icon_options(settings: BlocksSettings, size: int) -> RenderOptions:
+    """How the icons of the activation grid and of the neuron groups are rendered: the
+    settings' ``grid_steps`` and ``seed``, at ``size`` pixels, otherwise Lucid's defaults."""
+    return RenderOptions(steps=settings.grid_steps, size=size, seed=settings.seed)
+
+
+def render_directions(model, layer: str, vectors: torch.Tensor, options: RenderOptions, *,
+                      batch: int, cossim_pow: float = 0.0, progress: bool = False,
+                      desc: str = "directions") -> np.ndarray:
+    """Feature visualizations of ``vectors [N, C]`` at ``layer`` -> uint8 ``[N, size, size, 3]``
+    (``size`` of the ``options``).
 
     Rendered ``batch`` at a time, one image per vector. Item ``i`` is seeded by its
     index, so an icon does not depend on the batch size.
     """
-    from pipeline.optvis.render import render
     vectors = vectors.detach().float()
     batch = max(1, int(batch))
     icons = []
@@ -145,7 +115,7 @@ def render_directions(model, layer: str, vectors: torch.Tensor, *, steps: int, s
             part = vectors[start:start + batch].to(model.device, non_blocking=True)
             keys = list(range(start, start + len(part)))
             result = render(model, direction_objectives(layer, part, cossim_pow), len(part),
-                            steps=steps, size=size, seed=seed, item_keys=keys, truncate=True)
+                            options, item_keys=keys, truncate=True)
             icons.append(to_uint8(result.images))
             if bar is not None:
                 bar.update(len(part))
@@ -153,20 +123,20 @@ def render_directions(model, layer: str, vectors: torch.Tensor, *, steps: int, s
         if bar is not None:
             bar.close()
     if not icons:
-        return np.zeros((0, size, size, 3), np.uint8)
+        return np.zeros((0, options.size, options.size, 3), np.uint8)
     return np.concatenate(icons)
 
 
-def activation_grid(model, layer: str, act: torch.Tensor, *, grid: int | str, steps: int,
-                    size: int, batch: int, cossim_pow: float = 0.0, seed: int = 0,
+def activation_grid(model, layer: str, act: torch.Tensor, options: RenderOptions, *,
+                    grid: int | str, batch: int, cossim_pow: float = 0.0,
                     progress: bool = False) -> dict[str, np.ndarray]:
-    """``act [C, H, W]`` -> ``icons`` uint8 ``[Hg, Wg, S, S, 3]``, ``magnitude`` ``[Hg, Wg]`` and
-    ``vectors`` ``[Hg, Wg, C]`` (the directions that were rendered)."""
+    """``act [C, H, W]`` -> ``icons`` uint8 ``[Hg, Wg, S, S, 3]`` (``S``: the ``options``' size),
+    ``magnitude`` ``[Hg, Wg]`` and ``vectors`` ``[Hg, Wg, C]`` (the directions that were rendered)."""
     vectors = grid_vectors(act, grid)
     gh, gw, c = vectors.shape
-    icons = render_directions(model, layer, vectors.reshape(gh * gw, c), steps=steps, size=size,
-                              batch=batch, cossim_pow=cossim_pow, seed=seed, progress=progress,
-                              desc=f"grid {layer}")
+    size = options.size
+    icons = render_directions(model, layer, vectors.reshape(gh * gw, c), options, batch=batch,
+                              cossim_pow=cossim_pow, progress=progress, desc=f"grid {layer}")
     return {"icons": icons.reshape(gh, gw, size, size, 3),
             "magnitude": vectors.norm(dim=2).numpy(), "vectors": vectors.numpy()}
 
@@ -324,13 +294,12 @@ def compute_blocks(model, image01: torch.Tensor, settings: BlocksSettings, *,
                  "groups": groups[name]}
         if render_icons:
             layer["grid"] = activation_grid(
-                model, name, act, grid=settings.grid, steps=settings.grid_steps,
-                size=settings.grid_size, batch=settings.grid_batch, cossim_pow=settings.cossim_pow,
-                seed=settings.seed, progress=progress)
+                model, name, act, icon_options(settings, settings.grid_size), grid=settings.grid,
+                batch=settings.grid_batch, cossim_pow=settings.cossim_pow, progress=progress)
             layer["groups"]["icons"] = render_directions(
-                model, name, torch.from_numpy(groups[name]["directions"]), steps=settings.grid_steps,
-                size=settings.group_icon_size, batch=settings.groups, cossim_pow=settings.cossim_pow,
-                seed=settings.seed, progress=progress, desc=f"groups {name}")
+                model, name, torch.from_numpy(groups[name]["directions"]),
+                icon_options(settings, settings.group_icon_size), batch=settings.groups,
+                cossim_pow=settings.cossim_pow, progress=progress, desc=f"groups {name}")
         if i > 0:
             link = layer_to_layer(model, image01, names[i - 1], name, gradients_top[name],
                                   settings.layer_to_layer_grid)
@@ -386,49 +355,3 @@ def _check_map(x: torch.Tensor, what: str) -> None:
 def _progress(total: int, desc: str):
     from tqdm import tqdm
     return tqdm(total=total, desc=desc, unit="img")
-
-
-# ---------------------------------------------------------------------------------
-# Featured images and one workflow job
-# ---------------------------------------------------------------------------------
-
-def featured_images(images: str | Sequence[str]) -> list[dict]:
-    """``[{"image_id", "path"}]`` of the featured images: ``"bundled"`` (the dataset's
-    bundled photos, with the dataset's ids) or a list of files (id: the file name)."""
-    from pipeline.images.dataset import open_source
-    if images == "bundled":
-        return [{"image_id": r.image_id, "path": r.path} for r in open_source("bundled").records]
-    if isinstance(images, str):
-        raise ValueError(f"blocks.images must be 'bundled' or a list of image files, got {images!r}")
-    records, seen = [], {}
-    for path in images:
-        full = Path(path).expanduser().resolve()
-        if not full.is_file():
-            raise ValueError(f"blocks.images: {path!r} is not a file")
-        if full.name in seen:
-            raise ValueError(f"blocks.images: {path!r} and {seen[full.name]!r} have the same file "
-                             "name, which is the image id; rename one")
-        seen[full.name] = path
-        records.append({"image_id": full.name, "path": str(full)})
-    return records
-
-
-def run_image(model, record: dict, config: dict, out, *, progress: bool = False) -> None:
-    """Compute one featured image's Building Blocks with the workflow's ``blocks:`` config and
-    write them to ``out`` (see :func:`pipeline.store.blocks.write_image_file`)."""
-    from pipeline.images.dataset import BadImage, load_rgb, to_model_input
-    from pipeline.store.blocks import write_image_file
-    settings = BlocksSettings.from_config(config)
-    try:
-        image = to_model_input(load_rgb(record["path"]), model.input_size)
-    except BadImage as exc:
-        raise ValueError(f"featured image {record['image_id']!r} ({record['path']}): {exc.reason}") from None
-    layers = model.resolve_layers(list(settings.layers))
-    log.info("Building Blocks of %s at %s", record["image_id"], ", ".join(l.name for l in layers))
-    blocks = compute_blocks(model, image, settings, progress=progress)
-    write_image_file(out, image_id=record["image_id"], image_path=record["path"], blocks=blocks,
-                     model=model.describe(), class_names=model.class_names,
-                     layers=[l.to_dict() for l in layers],
-                     settings={"model": model.name, "weights": model.weights, **settings.to_dict(),
-                               "layers": [l.name for l in layers]},
-                     model_checksum=model.checksum)

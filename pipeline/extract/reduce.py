@@ -14,18 +14,18 @@ Per layer and channel:
   predicted as each class, with the count of such images; classes with no
   image score NaN and are never "top classes".
 
-:func:`reduce_store` runs all of it and writes through :mod:`pipeline.store.activations`.
+:func:`reduce_store` runs all of it and writes through :mod:`pipeline.store.activations`
+(the job that calls it: :func:`pipeline.extract.job.run_reduce`).
 The functions below take dask arrays (or anything ``dask.array.asarray`` accepts)
 and return numpy arrays; each reads the data once per pass.
 """
 from __future__ import annotations
 
-import logging
 from typing import Callable, Mapping
 
 import numpy as np
 
-log = logging.getLogger(__name__)
+from pipeline.extract.settings import ExtractSettings
 
 
 def _as_dask(x):
@@ -211,23 +211,26 @@ def plan_thumbnails(rows: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, li
 # Everything for one run
 # ---------------------------------------------------------------------------------
 
-def reduce_store(shards, writer, fields: Mapping, load_image: Callable[[int], object], *,
-                 top_k: int = 16, bins: int = 32, thumbnail_size: int = 64,
-                 progress: bool = True) -> None:
+def reduce_store(shards, writer, fields: Mapping, load_image: Callable[[int], object],
+                 settings: ExtractSettings | None = None, *, progress: bool = True) -> None:
     """Compute every reduction of ``shards`` (a :class:`~pipeline.store.activations.ShardSet`)
     and write it with ``writer`` (a :class:`~pipeline.store.activations.ReducedWriter`).
 
     ``fields[layer]`` is a :class:`~pipeline.model.receptive_field.ReceptiveField`;
-    ``load_image(row)`` returns image ``row`` as ``[3, S, S]`` in ``[0, 1]``.
+    ``load_image(row)`` returns image ``row`` as ``[3, S, S]`` in ``[0, 1]``. Of the
+    ``settings`` (default: the defaults), ``top_k``, ``histogram_bins`` and
+    ``thumbnail_size`` apply.
     """
     from tqdm import tqdm
+    settings = settings or ExtractSettings()
+    top_k, bins, thumbnail_size = settings.top_k, settings.histogram_bins, settings.thumbnail_size
     num_classes = len(shards.class_names)
-    predicted = shards.array("predictions/top_ids")[:, 0] if shards.rows else np.zeros(0, np.int64)
+    predicted = shards.predicted_classes() if shards.rows else np.zeros(0, np.int64)
     requests: dict[int, list] = {}   # image row -> [(thumbnail dataset, index, box)]
     for layer in tqdm(shards.layers, desc="reduce", unit="layer", disable=not progress):
         name = layer["name"]
         field = fields[name]
-        maxima = shards.array(f"layers/{name}/max")
+        maxima = shards.per_image(name, "max")
         rows, values = topk_rows(maxima, top_k)
         ys, xs = _positions(shards, name, rows)
         boxes = field.boxes().numpy()[ys, xs]   # (y0, x0, y1, x1) per top example
@@ -236,10 +239,10 @@ def reduce_store(shards, writer, fields: Mapping, load_image: Callable[[int], ob
                "y": ys.astype(np.int16), "x": xs.astype(np.int16), "box": boxes.astype(np.int16),
                "thumbnail": thumb_index}
         stats = channel_statistics(maxima, bins)
-        stats["mean_of_mean"] = _column_mean(shards.array(f"layers/{name}/mean"))
+        stats["mean_of_mean"] = _column_mean(shards.per_image(name, "mean"))
         classes = {}
         if "attr_predicted" in shards.quantities:
-            found = class_attribution(shards.array(f"layers/{name}/attr_predicted"), predicted,
+            found = class_attribution(shards.per_image(name, "attr_predicted"), predicted,
                                       num_classes)
             best = top_classes(found["mean"], top_k)
             classes = {"attribution": found["mean"], "count": found["count"],
@@ -262,8 +265,8 @@ def _positions(shards, name: str, rows: np.ndarray) -> tuple[np.ndarray, np.ndar
     if k == 0:
         return np.zeros((c, 0), np.int64), np.zeros((c, 0), np.int64)
     wanted = np.unique(rows)
-    ys = shards.array(f"layers/{name}/argmax_y")[wanted].compute()
-    xs = shards.array(f"layers/{name}/argmax_x")[wanted].compute()
+    ys = shards.per_image(name, "argmax_y")[wanted].compute()
+    xs = shards.per_image(name, "argmax_x")[wanted].compute()
     where = np.searchsorted(wanted, rows)
     channels = np.arange(c)[:, None]
     return ys[where, channels].astype(np.int64), xs[where, channels].astype(np.int64)
@@ -274,36 +277,3 @@ def _column_mean(values) -> np.ndarray:
     if x.shape[0] == 0:
         return np.full(x.shape[1], np.nan, np.float32)
     return x.astype(np.float64).mean(axis=0).compute().astype(np.float32)
-
-
-def reduce_run(shard_paths, out_path, model, *, top_k: int = 16, bins: int = 32,
-               thumbnail_size: int = 64, progress: bool = True) -> dict:
-    """Merge the shards of a run into the reduced store ``out_path`` (see docs/STORE.md).
-
-    ``model`` (a :class:`~pipeline.models.LoadedModel`) provides the receptive fields
-    and the input size at which thumbnails are cropped; refuses shards made with
-    other settings or weights.
-    """
-    from pipeline.images.dataset import ImageDataset, ImageRecord
-    from pipeline.model.receptive_field import receptive_fields
-    from pipeline.store.activations import ShardSet, reduced_writer
-
-    shards = ShardSet(shard_paths)
-    if shards.model_checksum != model.checksum:
-        raise ValueError(f"the shards were extracted with weights {shards.model_checksum}, "
-                         f"but the model loaded for the merge has {model.checksum}")
-    names = [layer["name"] for layer in shards.layers]
-    fields = receptive_fields(model, names, progress=progress)
-    images = shards.table("images")
-    records = [ImageRecord(image_id, path, label or None) for image_id, path, label in
-               zip(images.get("image_id", []), images.get("path", []), images.get("label", []))]
-    dataset = ImageDataset(records, model.input_size)
-    settings = {"top_k": int(top_k), "histogram_bins": int(bins), "thumbnail_size": int(thumbnail_size)}
-    with reduced_writer(out_path, shards, settings=settings,
-                        model={**model.describe(), "layers": names},
-                        aliases=model.layer_aliases) as writer:
-        reduce_store(shards, writer, fields, lambda row: dataset[row]["image"], top_k=top_k,
-                     bins=bins, thumbnail_size=thumbnail_size, progress=progress)
-    log.info("reduced %d shards: %d images, %d skipped", len(shards.shards), shards.rows,
-             len(shards.table("skipped").get("image_id", [])))
-    return {"images": shards.rows, "shards": len(shards.shards)}

@@ -32,19 +32,14 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from pipeline.images.listing import ImageRecord
+
 log = logging.getLogger("pipeline.images.dataset")
 
 BUNDLED_DIR = Path(__file__).resolve().parents[2] / "data" / "photos"
 KINDS = ("bundled", "folder", "imagefolder", "manifest")
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own default Image.MAX_IMAGE_PIXELS
-
-
-@dataclasses.dataclass(frozen=True)
-class ImageRecord:
-    image_id: str          # stable: POSIX path relative to the source root (manifest: as written)
-    path: str              # absolute path
-    label: str | None      # ImageFolder sub-folder name or manifest label; None if unlabelled
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,12 +3,37 @@ receptive fields. Everything that needs a network to compute lives here or in a 
 
 :func:`load_model` is the entry point: a registered name, ``torchvision/NAME``,
 ``timm/NAME`` or ``package.module:function`` -> a :class:`LoadedModel` with its
-discovered layers (:class:`LayerInfo`).
-"""
-from pipeline.model.layers import LayerInfo
-from pipeline.model.registry import (LoadedModel, layers_document, list_models, load_model,
-                                     model_status)
-from pipeline.model.zoo import ModelError
+discovered layers (:class:`LayerInfo`). A :class:`ModelSpec` names a model and its
+device without loading it (the workflow's jobs are given one); :func:`run_discover_layers`
+is the job that lists a model's layers.
 
-__all__ = ["LayerInfo", "LoadedModel", "ModelError", "layers_document", "list_models",
-           "load_model", "model_status"]
+Importing this package does not import torch (the workflow imports :class:`ModelSpec`
+to plan jobs): the other names load their module on first use (PEP 562).
+"""
+import importlib
+
+from pipeline.model.spec import ModelSpec
+
+_LAZY = {
+    "LayerInfo": "pipeline.model.layers",
+    "LoadedModel": "pipeline.model.registry",
+    "layers_document": "pipeline.model.registry",
+    "list_models": "pipeline.model.registry",
+    "load_model": "pipeline.model.registry",
+    "model_status": "pipeline.model.registry",
+    "ModelError": "pipeline.model.zoo",
+    "run_discover_layers": "pipeline.model.job",
+}
+
+__all__ = ["LayerInfo", "LoadedModel", "ModelError", "ModelSpec", "layers_document",
+           "list_models", "load_model", "model_status", "run_discover_layers"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

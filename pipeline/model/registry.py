@@ -55,26 +55,25 @@ class Normalize(nn.Module):
 class LoadedModel:
     """A network ready for the atlas: eval mode, on its device, parameters frozen."""
 
-    def __init__(self, *, name: str, net: nn.Module, mean, std, input_size: int,
-                 class_names: Sequence[str], weights: str, checksum: str,
-                 layer_candidates: Sequence[tuple[str, str]] | None = None,
-                 layer_aliases: dict[str, str] | None = None,
+    def __init__(self, name: str, built: Built, *, weights: str,
                  device: str | torch.device = "cpu"):
+        """``built`` (:class:`~pipeline.model.zoo.Built`): the network, its checksum, input
+        size, normalisation, class names and layers, as a loader of the zoo made them."""
         self.name = name
         self.device = torch.device(device)
-        self.net = net.eval().to(self.device)
+        self.net = built.net.eval().to(self.device)
         for p in self.net.parameters():
             # Feature visualization and attribution differentiate w.r.t. inputs and
             # activations only; frozen parameters save memory and time.
             p.requires_grad_(False)
-        self.normalize = Normalize(mean, std).to(self.device)
-        self.mean, self.std = tuple(mean), tuple(std)
-        self.input_size = int(input_size)
-        self.class_names = list(class_names)
+        self.normalize = Normalize(built.mean, built.std).to(self.device)
+        self.mean, self.std = tuple(built.mean), tuple(built.std)
+        self.input_size = int(built.input_size)
+        self.class_names = list(built.class_names)
         self.weights = weights
-        self.checksum = checksum
-        self._layer_candidates = layer_candidates
-        self.layer_aliases = dict(layer_aliases or {})
+        self.checksum = built.checksum
+        self._layer_candidates = built.candidates
+        self.layer_aliases = dict(built.layer_aliases or {})
         self._layers: list[LayerInfo] | None = None
 
     # -- forward -----------------------------------------------------------------
@@ -204,12 +203,10 @@ def load_model(name: str, weights: str = PRETRAINED, device: str | torch.device 
     else:
         raise ModelError(f"unknown model {name!r}; registered: {', '.join(list_models())}; "
                          "or use torchvision/NAME, timm/NAME, or package.module:function")
-    return LoadedModel(
-        name=name, net=built.net, checksum=built.checksum, weights=weights, device=device,
-        input_size=overrides.get("input_size") or built.input_size,
-        mean=overrides.get("mean") or built.mean, std=overrides.get("std") or built.std,
-        class_names=built.class_names, layer_candidates=built.candidates,
-        layer_aliases=built.layer_aliases)
+    built = dataclasses.replace(built, input_size=overrides.get("input_size") or built.input_size,
+                                mean=overrides.get("mean") or built.mean,
+                                std=overrides.get("std") or built.std)
+    return LoadedModel(name, built, weights=weights, device=device)
 
 
 def _build_registered(entry: ModelEntry, weights: str) -> Built:

@@ -3,7 +3,7 @@
 ::
 
     result = render(model, per_item([channel("blocks.3.0", c) for c in range(32)]), 32,
-                    item_keys=range(32))
+                    RenderOptions(steps=512, size=128), item_keys=range(32))
     result.images   # Tensor[32, 3, 128, 128] in [0, 1], on the CPU
 
 One step: build the images from the parameters, transform each item randomly, run the
@@ -38,6 +38,31 @@ from pipeline.optvis.objectives import Objective, as_objective
 from pipeline.optvis.relu_grad import redirected_relu_gradients
 
 RELU_OVERRIDE_STEPS = 16  # Lucid's render_vis
+
+
+@dataclasses.dataclass(frozen=True)
+class RenderOptions:
+    """How :func:`render` optimises (Lucid's defaults): the same for every item of a batch.
+
+    ``steps`` Adam steps at learning rate ``lr`` on ``size`` x ``size`` images made by
+    ``param`` (``"fft"`` or ``"pixel"``, :mod:`~pipeline.optvis.param`), randomly moved by
+    ``transforms`` (a name or a callable, :mod:`~pipeline.optvis.transforms`); ``seed``
+    seeds every item with its key. ``curve_points`` samples of the objective are kept.
+    For the first ``relu_override_steps`` steps ReLU gradients are redirected
+    (:mod:`~pipeline.optvis.relu_grad`), so that units that are off on the starting noise
+    can still be switched on. ``amp=True`` runs the forward pass under bfloat16 autocast
+    (CUDA only).
+    """
+
+    steps: int = 512
+    size: int = 128
+    param: str = "fft"
+    lr: float = 0.05
+    seed: int = 0
+    transforms: str | transforms_mod.Transform | None = "standard"
+    curve_points: int = 32
+    relu_override_steps: int = RELU_OVERRIDE_STEPS
+    amp: bool = False
 
 
 @dataclasses.dataclass
@@ -94,22 +119,20 @@ def curve_steps(steps: int, points: int) -> np.ndarray:
     return np.linspace(0, steps - 1, max(1, int(points))).round().astype(np.int64)
 
 
-def render(model: LoadedModel, objective: Objective, batch: int, *, steps: int = 512,
-           size: int = 128, param: str = "fft", lr: float = 0.05, seed: int = 0,
-           item_keys: Sequence[Hashable] | None = None,
-           transforms: str | transforms_mod.Transform | None = "standard",
-           truncate: bool = True, progress: bool = False, curve_points: int = 32,
-           relu_override_steps: int = RELU_OVERRIDE_STEPS, amp: bool = False) -> RenderResult:
-    """Optimise ``batch`` images for ``objective`` (values ``Tensor[batch]``) and return them.
+def render(model: LoadedModel, objective: Objective, batch: int,
+           options: RenderOptions = RenderOptions(), *,
+           item_keys: Sequence[Hashable] | None = None, truncate: bool = True,
+           progress: bool = False) -> RenderResult:
+    """Optimise ``batch`` images for ``objective`` (values ``Tensor[batch]``) as ``options``
+    say, and return them.
 
     ``item_keys`` (default ``range(batch)``) seed each item's noise and transformations;
     give each item a key that identifies it (its channel id) so that batching does not
     change its image. ``truncate=False`` runs the whole network every step (slower, same
-    result). For the first ``relu_override_steps`` steps ReLU gradients are redirected
-    (:mod:`~pipeline.optvis.relu_grad`, Lucid's default 16), so that units that are off
-    on the starting noise can still be switched on. ``amp=True`` runs the forward pass under bfloat16 autocast on CUDA only.
+    result).
     """
     objective = as_objective(objective)
+    steps, size, seed = options.steps, options.size, options.seed
     if batch < 1 or steps < 1 or size < 1:
         raise ValueError(f"render: batch, steps and size must be positive (got {batch}, {steps}, {size})")
     keys = list(range(batch)) if item_keys is None else list(item_keys)
@@ -122,19 +145,20 @@ def render(model: LoadedModel, objective: Objective, batch: int, *, steps: int =
     model.net.eval()  # BatchNorm in training mode would mix the items of a batch
     tap = LayerTap(model.net, layer_modules(model, objective.layers))
     generators = item_generators(seed, keys)
-    params, image_fn = param_mod.image(param, size, generators, device=device)
-    transform = transforms_mod.resolve(transforms)
-    optimizer = torch.optim.Adam(params, lr=lr)
-    record_at = curve_steps(steps, curve_points)
+    params, image_fn = param_mod.image(options.param, size, generators, device=device)
+    transform = transforms_mod.resolve(options.transforms)
+    optimizer = torch.optim.Adam(params, lr=options.lr)
+    record_at = curve_steps(steps, options.curve_points)
     curve = torch.zeros(len(record_at), batch, device=device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16,
+                              enabled=options.amp and device.type == "cuda")
 
     with tqdm(total=steps, desc=str(objective)[:60], disable=not progress, mininterval=5.0,
               leave=False, unit="step") as bar:
         for step in range(steps):
             optimizer.zero_grad(set_to_none=True)
             images = transform(image_fn(), generators)
-            with autocast, redirected_relu_gradients(step < relu_override_steps):
+            with autocast, redirected_relu_gradients(step < options.relu_override_steps):
                 acts, _ = tap(model.normalize(images), truncate=truncate)
             values = objective({k: v.float() for k, v in acts.items()})
             if values.shape != (batch,):

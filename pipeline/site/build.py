@@ -13,7 +13,6 @@ timestamps, PNGs encoded by Pillow without metadata). No torch here.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import json
@@ -27,19 +26,13 @@ from urllib.parse import quote
 import numpy as np
 
 from pipeline.site.data import AtlasData, Channel, FeaturedImage, Layer, load_image
+from pipeline.site.settings import SiteSettings
 
 SITE_SOURCES = Path(__file__).resolve().parents[2] / "site"
 MARKER = ".model-atlas-site"
-
-
-@dataclasses.dataclass(frozen=True)
-class SiteOptions:
-    """Presentation choices (the workflow's ``site:`` config section)."""
-
-    thumbnail_size: int = 64        # layer-grid and icon thumbnails, pixels per side
-    class_channels: int = 8         # channels shown per layer and class (attribution lists)
-    dictionary_cells: int = 400     # draw the semantic dictionary's icon grid up to H*W cells
-    progress: bool = False
+# Image pages draw the semantic dictionary's icon grid up to this many positions (H * W);
+# larger layers show only its interactive view.
+DICTIONARY_CELLS = 400
 
 
 # ---------------------------------------------------------------------------------
@@ -149,10 +142,14 @@ def _fmt(value, digits: int = 4) -> str:
 # The build
 # ---------------------------------------------------------------------------------
 
-def build_site(data: AtlasData, out_dir, *, options: SiteOptions | None = None,
-               sources: Path | None = None) -> Path:
-    """Write the site for ``data`` to ``out_dir`` (replaced whole; built beside it first)."""
-    options = options or SiteOptions()
+def build_site(data: AtlasData, out_dir, settings: SiteSettings | None = None, *,
+               progress: bool = False, sources: Path | None = None) -> Path:
+    """Write the site for ``data`` to ``out_dir`` (replaced whole; built beside it first).
+
+    ``settings`` (default: the schema's defaults) size the thumbnails and lists; ``progress``
+    shows progress bars; ``sources`` is the folder of templates and static files.
+    """
+    settings = settings or SiteSettings()
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MARKER).exists():
         raise FileExistsError(f"{out_dir}: exists and is not a model-atlas site; refusing to replace it")
@@ -161,7 +158,7 @@ def build_site(data: AtlasData, out_dir, *, options: SiteOptions | None = None,
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     try:
-        _Builder(data, partial, options, Path(sources or SITE_SOURCES)).build()
+        _Builder(data, partial, settings, Path(sources or SITE_SOURCES), progress).build()
         if out_dir.exists():
             shutil.rmtree(out_dir)
         partial.rename(out_dir)
@@ -172,9 +169,11 @@ def build_site(data: AtlasData, out_dir, *, options: SiteOptions | None = None,
 
 
 class _Builder:
-    def __init__(self, data: AtlasData, root: Path, options: SiteOptions, sources: Path):
+    def __init__(self, data: AtlasData, root: Path, settings: SiteSettings, sources: Path,
+                 progress: bool):
         import jinja2
-        self.data, self.root, self.options, self.urls = data, root, options, Urls(data)
+        self.data, self.root, self.settings, self.urls = data, root, settings, Urls(data)
+        self.progress = progress
         if not (sources / "templates").is_dir():
             raise FileNotFoundError(f"{sources}/templates: the site's templates are missing")
         self.sources = sources
@@ -209,8 +208,9 @@ class _Builder:
     def page(self, path: str, template: str, **context) -> None:
         def link(target):
             return Urls.href(path, target)
+        # The templates know the site's settings as `options` (options.thumbnail_size).
         html = self.env.get_template(template).render(
-            page=path, link=link, urls=self.urls, data=self.data, options=self.options,
+            page=path, link=link, urls=self.urls, data=self.data, options=self.settings,
             css=link(Urls.static("atlas.css")), js=link(Urls.static("atlas.js")),
             home=link(Urls.index), thumbs=self.thumb, class_pages=self.class_pages, **context)
         self.write(path, html)
@@ -221,11 +221,11 @@ class _Builder:
         for name in sorted(os.listdir(self.sources / "static")):
             self.write(Urls.static(name), (self.sources / "static" / name).read_bytes())
         units = [(layer, unit) for layer in self.data.layers for unit in layer.units]
-        for layer, unit in _progress(units, "site: images", self.options.progress):
+        for layer, unit in _progress(units, "site: images", self.progress):
             self._featurevis_files(layer, unit)
         for layer in self.data.layers:
             self._layer_page(layer)
-        for layer, unit in _progress(units, "site: channel pages", self.options.progress):
+        for layer, unit in _progress(units, "site: channel pages", self.progress):
             self._channel_page(layer, unit)
         for image in self.data.images:
             self._image_page(image)
@@ -241,7 +241,7 @@ class _Builder:
             return
         _check_rgb(image, f"feature visualization of {layer.name}:{unit.index}")
         self.png(Urls.featurevis(layer.name, unit.index), image)
-        self.png(Urls.featurevis(layer.name, unit.index, "-thumb"), resize(image, self.options.thumbnail_size))
+        self.png(Urls.featurevis(layer.name, unit.index, "-thumb"), resize(image, self.settings.thumbnail_size))
         for i, extra in enumerate(unit.diversity):
             self.png(Urls.featurevis(layer.name, unit.index, f"-diversity{i}"), load_image(extra))
         if unit.negative is not None:
@@ -317,7 +317,7 @@ class _Builder:
                                    if il.name in known}},
                 "cells": [[{"channel": int(d.channels[y, x, 0]), "thumb": self.thumb(il.name, int(d.channels[y, x, 0])),
                             "scale": _ratio(d.magnitude[y, x], top_magnitude)} for x in range(w)] for y in range(h)]
-                if h * w <= self.options.dictionary_cells else None}
+                if h * w <= DICTIONARY_CELLS else None}
         if il.grid is not None:
             icons, mags = np.asarray(il.grid.icons), np.asarray(il.grid.magnitude)
             top = float(np.nanmax(mags)) if mags.size else 0.0
@@ -334,7 +334,7 @@ class _Builder:
             for t, klass in _contrast(image):
                 row = attr[t]
                 order = np.lexsort((np.arange(len(row)), -np.nan_to_num(row, nan=-np.inf)))
-                best = order[:self.options.class_channels]
+                best = order[:self.settings.class_channels]
                 scale = float(np.nanmax(np.abs(row[best]))) if len(best) else 0.0
                 out["channel_attribution"].append({"klass": klass, "channels": [
                     {"channel": int(c), "value": float(row[c]), "thumb": self.thumb(il.name, int(c)),

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import posixpath
 from pathlib import Path
 
 import numpy as np
 
+from pipeline.extract.similarity import SIMILARITY_METHOD, correlation_neighbours
 from pipeline.site.data import (ActivationGrid, AtlasData, ClassPage, ClassScore, DatasetSummary,
                                  Example, FeaturedImage, Histogram, ImageLayer, LazyImage, Layer,
                                  ModelInfo, NeuronGroups, SemanticDictionary, Similar, SkippedImage)
+from pipeline.site.settings import SiteSettings
+from pipeline.store import finite_number
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +28,14 @@ log = logging.getLogger(__name__)
 # The adapter: a run folder -> AtlasData
 # ---------------------------------------------------------------------------------
 
-def from_results(run_dir, *, top_examples: int = 12, top_classes: int = 10, similar: int = 8,
-                 class_channels: int = 8, title: str | None = None) -> AtlasData:
+def from_results(run_dir, settings: SiteSettings | None = None) -> AtlasData:
     """Read a run folder into :class:`AtlasData` (images stay lazy; call ``close()`` after export).
 
     Uses whatever exists: ``model/layers.json`` is required; ``featurevis.h5``,
-    ``activations.h5`` and ``blocks.h5`` each add their part.
+    ``activations.h5`` and ``blocks.h5`` each add their part. ``settings`` (default: the
+    schema's defaults) decide how many examples, classes and similar channels to keep.
     """
+    settings = settings or SiteSettings()
     run_dir = Path(run_dir)
     layers_json = run_dir / "model" / "layers.json"
     if not layers_json.is_file():
@@ -48,9 +51,9 @@ def from_results(run_dir, *, top_examples: int = 12, top_classes: int = 10, simi
     layers = [Layer(name=r["name"], channels=int(r["channels"]), module=r.get("module"),
                     height=r.get("height"), width=r.get("width"))
               for r in sorted(layer_records, key=lambda r: r.get("index", 0))]
-    data = AtlasData(model=model, layers=layers, title=title).normalized()
+    data = AtlasData(model=model, layers=layers, title=settings.title).normalized()
     try:
-        labels = _add_activations(data, run_dir, top_examples, top_classes, similar, class_channels)
+        labels = _add_activations(data, run_dir, settings)
         _add_featurevis(data, run_dir)
         _add_blocks(data, run_dir, labels)
     except BaseException:
@@ -59,15 +62,7 @@ def from_results(run_dir, *, top_examples: int = 12, top_classes: int = 10, simi
     return data
 
 
-def _num(value) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return None if math.isnan(value) else value
-
-
-def _add_activations(data: AtlasData, run_dir: Path, top_examples: int, top_classes: int,
-                     similar: int, class_channels: int) -> dict[str, str]:
+def _add_activations(data: AtlasData, run_dir: Path, settings: SiteSettings) -> dict[str, str]:
     """Dataset summary, per-channel statistics and examples, class pages; returns image labels."""
     from pipeline.query import open_results
     results = _open_if_present(data, run_dir / "activations.h5", lambda _: open_results(run_dir),
@@ -81,7 +76,7 @@ def _add_activations(data: AtlasData, run_dir: Path, top_examples: int, top_clas
         data.model.input_size = int(store.model["input_size"])
     summary = results.summary()
     labels = [c for c in store.images["label_class"] if c >= 0]
-    top1 = np.asarray(store.dataset("predictions/top_ids")[:, 0]) if store.num_images else np.zeros(0)
+    top1 = store.predicted_classes()
     data.dataset = DatasetSummary(
         images=summary["images"], labelled=summary["labelled_images"],
         skipped=[SkippedImage(s["image_id"], shown_path(s["image_id"], s["path"]), s["reason"])
@@ -93,82 +88,77 @@ def _add_activations(data: AtlasData, run_dir: Path, top_examples: int, top_clas
     for layer in data.layers:
         if layer.name not in store.layers:
             continue
-        by_class = _class_attribution(store.fh[f"layers/{layer.name}"])
-        _add_layer_activations(results, layer, top_examples, top_classes, similar, by_class)
-        if by_class is not None:
-            scores, counts = by_class
-            for class_id in np.flatnonzero(counts > 0).tolist():
-                column = scores[:, class_id]
-                valid = np.flatnonzero(~np.isnan(column))
-                best = valid[np.lexsort((valid, -column[valid]))][:class_channels]
-                class_scores.setdefault(class_id, {})[layer.name] = [
-                    Similar(int(c), float(column[c])) for c in best]
-                class_counts[class_id] = int(counts[class_id])
+        classes = store.classes(layer.name)
+        _add_layer_activations(store, layer, settings, classes)
+        if classes is not None:
+            for class_id, best in _channels_by_class(classes, settings.class_channels).items():
+                class_scores.setdefault(class_id, {})[layer.name] = best
+                class_counts[class_id] = int(classes.count[class_id])
     names = data.model.class_names
     data.classes = [ClassPage(c, names[c], class_counts[c], class_scores[c]) for c in sorted(class_scores)]
     return {i: label for i, label in zip(store.images["image_id"], store.images["label"]) if label}
 
 
-def _class_attribution(group) -> tuple[np.ndarray, np.ndarray] | None:
-    """A layer's ``classes/attribution`` ``[C, K]`` (float64) and ``classes/count`` ``[K]``,
-    read once; None when the run extracted no attribution."""
-    if "classes" not in group or "attribution" not in group["classes"]:
-        return None
-    return (np.asarray(group["classes/attribution"][()], np.float64),
-            np.asarray(group["classes/count"][()]))
+def _channels_by_class(classes, k: int) -> dict[int, list[Similar]]:
+    """Per class ever predicted, the ``k`` channels of the layer with the highest mean
+    attribution to it (lower channel first on ties), from a ``ClassAttribution``."""
+    scores = np.asarray(classes.attribution, np.float64)
+    out = {}
+    for class_id in np.flatnonzero(classes.count > 0).tolist():
+        column = scores[:, class_id]
+        valid = np.flatnonzero(~np.isnan(column))
+        best = valid[np.lexsort((valid, -column[valid]))][:k]
+        out[class_id] = [Similar(int(c), float(column[c])) for c in best]
+    return out
 
 
-def _add_layer_activations(results, layer: Layer, top_examples: int, top_classes: int,
-                           similar: int, by_class) -> None:
-    store, name = results.store, layer.name
-    stats = store.group(name, "stats")
-    means, stds = stats["mean"][()], stats["std"][()]
-    active = stats["active_fraction"][()]
-    edges, counts = stats["hist_edges"][()], stats["hist_counts"][()]
-    group = store.fh[f"layers/{name}"]
+def _add_layer_activations(store, layer: Layer, settings: SiteSettings, classes) -> None:
+    """One layer's statistics, examples, classes and similar channels, onto its units.
+
+    ``store`` is the run's :class:`~pipeline.store.activations_reader.ActivationsStore`,
+    ``classes`` its :class:`~pipeline.store.activations_reader.ClassAttribution` of the
+    layer (None without attribution). The per-layer reductions are read whole, once.
+    """
+    name = layer.name
+    stats = store.stats(name)
     attribution = None
-    if by_class is not None:
+    if classes is not None:
         # The mean attribution over all images: the per-class means weighted by their counts.
-        per_class, weights = by_class[0], by_class[1].astype(np.float64)
+        per_class, weights = np.asarray(classes.attribution, np.float64), classes.count.astype(np.float64)
         total = weights.sum()
         if total > 0:
             attribution = np.nansum(per_class * weights[None, :], axis=1) / total
     ids = scores = None
-    if similar > 0 and store.num_images >= 2:
-        maxima = results.activations(name)["max"].compute()
-        ids, scores = correlation_neighbours(maxima, similar)
+    if settings.similar_channels > 0 and store.num_images >= 2:
+        maxima = store.per_image(name, "max").compute()
+        ids, scores = correlation_neighbours(maxima, settings.similar_channels)
         layer.similarity_method = SIMILARITY_METHOD.format(n=len(maxima))
-    # Whole-layer reads: one h5py read per array, not one per channel and rank.
-    top = {key: ds[()] for key, ds in store.group(name, "top").items()}
-    classes = store.group(name, "classes") if "classes" in group else None
-    class_ids = classes["top_ids"][()] if classes is not None and "top_ids" in classes else None
-    class_scores = classes["top_scores"][()] if class_ids is not None else None
-    class_counts = by_class[1] if class_ids is not None else None
-    thumbnails = store.dataset(f"layers/{name}/thumbnails")
-    images, names = store.images, store.class_names
+    names = store.class_names
     for unit in layer.units:
         c = unit.index
-        unit.mean_activation, unit.std_activation = _num(means[c]), _num(stds[c])
-        unit.active_fraction = _num(active[c])
-        unit.attribution = None if attribution is None else _num(attribution[c])
-        unit.histogram = Histogram([int(v) for v in counts[c]], [float(v) for v in edges[c]])
-        unit.examples = []
-        for rank in range(min(top_examples, top["row"].shape[1])):
-            row = int(top["row"][c, rank])
-            if row < 0:
-                break
-            index = int(top["thumbnail"][c, rank])
-            image_id = images["image_id"][row]
-            unit.examples.append(Example(
-                image_id, shown_path(image_id, images["path"][row]), _num(top["value"][c, rank]),
-                int(top["y"][c, rank]), int(top["x"][c, rank]), tuple(int(v) for v in top["box"][c, rank]),
-                LazyImage(lambda i=index: thumbnails[i], f"{name}:{c} example {rank}"),
-                images["label"][row] or None))
-        unit.classes = [] if class_ids is None else [
-            ClassScore(int(k), names[k], _num(score), int(class_counts[k]))
-            for k, score in zip(class_ids[c][:top_classes], class_scores[c][:top_classes]) if k >= 0]
+        unit.mean_activation, unit.std_activation = finite_number(stats.mean[c]), finite_number(stats.std[c])
+        unit.active_fraction = finite_number(stats.active_fraction[c])
+        unit.attribution = None if attribution is None else finite_number(attribution[c])
+        unit.histogram = Histogram([int(v) for v in stats.hist_counts[c]],
+                                   [float(v) for v in stats.hist_edges[c]])
+        unit.examples = [_example(store, name, c, example)
+                         for example in store.top_examples(name, c, settings.top_examples)]
+        unit.classes = [] if classes is None else [
+            ClassScore(k.class_id, names[k.class_id], finite_number(k.score), k.images)
+            for k in classes.top_classes(c, settings.top_classes)]
         if ids is not None:
             unit.similar = [Similar(int(i), float(s)) for i, s in zip(ids[c], scores[c]) if i >= 0]
+
+
+def _example(store, layer: str, channel: int, example) -> Example:
+    """A stored :class:`~pipeline.store.activations_reader.TopExample` as the page shows it;
+    its thumbnail stays in the store until the page is written."""
+    return Example(
+        example.image_id, shown_path(example.image_id, example.path), finite_number(example.value),
+        example.y, example.x, example.box,
+        LazyImage(lambda i=example.thumbnail: store.thumbnail(layer, i),
+                  f"{layer}:{channel} example {example.rank}"),
+        example.label)
 
 
 def _open_if_present(data: AtlasData, path: Path, reader, without: str):
@@ -235,9 +225,7 @@ def _add_blocks(data: AtlasData, run_dir: Path, labels: dict[str, str]) -> None:
         for name in sorted(store.layers, key=lambda n: order.get(n, len(order))):
             # Small arrays now; the icons stay in the file until a page is written.
             b = store.blocks(image_id, name, icons=False)
-            stored = store.group(image_id, name)
-            grid_icons, group_icons = (stored[key] if key in stored else None
-                                       for key in ("grid/icons", "groups/icons"))
+            grid_icons, group_icons = store.grid_icons(image_id, name), store.group_icons(image_id, name)
             d, g, a, groups = (b.get(k, {}) for k in ("dictionary", "grid", "attribution", "groups"))
             featured.layers.append(ImageLayer(
                 name=name,
@@ -275,43 +263,3 @@ def shown_path(image_id: str, path: str) -> str:
 def shown_weights(weights: str | None) -> str | None:
     """``pretrained`` and ``random`` as they are; a weights file by its name only."""
     return None if weights is None else posixpath.basename(str(weights).replace("\\", "/"))
-
-
-# ---------------------------------------------------------------------------------
-# Most similar channels
-# ---------------------------------------------------------------------------------
-
-SIMILARITY_METHOD = ("Pearson correlation of the channels' per-image maximum activations "
-                     "over the {n} dataset images")
-
-
-def correlation_neighbours(maxima: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """``maxima [N, C]`` (per-image maximum of each channel) -> ``ids [C, k]``, ``scores [C, k]``.
-
-    Row ``c`` lists the other channels by Pearson correlation with ``c`` across images,
-    highest first (lower id first on ties). Constant channels and NaN rows (images a
-    shard gap left empty) give no neighbours: ``-1`` ids and NaN scores pad the rows.
-    """
-    x = np.asarray(maxima, np.float64)
-    x = x[~np.isnan(x).any(axis=1)] if x.size else x
-    n, c = x.shape
-    k = max(0, min(int(k), c - 1))
-    ids = np.full((c, k), -1, np.int64)
-    scores = np.full((c, k), np.nan)
-    if n < 2 or k == 0:
-        return ids, scores
-    centred = x - x.mean(axis=0)
-    norms = np.sqrt((centred ** 2).sum(axis=0))
-    varies = norms > 1e-12 * max(1.0, float(np.abs(x).max()))
-    unit = np.where(varies, centred / np.where(varies, norms, 1.0), 0.0)
-    corr = unit.T @ unit
-    corr[~varies, :] = np.nan
-    corr[:, ~varies] = np.nan
-    np.fill_diagonal(corr, np.nan)
-    for channel in range(c):
-        row = corr[channel]
-        valid = np.flatnonzero(~np.isnan(row))
-        order = valid[np.lexsort((valid, -row[valid]))][:k]
-        ids[channel, :len(order)] = order
-        scores[channel, :len(order)] = np.clip(row[order], -1.0, 1.0)
-    return ids, scores

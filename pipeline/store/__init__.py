@@ -3,13 +3,17 @@
 One module per kind of file, each with its writer and lazy reader:
 
 * :mod:`pipeline.store.featurevis`  feature visualizations (shards and the merged store)
-* :mod:`pipeline.store.activations` dataset-wide activations, attributions and reductions
+* :mod:`pipeline.store.activations` dataset-wide activations, attributions and reductions;
+  :mod:`pipeline.store.activations_reader` reads the reduced store
 * :mod:`pipeline.store.blocks`      per-image Building Blocks
 
-Conventions common to all (format name and version, atomic writes, provenance)
+Readers answer in typed records (frozen dataclasses, NumPy arrays, lazy datasets), so
+that no other module names an HDF5 path (tests/test_structure.py checks it). Conventions
+common to all (format name and version, atomic writes, provenance, :func:`json_number`)
 live in :mod:`pipeline.store._format`. The layouts are specified in docs/STORE.md.
 """
-from pipeline.store._format import (StoreError, atomic_h5, config_hash, open_h5,
+from pipeline.store._format import (StoreError, atomic_h5, config_hash, finite_number, json_number, open_h5,
                                     set_aside_incomplete_stores)
 
-__all__ = ["StoreError", "atomic_h5", "config_hash", "open_h5", "set_aside_incomplete_stores"]
+__all__ = ["StoreError", "atomic_h5", "config_hash", "finite_number", "json_number", "open_h5",
+           "set_aside_incomplete_stores"]

@@ -19,6 +19,7 @@ import contextlib
 import glob
 import hashlib
 import json
+import math
 import os
 import re
 from importlib import metadata
@@ -321,6 +322,29 @@ def write_table(group: h5py.Group, name: str, columns: Mapping[str, Any]) -> h5p
     table.attrs["encoding_type"] = "table"
     table.attrs["column_order"] = list(columns)
     return table
+
+
+def finite_number(value) -> float | None:
+    """A stored number as a Python float, or None for NaN and infinities (missing values).
+
+    Pages keep this exact value and round only when they print it; JSON rounds with
+    :func:`json_number`.
+    """
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def json_number(value) -> float | None:
+    """A stored number as queries show it: :func:`finite_number` rounded to 6 significant digits.
+
+    float32, the stores' type, holds about 7 significant digits; 6 keeps every digit that
+    means something and drops the binary noise (``0.1f`` is 0.10000000149011612 as a double).
+    The one rounding rule of model-atlas's JSON: use it, not ``round``/``float``.
+    """
+    value = finite_number(value)
+    return None if value is None else float(f"{value:.6g}")
 
 
 def read_table(table: h5py.Group) -> dict[str, list]:

@@ -10,11 +10,13 @@ Layouts are specified in docs/STORE.md ("Activations store"). In short:
   receptive-field boxes and thumbnails, statistics, class attribution.
 
 :class:`ShardSet` reads shards lazily as dask arrays for the reductions;
-:class:`ActivationsStore` reads the reduced store for queries. No torch here.
+:class:`pipeline.store.activations_reader.ActivationsStore` reads the reduced store for
+queries and the site. No torch here.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
@@ -22,9 +24,8 @@ from typing import Iterator, Mapping, Sequence
 import h5py
 import numpy as np
 
-from pipeline.store._format import (StoreError, StoreReader, atomic_h5, open_h5, open_h5_handle, read_json_attr,
-                                    read_strings, read_table, refuse_other_provenance, settings_of,
-                                    write_json_attr,
+from pipeline.store._format import (StoreError, atomic_h5, open_h5, read_json_attr, read_strings,
+                                    read_table, refuse_other_provenance, settings_of, write_json_attr,
                                     write_strings, write_table)
 
 SHARD_KIND, SHARD_VERSIONS = "activations-shard", (1,)
@@ -45,18 +46,38 @@ def _dtype(quantity: str):
 # Shards
 # ---------------------------------------------------------------------------------
 
+@dataclasses.dataclass(frozen=True)
+class ShardLayout:
+    """What one shard holds: room for the images ``[start, stop)`` of a listing and, per
+    image, the ``quantities`` of each of ``layers`` (dicts with ``name``, ``channels``,
+    ``height``, ``width``; see ``pipeline.extract.extractor``) and the ``top`` predictions
+    among ``class_names``."""
+
+    layers: Sequence[Mapping]
+    quantities: Sequence[str]
+    class_names: Sequence[str]
+    start: int
+    stop: int
+    top: int = 5
+
+    @property
+    def capacity(self) -> int:
+        """The most images the shard can hold: every image of its range."""
+        return int(self.stop) - int(self.start)
+
+
 class ShardWriter:
     """Appends batches of per-image arrays to an open shard file (use :func:`shard_writer`)."""
 
-    def __init__(self, fh: h5py.File, layers: Sequence[Mapping], quantities: Sequence[str],
-                 capacity: int, top: int):
-        self.fh, self.quantities, self.rows = fh, list(quantities), 0
+    def __init__(self, fh: h5py.File, layout: ShardLayout):
+        self.fh, self.quantities, self.rows = fh, list(layout.quantities), 0
         self.images: dict[str, list] = {c: [] for c in IMAGE_COLUMNS}
         self.skipped: dict[str, list] = {"image_id": [], "path": [], "reason": []}
-        size = max(int(capacity), 1)
+        size = max(layout.capacity, 1)
         chunk = min(size, 256)
+        top = layout.top
         self.datasets = {}
-        for layer in layers:
+        for layer in layout.layers:
             group = fh.create_group(f"layers/{layer['name']}")
             for key in ("channels", "height", "width"):
                 group.attrs[key] = int(layer[key])
@@ -106,23 +127,22 @@ class ShardWriter:
 
 
 @contextlib.contextmanager
-def shard_writer(path, *, layers: Sequence[Mapping], quantities: Sequence[str], capacity: int,
-                 class_names: Sequence[str], start: int, stop: int, settings: Mapping,
-                 model_checksum: str, top: int = 5) -> Iterator[ShardWriter]:
-    """Write the shard of images ``[start, stop)`` of a listing; it appears only when complete.
+def shard_writer(path, layout: ShardLayout, *, settings: Mapping,
+                 model_checksum: str) -> Iterator[ShardWriter]:
+    """Write the shard ``layout`` describes to ``path``; it appears only when complete.
 
-    ``layers`` are dicts with ``name``, ``channels``, ``height``, ``width``;
-    ``quantities`` are the per-layer arrays to hold (see ``pipeline.extract.extractor``).
+    ``settings`` decide the shard's contents and are hashed into its ``config_hash``
+    (the reduction refuses to combine shards whose hashes differ).
     """
-    unknown = set(quantities) - set(FLOAT_QUANTITIES) - set(INT_QUANTITIES)
+    unknown = set(layout.quantities) - set(FLOAT_QUANTITIES) - set(INT_QUANTITIES)
     if unknown:
         raise ValueError(f"unknown shard quantities: {', '.join(sorted(unknown))}")
     with atomic_h5(path, SHARD_KIND, SHARD_VERSION, settings=settings,
                    model_checksum=model_checksum) as fh:
-        fh.attrs["start"], fh.attrs["stop"] = int(start), int(stop)
-        write_json_attr(fh, "quantities", list(quantities))
-        write_strings(fh, "class_names", class_names)
-        writer = ShardWriter(fh, layers, quantities, capacity, top)
+        fh.attrs["start"], fh.attrs["stop"] = int(layout.start), int(layout.stop)
+        write_json_attr(fh, "quantities", list(layout.quantities))
+        write_strings(fh, "class_names", layout.class_names)
+        writer = ShardWriter(fh, layout)
         yield writer
         writer._finish()
 
@@ -196,8 +216,19 @@ class ShardSet:
         self.offsets = np.cumsum([0] + [info["rows"] for info in infos])
         self.rows = int(self.offsets[-1])
 
-    def array(self, key: str):
-        """``[N, ...]`` dask array of dataset ``key`` (e.g. ``layers/stem/max``) over all shards."""
+    def per_image(self, layer: str, quantity: str):
+        """Lazy dask ``[N, C]`` array of one per-image quantity of ``layer`` (``max``,
+        ``argmax_y``, ``attr_predicted``, ...) over all shards."""
+        if quantity not in self.quantities:
+            raise KeyError(f"the shards hold no {quantity!r}; they hold {', '.join(self.quantities)}")
+        return self._array(f"layers/{layer}/{quantity}")
+
+    def predicted_classes(self):
+        """Lazy dask ``int32 [N]``: each image's top-1 predicted class."""
+        return self._array("predictions/top_ids")[:, 0]
+
+    def _array(self, key: str):
+        """``[N, ...]`` dask array of dataset ``key`` over all shards."""
         import dask.array as da
         parts = []
         for info in self.shards:
@@ -294,50 +325,3 @@ def _virtual(fh: h5py.File, shards: ShardSet, folder: Path, key: str, tail: tupl
             layout[offset:offset + info["rows"]] = h5py.VirtualSource(
                 source, key, shape=(info["rows"], *tail))
     fh.create_virtual_dataset(key, layout, fillvalue=_FILL[np.dtype(dtype).kind])
-
-
-class ActivationsStore(StoreReader):
-    """Read-only, lazy access to a reduced store; checks that every shard it stitches exists."""
-
-    def __init__(self, path):
-        self.path = Path(path)
-        self.fh = open_h5_handle(self.path, STORE_KIND, STORE_VERSIONS)
-        try:
-            shards = read_table(self.fh["shards"])
-            missing = [f for f, rows in zip(shards["file"], shards["rows"])
-                       if rows and not (self.path.parent / f).is_file()]
-            if missing:
-                raise StoreError(f"{self.path}: its per-image arrays live in shard files that are "
-                                 f"missing: {', '.join(missing)} (expected next to the store; move the "
-                                 "whole run folder, or re-run extraction)")
-            self.settings = settings_of(self.fh)
-            self.model = read_json_attr(self.fh, "model", {})
-            self.aliases = read_json_attr(self.fh, "aliases", {})
-            self.quantities = read_json_attr(self.fh, "quantities", [])
-            self.class_names = read_strings(self.fh["class_names"])
-            self.images = read_table(self.fh["images"])
-            self.skipped = read_table(self.fh["skipped"])
-            self.layers = {name: {k: int(v) for k, v in g.attrs.items()}
-                           for name, g in self.fh["layers"].items()}
-        except BaseException:
-            self.fh.close()
-            raise
-
-    @property
-    def num_images(self) -> int:
-        return len(self.images["image_id"])
-
-    def per_image(self, layer: str, quantity: str):
-        """Lazy dask ``[N, C]`` array of a per-image quantity of ``layer``."""
-        key = f"layers/{layer}/{quantity}"
-        ds = self.fh[key]
-        return lazy_array(self.path, key, ds.shape, ds.dtype)
-
-    def row(self, key: str, index: int) -> np.ndarray:
-        return self.fh[key][index]
-
-    def group(self, layer: str, sub: str) -> h5py.Group:
-        return self.fh[f"layers/{layer}/{sub}"]
-
-    def dataset(self, key: str) -> h5py.Dataset:
-        return self.fh[key]

@@ -5,12 +5,13 @@ Layout: docs/STORE.md, "Building Blocks store". One job writes one file per imag
 copies them into ``results/<run>/blocks.h5``; :class:`BlocksStore` reads either
 lazily (h5py datasets slice on demand). No torch here.
 
-The per-image content is the nested dict made by :func:`pipeline.blocks.compute_blocks`:
+The per-image content is the nested dict made by :func:`pipeline.blocks.compute.compute_blocks`:
 a NumPy array becomes a dataset, a dict a group, and a scalar or string an attribute
 of the enclosing group.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -18,9 +19,9 @@ from typing import Any, Mapping, Sequence
 import h5py
 import numpy as np
 
-from pipeline.store._format import (StoreError, StoreReader, atomic_h5, open_h5, open_h5_handle, read_json_attr,
-                                    read_strings, read_table, refuse_other_provenance, settings_of,
-                                    write_json_attr,
+from pipeline.store._format import (StoreError, StoreReader, atomic_h5, json_number, open_h5,
+                                    open_h5_handle, read_json_attr, read_strings, read_table,
+                                    refuse_other_provenance, settings_of, write_json_attr,
                                     write_strings, write_table)
 
 KIND, VERSIONS, VERSION = "blocks", (1,), 1
@@ -51,26 +52,37 @@ def _write_tree(group: h5py.Group, tree: Mapping[str, Any]) -> None:
             raise TypeError(f"blocks store: cannot write {name!r} of type {type(value).__name__}")
 
 
-def _write_header(fh: h5py.File, *, model: Mapping, class_names: Sequence[str],
-                  layers: Sequence[Mapping]) -> None:
-    write_json_attr(fh, "model", dict(model))
-    write_strings(fh, "class_names", class_names)
+@dataclasses.dataclass(frozen=True)
+class RunHeader:
+    """What every file of a run holds alike, and a merge requires to agree."""
+
+    model: Mapping                  # LoadedModel.describe()
+    class_names: Sequence[str]
+    layers: Sequence[Mapping]       # name, channels, height, width; in execution order
+    settings: Mapping               # settings_json, hashed into config_hash
+    model_checksum: str
+
+
+def _write_header(fh: h5py.File, header: RunHeader) -> None:
+    layers = header.layers
+    write_json_attr(fh, "model", dict(header.model))
+    write_strings(fh, "class_names", header.class_names)
     write_table(fh, "layers", {
         "name": [l["name"] for l in layers],
         **{key: np.asarray([int(l[key]) for l in layers], np.int64)
            for key in ("channels", "height", "width")}})
 
 
-def write_image_file(path, *, image_id: str, image_path: str, blocks: Mapping[str, Any],
-                     model: Mapping, class_names: Sequence[str], layers: Sequence[Mapping],
-                     settings: Mapping, model_checksum: str) -> Path:
+def write_image_file(path, header: RunHeader, *, image_id: str, image_path: str,
+                     blocks: Mapping[str, Any]) -> Path:
     """Write one image's Building Blocks to ``path`` (atomic); returns the path.
 
-    ``layers`` are dicts with ``name``, ``channels``, ``height``, ``width`` (execution
-    order); ``blocks`` is :func:`pipeline.blocks.compute_blocks`' result.
+    ``blocks`` is :func:`pipeline.blocks.compute.compute_blocks`' result for the image
+    ``image_id`` read from ``image_path``.
     """
-    with atomic_h5(path, KIND, VERSION, settings=settings, model_checksum=model_checksum) as fh:
-        _write_header(fh, model=model, class_names=class_names, layers=layers)
+    with atomic_h5(path, KIND, VERSION, settings=header.settings,
+                   model_checksum=header.model_checksum) as fh:
+        _write_header(fh, header)
         write_table(fh, "index", {"image_id": [str(image_id)], "path": [str(image_path)],
                                   "key": [_image_key(0)]})
         group = fh.create_group(f"images/{_image_key(0)}", track_order=True)
@@ -88,15 +100,16 @@ def merge_files(paths: Sequence[str | os.PathLike], out) -> Path:
     if not paths:
         raise StoreError("blocks merge: no per-image files given")
     with open_h5(paths[0], KIND, VERSIONS) as first:
-        settings, config_hash = settings_of(first), str(first.attrs["config_hash"])
-        checksum = str(first.attrs["model_checksum"])
-        model = read_json_attr(first, "model", {})
-        class_names = read_strings(first["class_names"])
+        config_hash, checksum = str(first.attrs["config_hash"]), str(first.attrs["model_checksum"])
         layers_table = read_table(first["layers"])
-    layers = [dict(zip(layers_table, row)) for row in zip(*layers_table.values())]
+        header = RunHeader(model=read_json_attr(first, "model", {}),
+                           class_names=read_strings(first["class_names"]),
+                           layers=[dict(zip(layers_table, row))
+                                   for row in zip(*layers_table.values())],
+                           settings=settings_of(first), model_checksum=checksum)
     index = {"image_id": [], "path": [], "key": []}
-    with atomic_h5(out, KIND, VERSION, settings=settings, model_checksum=checksum) as fh:
-        _write_header(fh, model=model, class_names=class_names, layers=layers)
+    with atomic_h5(out, KIND, VERSION, settings=header.settings, model_checksum=checksum) as fh:
+        _write_header(fh, header)
         images = fh.create_group("images", track_order=True)
         for path in paths:
             with open_h5(path, KIND, VERSIONS) as src:
@@ -122,7 +135,7 @@ class BlocksStore(StoreReader):
     >>> store.image_ids, store.layers
     >>> b = store.blocks("coffee", "blocks.4.2")      # nested dict of NumPy arrays
     >>> b["dictionary"]["channels"][7, 7]              # top channels at the centre
-    >>> store.dataset("coffee", "blocks.4.2", "grid/icons")[3, 4]   # one icon, read alone
+    >>> store.grid_icons("coffee", "blocks.4.2")[3, 4]  # one icon, read alone
     """
 
     def __init__(self, path: str | os.PathLike):
@@ -146,7 +159,7 @@ class BlocksStore(StoreReader):
     def __contains__(self, image_id: str) -> bool:
         return str(image_id) in self._keys
 
-    def group(self, image_id: str, layer: str | None = None) -> h5py.Group:
+    def _group(self, image_id: str, layer: str | None = None) -> h5py.Group:
         """The HDF5 group of one image (or of one of its layers); KeyError lists what exists."""
         image_id = str(image_id)
         if image_id not in self._keys:
@@ -160,20 +173,22 @@ class BlocksStore(StoreReader):
                            f"{', '.join(self.layers)}")
         return group[f"layers/{layer}"]
 
-    def dataset(self, image_id: str, layer: str, key: str) -> h5py.Dataset:
-        """One dataset, unread (slice it): e.g. ``"grid/icons"``, ``"groups/maps"``."""
-        group = self.group(image_id, layer)
-        if key not in group:
-            raise KeyError(f"{self.path}: image {image_id!r} layer {layer!r} has no {key!r}")
-        return group[key]
+    def grid_icons(self, image_id: str, layer: str) -> h5py.Dataset | None:
+        """uint8 ``[Hg, Wg, S, S, 3]``, unread: the activation grid's icons (one per chunk;
+        indexing reads only the icons asked for). None when the layer has no grid."""
+        return self._group(image_id, layer).get("grid/icons")
+
+    def group_icons(self, image_id: str, layer: str) -> h5py.Dataset | None:
+        """uint8 ``[G, S2, S2, 3]``, unread: the neuron groups' icons; None without groups."""
+        return self._group(image_id, layer).get("groups/icons")
 
     def input_image(self, image_id: str) -> np.ndarray:
         """uint8 ``[S, S, 3]``: the crop the model saw."""
-        return self.group(image_id)["input"][()]
+        return self._group(image_id)["input"][()]
 
     def image(self, image_id: str) -> dict:
         """Image-level entries (predictions, attributed classes) as NumPy arrays and scalars."""
-        group = self.group(image_id)
+        group = self._group(image_id)
         out = {"image_id": str(image_id), "path": self._paths[str(image_id)]}
         for name in ("predictions", "classes"):
             out[name] = _read_tree(group[name])
@@ -185,7 +200,7 @@ class BlocksStore(StoreReader):
         ``icons=False`` leaves out the (large) feature-visualization images and grid vectors.
         """
         skip = () if icons else ("icons", "vectors")
-        return _read_tree(self.group(image_id, layer), skip)
+        return _read_tree(self._group(image_id, layer), skip)
 
 
 def _read_tree(group: h5py.Group, skip: Sequence[str] = ()) -> dict:
@@ -223,14 +238,14 @@ def json_summary(store: BlocksStore, image_id: str) -> dict:
     classes = info["classes"]
     out = {
         "store": str(store.path),
-        "predictions": [{"class_id": int(c), "class_name": names[c], "probability": _round(p)}
+        "predictions": [{"class_id": int(c), "class_name": names[c], "probability": json_number(p)}
                         for c, p in zip(predictions["ids"], predictions["probabilities"])],
         "classes": [{"class_id": int(c), "class_name": names[c]} for c in classes["ids"]],
         "top_class": int(classes["top"]), "second_class": int(classes["second"]),
         "layers": {},
     }
     for layer in store.layers:
-        out["layers"][layer] = _json_tree(store.group(image_id, layer))
+        out["layers"][layer] = _json_tree(store._group(image_id, layer))
     return out
 
 
@@ -248,10 +263,6 @@ def _json_tree(group: h5py.Group) -> dict:
 
 def _json_array(a: np.ndarray):
     if a.dtype.kind == "f":
-        return np.vectorize(_round, otypes=[object])(a).tolist() if a.ndim else _round(a)
+        return np.vectorize(json_number, otypes=[object])(a).tolist() if a.ndim else json_number(a)
     return a.tolist()
 
-
-def _round(value) -> float | None:
-    value = float(value)
-    return None if not np.isfinite(value) else float(f"{value:.6g}")

@@ -18,6 +18,7 @@ A **shard** (``model-atlas.featurevis-shard``) holds one layer's channels in
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
@@ -101,18 +102,36 @@ class ShardWriter:
         self.written[rows] = True
 
 
+@dataclasses.dataclass(frozen=True)
+class ShardLayout:
+    """What one shard holds: ``layer``'s ``channels`` (all in ``[start, stop)``, the layer
+    has ``layer_channels``), and the shape of each channel's row: square images of
+    ``image_size``, the objective curve sampled at ``curve_steps``, ``diversity`` diverse
+    images (when more than 1) and a negative image (when ``negatives``)."""
+
+    layer: str
+    layer_channels: int
+    channels: Sequence[int]
+    start: int
+    stop: int
+    image_size: int
+    curve_steps: Sequence[int]
+    diversity: int = 1
+    negatives: bool = False
+
+
 @contextlib.contextmanager
-def shard_writer(path: str | os.PathLike, *, layer: str, layer_channels: int,
-                 channels: Sequence[int], start: int, stop: int, image_size: int,
-                 curve_steps: Sequence[int], diversity: int = 1, negatives: bool = False,
-                 settings: Mapping, model_checksum: str = "") -> Iterator[ShardWriter]:
-    """Write the shard of ``layer``'s ``channels`` (all in ``[start, stop)``) atomically.
+def shard_writer(path: str | os.PathLike, layout: ShardLayout, *, settings: Mapping,
+                 model_checksum: str = "") -> Iterator[ShardWriter]:
+    """Write the shard ``layout`` describes to ``path``, atomically.
 
     ``settings`` are the run's settings only (never the shard's layer or range), so that
     every shard of a run has the same ``config_hash``. Every channel must be written
     before the block ends, or the shard is not created.
     """
-    channels = np.asarray(sorted(int(c) for c in channels), dtype=np.int32)
+    layer, layer_channels, start, stop = layout.layer, layout.layer_channels, layout.start, layout.stop
+    image_size, diversity, curve_steps = layout.image_size, layout.diversity, layout.curve_steps
+    channels = np.asarray(sorted(int(c) for c in layout.channels), dtype=np.int32)
     if len(set(channels.tolist())) != len(channels):
         raise ValueError(f"shard {layer} {start}-{stop}: repeated channel ids")
     if len(channels) and (channels[0] < start or channels[-1] >= stop or channels[-1] >= layer_channels):
@@ -124,7 +143,8 @@ def shard_writer(path: str | os.PathLike, *, layer: str, layer_channels: int,
         group = _layer_group(fh, layer, layer_channels, image_size, diversity)
         group.create_dataset("channels", data=channels)
         group.create_dataset("curve_steps", data=np.asarray(curve_steps, dtype=np.int32))
-        _create_arrays(group, len(channels), image_size, diversity, len(curve_steps), negatives)
+        _create_arrays(group, len(channels), image_size, diversity, len(curve_steps),
+                       layout.negatives)
         writer = ShardWriter(group, channels)
         yield writer
         missing = channels[~writer.written]
@@ -232,7 +252,7 @@ class FeatureVisStore(StoreReader):
     def config_hash(self) -> str:
         return str(self.fh.attrs["config_hash"])
 
-    def group(self, layer: str) -> h5py.Group:
+    def _group(self, layer: str) -> h5py.Group:
         if layer not in self.fh["layers"]:
             raise KeyError(f"{self.path}: no layer {layer!r}; layers: {', '.join(self.layers)}")
         return self.fh["layers"][layer]
@@ -240,7 +260,7 @@ class FeatureVisStore(StoreReader):
     def channels(self, layer: str) -> np.ndarray:
         """Rendered channel ids of ``layer``, increasing: ``int32 [K]``."""
         if layer not in self._channels:
-            self._channels[layer] = self.group(layer)["channels"][()]
+            self._channels[layer] = self._group(layer)["channels"][()]
         return self._channels[layer]
 
     def row(self, layer: str, channel: int) -> int:
@@ -254,40 +274,40 @@ class FeatureVisStore(StoreReader):
 
     def image(self, layer: str, channel: int) -> np.ndarray:
         """The feature visualization of one channel: ``uint8 [H, W, 3]``."""
-        return self.group(layer)["images"][self.row(layer, channel)]
+        return self._group(layer)["images"][self.row(layer, channel)]
 
     def images(self, layer: str) -> h5py.Dataset:
         """All of ``layer``'s images, lazily: ``uint8 [K, H, W, 3]`` (rows as in :meth:`channels`)."""
-        return self.group(layer)["images"]
+        return self._group(layer)["images"]
 
     def rank(self, layer: str) -> np.ndarray:
         """``int32 [K]``: each channel's rank on its own image (see RANK_DEFINITION)."""
-        return self.group(layer)["rank"][()]
+        return self._group(layer)["rank"][()]
 
     def value(self, layer: str) -> np.ndarray:
         """``float32 [K]``: final objective value of each image."""
-        return self.group(layer)["value"][()]
+        return self._group(layer)["value"][()]
 
     def activation(self, layer: str) -> np.ndarray:
         """``float32 [K]``: each channel's spatial mean activation on its own image."""
-        return self.group(layer)["activation"][()]
+        return self._group(layer)["activation"][()]
 
     def curve(self, layer: str) -> tuple[np.ndarray, np.ndarray]:
         """``(steps int32 [P], values float32 [K, P])``: the subsampled objective curve."""
-        g = self.group(layer)
+        g = self._group(layer)
         return g["curve_steps"][()], g["curve"][()]
 
     def diversity_images(self, layer: str) -> h5py.Dataset | None:
         """``uint8 [K, D, H, W, 3]`` when the run rendered diverse sets, else None."""
-        return self.group(layer).get("diversity_images")
+        return self._group(layer).get("diversity_images")
 
     def negative_images(self, layer: str) -> h5py.Dataset | None:
         """``uint8 [K, H, W, 3]`` images minimising each channel, when rendered, else None."""
-        return self.group(layer).get("negative_images")
+        return self._group(layer).get("negative_images")
 
     def table(self, layer: str) -> dict[str, np.ndarray]:
         """Per-channel columns: channel, value, activation, rank."""
-        g = self.group(layer)
+        g = self._group(layer)
         return {"channel": self.channels(layer), "value": g["value"][()],
                 "activation": g["activation"][()], "rank": g["rank"][()]}
 
@@ -295,7 +315,7 @@ class FeatureVisStore(StoreReader):
         """Per layer: rendered channels, of the layer's total, and the fraction with rank 1."""
         out = {}
         for layer in self.layers:
-            g = self.group(layer)
+            g = self._group(layer)
             rank = g["rank"][()]
             out[layer] = {"rendered": int(len(rank)), "layer_channels": int(g.attrs["layer_channels"]),
                           "rank1_fraction": float(np.mean(rank == 1)) if len(rank) else float("nan")}

@@ -1,7 +1,6 @@
 # Per-image Building Blocks (issue 5):
 #   blocks_images (checkpoint: the featured images) -> one blocks_image job per image
 #   -> blocks_merge: results/<run>/blocks.h5 (layout: docs/STORE.md, "Building Blocks store").
-BLOCKS = config["blocks"]
 
 
 checkpoint blocks_images:
@@ -11,7 +10,7 @@ checkpoint blocks_images:
     log:
         log_path("blocks_images", "blocks_images"),
     params:
-        images=BLOCKS["images"],
+        settings=SETTINGS_BLOCKS.subset(("images",)),
     threads: 1
     conda:
         CONDA_ENV
@@ -22,7 +21,7 @@ checkpoint blocks_images:
 rule blocks_image:
     input:
         images=run_path("blocks", "images.json"),
-        layers=checked_layers_json("blocks"),
+        layers=checked_layers_json(SETTINGS_BLOCKS.layers),
     output:
         run_path("blocks", "images", "{index}.h5"),
     wildcard_constraints:
@@ -32,10 +31,9 @@ rule blocks_image:
     benchmark:
         run_path("benchmarks", "blocks_image", "{index}.tsv")
     params:
-        model=MODEL_PARAMS,
-        device=config["device"],
-        # Everything of the section but the image list (each job has its image) and the switch.
-        blocks=output_settings(BLOCKS, sorted(set(BLOCKS) - {"enabled", "images"})),
+        model=SETTINGS_MODEL.to_dict(),
+        # Everything of the section but the image list (each job has its image).
+        settings=SETTINGS_BLOCKS.per_image(),
     threads: config["threads"]
     resources:
         gpu=GPU_JOB,
@@ -59,4 +57,4 @@ rule blocks_merge:
         "../scripts/blocks_merge.py"
 
 
-BLOCKS_TARGETS = [run_path("blocks.h5")] if BLOCKS["enabled"] else []
+BLOCKS_TARGETS = [run_path("blocks.h5")] if config["blocks"]["enabled"] else []

@@ -1,9 +1,39 @@
-# Shared by every stage: where results go, which layers exist, wildcard rules.
+# Shared by every stage: the stages' settings, where results go, which layers exist,
+# wildcard rules.
 import json
 import os
 from pathlib import Path
 
+from pipeline.blocks import BlocksSettings
+from pipeline.extract import ExtractSettings
+from pipeline.featurevis import FeaturevisSettings, plan_shards
+from pipeline.images import DatasetSettings, read_listing
+from pipeline.model import ModelSpec
+
 RUN_DIR = f"{config['results_dir']}/{config['run']}"
+
+
+# -- the stages' settings, built once from the validated config ----------------------
+#
+# A job gets its stage's settings from its rule's `params`, as a dict of ONLY the keys
+# that decide its output, in a fixed order (`SETTINGS_X.subset(keys)`): a changed param
+# re-runs the job (Snakemake's `params` rerun trigger), so keys for other jobs, speed
+# settings and the order of the YAML file stay out. The script rebuilds the settings
+# object (`XSettings.from_config(snakemake.params.settings)`; keys left out take their
+# defaults, which that job does not use).
+#
+# Speed settings the job needs (extract.batch_size, extract.num_workers) change how fast
+# it runs, never what it writes. They reach it as `resources` of its rule, since
+# Snakemake's rerun triggers are mtime, params, input, software-env and code: changing
+# them re-runs nothing (tests/test_resume.py checks it), and `--set-resources
+# extract_shard:batch_size=8` changes them for one run without touching the config.
+# The script merges them back into the settings (`ExtractSettings.SPEED_KEYS`). The
+# planning settings (channels_per_job, images_per_shard) only shape the DAG, here.
+SETTINGS_MODEL = ModelSpec.from_workflow_config(config)
+SETTINGS_DATASET = DatasetSettings.from_config(config["dataset"])
+SETTINGS_FEATUREVIS = FeaturevisSettings.from_config(config["featurevis"])
+SETTINGS_EXTRACT = ExtractSettings.from_config(config["extract"])
+SETTINGS_BLOCKS = BlocksSettings.from_config(config["blocks"])
 
 
 wildcard_constraints:
@@ -50,28 +80,18 @@ def select_layers(selection):
 # The software of every job, for --use-conda (relative to workflow/rules/, where all rules live).
 CONDA_ENV = "../envs/model-atlas.yaml"
 
-MODEL_PARAMS = {"name": config["model"]["name"], "weights": config["model"]["weights"]}
-# resources: gpu= of the jobs that run the model on config["device"] (the GPU pool's unit).
-GPU_JOB = 1 if config["device"].startswith("cuda") else 0
-
-
-def output_settings(section, keys):
-    """The keys of a config section that decide a job's output, in a fixed order.
-
-    Only these go into a rule's ``params`` (a changed param re-runs the job): speed
-    settings and keys for other jobs stay out, and so does the order of the YAML file.
-    """
-    return {k: section.get(k) for k in keys}
+# resources: gpu= of the jobs that run the model on the run's device (the GPU pool's unit).
+GPU_JOB = 1 if SETTINGS_MODEL.device.startswith("cuda") else 0
 
 
 # -- input functions of the stages (kept here, apart from the rules) --------------
 
-def checked_layers_json(stage):
-    """Input function for a stage's jobs: layers.json, once every layer named in
-    config[stage]["layers"] is known to exist (a clear error listing them if not)."""
+def checked_layers_json(selection):
+    """Input function for a stage's jobs: layers.json, once every layer named in the
+    stage's layer ``selection`` is known to exist (a clear error listing them if not)."""
 
     def layers_json(wildcards):
-        select_layers(config[stage]["layers"])
+        select_layers(selection)
         return run_path("model", "layers.json")
 
     return layers_json
@@ -79,8 +99,8 @@ def checked_layers_json(stage):
 
 def extract_shard_files(wildcards):
     """One shard per `images_per_shard` images of the listing (waits for the checkpoint)."""
-    listing = json.loads(Path(checkpoints.list_images.get().output[0]).read_text())
-    count, step = len(listing["records"]), config["extract"]["images_per_shard"]
+    count = len(read_listing(checkpoints.list_images.get().output[0]))
+    step = SETTINGS_EXTRACT.images_per_shard
     return [run_path("extract", "shards", f"{start}-{min(start + step, count)}.h5")
             for start in range(0, count, step)]
 
@@ -88,19 +108,17 @@ def extract_shard_files(wildcards):
 def featurevis_shard_files(wildcards):
     """Every feature-visualization shard of the run: the selected layers, each split into
     ranges of `channels_per_job` channel ids (waits for the `layers` checkpoint)."""
-    from pipeline.featurevis.render import plan_shards
-
-    fv = config["featurevis"]
+    fv = SETTINGS_FEATUREVIS
     return [run_path("featurevis", "shards", layer["name"], f"{start}-{stop}.h5")
-            for layer in select_layers(fv["layers"])
-            for start, stop in plan_shards(fv["channels"], layer["channels"],
-                                           fv["channels_per_job"], layer["name"])]
+            for layer in select_layers(fv.layers)
+            for start, stop in plan_shards(fv.channels, layer["channels"], fv.channels_per_job,
+                                           layer["name"])]
 
 
 def blocks_image_files(wildcards):
     """One file per featured image (waits for the checkpoint)."""
-    listing = json.loads(Path(checkpoints.blocks_images.get().output[0]).read_text())
-    return [run_path("blocks", "images", f"{i}.h5") for i in range(len(listing["records"]))]
+    count = len(read_listing(checkpoints.blocks_images.get().output[0]))
+    return [run_path("blocks", "images", f"{i}.h5") for i in range(count)]
 
 
 # Resume safety (docs/CLUSTER.md), in the main process only (not in every cluster job):

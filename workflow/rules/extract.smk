@@ -1,8 +1,6 @@
 # Dataset-wide activations and attributions (issue 4):
 #   list_images (checkpoint) -> one extract_shard job per `images_per_shard` images
 #   -> reduce_activations: results/<run>/activations.h5 (layout: docs/STORE.md).
-EXTRACT = config["extract"]
-DATASET = config["dataset"]
 
 
 checkpoint list_images:
@@ -12,7 +10,7 @@ checkpoint list_images:
     log:
         log_path("list_images", "list_images"),
     params:
-        dataset=output_settings(DATASET, ("kind", "path", "max_images")),
+        settings=SETTINGS_DATASET.to_dict(),
     threads: 1
     conda:
         CONDA_ENV
@@ -23,7 +21,7 @@ checkpoint list_images:
 rule extract_shard:
     input:
         images=run_path("dataset", "images.json"),
-        layers=checked_layers_json("extract"),
+        layers=checked_layers_json(SETTINGS_EXTRACT.layers),
     output:
         run_path("extract", "shards", "{start}-{stop}.h5"),
     log:
@@ -31,12 +29,13 @@ rule extract_shard:
     benchmark:
         run_path("benchmarks", "extract_shard", "{start}-{stop}.tsv")
     params:
-        model=MODEL_PARAMS,
-        device=config["device"],
-        extract=output_settings(EXTRACT, ("layers", "attribution", "integration_steps", "amp")),
+        model=SETTINGS_MODEL.to_dict(),
+        settings=SETTINGS_EXTRACT.subset(("layers", "attribution", "integration_steps", "amp")),
     threads: config["threads"]
     resources:
         gpu=GPU_JOB,
+        # batch_size, num_workers: speed only, so resources, not params (see common.smk).
+        **SETTINGS_EXTRACT.subset(ExtractSettings.SPEED_KEYS),
     conda:
         CONDA_ENV
     script:
@@ -46,7 +45,7 @@ rule extract_shard:
 rule reduce_activations:
     input:
         shards=extract_shard_files,
-        layers=checked_layers_json("extract"),
+        layers=checked_layers_json(SETTINGS_EXTRACT.layers),
     output:
         run_path("activations.h5"),
     log:
@@ -54,8 +53,9 @@ rule reduce_activations:
     benchmark:
         run_path("benchmarks", "reduce_activations.tsv")
     params:
-        model=MODEL_PARAMS,
-        extract=output_settings(EXTRACT, ("top_k", "histogram_bins", "thumbnail_size")),
+        # Receptive fields are computed on the CPU: one small forward pass.
+        model=SETTINGS_MODEL.on("cpu").to_dict(),
+        settings=SETTINGS_EXTRACT.subset(("top_k", "histogram_bins", "thumbnail_size")),
     threads: config["threads"]
     conda:
         CONDA_ENV
@@ -63,4 +63,4 @@ rule reduce_activations:
         "../scripts/extract_reduce.py"
 
 
-EXTRACT_TARGETS = [run_path("activations.h5")] if EXTRACT["enabled"] else []
+EXTRACT_TARGETS = [run_path("activations.h5")] if config["extract"]["enabled"] else []

@@ -5,14 +5,11 @@
 #
 # Shards are planned from the `layers` checkpoint (featurevis_shard_files in common.smk).
 # Layout of both files: docs/STORE.md, "Feature visualization store".
-from pipeline.featurevis.render import run_settings
-
-FEATUREVIS = config["featurevis"]
 
 
 rule featurevis_shard:
     input:
-        checked_layers_json("featurevis"),
+        checked_layers_json(SETTINGS_FEATUREVIS.layers),
     output:
         run_path("featurevis", "shards", "{layer}", "{start}-{stop}.h5"),
     log:
@@ -20,10 +17,10 @@ rule featurevis_shard:
     benchmark:
         run_path("benchmarks", "featurevis_shard", "{layer}", "{start}-{stop}.tsv")
     params:
-        model=MODEL_PARAMS,
-        device=config["device"],
-        channels=FEATUREVIS["channels"],
-        settings=run_settings(FEATUREVIS),
+        model=SETTINGS_MODEL.to_dict(),
+        # The channel selection, and what decides each channel's images; not the layers
+        # or channels_per_job (the shard's layer and range are in its name).
+        settings=SETTINGS_FEATUREVIS.subset(("channels", *FeaturevisSettings.RENDER_KEYS)),
     threads: config["threads"]
     resources:
         gpu=GPU_JOB,
@@ -47,4 +44,4 @@ rule featurevis_merge:
         "../scripts/featurevis_merge.py"
 
 
-FEATUREVIS_TARGETS = [run_path("featurevis.h5")] if FEATUREVIS["enabled"] else []
+FEATUREVIS_TARGETS = [run_path("featurevis.h5")] if config["featurevis"]["enabled"] else []

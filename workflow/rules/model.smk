@@ -7,10 +7,9 @@ checkpoint layers:
     log:
         log_path("layers", "layers"),
     params:
-        model=MODEL_PARAMS,
         # Layer shapes do not depend on the device, and the job runs on a CPU node
         # (no gpu resource), even when the run's device is a GPU.
-        device="cpu",
+        model=SETTINGS_MODEL.on("cpu").to_dict(),
     threads: 1
     conda:
         CONDA_ENV

@@ -1,23 +1,14 @@
 """Snakemake adapter: extract one shard of images into extract/shards/<start>-<stop>.h5."""
-import json
-from pathlib import Path
+from pipeline.extract import ExtractSettings, run_extract_shard
+from pipeline.model import ModelSpec
+from pipeline.runtime import job_logging
 
-from pipeline.images.dataset import ImageRecord
-from pipeline.extract.extractor import run_shard
-from pipeline.model import load_model
-from pipeline.runtime import job_logging, resolve_device
-
+# Speed settings come as the rule's resources, not params, so that changing them re-runs
+# nothing (workflow/rules/common.smk).
+speed = {key: snakemake.resources[key] for key in ExtractSettings.SPEED_KEYS}
 with job_logging(snakemake.log[0], threads=snakemake.threads,
                  gpu=bool(snakemake.resources.get("gpu", 0))):
-    cfg = snakemake.params.extract
-    listing = json.loads(Path(snakemake.input.images).read_text())
-    start, stop = int(snakemake.wildcards.start), int(snakemake.wildcards.stop)
-    records = [ImageRecord(r["image_id"], r["path"], r["label"]) for r in listing["records"]]
-    model = load_model(device=resolve_device(snakemake.params.device), **snakemake.params.model)
-    run_shard(model, records[start:stop], [r.label for r in records], snakemake.output[0],
-              start=start, stop=stop, layers=cfg["layers"], attribution=cfg["attribution"],
-              steps=cfg["integration_steps"], amp=cfg["amp"],
-              # Speed only, so not in the rule's params (changing them re-runs nothing).
-              batch_size=snakemake.config["extract"]["batch_size"],
-              num_workers=snakemake.config["extract"]["num_workers"],
-              source={k: listing[k] for k in ("source", "kind", "path", "max_images")})
+    run_extract_shard(ExtractSettings.from_config({**snakemake.params.settings, **speed}),
+                      ModelSpec.from_config(snakemake.params.model), snakemake.input.images,
+                      int(snakemake.wildcards.start), int(snakemake.wildcards.stop),
+                      snakemake.output[0])

@@ -1,7 +1,8 @@
-"""Deliberately broken image files for the dataset tests, made on the spot.
+"""Image files made on the spot: deliberately broken ones, and a small labelled folder.
 
-Each writer creates one file in ``folder`` and returns its name. ``BAD_FILES`` maps
+Each bad-file writer creates one file in ``folder`` and returns its name. ``BAD_FILES`` maps
 those writers to the start of the skip reason :func:`pipeline.images.dataset.load_rgb` must give.
+:func:`plant_images` writes an image folder source (class sub-folders) with a few bad files.
 """
 from __future__ import annotations
 
@@ -87,3 +88,21 @@ def write_bad_files(folder: Path) -> dict[str, str]:
     """Every bad file in ``folder``: {file name: expected start of its skip reason}."""
     folder.mkdir(parents=True, exist_ok=True)
     return {writer(folder): reason for writer, reason in BAD_FILES.items()}
+
+
+# A folder source for the end-to-end runs: class/file -> mean colour, and the bad files.
+GOOD_IMAGES = {"cat/a.jpg": (200, 40, 40), "cat/b.png": (40, 200, 40), "dog/c.jpg": (40, 40, 200),
+               "dog/d.jpg": (220, 220, 30), "dog/e.jpg": (30, 30, 30)}
+BAD_IMAGES = ("cat/empty.jpg", "dog/truncated.jpg", "cat/notes.jpg")
+
+
+def plant_images(folder: Path) -> None:
+    """``GOOD_IMAGES`` as noisy 48x40 pictures, then the ``BAD_IMAGES`` (empty, cut, text)."""
+    rng = np.random.default_rng(0)
+    for name, colour in GOOD_IMAGES.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        pixels = np.clip(rng.normal(colour, 30, size=(40, 48, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / name)
+    (folder / "cat/empty.jpg").write_bytes(b"")
+    (folder / "dog/truncated.jpg").write_bytes((folder / "dog/c.jpg").read_bytes()[:200])
+    (folder / "cat/notes.jpg").write_text("this is not a picture\n")

@@ -1,7 +1,7 @@
 """Running the repository's real workflow from tests: one way, shared by every end-to-end test.
 
 Each run gets its own working directory (its own .snakemake, results and config.yaml);
-jobs import the test models from this repository through PYTHONPATH.
+jobs import the test models (``tests.helpers.models``) from this repository through PYTHONPATH.
 """
 import os
 import subprocess
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def tiny_config(**sections) -> dict:
@@ -20,7 +20,7 @@ def tiny_config(**sections) -> dict:
     """
     config = {
         "run": "tiny",
-        "model": {"name": "tests.tiny_models:shared_relu_net", "weights": "random"},
+        "model": {"name": "tests.helpers.models:shared_relu_net", "weights": "random"},
         "device": "cpu",
         "threads": 1,
         "dataset": {"kind": "bundled", "max_images": 4},
@@ -33,6 +33,19 @@ def tiny_config(**sections) -> dict:
     }
     config.update(sections)
     return config
+
+
+def extract_config(images: Path) -> dict:
+    """Extraction only (with gradient attribution) of the image folder ``images`` on
+    ``tests.helpers.models:tiny_conv_net``: three images per shard, top 3, 8-pixel thumbnails."""
+    return {
+        "run": "e2e", "device": "cpu", "threads": 1,
+        "model": {"name": "tests.helpers.models:tiny_conv_net", "weights": "random"},
+        "dataset": {"kind": "imagefolder", "path": str(images)},
+        "featurevis": {"enabled": False},
+        "extract": {"layers": "all", "images_per_shard": 3, "batch_size": 2, "top_k": 3,
+                    "histogram_bins": 4, "thumbnail_size": 8, "attribution": "gradient"},
+    }
 
 
 def write_config(workdir: Path, config: dict) -> Path:
@@ -64,3 +77,8 @@ def run_workflow(workdir: Path, *args: str, check: bool = True,
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n"
                              f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
     return proc
+
+
+def run_on_two_cores(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """``run_workflow`` with two cores and the greedy scheduler (no ILP solver needed)."""
+    return run_workflow(workdir, "--cores", "2", "--scheduler", "greedy", *args, check=check)

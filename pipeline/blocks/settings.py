@@ -1,0 +1,40 @@
+"""The ``blocks:`` section of the workflow config (defaults: the config schema's)."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from pipeline.settings import StageSettings
+
+RUNNER_UP = "runner-up"
+FULL = "full"
+
+
+@dataclasses.dataclass(frozen=True)
+class BlocksSettings(StageSettings):
+    """Which images are featured, and what to compute for each of them."""
+
+    images: tuple[str, ...] | str = "bundled"   # "bundled" or image files
+    layers: tuple[str, ...] = ("blocks.4.2",)
+    top_channels: int = 4
+    grid: int | str = 7                 # cells per side of the activation grid, or "full"
+    grid_steps: int = 96
+    grid_size: int = 64
+    grid_batch: int = 49
+    cossim_pow: float = 0
+    group_icon_size: int = 80
+    predictions: int = 5
+    top_classes: int = 2
+    second_class: str | int = RUNNER_UP
+    groups: int = 6
+    factorize: str = "activations"
+    shared: bool = False
+    attribution: str = "gradient"
+    integration_steps: int = 20
+    layer_to_layer_grid: int = 14
+    seed: int = 0
+
+    def per_image(self) -> dict[str, Any]:
+        """Every setting but ``images``: what decides one image's Building Blocks (each
+        job is given its image by the listing)."""
+        return {k: v for k, v in self.to_dict().items() if k != "images"}

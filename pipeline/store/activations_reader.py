@@ -1,0 +1,252 @@
+"""Reading the reduced activations store (``results/<run>/activations.h5``).
+
+:class:`ActivationsStore` opens the store written by
+:func:`pipeline.store.activations.reduced_writer` (layout: docs/STORE.md, "Reduced
+store") and answers in typed records, so that no caller names an HDF5 path:
+
+>>> with ActivationsStore("results/demo/activations.h5") as store:
+...     store.top("stem").row                   # int64 [C, k] image rows, strongest first
+...     store.top_examples("stem", 3, k=5)      # [TopExample, ...] with image ids and boxes
+...     store.stats("stem").hist_counts         # int64 [C, B]
+...     store.classes("stem")                   # ClassAttribution, or None without attribution
+...     store.per_image("stem", "max")          # lazy dask [N, C]
+
+Per-image arrays stay lazy (dask, or one row at a time); the per-layer reductions are
+small (``[C, k]``, ``[C, B]``, ``[C, K]``) and read whole. No torch here.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.store._format import (
+    StoreError,
+    StoreReader,
+    open_h5_handle,
+    read_json_attr,
+    read_strings,
+    read_table,
+    settings_of,
+)
+from pipeline.store.activations import STORE_KIND, STORE_VERSIONS, lazy_array
+
+
+@dataclasses.dataclass(frozen=True)
+class TopExamples:
+    """One layer's top-k images per channel (``C`` channels, ``k`` ranks, strongest first).
+
+    ``row`` int64 ``[C, k]`` image rows (index into ``ActivationsStore.images``);
+    ``value`` float32 ``[C, k]`` the channel's spatial maximum on that image;
+    ``y``, ``x`` int16 ``[C, k]`` where the maximum is in the feature map;
+    ``box`` int16 ``[C, k, 4]`` its receptive field ``(y0, x0, y1, x1)`` in the input crop;
+    ``thumbnail`` int32 ``[C, k]`` index for :meth:`ActivationsStore.thumbnail`.
+    """
+
+    row: np.ndarray
+    value: np.ndarray
+    y: np.ndarray
+    x: np.ndarray
+    box: np.ndarray
+    thumbnail: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class TopExample:
+    """One top example of one channel, joined with its image's row of the images table."""
+
+    rank: int                           # 0 = strongest
+    row: int
+    image_id: str
+    path: str                           # as stored: absolute, on the machine that extracted
+    label: str | None
+    value: float                        # the channel's spatial maximum on the image
+    y: int
+    x: int
+    box: tuple[int, int, int, int]      # (y0, x0, y1, x1), half-open, in the input crop
+    thumbnail: int                      # index for ActivationsStore.thumbnail(layer, index)
+
+
+@dataclasses.dataclass(frozen=True)
+class ChannelStats:
+    """Statistics over images of each channel's spatial maximum (``C`` channels, ``B`` bins).
+
+    ``mean``, ``std``, ``active_fraction`` (images with max > 0) and ``mean_of_mean``
+    (mean over images of the spatial mean): float32 ``[C]``; ``hist_counts`` int64
+    ``[C, B]``; ``hist_edges`` float64 ``[C, B + 1]``.
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+    active_fraction: np.ndarray
+    mean_of_mean: np.ndarray
+    hist_counts: np.ndarray
+    hist_edges: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassSupport:
+    """A class a channel supports: its mean attribution over the images predicted as it."""
+
+    class_id: int
+    score: float
+    images: int                         # images predicted as the class
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassAttribution:
+    """One layer's attribution by predicted class (``C`` channels, ``K`` classes, ``k`` ranks).
+
+    ``attribution`` float32 ``[C, K]``: mean attribution to the predicted class over the
+    images predicted as each class (NaN where none was); ``count`` int64 ``[K]`` those
+    images; ``top_ids`` int32 / ``top_scores`` float32 ``[C, k]``: each channel's classes by
+    that mean, highest first (class id ascending on ties), -1 / NaN past the predicted ones.
+    """
+
+    attribution: np.ndarray
+    count: np.ndarray
+    top_ids: np.ndarray
+    top_scores: np.ndarray
+
+    def top_classes(self, channel: int, k: int | None = None) -> list[ClassSupport]:
+        """The (at most ``k``, default all stored) classes ``channel`` supports most."""
+        ids, scores = self.top_ids[channel], self.top_scores[channel]
+        k = len(ids) if k is None else max(0, int(k))
+        return [ClassSupport(int(c), float(s), int(self.count[c]))
+                for c, s in zip(ids[:k], scores[:k]) if c >= 0]
+
+
+@dataclasses.dataclass(frozen=True)
+class Predictions:
+    """One image's top predictions, best first: ``ids`` int32 ``[P]``, ``logits`` float32 ``[P]``."""
+
+    ids: np.ndarray
+    logits: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageActivations:
+    """One image's per-channel values at one layer, each ``[C]``: spatial ``max`` and
+    ``mean`` (float32), where the maximum is (``argmax_y``, ``argmax_x``, int16), and the
+    channel attributions (float32; None when the run extracted none)."""
+
+    max: np.ndarray
+    mean: np.ndarray
+    argmax_y: np.ndarray
+    argmax_x: np.ndarray
+    attr_predicted: np.ndarray | None = None
+    attr_label: np.ndarray | None = None
+
+
+class ActivationsStore(StoreReader):
+    """Read-only, lazy access to a reduced store; checks that every shard it stitches exists.
+
+    Attributes read on opening: ``settings``, ``model``, ``aliases``, ``quantities`` (the
+    per-image arrays present), ``class_names``, ``images`` and ``skipped`` (tables as
+    dicts of lists) and ``layers`` (name -> ``channels``, ``height``, ``width``).
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.fh = open_h5_handle(self.path, STORE_KIND, STORE_VERSIONS)
+        try:
+            shards = read_table(self.fh["shards"])
+            missing = [f for f, rows in zip(shards["file"], shards["rows"])
+                       if rows and not (self.path.parent / f).is_file()]
+            if missing:
+                raise StoreError(f"{self.path}: its per-image arrays live in shard files that are "
+                                 f"missing: {', '.join(missing)} (expected next to the store; move the "
+                                 "whole run folder, or re-run extraction)")
+            self.settings = settings_of(self.fh)
+            self.model = read_json_attr(self.fh, "model", {})
+            self.aliases = read_json_attr(self.fh, "aliases", {})
+            self.quantities = read_json_attr(self.fh, "quantities", [])
+            self.class_names = read_strings(self.fh["class_names"])
+            self.images = read_table(self.fh["images"])
+            self.skipped = read_table(self.fh["skipped"])
+            self.layers = {name: {k: int(v) for k, v in g.attrs.items()}
+                           for name, g in self.fh["layers"].items()}
+        except BaseException:
+            self.fh.close()
+            raise
+        self._top: dict[str, TopExamples] = {}
+
+    @property
+    def num_images(self) -> int:
+        return len(self.images["image_id"])
+
+    def _layer(self, layer: str):
+        if layer not in self.layers:
+            raise KeyError(f"{self.path}: no layer {layer!r}; layers: {', '.join(self.layers)}")
+        return self.fh["layers"][layer]
+
+    # -- per image ------------------------------------------------------------------------
+    def per_image(self, layer: str, quantity: str):
+        """Lazy dask ``[N, C]`` array of a per-image quantity of ``layer`` (``max``, ``mean``,
+        ``argmax_y``, ``argmax_x``, ``attr_predicted``, ``attr_label``: see ``quantities``)."""
+        group = self._layer(layer)
+        if quantity not in self.quantities:
+            raise KeyError(f"{self.path}: no per-image {quantity!r}; this run has "
+                           f"{', '.join(self.quantities)}")
+        ds = group[quantity]
+        return lazy_array(self.path, ds.name, ds.shape, ds.dtype)
+
+    def image_activations(self, layer: str, row: int) -> ImageActivations:
+        """Image ``row``'s values at ``layer`` (one row of each per-image array)."""
+        group = self._layer(layer)
+        found = {q: group[q][row] for q in self.quantities}
+        return ImageActivations(**found)
+
+    def predictions(self, row: int) -> Predictions:
+        """Image ``row``'s top predictions."""
+        return Predictions(self.fh["predictions"]["top_ids"][row],
+                           self.fh["predictions"]["top_logits"][row])
+
+    def predicted_classes(self) -> np.ndarray:
+        """int32 ``[N]``: each image's top-1 predicted class."""
+        ids = self.fh["predictions"]["top_ids"]
+        return ids[:, 0] if ids.shape[0] else np.zeros(0, np.int32)
+
+    # -- per layer: the reductions --------------------------------------------------------
+    def top(self, layer: str) -> TopExamples:
+        """``layer``'s top-k examples of every channel, read whole once and kept."""
+        if layer not in self._top:
+            group = self._layer(layer)["top"]
+            self._top[layer] = TopExamples(**{f.name: group[f.name][()]
+                                              for f in dataclasses.fields(TopExamples)})
+        return self._top[layer]
+
+    def top_examples(self, layer: str, channel: int, k: int | None = None) -> list[TopExample]:
+        """The (at most ``k``, default all stored) images that drive ``channel`` most,
+        strongest first (value descending, then row ascending)."""
+        top, images = self.top(layer), self.images
+        ranks = top.row.shape[1] if k is None else min(max(0, int(k)), top.row.shape[1])
+        out = []
+        for rank in range(ranks):
+            row = int(top.row[channel, rank])
+            if row < 0:       # fewer images than ranks
+                break
+            out.append(TopExample(
+                rank=rank, row=row, image_id=images["image_id"][row], path=images["path"][row],
+                label=images["label"][row] or None, value=float(top.value[channel, rank]),
+                y=int(top.y[channel, rank]), x=int(top.x[channel, rank]),
+                box=tuple(int(v) for v in top.box[channel, rank]),
+                thumbnail=int(top.thumbnail[channel, rank])))
+        return out
+
+    def thumbnail(self, layer: str, index: int) -> np.ndarray:
+        """uint8 ``[T, T, 3]``: thumbnail ``index`` of ``layer`` (see ``TopExample.thumbnail``)."""
+        return self._layer(layer)["thumbnails"][int(index)]
+
+    def stats(self, layer: str) -> ChannelStats:
+        group = self._layer(layer)["stats"]
+        return ChannelStats(**{f.name: group[f.name][()] for f in dataclasses.fields(ChannelStats)})
+
+    def classes(self, layer: str) -> ClassAttribution | None:
+        """``layer``'s attribution by predicted class; None when the run extracted no attribution."""
+        group = self._layer(layer).get("classes")
+        if group is None or "attribution" not in group:
+            return None
+        return ClassAttribution(**{f.name: group[f.name][()]
+                                   for f in dataclasses.fields(ClassAttribution)})

@@ -1,0 +1,261 @@
+"""Tiny hand-made classifiers, loadable as custom loaders ``tests.helpers.models:NAME``.
+
+Workflow jobs import this module outside pytest (through PYTHONPATH), so it imports
+torch only. Each loader returns a fresh, deterministic network.
+
+    shared_relu_net      conv1 -> relu -> conv2 -> relu: one ReLU module that runs twice
+    tiny_blocks_net      bias-free, so attributions sum to the logit (Building Blocks)
+    hand_net, square_net small enough to work the extraction and attribution out on paper
+    tiny_conv_net        two conv stages, layers aliased "early" and "late" (extraction runs)
+    tiny_featurevis_net  two conv layers to visualize (feature-visualization runs)
+    pool_net             conv -> ReLU -> max pool -> conv (receptive fields)
+    field_net            a dead ReLU, a tied max pool, 3x1 and 1x3 kernels (receptive fields)
+"""
+import torch
+from torch import nn
+
+
+class SharedReluNet(nn.Module):
+    """conv1 -> relu -> conv2 -> relu -> pool -> fc: the ReLU module runs twice."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 3, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2d(3, 2, 3, padding=1)
+        self.fc = nn.Linear(2, 4)
+
+    def forward(self, x):
+        x = self.relu(self.conv2(self.relu(self.conv1(x))))
+        return self.fc(x.mean((2, 3)))
+
+
+def shared_relu_net(weights="random"):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = SharedReluNet()
+    return {"model": net, "input_size": 8, "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0),
+            "class_names": ["a", "b", "c", "d"],
+            "layers": ["conv1", "relu", "conv2"]}
+
+
+class TinyBlocksNet(nn.Module):
+    """A tiny classifier for the Building Blocks tests.
+
+        input [3, 16, 16]
+        features1 = conv 3->4 (3x3, stride 2, no bias) + ReLU   -> [4, 8, 8]
+        features2 = conv 4->6 (3x3, stride 2, no bias)          -> [6, 4, 4]   (linear in features1)
+        relu, mean over space, fc 6->5 (no bias)                 -> 5 logits
+
+    Without biases the network is positively homogeneous and piecewise linear, so the
+    gradient x activation of any layer sums to the logit itself (Euler's theorem), and
+    features2 is a linear function of features1.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.features1 = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2, padding=1, bias=False), nn.ReLU())
+        self.features2 = nn.Conv2d(4, 6, 3, stride=2, padding=1, bias=False)
+        self.relu = nn.ReLU()
+        self.fc = nn.Linear(6, 5, bias=False)
+
+    def forward(self, x):
+        return self.fc(self.relu(self.features2(self.features1(x))).mean((2, 3)))
+
+
+def tiny_blocks_net(weights="random"):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        net = TinyBlocksNet()
+        # Kernels constant over their 3x3 window: the channels detect colours, not
+        # pixel-level texture, so feature visualization can make smooth images that
+        # drive them (uniform noise averages out), as with a trained network.
+        for conv in (net.features1[0], net.features2):
+            mixing = torch.randn(conv.out_channels, conv.in_channels, 1, 1) / conv.in_channels
+            conv.weight.data = mixing.expand_as(conv.weight).clone()
+        # Positive fc weights: every class depends on every channel, so no
+        # attribution is trivially zero.
+        net.fc.weight.data = net.fc.weight.data.abs() + 0.1
+    return {"model": net, "input_size": 16, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5),
+            "class_names": ["ant", "bee", "cat", "dog", "eel"],
+            "layers": ["features1", "features2"]}
+
+
+# ``hand_net`` is small enough to work out on paper (input 4x4, identity normalization):
+#
+#     conv  (1x1, no bias):  a0 = R,  a1 = G - B          layer "conv"
+#     relu:                  r = relu(a)                   layer "relu"
+#     logits = W @ mean_hw(r) + b,  W = [[1, 0], [0, 2], [1, -1]],  b = [0, 0, 0.5]
+#
+# so d logit_k / d r[c, y, x] = W[k, c] / 16 and the channel attribution (gradient x
+# activation summed over space) of either layer is ``W[k, c] * mean(r_c)``.
+W = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, -1.0]])
+B = torch.tensor([0.0, 0.0, 0.5])
+
+
+class HandNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 1, bias=False)
+        self.relu = nn.ReLU()
+        self.fc = nn.Linear(2, 3)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.tensor([[1.0, 0, 0], [0, 1.0, -1.0]]).view(2, 3, 1, 1))
+            self.fc.weight.copy_(W)
+            self.fc.bias.copy_(B)
+
+    def forward(self, x):
+        return self.fc(self.relu(self.conv(x)).mean(dim=(2, 3)))
+
+
+def hand_net(weights="random"):
+    return {"model": HandNet(), "input_size": 4, "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0),
+            "class_names": ["alpha", "beta", "gamma"], "layers": ["conv", "relu"]}
+
+
+def hand_images():
+    """Two 4x4 images with known maxima (one a tie) and both signs in channel 1."""
+    x = torch.zeros(2, 3, 4, 4)
+    x[0, 0] = torch.arange(16.0).view(4, 4) / 16        # R: max 15/16 at (3, 3)
+    x[0, 1, 1, 2] = 0.8                                  # G - B: max 0.8 at (1, 2)
+    x[0, 2, 0, 0] = 0.5                                  # ... and -0.5 at (0, 0)
+    x[1, 0, 2, 1] = x[1, 0, 0, 3] = 0.7                  # R: tie -> first in row-major (0, 3)
+    x[1, 2] = 0.25                                       # G - B = -0.25 everywhere: relu 0
+    return x
+
+
+def hand_expected(x):
+    """``hand_net``'s layers and logits on ``x``, computed from the formulas above."""
+    a = torch.stack([x[:, 0], x[:, 1] - x[:, 2]], dim=1)
+    r = a.clamp(min=0)
+    logits = r.mean(dim=(2, 3)) @ W.T + B
+    return a, r, logits
+
+
+class SquareNet(nn.Module):
+    """layer "conv" = R + G + B (1 channel); logits = [s^2, s] with s = sum over space."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 1, 1, bias=False)
+        with torch.no_grad():
+            self.conv.weight.fill_(1.0)
+
+    def forward(self, x):
+        s = self.conv(x).sum(dim=(1, 2, 3))
+        return torch.stack([s ** 2, s], dim=1)
+
+
+def square_net(weights="random"):
+    return {"model": SquareNet(), "input_size": 2, "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0),
+            "class_names": ["square", "linear"], "layers": ["conv"]}
+
+
+TINY_CONV_CLASSES = ["cat", "dog", "fish"]
+
+
+class TinyConvNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2, padding=1), nn.ReLU(),
+                                      nn.Conv2d(4, 6, 3, stride=2, padding=1), nn.ReLU())
+        self.fc = nn.Linear(6, len(TINY_CONV_CLASSES))
+
+    def forward(self, x):
+        return self.fc(self.features(x).mean(dim=(2, 3)))
+
+
+def tiny_conv_net(weights="random"):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = TinyConvNet()
+    return {"model": net, "input_size": 32, "class_names": TINY_CONV_CLASSES,
+            "layers": [("early", "features.1"), ("late", "features.3")]}
+
+
+class TinyFeaturevisNet(nn.Module):
+    """conv (3->5) -> ReLU -> conv (5->3, stride 2) -> mean -> fc: two layers to visualize."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 5, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2d(5, 3, 3, stride=2, padding=1)
+        self.fc = nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.fc(self.conv2(self.relu(self.conv1(x))).mean((2, 3)))
+
+
+def tiny_featurevis_net(weights="random"):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = TinyFeaturevisNet()
+    return {"model": net, "input_size": 16, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5),
+            "class_names": ["a", "b"], "layers": ["conv1", "conv2"]}
+
+
+POOL_NET_SIZE = 12
+
+
+class PoolNet(nn.Module):
+    """conv3x3 -> ReLU -> maxpool 2 -> conv3x3 (layer "c2", 6x6) -> logits.
+
+    By hand: row y of c2 sees pool rows y-1..y+1, i.e. conv rows 2y-2..2y+3, i.e.
+    input rows 2y-3..2y+4: the half-open box [2y-3, 2y+5) clipped to [0, 12).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 4, 3, padding=1)
+        self.relu = nn.ReLU(inplace=True)
+        self.pool = nn.MaxPool2d(2)
+        self.c2 = nn.Conv2d(4, 3, 3, padding=1)
+        self.fc = nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.fc(self.c2(self.pool(self.relu(self.c1(x)))).mean(dim=(2, 3)))
+
+
+def pool_net(weights="random"):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        net = PoolNet()
+    return {"model": net, "input_size": POOL_NET_SIZE, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5),
+            "class_names": ["a", "b"], "layers": ["c1", "pool", "c2"]}
+
+
+class FieldNet(nn.Module):
+    """A net whose receptive fields can be derived by hand, and that only the
+    receptive-field rules get right (input 12x12; ``tests/test_receptive_field.py``):
+
+        c1    conv 3->2, kernel (3, 1), padding (1, 0), weights 0.1, bias -5    -> 12x12
+        relu  dead everywhere: |c1 - bias| <= 9 * 0.1 < 5 on inputs in [-1, 1]
+        pool  max pool 2 (every window ties at 0)                               -> 6x6
+        c2    conv 2->2, kernel (1, 3), stride (1, 2), padding (0, 1), weights 0.1 -> 6x3
+
+    Rows and columns differ (kernels 3x1 then 1x3, stride 2 along columns only). With
+    plain gradients the dead ReLU passes none, and max pooling passes them only to
+    each window's first (top-left) element, as every window ties.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 2, (3, 1), padding=(1, 0))
+        self.relu = nn.ReLU()
+        self.pool = nn.MaxPool2d(2)
+        self.c2 = nn.Conv2d(2, 2, (1, 3), stride=(1, 2), padding=(0, 1), bias=False)
+        self.fc = nn.Linear(2, 2)
+        with torch.no_grad():
+            # Positive weights: gradients add up, they never cancel by chance.
+            self.c1.weight.fill_(0.1)
+            self.c1.bias.fill_(-5.0)
+            self.c2.weight.fill_(0.1)
+
+    def forward(self, x):
+        return self.fc(self.c2(self.pool(self.relu(self.c1(x)))).mean(dim=(2, 3)))
+
+
+def field_net(weights="random"):
+    return {"model": FieldNet(), "input_size": 12, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5),
+            "class_names": ["a", "b"], "layers": ["c1", "relu", "pool", "c2"]}

@@ -1,0 +1,86 @@
+"""The stages' settings: one frozen dataclass per config section, with the schema's defaults."""
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from pipeline.blocks import BlocksSettings
+from pipeline.extract import ExtractSettings
+from pipeline.featurevis import FeaturevisSettings
+from pipeline.images import DatasetSettings
+from pipeline.model import ModelSpec
+from pipeline.settings import schema_defaults
+from tests.helpers.workflow import REPO
+
+SCHEMA = yaml.safe_load((REPO / "workflow" / "config" / "schema.yaml").read_text())
+SECTIONS = {"featurevis": FeaturevisSettings, "extract": ExtractSettings,
+            "blocks": BlocksSettings, "dataset": DatasetSettings}
+
+
+def fields(settings) -> dict:
+    """Every field's value as the object holds it (lists frozen to tuples)."""
+    return {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+
+
+@pytest.mark.parametrize("section", sorted(SECTIONS))
+def test_fields_and_defaults_are_the_schemas(section):
+    assert fields(SECTIONS[section]()) == schema_defaults(SCHEMA, section)
+
+
+def test_the_model_spec_defaults_are_the_schemas():
+    defaults = {**schema_defaults(SCHEMA, "model"),
+                "device": SCHEMA["properties"]["device"]["default"]}
+    assert fields(ModelSpec()) == defaults
+    config = {"model": {"name": "googlenet", "weights": "random"}, "device": "cuda:1", "run": "x"}
+    assert ModelSpec.from_workflow_config(config) == ModelSpec("googlenet", "random", "cuda:1")
+    assert ModelSpec("googlenet").on("cpu").device == "cpu"
+
+
+@pytest.mark.parametrize("cls", [*SECTIONS.values(), ModelSpec])
+def test_an_unknown_key_is_an_error_naming_it(cls):
+    with pytest.raises(ValueError, match=f"{cls.__name__}: unknown setting.*stepz"):
+        cls.from_config({"stepz": 3})
+
+
+def test_from_config_freezes_lists_and_ignores_the_switch():
+    settings = FeaturevisSettings.from_config({"layers": ["a", "b"], "channels": [3, 1],
+                                               "steps": 8, "enabled": False})
+    assert settings.layers == ("a", "b") and settings.channels == (3, 1) and settings.steps == 8
+    assert settings.image_size == 128                        # missing keys take the defaults
+    assert settings.subset(("steps", "layers")) == {"steps": 8, "layers": ["a", "b"]}
+    hash(settings)                                           # frozen and hashable
+    with pytest.raises(AttributeError):
+        settings.steps = 9
+
+
+def test_featurevis_records_what_its_stores_always_recorded():
+    # Every shard's settings_json (and config_hash) holds exactly these keys: a store made
+    # before the settings were a dataclass must hash like one made now.
+    assert FeaturevisSettings().recorded() == {
+        "steps": 512, "image_size": 128, "batch_size": 32, "seed": 0, "diversity": 1,
+        "diversity_weight": 100.0, "negatives": False, "lr": 0.05, "param": "fft",
+        "transforms": "standard", "curve_points": 32, "relu_override_steps": 16}
+
+
+def test_the_render_loop_defaults_are_the_featurevis_defaults():
+    from pipeline.featurevis.render import render_options
+    from pipeline.optvis.render import RenderOptions
+    assert render_options(FeaturevisSettings()) == RenderOptions()
+
+
+def test_blocks_records_every_setting_but_the_images():
+    settings = BlocksSettings.from_config({"images": ["a.jpg"], "layers": ["x"], "grid": "full"})
+    assert settings.per_image() == {k: v for k, v in settings.to_dict().items() if k != "images"}
+    assert settings.per_image()["layers"] == ["x"] and settings.per_image()["grid"] == "full"
+
+
+def test_the_stage_packages_import_without_torch():
+    # The Snakefile imports settings and plan functions; torch loads only in the jobs.
+    code = ("import sys\n"
+            "import pipeline.featurevis, pipeline.extract, pipeline.blocks, pipeline.images\n"
+            "import pipeline.model\n"
+            "from pipeline.featurevis import plan_shards, run_featurevis_shard\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\n")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
