@@ -16,6 +16,7 @@
 Prints one line per measurement and ends with PASS/FAIL per target. Needs no data.
 Set MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 (the Makefile does).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,15 +59,16 @@ def bare_forward_backward(model, x):
 def throughput(args) -> dict:
     model = load_model(args.model, device=args.device)
     generator = torch.Generator().manual_seed(0)
-    batches = [torch.rand(args.batch, 3, args.size, args.size, generator=generator)
-               for _ in range(args.batches)]
+    batches = [
+        torch.rand(args.batch, 3, args.size, args.size, generator=generator) for _ in range(args.batches)
+    ]
     methods = {
         "forward": lambda x: bare_forward(model, x),
         "extract": Extractor(model, "all", attribution="none"),
         "forward+backward": lambda x: bare_forward_backward(model, x),
         "extract+attribution": Extractor(model, "all", attribution="gradient"),
     }
-    for fn in methods.values():      # warm-up: allocator, kernels, lazy init
+    for fn in methods.values():  # warm-up: allocator, kernels, lazy init
         fn(batches[0])
     rounds = {name: [] for name in methods}
     for _ in range(args.rounds):
@@ -79,16 +81,21 @@ def throughput(args) -> dict:
     rate = {name: images / min(times) for name, times in rounds.items()}
     for name, r in rate.items():
         spread = statistics.median(rounds[name]) / min(rounds[name])
-        print(f"{name:<22} {r:8.1f} images/s  (best of {args.rounds} rounds of {images} images "
-              f"at {args.size}px, batch {args.batch}; median round {spread:.2f}x slower)")
-    return {"activation_ratio": rate["extract"] / rate["forward"],
-            "attribution_ratio": rate["extract+attribution"] / rate["forward+backward"]}
+        print(
+            f"{name:<22} {r:8.1f} images/s  (best of {args.rounds} rounds of {images} images "
+            f"at {args.size}px, batch {args.batch}; median round {spread:.2f}x slower)"
+        )
+    return {
+        "activation_ratio": rate["extract"] / rate["forward"],
+        "attribution_ratio": rate["extract+attribution"] / rate["forward+backward"],
+    }
 
 
 def memory_child(args) -> None:
     """Extract ``args.memory_child`` synthetic images into a shard; print the peak RSS."""
     from pipeline.images.dataset import ImageRecord
     from pipeline.store.activations import ShardLayout, shard_writer
+
     model = load_model(args.model, device=args.device)
     extractor = Extractor(model, "all", attribution="gradient")
     n, batch = args.memory_child, args.batch
@@ -96,26 +103,53 @@ def memory_child(args) -> None:
     layers = [info.to_dict() for info in model.layers]
 
     with tempfile.TemporaryDirectory() as tmp:
-        layout = ShardLayout(layers=layers, class_names=model.class_names, start=0, stop=n,
-                             quantities=["max", "argmax_y", "argmax_x", "mean", "attr_predicted"])
-        with shard_writer(Path(tmp) / f"0-{n}.h5", layout, settings={"bench": True},
-                          model_checksum=model.checksum) as writer:
+        layout = ShardLayout(
+            layers=layers,
+            class_names=model.class_names,
+            start=0,
+            stop=n,
+            quantities=["max", "argmax_y", "argmax_x", "mean", "attr_predicted"],
+        )
+        with shard_writer(
+            Path(tmp) / f"0-{n}.h5", layout, settings={"bench": True}, model_checksum=model.checksum
+        ) as writer:
             for start in range(0, n, batch):
                 size = min(batch, n - start)
                 x = torch.rand(size, 3, 64, 64, generator=generator)
-                writer.append([ImageRecord(f"synthetic{i:06d}", f"synthetic/{i}.png", None)
-                               for i in range(start, start + size)], [-1] * size,
-                              extractor(x))
+                writer.append(
+                    [
+                        ImageRecord(f"synthetic{i:06d}", f"synthetic/{i}.png", None)
+                        for i in range(start, start + size)
+                    ],
+                    [-1] * size,
+                    extractor(x),
+                )
     print(json.dumps({"images": n, "peak_rss_kb": peak_rss_kb()}))
 
 
 def memory(args) -> float:
     peaks = {}
     for n in (args.memory_images, 10 * args.memory_images):
-        out = subprocess.run([sys.executable, __file__, "--model", args.model, "--device", args.device,
-                              "--batch", str(args.batch), "--threads", str(args.threads),
-                              "--memory-child", str(n)],
-                             capture_output=True, text=True, check=True, cwd=REPO)
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--model",
+                args.model,
+                "--device",
+                args.device,
+                "--batch",
+                str(args.batch),
+                "--threads",
+                str(args.threads),
+                "--memory-child",
+                str(n),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=REPO,
+        )
         peaks[n] = json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_kb"]
         print(f"peak RSS extracting {n:>5} images at 64px: {peaks[n] / 1024:8.1f} MiB")
     small, large = peaks.values()
@@ -142,11 +176,21 @@ def main(argv=None) -> int:
         return 0
     ratios = throughput(args)
     growth = memory(args)
-    checks = [("activation extraction / forward", ratios["activation_ratio"], ">= 0.80",
-               ratios["activation_ratio"] >= 0.8),
-              ("attribution extraction / forward+backward", ratios["attribution_ratio"], ">= 0.80",
-               ratios["attribution_ratio"] >= 0.8),
-              ("peak RSS growth 10N vs N", growth, "< 0.10", abs(growth) < 0.10)]
+    checks = [
+        (
+            "activation extraction / forward",
+            ratios["activation_ratio"],
+            ">= 0.80",
+            ratios["activation_ratio"] >= 0.8,
+        ),
+        (
+            "attribution extraction / forward+backward",
+            ratios["attribution_ratio"],
+            ">= 0.80",
+            ratios["attribution_ratio"] >= 0.8,
+        ),
+        ("peak RSS growth 10N vs N", growth, "< 0.10", abs(growth) < 0.10),
+    ]
     for name, value, target, ok in checks:
         print(f"{'PASS' if ok else 'FAIL'}  {name}: {value:.3f} (target {target})")
     return 0 if all(ok for *_, ok in checks) else 1

@@ -14,6 +14,7 @@ Also times ``file://`` opening and the build itself.
 
     .venv/bin/python bench/site.py [--channels 1024] [--repeats 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from pipeline.site import data as ad          # noqa: E402
-from pipeline.site.build import build_site        # noqa: E402
+from pipeline.site import data as ad  # noqa: E402
+from pipeline.site.build import build_site  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"]
@@ -51,8 +52,15 @@ def featurevis_like(rng: np.random.Generator, size: int = 128) -> np.ndarray:
 
 def synthetic(channels: int) -> ad.AtlasData:
     rng = np.random.default_rng(0)
-    units = [ad.Channel(c, featurevis=featurevis_like(rng), mean_activation=float(rng.normal()),
-                        attribution=float(rng.normal())) for c in range(channels)]
+    units = [
+        ad.Channel(
+            c,
+            featurevis=featurevis_like(rng),
+            mean_activation=float(rng.normal()),
+            attribution=float(rng.normal()),
+        )
+        for c in range(channels)
+    ]
     return ad.AtlasData(ad.ModelInfo("bench"), [ad.Layer("wide", channels, units=units)])
 
 
@@ -70,7 +78,7 @@ def serve(root: Path):
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"   # keep-alive, as any real static server
+    protocol_version = "HTTP/1.1"  # keep-alive, as any real static server
 
     def log_message(self, *args):
         pass
@@ -105,7 +113,14 @@ def measure(browser, url: str) -> dict:
     load = page.evaluate("performance.getEntriesByType('navigation')[0].loadEventEnd") / 1000
     images = page.evaluate("document.images.length")
     context.close()
-    return {"first_screen_s": first_screen, "load_s": load, "idle_s": idle, "bytes": sum(sizes), "requests": len(sizes), "images": images}
+    return {
+        "first_screen_s": first_screen,
+        "load_s": load,
+        "idle_s": idle,
+        "bytes": sum(sizes),
+        "requests": len(sizes),
+        "images": images,
+    }
 
 
 def variant(page: Path, name: str, attribute: str) -> Path:
@@ -131,36 +146,48 @@ def main() -> None:
         site = build_site(data, Path(tmp) / "site")
         build_s = time.perf_counter() - start
         layer_page = site / "layers" / "wide.html"
-        eager = variant(layer_page, "eager", "src")                   # the baseline
+        eager = variant(layer_page, "eager", "src")  # the baseline
         native = variant(layer_page, "native", 'loading="lazy" src')  # the browser's own lazy loading
         thumbs = sorted((site / "img" / "featurevis" / "wide").glob("*-thumb.png"))
-        print(f"built {args.channels} channel pages in {build_s:.1f} s; layer page "
-              f"{layer_page.stat().st_size / 1e3:.0f} kB HTML, thumbnails "
-              f"{sum(p.stat().st_size for p in thumbs) / 1e6:.2f} MB in all")
+        print(
+            f"built {args.channels} channel pages in {build_s:.1f} s; layer page "
+            f"{layer_page.stat().st_size / 1e3:.0f} kB HTML, thumbnails "
+            f"{sum(p.stat().st_size for p in thumbs) / 1e6:.2f} MB in all"
+        )
         with serve(site) as base, sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
             results = {}
-            for name, url in (("lazy (site)", f"{base}/layers/wide.html"),
-                              ("eager (baseline)", f"{base}/layers/{eager.name}"),
-                              ("native lazy", f"{base}/layers/{native.name}"),
-                              ("lazy, file://", layer_page.as_uri())):
+            for name, url in (
+                ("lazy (site)", f"{base}/layers/wide.html"),
+                ("eager (baseline)", f"{base}/layers/{eager.name}"),
+                ("native lazy", f"{base}/layers/{native.name}"),
+                ("lazy, file://", layer_page.as_uri()),
+            ):
                 runs = [measure(browser, url) for _ in range(args.repeats)]
                 results[name] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
             browser.close()
-    print("seconds from navigation start (median of the repeats): first screen of thumbnails "
-          "decoded, load event, network idle (+0.5 s quiet); bytes over the wire")
+    print(
+        "seconds from navigation start (median of the repeats): first screen of thumbnails "
+        "decoded, load event, network idle (+0.5 s quiet); bytes over the wire"
+    )
     print(f"{'page':<18} {'first s':>8} {'load s':>7} {'idle s':>7} {'MB':>7} {'requests':>9}")
     for name, r in results.items():
         mb = r["bytes"] / 1e6 if not name.endswith("file://") else float("nan")
-        print(f"{name:<18} {r['first_screen_s']:>8.3f} {r['load_s']:>7.3f} {r['idle_s']:>7.3f} "
-              f"{mb:>7.2f} {r['requests']:>9.0f}")
+        print(
+            f"{name:<18} {r['first_screen_s']:>8.3f} {r['load_s']:>7.3f} {r['idle_s']:>7.3f} "
+            f"{mb:>7.2f} {r['requests']:>9.0f}"
+        )
     site_r, base_r = results["lazy (site)"], results["eager (baseline)"]
-    print(f"ratio site/baseline: first screen {site_r['first_screen_s'] / base_r['first_screen_s']:.2f}, "
-          f"load {site_r['load_s'] / base_r['load_s']:.2f}, bytes {site_r['bytes'] / base_r['bytes']:.2f}")
+    print(
+        f"ratio site/baseline: first screen {site_r['first_screen_s'] / base_r['first_screen_s']:.2f}, "
+        f"load {site_r['load_s'] / base_r['load_s']:.2f}, bytes {site_r['bytes'] / base_r['bytes']:.2f}"
+    )
     worst = max(site_r["load_s"], results["lazy, file://"]["load_s"])
     ok = worst < 1.0 and site_r["bytes"] < 5e6
-    print(f"target (load < 1 s served and from file://, < 5 MB): {'met' if ok else 'NOT met'} "
-          f"(slowest load {worst:.3f} s, {site_r['bytes'] / 1e6:.2f} MB)")
+    print(
+        f"target (load < 1 s served and from file://, < 5 MB): {'met' if ok else 'NOT met'} "
+        f"(slowest load {worst:.3f} s, {site_r['bytes'] / 1e6:.2f} MB)"
+    )
 
 
 if __name__ == "__main__":

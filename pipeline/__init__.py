@@ -4,12 +4,14 @@ The package is pure computation plus one module family that owns files
 (``pipeline.store``). Import costs stay low: torch is imported only by the
 modules that compute.
 """
+
 __version__ = "0.1.0"
 
 
 def open_results(path):
     """Open a run's results folder (or one store file) for offline queries."""
     from pipeline.query import open_results as _open
+
     return _open(path)
 
 

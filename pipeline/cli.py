@@ -9,6 +9,7 @@
 The workflow itself runs through Snakemake (see the README); this CLI inspects
 models and answers questions about finished runs offline.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,6 +24,7 @@ def _print_json(value) -> None:
 
 def cmd_models(args) -> int:
     from pipeline.model import model_status
+
     rows = model_status()
     if args.json:
         _print_json(rows)
@@ -32,23 +34,28 @@ def cmd_models(args) -> int:
         aliases = f" (alias {', '.join(row['aliases'])})" if row["aliases"] else ""
         print(f"{row['name']:<20} trained weights: {mark}  {row['description']}{aliases}")
         print(f"{'':<20} {row['weights']}")
-    print("\nAlso: torchvision/NAME, timm/NAME (weights from the local cache or a file), "
-          "package.module:function.")
+    print(
+        "\nAlso: torchvision/NAME, timm/NAME (weights from the local cache or a file), "
+        "package.module:function."
+    )
     return 0
 
 
 def cmd_layers(args) -> int:
     from pipeline.model import load_model
+
     model = load_model(args.model, weights=args.weights, device=args.device)
-    layers = [l.to_dict() for l in model.layers]
+    layers = [layer.to_dict() for layer in model.layers]
     if args.json:
         _print_json(layers)
         return 0
-    print(f"{model.name}: {len(layers)} layers, {sum(l['channels'] for l in layers)} channels "
-          f"at input {model.input_size}x{model.input_size}")
-    for l in layers:
-        shape = f"{l['channels']} x {l['height']} x {l['width']}"
-        print(f"  {l['name']:<16} {shape:<18} module {l['module']}")
+    print(
+        f"{model.name}: {len(layers)} layers, {sum(layer['channels'] for layer in layers)} channels "
+        f"at input {model.input_size}x{model.input_size}"
+    )
+    for layer in layers:
+        shape = f"{layer['channels']} x {layer['height']} x {layer['width']}"
+        print(f"  {layer['name']:<16} {shape:<18} module {layer['module']}")
     aliases = model.layer_aliases
     if aliases:
         print("aliases: " + ", ".join(f"{a}={n}" for a, n in aliases.items()))
@@ -57,14 +64,17 @@ def cmd_layers(args) -> int:
 
 def cmd_query(args) -> int:
     from pipeline import query
+
     return query.run_cli(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="model-atlas", description=__doc__.split("\n\n")[0],
+        prog="model-atlas",
+        description=__doc__.split("\n\n")[0],
         epilog="Run the workflow with snakemake (see README.md); results land in results/<run>/.",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("models", help="list registered models and whether their weights are here")
@@ -73,10 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("layers", help="list a model's layers (found by a real forward pass)")
     p.add_argument("model", help="registry name, torchvision/NAME, timm/NAME or module:function")
-    p.add_argument("--weights", default="random",
-                   help="weights to build the model with: random (default: layer shapes do not "
-                        "depend on weights, so no trained weights are needed), pretrained, or "
-                        "a state-dict file")
+    p.add_argument(
+        "--weights",
+        default="random",
+        help="weights to build the model with: random (default: layer shapes do not "
+        "depend on weights, so no trained weights are needed), pretrained, or "
+        "a state-dict file",
+    )
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--json", action="store_true", help="a JSON list of layer objects")
     p.set_defaults(func=cmd_layers)

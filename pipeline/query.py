@@ -14,11 +14,12 @@ nothing reads a whole store into memory. Unknown layers, channels and images rai
 
 Other stages add per-image products with :func:`register_image_section`.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -37,7 +38,7 @@ def register_image_section(name: str, fn: Callable) -> None:
     IMAGE_SECTIONS[name] = fn
 
 
-def open_results(path) -> "Results":
+def open_results(path) -> Results:
     """A run folder (``results/<run>``) or its ``activations.h5``."""
     path = Path(path)
     if path.is_dir():
@@ -59,8 +60,9 @@ class Results:
     def __init__(self, run_dir: Path, store_path: Path):
         self.run_dir = Path(run_dir)
         if not Path(store_path).is_file():
-            raise FileNotFoundError(f"{store_path}: no activations store; run the workflow's "
-                                    "extraction stage first")
+            raise FileNotFoundError(
+                f"{store_path}: no activations store; run the workflow's extraction stage first"
+            )
         self.store = ActivationsStore(store_path)
         self.aliases = dict(self.store.aliases)
         layers_json = self.run_dir / "model" / "layers.json"
@@ -94,8 +96,9 @@ class Results:
         if name not in self.store.layers:
             aliases = [a for a, n in self.aliases.items() if n in self.store.layers]
             hint = f"; aliases: {_listing(aliases)}" if aliases else ""
-            raise KeyError(f"unknown layer {layer!r}; layers in this run: "
-                           f"{', '.join(self.store.layers)}{hint}")
+            raise KeyError(
+                f"unknown layer {layer!r}; layers in this run: {', '.join(self.store.layers)}{hint}"
+            )
         return name
 
     def _channel(self, layer: str, channel: int) -> tuple[str, int]:
@@ -115,17 +118,25 @@ class Results:
 
     def summary(self) -> dict:
         store = self.store
-        skipped = [{"image_id": i, "path": p, "reason": r} for i, p, r in
-                   zip(store.skipped["image_id"], store.skipped["path"], store.skipped["reason"])]
+        skipped = [
+            {"image_id": i, "path": p, "reason": r}
+            for i, p, r in zip(store.skipped["image_id"], store.skipped["path"], store.skipped["reason"])
+        ]
         return {
-            "run": str(self.run_dir), "model": store.model,
-            "layers": self.layers, "channels": sum(self.layers.values()),
-            "images": store.num_images, "skipped": len(skipped), "skipped_images": skipped,
+            "run": str(self.run_dir),
+            "model": store.model,
+            "layers": self.layers,
+            "channels": sum(self.layers.values()),
+            "images": store.num_images,
+            "skipped": len(skipped),
+            "skipped_images": skipped,
             "labelled_images": int(sum(c >= 0 for c in store.images["label_class"])),
             "attribution": store.settings.get("attribution"),
             "top_k": store.settings.get("top_k"),
-            "stores": {"activations": str(store.path),
-                       "featurevis": str(self._featurevis_path()) if self._featurevis_path().is_file() else None},
+            "stores": {
+                "activations": str(store.path),
+                "featurevis": str(self._featurevis_path()) if self._featurevis_path().is_file() else None,
+            },
         }
 
     # -- lazy per-image arrays ---------------------------------------------------------
@@ -150,10 +161,20 @@ class Results:
         """The images that drive ``channel`` most, strongest first (value desc, then row asc);
         at most ``k``, by default all stored."""
         name, channel = self._channel(layer, channel)
-        return [{"rank": e.rank, "image_id": e.image_id, "path": e.path, "label": e.label,
-                 "activation": json_number(e.value), "y": e.y, "x": e.x, "box": list(e.box),
-                 "row": e.row}
-                for e in self.store.top_examples(name, channel, k)]
+        return [
+            {
+                "rank": e.rank,
+                "image_id": e.image_id,
+                "path": e.path,
+                "label": e.label,
+                "activation": json_number(e.value),
+                "y": e.y,
+                "x": e.x,
+                "box": list(e.box),
+                "row": e.row,
+            }
+            for e in self.store.top_examples(name, channel, k)
+        ]
 
     def thumbnail(self, layer: str, channel: int, rank: int) -> np.ndarray:
         """uint8 ``[T, T, 3]``: the receptive-field crop of the ``rank``-th top example."""
@@ -169,37 +190,54 @@ class Results:
         if classes is None:
             return []
         names = self.store.class_names
-        return [{"class_id": c.class_id, "class_name": names[c.class_id],
-                 "score": json_number(c.score), "images": c.images}
-                for c in classes.top_classes(channel, k)]
+        return [
+            {
+                "class_id": c.class_id,
+                "class_name": names[c.class_id],
+                "score": json_number(c.score),
+                "images": c.images,
+            }
+            for c in classes.top_classes(channel, k)
+        ]
 
     def channel_stats(self, layer: str, channel: int) -> dict:
         """Statistics over images of the channel's spatial maximum, with its histogram."""
         name, channel = self._channel(layer, channel)
         stats = self.store.stats(name)
-        return {"mean": json_number(stats.mean[channel]), "std": json_number(stats.std[channel]),
-                "active_fraction": json_number(stats.active_fraction[channel]),
-                "mean_of_spatial_mean": json_number(stats.mean_of_mean[channel]),
-                "histogram": {"counts": stats.hist_counts[channel].tolist(),
-                              "edges": [json_number(e) for e in stats.hist_edges[channel]]}}
+        return {
+            "mean": json_number(stats.mean[channel]),
+            "std": json_number(stats.std[channel]),
+            "active_fraction": json_number(stats.active_fraction[channel]),
+            "mean_of_spatial_mean": json_number(stats.mean_of_mean[channel]),
+            "histogram": {
+                "counts": stats.hist_counts[channel].tolist(),
+                "edges": [json_number(e) for e in stats.hist_edges[channel]],
+            },
+        }
 
     def channel(self, layer: str, channel: int, k: int | None = None) -> dict:
         """Everything about one channel (what ``model-atlas query ... channel`` prints)."""
         name, channel = self._channel(layer, channel)
-        return {"layer": name, "channel": channel,
-                "top_examples": self.top_examples(name, channel, k),
-                "top_classes": self.top_classes(name, channel, k),
-                "stats": self.channel_stats(name, channel),
-                "featurevis": self._featurevis_path().is_file()}
+        return {
+            "layer": name,
+            "channel": channel,
+            "top_examples": self.top_examples(name, channel, k),
+            "top_classes": self.top_classes(name, channel, k),
+            "stats": self.channel_stats(name, channel),
+            "featurevis": self._featurevis_path().is_file(),
+        }
 
     def featurevis(self, layer: str, channel: int) -> np.ndarray:
         """uint8 image of the channel's feature visualization (from ``featurevis.h5``)."""
         name, channel = self._channel(layer, channel)
         path = self._featurevis_path()
         if not path.is_file():
-            raise FileNotFoundError(f"no feature visualization store at {path}; run the workflow "
-                                    "with featurevis enabled for this layer")
+            raise FileNotFoundError(
+                f"no feature visualization store at {path}; run the workflow "
+                "with featurevis enabled for this layer"
+            )
         from pipeline.store.featurevis import FeatureVisStore
+
         with FeatureVisStore(path) as store:
             return store.image(name, channel)
 
@@ -213,37 +251,52 @@ class Results:
         images, names = self.store.images, self.store.class_names
         predictions = self.store.predictions(row)
         label_class = int(images["label_class"][row])
-        out = {"image_id": str(image_id), "path": images["path"][row],
-               "label": images["label"][row] or None,
-               "label_class": label_class if label_class >= 0 else None,
-               "predictions": [{"class_id": int(c), "class_name": names[c], "logit": json_number(v)}
-                               for c, v in zip(predictions.ids, predictions.logits)],
-               "layers": {}}
+        out = {
+            "image_id": str(image_id),
+            "path": images["path"][row],
+            "label": images["label"][row] or None,
+            "label_class": label_class if label_class >= 0 else None,
+            "predictions": [
+                {"class_id": int(c), "class_name": names[c], "logit": json_number(v)}
+                for c, v in zip(predictions.ids, predictions.logits)
+            ],
+            "layers": {},
+        }
         for name in self.store.layers:
             values = self.store.image_activations(name, row)
             strongest = np.argsort(-values.max, kind="stable")[:channels]
-            entry = {"strongest": [{"channel": int(c), "activation": json_number(values.max[c]),
-                                    "y": int(values.argmax_y[c]), "x": int(values.argmax_x[c])}
-                                   for c in strongest]}
+            entry = {
+                "strongest": [
+                    {
+                        "channel": int(c),
+                        "activation": json_number(values.max[c]),
+                        "y": int(values.argmax_y[c]),
+                        "x": int(values.argmax_x[c]),
+                    }
+                    for c in strongest
+                ]
+            }
             if values.attr_predicted is not None:
                 attr = values.attr_predicted
                 best = np.argsort(-attr, kind="stable")[:channels]
-                entry["most_attributed"] = [{"channel": int(c), "attribution": json_number(attr[c])}
-                                            for c in best]
+                entry["most_attributed"] = [
+                    {"channel": int(c), "attribution": json_number(attr[c])} for c in best
+                ]
             out["layers"][name] = entry
         for section, fn in IMAGE_SECTIONS.items():
             out[section] = fn(self, str(image_id), row)
         return out
 
-
     # -- Building Blocks (blocks.h5, pipeline/store/blocks.py) ---------------------------
     def blocks_store(self):
         """The run's Building Blocks store, opened lazily (the caller closes it)."""
         from pipeline.store.blocks import BlocksStore
+
         path = self.run_dir / BLOCKS_NAME
         if not path.is_file():
-            raise FileNotFoundError(f"no Building Blocks store at {path}; run the workflow "
-                                    "with blocks enabled")
+            raise FileNotFoundError(
+                f"no Building Blocks store at {path}; run the workflow with blocks enabled"
+            )
         return BlocksStore(path)
 
     def blocks(self, image_id: str, layer: str, *, icons: bool = True) -> dict:
@@ -258,6 +311,7 @@ def _blocks_section(results: Results, image_id: str, row: int):
     if not (results.run_dir / BLOCKS_NAME).is_file():
         return None
     from pipeline.store.blocks import json_summary
+
     with results.blocks_store() as store:
         return json_summary(store, image_id) if image_id in store else None
 
@@ -267,6 +321,7 @@ register_image_section("blocks", _blocks_section)
 # ---------------------------------------------------------------------------------
 # Command line (parsed in pipeline/cli.py)
 # ---------------------------------------------------------------------------------
+
 
 def run_cli(args) -> int:
     with open_results(args.results) as results:
@@ -287,10 +342,12 @@ def run_cli(args) -> int:
 
 def _summary_text(s: dict) -> str:
     model = s["model"]
-    lines = [f"run {s['run']}: model {model.get('name')} ({model.get('weights')}), "
-             f"{len(s['layers'])} layers, {s['channels']} channels",
-             f"images: {s['images']} extracted, {s['skipped']} skipped, "
-             f"{s['labelled_images']} labelled; attribution: {s['attribution']}"]
+    lines = [
+        f"run {s['run']}: model {model.get('name')} ({model.get('weights')}), "
+        f"{len(s['layers'])} layers, {s['channels']} channels",
+        f"images: {s['images']} extracted, {s['skipped']} skipped, "
+        f"{s['labelled_images']} labelled; attribution: {s['attribution']}",
+    ]
     lines += [f"  {name:<16} {c} channels" for name, c in s["layers"].items()]
     if s["skipped_images"]:
         lines.append("skipped:")
@@ -300,24 +357,34 @@ def _summary_text(s: dict) -> str:
 
 def _channel_text(c: dict) -> str:
     stats = c["stats"]
-    lines = [f"{c['layer']} channel {c['channel']}: mean max {stats['mean']}, std {stats['std']}, "
-             f"active in {stats['active_fraction']} of images", "top examples:"]
-    lines += [f"  {e['rank'] + 1:>3}. {e['image_id']:<24} {e['activation']:>10} at (y={e['y']}, x={e['x']}) "
-              f"box {e['box']}" for e in c["top_examples"]]
+    lines = [
+        f"{c['layer']} channel {c['channel']}: mean max {stats['mean']}, std {stats['std']}, "
+        f"active in {stats['active_fraction']} of images",
+        "top examples:",
+    ]
+    lines += [
+        f"  {e['rank'] + 1:>3}. {e['image_id']:<24} {e['activation']:>10} at (y={e['y']}, x={e['x']}) "
+        f"box {e['box']}"
+        for e in c["top_examples"]
+    ]
     if c["top_classes"]:
         lines.append("top classes (mean attribution over images predicted as the class):")
-        lines += [f"  {t['class_name']:<30} {t['score']:>10}  ({t['images']} images)"
-                  for t in c["top_classes"]]
+        lines += [
+            f"  {t['class_name']:<30} {t['score']:>10}  ({t['images']} images)" for t in c["top_classes"]
+        ]
     return "\n".join(lines)
 
 
 def _image_text(i: dict) -> str:
-    lines = [f"{i['image_id']} ({i['path']})" + (f", label {i['label']}" if i["label"] else ""),
-             "predictions: " + ", ".join(f"{p['class_name']} ({p['logit']})" for p in i["predictions"]),
-             "strongest channels:"]
+    lines = [
+        f"{i['image_id']} ({i['path']})" + (f", label {i['label']}" if i["label"] else ""),
+        "predictions: " + ", ".join(f"{p['class_name']} ({p['logit']})" for p in i["predictions"]),
+        "strongest channels:",
+    ]
     for name, layer in i["layers"].items():
-        lines.append(f"  {name:<16} " + ", ".join(f"{s['channel']} ({s['activation']})"
-                                                  for s in layer["strongest"]))
+        lines.append(
+            f"  {name:<16} " + ", ".join(f"{s['channel']} ({s['activation']})" for s in layer["strongest"])
+        )
     for section in IMAGE_SECTIONS:
         lines.append(f"{section}: {json.dumps(i[section], default=str)[:200]}")
     return "\n".join(lines)

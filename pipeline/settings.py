@@ -15,10 +15,12 @@ ToySettings(steps=64, layers=('a', 'b'))
 
 No torch here: the workflow imports this to plan jobs.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, TypeVar
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 T = TypeVar("T", bound="StageSettings")
 
@@ -55,8 +57,9 @@ class StageSettings:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(section) - names - SWITCHES)
         if unknown:
-            raise ValueError(f"{cls.__name__}: unknown setting(s) {', '.join(unknown)}; "
-                             f"known: {', '.join(sorted(names))}")
+            raise ValueError(
+                f"{cls.__name__}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}"
+            )
         return cls(**{k: _frozen(v) for k, v in section.items() if k in names})
 
     def to_dict(self) -> dict[str, Any]:
@@ -75,5 +78,4 @@ class StageSettings:
 def schema_defaults(schema: Mapping[str, Any], section: str) -> dict[str, Any]:
     """The defaults the config schema declares for ``section`` (for the agreement test)."""
     properties = schema["properties"][section]["properties"]
-    return {k: _frozen(p["default"]) for k, p in properties.items()
-            if "default" in p and k not in SWITCHES}
+    return {k: _frozen(p["default"]) for k, p in properties.items() if "default" in p and k not in SWITCHES}

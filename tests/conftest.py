@@ -1,4 +1,5 @@
 """Shared test set-up: deterministic, CPU-only, few threads."""
+
 import os
 
 import pytest

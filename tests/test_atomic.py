@@ -1,4 +1,5 @@
 """Atomic store files: a crash never leaves a file that looks whole, and broken ones are found."""
+
 import os
 import signal
 import subprocess
@@ -33,8 +34,9 @@ def write_store(path, values=(0, 1, 2, 3), settings=None):
 
 
 def kill_writer_midway(path: Path) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(path)], cwd=REPO,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(path)], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout.readline().strip() == "writing"
     finally:
@@ -161,7 +163,9 @@ def write_virtual_merge(path: Path, shards: list[Path]) -> Path:
     """A merged store whose dataset reads its rows from the shards (no copy), like a reduce."""
     layout = h5py.VirtualLayout(shape=(4 * len(shards),), dtype=np.int64)
     for i, shard in enumerate(shards):
-        layout[4 * i:4 * (i + 1)] = h5py.VirtualSource(os.path.relpath(shard, path.parent), "values", shape=(4,))
+        layout[4 * i : 4 * (i + 1)] = h5py.VirtualSource(
+            os.path.relpath(shard, path.parent), "values", shape=(4,)
+        )
     with fmt.atomic_h5(path, "merged", 1) as fh:
         fh.create_virtual_dataset("values", layout, fillvalue=-1)
     return path

@@ -1,17 +1,19 @@
 """Layer attribution on models small enough to differentiate by hand (see tests/helpers/models.py)."""
+
 import numpy as np
 import pytest
 import torch
 
+from pipeline.model import load_model
 from pipeline.model.attribution import LayerAttribution
 from pipeline.model.hooks import run_with_hooks
-from pipeline.model import load_model
 from tests.helpers.models import W, hand_expected, hand_images
 
 
 def close(actual, expected, tol=1e-6):
-    np.testing.assert_allclose(np.asarray(actual, np.float64), np.asarray(expected, np.float64),
-                               rtol=tol, atol=tol)
+    np.testing.assert_allclose(
+        np.asarray(actual, np.float64), np.asarray(expected, np.float64), rtol=tol, atol=tol
+    )
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +36,7 @@ def test_gradient_times_activation_equals_hand_values(hand):
     # d logit_k / d r = W[k, c] / 16 everywhere; through the ReLU only where a > 0.
     expected_relu = torch.stack([W[0][:, None, None] * r[0], W[1][:, None, None] * r[1]]) / 16
     close(result.attributions["relu"], expected_relu)
-    close(result.attributions["conv"], expected_relu)   # a * 1[a > 0] = relu(a)
+    close(result.attributions["conv"], expected_relu)  # a * 1[a > 0] = relu(a)
     m = r.mean(dim=(2, 3))
     close(result.channel("relu"), torch.stack([W[0] * m[0], W[1] * m[1]]))
 
@@ -73,8 +75,8 @@ def test_integrated_gradients_by_hand(square):
     attr = LayerAttribution(square, "conv")
     grad = attr.attribute(x, 0).channel("conv")[:, 0]
     integ = attr.attribute(x, 0, method="integrated", steps=4).channel("conv")[:, 0]
-    close(grad, 2 * s ** 2, 1e-5)
-    close(integ, s ** 2, 1e-5)   # midpoint rule is exact for a gradient linear in alpha
+    close(grad, 2 * s**2, 1e-5)
+    close(integ, s**2, 1e-5)  # midpoint rule is exact for a gradient linear in alpha
     linear = attr.attribute(x, 1, method="integrated", steps=3).channel("conv")[:, 0]
     close(linear, s, 1e-5)
 
@@ -96,8 +98,9 @@ def test_integrated_is_complete_on_a_nonlinear_net():
     result = LayerAttribution(model, "conv1").attribute(x, target, method="integrated", steps=200)
     module = model.modules_for(model.resolve_layers("conv1"))["conv1"]
     with torch.no_grad():
-        zero = run_with_hooks(model.net, model.normalize(x),
-                              {"z": (module, lambda _m, _i, out: torch.zeros_like(out))})
+        zero = run_with_hooks(
+            model.net, model.normalize(x), {"z": (module, lambda _m, _i, out: torch.zeros_like(out))}
+        )
     gap = (result.logits - zero).gather(1, target[:, None]).squeeze(1)
     close(result.total("conv1"), gap, 2e-3)
 

@@ -1,4 +1,5 @@
 """Per-image Building Blocks on a tiny hand-made model (pipeline/blocks/, pipeline/store/blocks.py)."""
+
 import numpy as np
 import pytest
 import torch
@@ -34,15 +35,15 @@ def _acts(model, image, layer):
 
 
 def _settings(**kw):
-    base = dict(layers=LAYERS, groups=2, grid=2, grid_steps=4, grid_size=16, grid_batch=4,
-                group_icon_size=16)
+    base = dict(layers=LAYERS, groups=2, grid=2, grid_steps=4, grid_size=16, grid_batch=4, group_icon_size=16)
     return BlocksSettings(**{**base, **kw})
 
 
 # -- semantic dictionary and grid --------------------------------------------------------
 
+
 def test_semantic_dictionary_top_channels_match_a_direct_sort(model, image):
-    act = _acts(model, image, "features2")                      # [6, 4, 4]
+    act = _acts(model, image, "features2")  # [6, 4, 4]
     d = bb.semantic_dictionary(act, top=3)
     assert d["channels"].shape == (4, 4, 3) and d["values"].shape == (4, 4, 3)
     for y in range(4):
@@ -52,11 +53,11 @@ def test_semantic_dictionary_top_channels_match_a_direct_sort(model, image):
             assert list(d["channels"][y, x]) == list(order)
             np.testing.assert_allclose(d["values"][y, x], vector[order], rtol=1e-6)
             assert d["magnitude"][y, x] == pytest.approx(np.linalg.norm(vector), rel=1e-5)
-    assert bb.semantic_dictionary(act, top=50)["channels"].shape == (4, 4, 6)   # K <= C
+    assert bb.semantic_dictionary(act, top=50)["channels"].shape == (4, 4, 6)  # K <= C
 
 
 def test_grid_vectors_average_pool_positions(model, image):
-    act = _acts(model, image, "features1")                      # [4, 8, 8]
+    act = _acts(model, image, "features1")  # [4, 8, 8]
     full = bb.grid_vectors(act, "full")
     assert full.shape == (8, 8, 4)
     torch.testing.assert_close(full[2, 5], act[:, 2, 5])
@@ -71,8 +72,7 @@ def test_grid_vectors_average_pool_positions(model, image):
 def test_activation_grid_icon_activates_its_direction_more_than_random_images(model, image):
     act = _acts(model, image, "features2")
     size = 48
-    grid = bb.activation_grid(model, "features2", act, RenderOptions(steps=128, size=size), grid=2,
-                              batch=4)
+    grid = bb.activation_grid(model, "features2", act, RenderOptions(steps=128, size=size), grid=2, batch=4)
     assert grid["icons"].shape == (2, 2, size, size, 3) and grid["icons"].dtype == np.uint8
     vectors = torch.from_numpy(grid["vectors"]).reshape(4, -1)
     icons = torch.from_numpy(grid["icons"]).reshape(4, size, size, 3).permute(0, 3, 1, 2) / 255.0
@@ -83,7 +83,7 @@ def test_activation_grid_icon_activates_its_direction_more_than_random_images(mo
         return torch.einsum("nchw,c->n", acts, vector) / acts[0, 0].numel()
 
     for i, vector in enumerate(vectors):
-        rendered = direction_value(icons[i:i + 1], vector)[0]
+        rendered = direction_value(icons[i : i + 1], vector)[0]
         assert rendered > direction_value(randoms, vector).max()
     np.testing.assert_allclose(grid["magnitude"], vectors.norm(dim=1).reshape(2, 2).numpy(), rtol=1e-6)
 
@@ -95,6 +95,7 @@ def _acts_batch(model, images, layer):
 
 
 # -- classes and attribution ---------------------------------------------------------------
+
 
 def test_attributed_classes_runner_up_name_and_id():
     names = ["ant", "bee", "cat", "dog", "eel"]
@@ -124,8 +125,9 @@ def test_spatial_and_channel_attribution_both_sum_to_the_total_linear_attributio
         # any layer sums to the logit itself (Euler), which we can check by hand.
         np.testing.assert_allclose(spatial_sum, logits[classes].numpy(), rtol=1e-4)
         second = out["classes"]["second_index"]
-        np.testing.assert_allclose(attr["channel_difference"], attr["channel"][0] - attr["channel"][second],
-                                   rtol=1e-6)
+        np.testing.assert_allclose(
+            attr["channel_difference"], attr["channel"][0] - attr["channel"][second], rtol=1e-6
+        )
 
 
 def test_layer_to_layer_rows_sum_to_the_later_layers_spatial_attribution(model, image):
@@ -150,27 +152,35 @@ def test_neuron_groups_have_nonnegative_maps_and_split_the_attribution(model, im
     groups = out["layers"]["features1"]["groups"]
     assert groups["maps"].shape == (4, 8, 8) and (groups["maps"] >= 0).all()
     assert groups["directions"].shape == (4, 4)
-    assert groups["relative_error"] < 1e-2                      # 4 groups for 4 channels
+    assert groups["relative_error"] < 1e-2  # 4 groups for 4 channels
     # Every (activation > 0) entry is covered, so the groups split the whole attribution.
     total = out["layers"]["features1"]["attribution"]["total"]
     np.testing.assert_allclose(groups["attribution"].sum(axis=0), total, rtol=1e-3)
     for target in ("attributions", "gradients"):
-        other = bb.compute_blocks(model, image, _settings(factorize=target, shared=True),
-                                  render_icons=False)["layers"]["features2"]["groups"]
+        other = bb.compute_blocks(model, image, _settings(factorize=target, shared=True), render_icons=False)[
+            "layers"
+        ]["features2"]["groups"]
         assert other["target"] == target and other["shared"] is True
         assert (other["maps"] >= 0).all()
 
 
 # -- store -------------------------------------------------------------------------------------
 
+
 def _write(model, image, path, image_id, settings=None):
     settings = settings or _settings()
     blocks = bb.compute_blocks(model, image, settings)
-    layers = [l.to_dict() for l in model.resolve_layers(list(LAYERS))]
-    header = RunHeader(model=model.describe(), class_names=model.class_names, layers=layers,
-                       settings=settings.to_dict(), model_checksum=model.checksum)
-    return write_image_file(path, header, image_id=image_id, image_path=f"/photos/{image_id}",
-                            blocks=blocks), blocks
+    layers = [layer.to_dict() for layer in model.resolve_layers(list(LAYERS))]
+    header = RunHeader(
+        model=model.describe(),
+        class_names=model.class_names,
+        layers=layers,
+        settings=settings.to_dict(),
+        model_checksum=model.checksum,
+    )
+    return write_image_file(
+        path, header, image_id=image_id, image_path=f"/photos/{image_id}", blocks=blocks
+    ), blocks
 
 
 def test_store_round_trip_merge_and_json(model, image, tmp_path):
@@ -209,10 +219,16 @@ def test_store_round_trip_merge_and_json(model, image, tmp_path):
 def test_merge_refuses_files_from_other_weights(model, image, tmp_path):
     a, blocks = _write(model, image, tmp_path / "a.h5", "a.jpg")
     layers = [info.to_dict() for info in model.resolve_layers(list(LAYERS))]
-    other_weights = RunHeader(model=model.describe(), class_names=model.class_names, layers=layers,
-                              settings=_settings().to_dict(), model_checksum="sha256:other")
-    b = write_image_file(tmp_path / "b.h5", other_weights, image_id="b.jpg", image_path="/photos/b.jpg",
-                         blocks=blocks)
+    other_weights = RunHeader(
+        model=model.describe(),
+        class_names=model.class_names,
+        layers=layers,
+        settings=_settings().to_dict(),
+        model_checksum="sha256:other",
+    )
+    b = write_image_file(
+        tmp_path / "b.h5", other_weights, image_id="b.jpg", image_path="/photos/b.jpg", blocks=blocks
+    )
     for order in ([a, b], [b, a]):
         with pytest.raises(StoreError, match="other model weights"):
             merge_files(order, tmp_path / "blocks.h5")
@@ -230,21 +246,25 @@ def test_featured_images_and_bad_files_are_named(tmp_path):
     assert listing.records == [ImageRecord("empty.jpg", str(empty.resolve()), None)]
     assert listing.source == {"name": "files"}
     with pytest.raises(ValueError, match="featured image 'empty.jpg'.*zero-byte"):
-        run_blocks_image(settings, ModelSpec(TINY, "random"), tmp_path / "images.json", 0,
-                         tmp_path / "out.h5")
+        run_blocks_image(
+            settings, ModelSpec(TINY, "random"), tmp_path / "images.json", 0, tmp_path / "out.h5"
+        )
     assert not (tmp_path / "out.h5").exists()
 
 
 def test_the_job_records_every_setting_but_the_images(model, tmp_path):
     photo = tmp_path / "photo.png"
     from PIL import Image
+
     Image.new("RGB", (20, 16), (200, 40, 10)).save(photo)
     settings = _settings(images=(str(photo),), grid_steps=1)
     run_list_featured(settings, tmp_path / "images.json")
-    run_blocks_image(settings, ModelSpec(TINY, "random"), tmp_path / "images.json", 0,
-                     tmp_path / "0.h5")
+    run_blocks_image(settings, ModelSpec(TINY, "random"), tmp_path / "images.json", 0, tmp_path / "0.h5")
     with BlocksStore(tmp_path / "0.h5") as store:
         assert store.image_ids == ["photo.png"]
-        assert store.settings == {"model": model.name, "weights": "random",
-                                  **{k: v for k, v in settings.to_dict().items() if k != "images"},
-                                  "layers": list(LAYERS)}
+        assert store.settings == {
+            "model": model.name,
+            "weights": "random",
+            **{k: v for k, v in settings.to_dict().items() if k != "images"},
+            "layers": list(LAYERS),
+        }

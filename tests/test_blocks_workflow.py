@@ -1,4 +1,5 @@
 """End to end: the Snakemake Building Blocks stage on a tiny model, read back by the store and the query."""
+
 import json
 import os
 import subprocess
@@ -26,16 +27,33 @@ def plant_images(folder: Path) -> list[str]:
 
 def config(images: Path, featured, **blocks) -> dict:
     return {
-        "run": "bb", "device": "cpu", "threads": 1,
+        "run": "bb",
+        "device": "cpu",
+        "threads": 1,
         "model": {"name": "tests.helpers.models:tiny_blocks_net", "weights": "random"},
         "dataset": {"kind": "folder", "path": str(images)},
         "featurevis": {"enabled": False},
         "site": {"enabled": False},
-        "extract": {"layers": "all", "images_per_shard": 2, "batch_size": 2, "top_k": 2,
-                    "histogram_bins": 4, "thumbnail_size": 8},
-        "blocks": {"images": featured, "layers": ["features2", "features1"], "grid": 2,
-                   "grid_steps": 3, "grid_size": 16, "grid_batch": 4, "group_icon_size": 16,
-                   "groups": 2, "second_class": "cat", **blocks},
+        "extract": {
+            "layers": "all",
+            "images_per_shard": 2,
+            "batch_size": 2,
+            "top_k": 2,
+            "histogram_bins": 4,
+            "thumbnail_size": 8,
+        },
+        "blocks": {
+            "images": featured,
+            "layers": ["features2", "features1"],
+            "grid": 2,
+            "grid_steps": 3,
+            "grid_size": 16,
+            "grid_batch": 4,
+            "group_icon_size": 16,
+            "groups": 2,
+            "second_class": "cat",
+            **blocks,
+        },
     }
 
 
@@ -44,28 +62,34 @@ def test_workflow_writes_blocks_that_the_store_and_the_query_return(tmp_path):
     images = tmp_path / "images"
     featured = plant_images(images)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config(images, featured)))
-    run_on_two_cores(tmp_path)                      # rule all: extraction and blocks
+    run_on_two_cores(tmp_path)  # rule all: extraction and blocks
     run_dir = tmp_path / "results" / "bb"
     assert sorted(p.name for p in (run_dir / "blocks" / "images").iterdir()) == ["0.h5", "1.h5"]
     assert "Building Blocks of red.png" in (run_dir / "logs" / "blocks_image" / "0.log").read_text()
 
     from pipeline.query import open_results
     from pipeline.store.blocks import BlocksStore
+
     with BlocksStore(run_dir / "blocks.h5") as store:
         assert store.image_ids == ["red.png", "blue.png"]
-        assert list(store.layers) == ["features1", "features2"]      # execution order
+        assert list(store.layers) == ["features1", "features2"]  # execution order
         assert store.settings["grid"] == 2 and store.input_image("red.png").shape == (16, 16, 3)
         info = store.image("blue.png")
-        assert info["classes"]["second"] == 2                          # "cat"
+        assert info["classes"]["second"] == 2  # "cat"
     with open_results(run_dir) as results:
         blocks = results.blocks("red.png", "features2")
         assert blocks["grid"]["icons"].shape == (2, 2, 16, 16, 3)
         assert blocks["from_previous"]["attribution"].shape == (16, 64)
         assert (blocks["groups"]["maps"] >= 0).all()
 
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "query", str(run_dir), "image",
-                           "red.png", "--json"], cwd=REPO, capture_output=True, text=True,
-                          env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "query", str(run_dir), "image", "red.png", "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     image = json.loads(proc.stdout)["blocks"]
     assert image["classes"][-1]["class_name"] == "cat" and image["second_class"] == 2
@@ -80,8 +104,7 @@ def test_workflow_writes_blocks_that_the_store_and_the_query_return(tmp_path):
 def test_an_unknown_blocks_layer_stops_the_run_naming_it(tmp_path):
     images = tmp_path / "images"
     featured = plant_images(images)
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(
-        config(images, featured, layers=["mixed4d"])))
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config(images, featured, layers=["mixed4d"])))
     proc = run_on_two_cores(tmp_path, "results/bb/blocks.h5", check=False)
     assert proc.returncode != 0
     assert "layer 'mixed4d' does not exist" in proc.stdout + proc.stderr

@@ -1,4 +1,5 @@
 """Image sources: listing, stable ids, labels, decoding to RGB and skipping bad files."""
+
 from __future__ import annotations
 
 import logging
@@ -12,8 +13,16 @@ import torch
 from PIL import Image
 
 from pipeline.images import dataset
-from pipeline.images.dataset import (BadImage, ImageDataset, ImageRecord, collate, load_rgb, open_source,
-                              skipped_from_batch, to_model_input)
+from pipeline.images.dataset import (
+    BadImage,
+    ImageDataset,
+    ImageRecord,
+    collate,
+    load_rgb,
+    open_source,
+    skipped_from_batch,
+    to_model_input,
+)
 from tests.helpers.images import write_bad_files
 
 
@@ -32,6 +41,7 @@ def pixels(image: Image.Image) -> np.ndarray:
 # ---------------------------------------------------------------------------------
 # Bad files next to good ones
 # ---------------------------------------------------------------------------------
+
 
 def test_bad_files_are_skipped_with_their_reason_and_good_ones_load(tmp_path, caplog):
     root = tmp_path / "mixed"
@@ -90,6 +100,7 @@ def test_max_pixels_is_checked_before_decoding(tmp_path):
 # Conversions to RGB
 # ---------------------------------------------------------------------------------
 
+
 def test_exif_orientation_is_applied(tmp_path):
     # Stored 16 wide x 8 tall: left half red, right half blue. Orientation 6 means
     # "rotate 90 degrees clockwise to display": the left edge becomes the top.
@@ -102,8 +113,8 @@ def test_exif_orientation_is_applied(tmp_path):
     image = load_rgb(str(tmp_path / "rotated.jpg"))
     assert image.size == (8, 16)
     px = pixels(image)
-    assert np.abs(px[2:6, 2:6] - [255, 0, 0]).max() < 30     # top: red
-    assert np.abs(px[10:14, 2:6] - [0, 0, 255]).max() < 30   # bottom: blue
+    assert np.abs(px[2:6, 2:6] - [255, 0, 0]).max() < 30  # top: red
+    assert np.abs(px[10:14, 2:6] - [0, 0, 255]).max() < 30  # bottom: blue
 
 
 def test_grayscale_becomes_grey_rgb(tmp_path):
@@ -141,9 +152,9 @@ def test_cmyk_is_converted(tmp_path, fmt, tolerance):
 
 def test_rgba_is_composited_on_white(tmp_path):
     image = Image.new("RGBA", (3, 1))
-    image.putpixel((0, 0), (255, 0, 0, 0))      # invisible red: white
-    image.putpixel((1, 0), (0, 0, 255, 255))    # opaque blue: blue
-    image.putpixel((2, 0), (0, 0, 0, 128))      # half-transparent black: mid grey
+    image.putpixel((0, 0), (255, 0, 0, 0))  # invisible red: white
+    image.putpixel((1, 0), (0, 0, 255, 255))  # opaque blue: blue
+    image.putpixel((2, 0), (0, 0, 0, 128))  # half-transparent black: mid grey
     image.save(tmp_path / "a.png")
     px = pixels(load_rgb(str(tmp_path / "a.png")))
     assert px[0, 0].tolist() == [255, 255, 255]
@@ -174,6 +185,7 @@ def test_16_bit_grey_is_scaled_not_clipped(tmp_path, fmt):
 # Model input
 # ---------------------------------------------------------------------------------
 
+
 def test_model_input_is_the_centre_square_scaled():
     # 60 x 20: three 20 x 20 squares, red | green | blue. The crop is the green one.
     stripes = np.zeros((20, 60, 3), np.uint8)
@@ -190,8 +202,12 @@ def test_model_input_is_the_centre_square_scaled():
 
 
 def test_collate_shapes():
-    batch = collate([{"index": 3, "image": torch.ones(3, 2, 2), "ok": True, "reason": ""},
-                     {"index": 4, "image": torch.zeros(3, 2, 2), "ok": False, "reason": "x"}])
+    batch = collate(
+        [
+            {"index": 3, "image": torch.ones(3, 2, 2), "ok": True, "reason": ""},
+            {"index": 4, "image": torch.zeros(3, 2, 2), "ok": False, "reason": "x"},
+        ]
+    )
     assert batch["index"].tolist() == [3, 4] and batch["index"].dtype == torch.long
     assert batch["image"].shape == (2, 3, 2, 2)
     assert batch["ok"].tolist() == [True, False] and batch["ok"].dtype == torch.bool
@@ -202,12 +218,20 @@ def test_collate_shapes():
 # Listing: ids, labels, manifests, errors
 # ---------------------------------------------------------------------------------
 
+
 def test_bundled_photos():
     source = open_source()
     assert source.name == "bundled" and source.kind == "bundled" and source.labels == []
     assert [r.image_id for r in source.records] == [
-        "astronaut.jpg", "chelsea.jpg", "china.jpg", "coffee.jpg", "flower.jpg",
-        "grace_hopper.jpg", "motorcycle.jpg", "rocket.jpg"]  # ATTRIBUTION.md is not an image
+        "astronaut.jpg",
+        "chelsea.jpg",
+        "china.jpg",
+        "coffee.jpg",
+        "flower.jpg",
+        "grace_hopper.jpg",
+        "motorcycle.jpg",
+        "rocket.jpg",
+    ]  # ATTRIBUTION.md is not an image
     assert all(os.path.isabs(r.path) and os.path.isfile(r.path) for r in source.records)
     assert load_rgb(source[3].path).mode == "RGB"
 
@@ -250,7 +274,10 @@ def test_imagefolder_labels_from_subfolders(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="pipeline.images.dataset"):
         source = open_source("imagefolder", str(tmp_path))
     assert [(r.image_id, r.label) for r in source.records] == [
-        ("cat/a.jpg", "cat"), ("cat/more/c.png", "cat"), ("dog/b.png", "dog")]
+        ("cat/a.jpg", "cat"),
+        ("cat/more/c.png", "cat"),
+        ("dog/b.png", "dog"),
+    ]
     assert source.labels == ["cat", "dog"]
     assert source.name == f"imagefolder:{tmp_path}" and source.root == str(tmp_path)
     assert any("1 image(s) directly in the root ignored" in m for m in caplog.messages)
@@ -261,16 +288,20 @@ def test_manifest_paths_are_relative_to_the_manifest_and_carry_labels(tmp_path, 
     solid(tmp_path / "data" / "two.png", (0, 0, 0))
     outside = solid(tmp_path / "elsewhere" / "three.png", (0, 0, 0))
     manifest = tmp_path / "data" / "list.csv"
-    manifest.write_text(f"path,label\n# a comment\nimg/one.png,cat\n\ntwo.png,\n{outside},dog\n"
-                        "missing.png,cat\n")
+    manifest.write_text(
+        f"path,label\n# a comment\nimg/one.png,cat\n\ntwo.png,\n{outside},dog\nmissing.png,cat\n"
+    )
     monkeypatch.chdir(tmp_path / "elsewhere")  # relative to the manifest, not to the cwd
     source = open_source("manifest", "../data/list.csv")
     assert source.name == f"manifest:{manifest}" and source.root == str(tmp_path / "data")
-    assert [(r.image_id, r.path, r.label) for r in source.records] == sorted([
-        ("img/one.png", str(tmp_path / "data" / "img" / "one.png"), "cat"),
-        ("two.png", str(tmp_path / "data" / "two.png"), None),
-        (str(outside), str(outside), "dog"),
-        ("missing.png", str(tmp_path / "data" / "missing.png"), "cat")])
+    assert [(r.image_id, r.path, r.label) for r in source.records] == sorted(
+        [
+            ("img/one.png", str(tmp_path / "data" / "img" / "one.png"), "cat"),
+            ("two.png", str(tmp_path / "data" / "two.png"), None),
+            (str(outside), str(outside), "dog"),
+            ("missing.png", str(tmp_path / "data" / "missing.png"), "cat"),
+        ]
+    )
     assert source.labels == ["cat", "dog"]
     # a row naming a missing file is listed, and skipped when decoded
     missing = next(i for i, r in enumerate(source.records) if r.image_id == "missing.png")
@@ -307,16 +338,23 @@ def test_max_images_and_subset(tmp_path):
     assert source.labels == ["a", "b"]
     shard = source.subset(1, 2)
     assert (shard.name, shard.kind, shard.root, shard.labels) == (
-        source.name, source.kind, source.root, ["a", "b"])
+        source.name,
+        source.kind,
+        source.root,
+        ["a", "b"],
+    )
     assert len(shard) == 1 and shard[0] == ImageRecord("b/2.png", str(tmp_path / "b" / "2.png"), "b")
 
 
-@pytest.mark.parametrize("kind, make, match", [
-    ("folder", lambda p: p.mkdir(), "lists no images"),
-    ("folder", lambda p: (p.mkdir(), (p / "a.txt").write_text("x")), "lists no images"),
-    ("imagefolder", lambda p: solid(p / "loose.png", 0), r"lists no images \(expected root/<label>"),
-    ("manifest", lambda p: p.write_text("path,label\n"), "lists no images"),
-])
+@pytest.mark.parametrize(
+    "kind, make, match",
+    [
+        ("folder", lambda p: p.mkdir(), "lists no images"),
+        ("folder", lambda p: (p.mkdir(), (p / "a.txt").write_text("x")), "lists no images"),
+        ("imagefolder", lambda p: solid(p / "loose.png", 0), r"lists no images \(expected root/<label>"),
+        ("manifest", lambda p: p.write_text("path,label\n"), "lists no images"),
+    ],
+)
 def test_empty_source_is_an_error_naming_it(tmp_path, kind, make, match):
     target = tmp_path / "src"
     make(target)

@@ -10,6 +10,7 @@ identity normalization):
 so d logit_k / d r[c, y, x] = W[k, c] / 16 and the channel attribution (gradient x
 activation summed over space) of either layer is ``W[k, c] * mean(r_c)``.
 """
+
 import math
 
 import numpy as np
@@ -23,8 +24,9 @@ from tests.helpers.models import W, hand_expected, hand_images
 
 
 def close(actual, expected):
-    np.testing.assert_allclose(np.asarray(actual, np.float64), np.asarray(expected, np.float64),
-                               rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        np.asarray(actual, np.float64), np.asarray(expected, np.float64), rtol=1e-6, atol=1e-7
+    )
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +55,7 @@ def test_summaries_equal_hand_values(model):
         close(out.layers[layer]["attr_predicted"], W[2] * m)
         label = out.layers[layer]["attr_label"]
         close(label[0], W[1] * m[0])
-        assert all(math.isnan(v) for v in label[1].tolist())   # no label: undefined
+        assert all(math.isnan(v) for v in label[1].tolist())  # no label: undefined
 
 
 def test_activation_only_mode_has_no_attribution_and_no_graph(model):
@@ -93,32 +95,52 @@ def test_shard_round_trip_keeps_hand_values_and_skips_bad_rows(model, tmp_path):
     x = hand_images()
     records = [_Record("a", "beta"), _Record("bad"), _Record("b")]
     images = torch.stack([x[0], torch.zeros(3, 4, 4), x[1]])
-    batches = [{"index": torch.tensor([0, 1]), "image": images[:2], "ok": torch.tensor([True, False]),
-                "reason": ["", "truncated"]},
-               {"index": torch.tensor([2]), "image": images[2:], "ok": torch.tensor([True]), "reason": [""]}]
+    batches = [
+        {
+            "index": torch.tensor([0, 1]),
+            "image": images[:2],
+            "ok": torch.tensor([True, False]),
+            "reason": ["", "truncated"],
+        },
+        {"index": torch.tensor([2]), "image": images[2:], "ok": torch.tensor([True]), "reason": [""]},
+    ]
     classes, _ = label_classes([r.label for r in records], model.class_names)
     extractor = Extractor(model)
     path = tmp_path / "0-3.h5"
-    layers = [l.to_dict() for l in model.layers]
-    layout = ShardLayout(layers=layers, quantities=["max", "argmax_y", "argmax_x", "mean",
-                                                    "attr_predicted", "attr_label"],
-                         class_names=model.class_names, start=0, stop=3, top=3)
+    layers = [layer.to_dict() for layer in model.layers]
+    layout = ShardLayout(
+        layers=layers,
+        quantities=["max", "argmax_y", "argmax_x", "mean", "attr_predicted", "attr_label"],
+        class_names=model.class_names,
+        start=0,
+        stop=3,
+        top=3,
+    )
     with shard_writer(path, layout, settings={"s": 1}, model_checksum=model.checksum) as writer:
         for batch, summary in extract_batches(extractor, batches, classes, progress=False):
-            writer.skip([_Skipped(records[i].image_id, records[i].path, reason)
-                         for i, ok, reason in zip(batch["index"].tolist(), batch["ok"].tolist(),
-                                                  batch["reason"]) if not ok])
+            writer.skip(
+                [
+                    _Skipped(records[i].image_id, records[i].path, reason)
+                    for i, ok, reason in zip(batch["index"].tolist(), batch["ok"].tolist(), batch["reason"])
+                    if not ok
+                ]
+            )
             rows = batch["index"][batch["ok"]].tolist()
             writer.append([records[i] for i in rows], classes[rows].tolist(), summary)
     shards = ShardSet([path])
     assert shards.rows == 2
     assert shards.table("images")["image_id"] == ["a", "b"]
     assert shards.table("images")["label_class"] == [1, -1]
-    assert shards.table("skipped") == {"image_id": ["bad"], "path": ["/data/bad.jpg"], "reason": ["truncated"]}
+    assert shards.table("skipped") == {
+        "image_id": ["bad"],
+        "path": ["/data/bad.jpg"],
+        "reason": ["truncated"],
+    }
     direct = extractor(x, torch.tensor([1, -1]))
     for q in ("max", "argmax_y", "mean", "attr_predicted"):
-        np.testing.assert_allclose(shards.per_image("relu", q).compute(),
-                                   direct.layers["relu"][q].numpy(), rtol=1e-6)
+        np.testing.assert_allclose(
+            shards.per_image("relu", q).compute(), direct.layers["relu"][q].numpy(), rtol=1e-6
+        )
     assert np.isnan(shards.per_image("conv", "attr_label").compute()[1]).all()
     assert shards.predicted_classes().compute().tolist() == [2, 2]
 
@@ -139,8 +161,11 @@ def test_a_shard_of_unlabelled_images_still_stores_label_attribution_as_nan(tmp_
         path = tmp_path / f"{i}.png"
         Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(path)
         records.append(ImageRecord(f"{i}.png", str(path), label))
-    listing = write_listing(tmp_path / "images.json", records,
-                            {"name": "planted", "kind": "folder", "path": str(tmp_path), "max_images": None})
+    listing = write_listing(
+        tmp_path / "images.json",
+        records,
+        {"name": "planted", "kind": "folder", "path": str(tmp_path), "max_images": None},
+    )
     tiny = ModelSpec(name="tests.helpers.models:tiny_conv_net", weights="random", device="cpu")
     settings = ExtractSettings(batch_size=2, attribution="gradient")
     paths = [tmp_path / "0-2.h5", tmp_path / "2-4.h5"]

@@ -1,4 +1,5 @@
 """End to end: the Snakemake extraction stage on a tiny source with planted bad files."""
+
 import json
 import os
 import subprocess
@@ -17,8 +18,14 @@ from tests.helpers.workflow import REPO, extract_config, run_on_two_cores
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.slow
@@ -32,7 +39,7 @@ def test_workflow_extracts_good_images_and_lists_bad_ones(tmp_path):
     assert len(listing.records) == 8
     shards = sorted(p.name for p in (run_dir / "extract" / "shards").iterdir())
     assert shards == ["0-3.h5", "3-6.h5", "6-8.h5"]
-    for shard in ("0-3", "3-6", "6-8"):   # one log (with its progress bar) and benchmark each
+    for shard in ("0-3", "3-6", "6-8"):  # one log (with its progress bar) and benchmark each
         assert "extract" in (run_dir / "logs" / "extract_shard" / f"{shard}.log").read_text()
         assert (run_dir / "benchmarks" / "extract_shard" / f"{shard}.tsv").is_file()
 
@@ -41,8 +48,7 @@ def test_workflow_extracts_good_images_and_lists_bad_ones(tmp_path):
     summary = json.loads(summary.stdout)
     assert summary["images"] == len(GOOD_IMAGES) and summary["labelled_images"] == len(GOOD_IMAGES)
     assert summary["layers"] == {"early": 4, "late": 6}
-    skipped = {Path(s["path"]).relative_to(images).as_posix(): s["reason"]
-               for s in summary["skipped_images"]}
+    skipped = {Path(s["path"]).relative_to(images).as_posix(): s["reason"] for s in summary["skipped_images"]}
     assert set(skipped) == set(BAD_IMAGES) and all(skipped.values())
 
     channel = cli("query", str(run_dir), "channel", "late", "2", "--json")
@@ -65,6 +71,7 @@ def test_workflow_extracts_good_images_and_lists_bad_ones(tmp_path):
 
     # The stored values are those of the model on the decoded images.
     from pipeline.query import open_results
+
     with open_results(run_dir) as results:
         assert results.thumbnail("late", 2, 0).shape == (8, 8, 3)
         assert np.isfinite(results.attributions("late")["label"].compute()).all()

@@ -1,4 +1,5 @@
 """Neuron groups: NMF of positions x channels matrices (pipeline/factorize.py)."""
+
 import numpy as np
 import pytest
 import torch
@@ -34,7 +35,7 @@ def test_groups_reconstruct_a_low_rank_matrix_with_nonnegative_maps():
 def test_groups_reconstruct_a_tiny_models_activations():
     model = load_model("tests.helpers.models:tiny_blocks_net", weights="random")
     acts, _ = _tiny_acts(model)
-    x = acts.reshape(acts.shape[0], -1).T.numpy()          # [64 positions, 4 channels] >= 0
+    x = acts.reshape(acts.shape[0], -1).T.numpy()  # [64 positions, 4 channels] >= 0
     full = fz.factorize(x, 4)
     assert (full.maps >= 0).all()
     # As many groups as channels can reconstruct (non-negative) activations exactly.
@@ -47,9 +48,11 @@ def test_groups_reconstruct_a_tiny_models_activations():
 
 def _tiny_acts(model):
     from pipeline.model.hooks import LayerTap
+
     image = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(3))
     acts, _ = LayerTap(model.net, model.modules_for(model.resolve_layers(["features1"])))(
-        model.normalize(image))
+        model.normalize(image)
+    )
     return acts["features1"][0].detach(), image
 
 
@@ -57,9 +60,9 @@ def test_signed_targets_split_into_positive_and_negative_parts():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(30, 5))
     groups = fz.factorize(x, 10, target="attributions")
-    assert groups.weights.shape == (10, 10)                 # [k, 2C]: positive then negative half
+    assert groups.weights.shape == (10, 10)  # [k, 2C]: positive then negative half
     assert (groups.maps >= 0).all() and (groups.weights >= 0).all()
-    assert (groups.directions < 0).any()                    # directions are signed
+    assert (groups.directions < 0).any()  # directions are signed
     assert np.linalg.norm(groups.reconstruction() - x) / np.linalg.norm(x) < 0.05
 
 
@@ -75,19 +78,22 @@ def test_groups_are_clamped_to_the_matrix_rank_bound_and_zero_matrix_is_fine():
     assert (zero.maps == 0).all() and zero.relative_error == 0.0
 
 
-@pytest.mark.parametrize("matrix, kwargs, message", [
-    (np.ones((3, 3)), {"target": "logits"}, "factorize target 'logits' unknown"),
-    (np.array([[1.0, np.nan]]), {}, "NaN"),
-    (np.ones(3), {}, "matrix"),
-    (np.ones((3, 3)), {"k": 0}, "number of groups"),
-])
+@pytest.mark.parametrize(
+    "matrix, kwargs, message",
+    [
+        (np.ones((3, 3)), {"target": "logits"}, "factorize target 'logits' unknown"),
+        (np.array([[1.0, np.nan]]), {}, "NaN"),
+        (np.ones(3), {}, "matrix"),
+        (np.ones((3, 3)), {"k": 0}, "number of groups"),
+    ],
+)
 def test_bad_input_is_named(matrix, kwargs, message):
     with pytest.raises(ValueError, match=message):
         fz.factorize(matrix, **kwargs)
 
 
 def test_group_attribution_splits_the_total_and_equals_gradient_times_group_activation():
-    x = _low_rank(k=2, seed=4) + 0.01                       # every entry reconstructed
+    x = _low_rank(k=2, seed=4) + 0.01  # every entry reconstructed
     groups = fz.factorize(x, 2)
     rng = np.random.default_rng(5)
     grad = rng.normal(size=x.shape)
@@ -106,11 +112,12 @@ def test_group_attribution_splits_the_total_and_equals_gradient_times_group_acti
 def test_shared_factorization_gives_corresponding_groups_across_layers():
     # Two concepts: left half and right half of the image, each with its own channels
     # in layer a (8x8) and in layer b (4x4).
-    left = np.zeros((8, 8)); left[:, :4] = 1.0
+    left = np.zeros((8, 8))
+    left[:, :4] = 1.0
     right = 1.0 - left
-    a = np.stack([left * 2, left, right * 3, right, left + right * 0.0])            # [5, 8, 8]
-    small = lambda m: m.reshape(4, 2, 4, 2).mean(axis=(1, 3))                       # noqa: E731
-    b = np.stack([small(right), small(left) * 4, small(right) * 2])                 # [3, 4, 4]
+    a = np.stack([left * 2, left, right * 3, right, left + right * 0.0])  # [5, 8, 8]
+    small = lambda m: m.reshape(4, 2, 4, 2).mean(axis=(1, 3))  # noqa: E731
+    b = np.stack([small(right), small(left) * 4, small(right) * 2])  # [3, 4, 4]
     shared = fz.factorize_shared({"a": a, "b": b}, 2)
     assert shared["a"].maps.shape == (2, 64) and shared["b"].maps.shape == (2, 16)
     for g in range(2):

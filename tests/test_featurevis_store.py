@@ -1,4 +1,5 @@
 """Feature visualization shards, merge and reader (pipeline.store.featurevis), and shard planning."""
+
 import h5py
 import numpy as np
 import pytest
@@ -15,13 +16,17 @@ def rows(channels, diversity=1, negatives=False):
     """Arrays whose every value encodes its channel, so misplaced rows are caught."""
     k = len(channels)
     c = np.asarray(channels)
-    out = {"images": np.broadcast_to(c[:, None, None, None], (k, SIZE, SIZE, 3)).astype(np.uint8),
-           "value": c + 0.5, "activation": c + 0.25, "rank": c % 3 + 1,
-           "curve": np.stack([c * 10 + p for p in range(3)], axis=1)}
+    out = {
+        "images": np.broadcast_to(c[:, None, None, None], (k, SIZE, SIZE, 3)).astype(np.uint8),
+        "value": c + 0.5,
+        "activation": c + 0.25,
+        "rank": c % 3 + 1,
+        "curve": np.stack([c * 10 + p for p in range(3)], axis=1),
+    }
     if diversity > 1:
         out["diversity_images"] = np.broadcast_to(
-            (c[:, None] * 2 + np.arange(diversity))[:, :, None, None, None],
-            (k, diversity, SIZE, SIZE, 3)).astype(np.uint8)
+            (c[:, None] * 2 + np.arange(diversity))[:, :, None, None, None], (k, diversity, SIZE, SIZE, 3)
+        ).astype(np.uint8)
         out["diversity_activation"] = np.tile(c[:, None], (1, diversity)).astype(np.float32)
     if negatives:
         out["negative_images"] = 255 - out["images"]
@@ -29,22 +34,44 @@ def rows(channels, diversity=1, negatives=False):
     return out
 
 
-def write_shard(path, layer, channels, start, stop, *, layer_channels=10, settings=SETTINGS,
-                diversity=1, negatives=False, batch=2, model_checksum="random:seed0"):
-    layout = ShardLayout(layer=layer, layer_channels=layer_channels, channels=channels,
-                         start=start, stop=stop, image_size=SIZE, curve_steps=[0, 3, 7],
-                         diversity=diversity, negatives=negatives)
+def write_shard(
+    path,
+    layer,
+    channels,
+    start,
+    stop,
+    *,
+    layer_channels=10,
+    settings=SETTINGS,
+    diversity=1,
+    negatives=False,
+    batch=2,
+    model_checksum="random:seed0",
+):
+    layout = ShardLayout(
+        layer=layer,
+        layer_channels=layer_channels,
+        channels=channels,
+        start=start,
+        stop=stop,
+        image_size=SIZE,
+        curve_steps=[0, 3, 7],
+        diversity=diversity,
+        negatives=negatives,
+    )
     with shard_writer(path, layout, settings=settings, model_checksum=model_checksum) as w:
         for i in range(0, len(channels), batch):
-            group = channels[i:i + batch]
+            group = channels[i : i + batch]
             w.write(group, rows(group, diversity, negatives))
     return path
 
 
 def test_shards_merge_into_a_store_the_reader_opens(tmp_path):
-    shards = [write_shard(tmp_path / "a" / "4-8.h5", "conv", [4, 5, 6, 7], 4, 8),
-              write_shard(tmp_path / "a" / "0-4.h5", "conv", [0, 1, 2, 3], 0, 4),
-              write_shard(tmp_path / "b" / "0-3.h5", "fc", [0, 2], 0, 3, layer_channels=3)]
+    shards = [
+        write_shard(tmp_path / "a" / "4-8.h5", "conv", [4, 5, 6, 7], 4, 8),
+        write_shard(tmp_path / "a" / "0-4.h5", "conv", [0, 1, 2, 3], 0, 4),
+        write_shard(tmp_path / "b" / "0-3.h5", "fc", [0, 2], 0, 3, layer_channels=3),
+    ]
     out = merge_shards(shards, tmp_path / "featurevis.h5")
     with FeatureVisStore(out) as fv:
         assert fv.layers == ["conv", "fc"]
@@ -52,7 +79,7 @@ def test_shards_merge_into_a_store_the_reader_opens(tmp_path):
         assert fv.channels("conv").tolist() == list(range(8))
         assert fv.channels("fc").tolist() == [0, 2]
         assert fv.images("conv").shape == (8, SIZE, SIZE, 3) and fv.images("conv").dtype == np.uint8
-        assert fv.images("conv").chunks == (1, SIZE, SIZE, 3)        # one image per chunk
+        assert fv.images("conv").chunks == (1, SIZE, SIZE, 3)  # one image per chunk
         img = fv.image("conv", 6)
         assert img.shape == (SIZE, SIZE, 3) and (img == 6).all()
         assert (fv.image("fc", 2) == 2).all()
@@ -61,8 +88,11 @@ def test_shards_merge_into_a_store_the_reader_opens(tmp_path):
         steps, curve = fv.curve("conv")
         assert steps.tolist() == [0, 3, 7] and curve[7].tolist() == [70, 71, 72]
         assert fv.diversity_images("conv") is None and fv.negative_images("conv") is None
-        assert fv.summary()["fc"] == {"rendered": 2, "layer_channels": 3,
-                                      "rank1_fraction": pytest.approx(0.5)}
+        assert fv.summary()["fc"] == {
+            "rendered": 2,
+            "layer_channels": 3,
+            "rank1_fraction": pytest.approx(0.5),
+        }
         with pytest.raises(KeyError, match="no rendered channel 1"):
             fv.image("fc", 1)
         with pytest.raises(KeyError, match="no layer 'head'"):
@@ -101,9 +131,8 @@ def test_merge_refuses_overlapping_missing_and_partial_shards(tmp_path):
         merge_shards([one, two], tmp_path / "fv.h5")
     with pytest.raises(StoreError, match="no such store file"):
         merge_shards([one, tmp_path / "missing.h5"], tmp_path / "fv.h5")
-    with h5py.File(tmp_path / "unfinished.h5", "w") as fh:        # a writer that died
-        fh.attrs.update({"format": "model-atlas.featurevis-shard", "format_version": 1,
-                         "complete": False})
+    with h5py.File(tmp_path / "unfinished.h5", "w") as fh:  # a writer that died
+        fh.attrs.update({"format": "model-atlas.featurevis-shard", "format_version": 1, "complete": False})
     with pytest.raises(StoreError, match="incomplete"):
         merge_shards([one, tmp_path / "unfinished.h5"], tmp_path / "fv.h5")
     with pytest.raises(StoreError, match="no shards"):
@@ -113,22 +142,52 @@ def test_merge_refuses_overlapping_missing_and_partial_shards(tmp_path):
 def test_a_shard_missing_channels_is_never_created(tmp_path):
     path = tmp_path / "s.h5"
     with pytest.raises(RuntimeError, match=r"channels \[3\] never written"):
-        with shard_writer(path, ShardLayout(layer="conv", layer_channels=10, channels=[2, 3], start=0,
-                                            stop=4, image_size=SIZE, curve_steps=[0]),
-                          settings=SETTINGS) as w:
+        with shard_writer(
+            path,
+            ShardLayout(
+                layer="conv",
+                layer_channels=10,
+                channels=[2, 3],
+                start=0,
+                stop=4,
+                image_size=SIZE,
+                curve_steps=[0],
+            ),
+            settings=SETTINGS,
+        ) as w:
             w.write([2], {"images": np.zeros((1, SIZE, SIZE, 3), np.uint8)})
     assert not path.exists() and not list(tmp_path.iterdir())
     with pytest.raises(ValueError, match="outside"):
-        with shard_writer(path, ShardLayout(layer="conv", layer_channels=10, channels=[5], start=0,
-                                            stop=4, image_size=SIZE, curve_steps=[0]),
-                          settings=SETTINGS):
+        with shard_writer(
+            path,
+            ShardLayout(
+                layer="conv",
+                layer_channels=10,
+                channels=[5],
+                start=0,
+                stop=4,
+                image_size=SIZE,
+                curve_steps=[0],
+            ),
+            settings=SETTINGS,
+        ):
             pass
 
 
 def test_writer_rejects_wrong_shapes_and_channels(tmp_path):
-    with shard_writer(tmp_path / "s.h5", ShardLayout(layer="conv", layer_channels=10, channels=[0, 1],
-                                                    start=0, stop=2, image_size=SIZE,
-                                                    curve_steps=[0, 1, 2]), settings=SETTINGS) as w:
+    with shard_writer(
+        tmp_path / "s.h5",
+        ShardLayout(
+            layer="conv",
+            layer_channels=10,
+            channels=[0, 1],
+            start=0,
+            stop=2,
+            image_size=SIZE,
+            curve_steps=[0, 1, 2],
+        ),
+        settings=SETTINGS,
+    ) as w:
         with pytest.raises(ValueError, match="images: got shape"):
             w.write([0], {"images": np.zeros((1, SIZE + 1, SIZE, 3), np.uint8)})
         with pytest.raises(KeyError, match="not all in this shard"):
@@ -149,9 +208,10 @@ def test_wrong_kind_of_file_is_refused(tmp_path):
 # Channel selection, shard plan, rank
 # ---------------------------------------------------------------------------------
 
+
 def test_parse_channels():
     assert parse_channels("all", 4) == [0, 1, 2, 3]
-    assert parse_channels("2-6", 4) == [2, 3]                      # clipped to the layer
+    assert parse_channels("2-6", 4) == [2, 3]  # clipped to the layer
     assert parse_channels([3, 1, 3], 4) == [1, 3]
     with pytest.raises(ValueError, match=r"channel\(s\) \[7\] do not exist in layer 'conv'"):
         parse_channels([1, 7], 4, "conv")
@@ -162,7 +222,7 @@ def test_parse_channels():
 def test_plan_shards():
     assert plan_shards("all", 10, 4) == [(0, 4), (4, 8), (8, 10)]
     assert plan_shards("0-2", 10, 4) == [(0, 4)]
-    assert plan_shards([1, 9], 10, 4) == [(0, 4), (8, 10)]        # no job for an empty range
+    assert plan_shards([1, 9], 10, 4) == [(0, 4), (8, 10)]  # no job for an empty range
     assert plan_shards("20-30", 10, 4) == []
     assert shard_channels([1, 2, 9], 10, 0, 4) == [1, 2]
     with pytest.raises(ValueError, match="channels_per_job"):
@@ -170,8 +230,9 @@ def test_plan_shards():
 
 
 def test_recorded_settings_fill_defaults_and_leave_out_the_selection():
-    settings = FeaturevisSettings.from_config({"steps": 8, "layers": ["a"], "channels": "0-2",
-                                               "channels_per_job": 2, "enabled": True})
+    settings = FeaturevisSettings.from_config(
+        {"steps": 8, "layers": ["a"], "channels": "0-2", "channels_per_job": 2, "enabled": True}
+    )
     recorded = settings.recorded()
     assert recorded["steps"] == 8 and recorded["image_size"] == 128 and recorded["param"] == "fft"
     assert recorded["transforms"] == "standard"
@@ -182,9 +243,14 @@ def test_target_rank_by_hand():
     import torch
 
     from pipeline.featurevis.render import target_rank
-    means = torch.tensor([[1.0, 3.0, 2.0],      # target 1 is the largest -> rank 1
-                          [1.0, 3.0, 2.0],      # target 0 has two larger -> rank 3
-                          [2.0, 2.0, 0.0]])     # a tie shares the better rank
+
+    means = torch.tensor(
+        [
+            [1.0, 3.0, 2.0],  # target 1 is the largest -> rank 1
+            [1.0, 3.0, 2.0],  # target 0 has two larger -> rank 3
+            [2.0, 2.0, 0.0],
+        ]
+    )  # a tie shares the better rank
     activation, rank = target_rank(means, torch.tensor([1, 0, 0]))
     assert activation.tolist() == [3.0, 1.0, 2.0]
     assert rank.tolist() == [1, 3, 1]

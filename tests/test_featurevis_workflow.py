@@ -1,4 +1,5 @@
 """End to end: the Snakemake feature-visualization stage on a tiny model."""
+
 import os
 import shutil
 
@@ -16,12 +17,25 @@ def snakemake(tmp_path, config: dict, *extra):
 
 
 def tiny_config(**featurevis):
-    return {"run": "tiny", "results_dir": "results", "threads": 1,   # relative to --directory
-            "model": {"name": TINY_NET, "weights": "random"},
-            "extract": {"enabled": False},
-            "featurevis": {"layers": ["conv1", "conv2"], "channels": "all", "steps": 8,
-                           "image_size": 24, "batch_size": 2, "channels_per_job": 3,
-                           "curve_points": 4, "diversity": 2, "negatives": True, **featurevis}}
+    return {
+        "run": "tiny",
+        "results_dir": "results",
+        "threads": 1,  # relative to --directory
+        "model": {"name": TINY_NET, "weights": "random"},
+        "extract": {"enabled": False},
+        "featurevis": {
+            "layers": ["conv1", "conv2"],
+            "channels": "all",
+            "steps": 8,
+            "image_size": 24,
+            "batch_size": 2,
+            "channels_per_job": 3,
+            "curve_points": 4,
+            "diversity": 2,
+            "negatives": True,
+            **featurevis,
+        },
+    }
 
 
 TARGET = "results/tiny/featurevis.h5"
@@ -41,8 +55,10 @@ def test_workflow_renders_every_requested_channel(finished_run):
     from pipeline.store.featurevis import FeatureVisStore
 
     run = finished_run / "results" / "tiny"
-    shards = sorted(p.relative_to(run / "featurevis" / "shards").as_posix()
-                    for p in (run / "featurevis" / "shards").glob("*/*.h5"))
+    shards = sorted(
+        p.relative_to(run / "featurevis" / "shards").as_posix()
+        for p in (run / "featurevis" / "shards").glob("*/*.h5")
+    )
     assert shards == ["conv1/0-3.h5", "conv1/3-5.h5", "conv2/0-3.h5"]
     assert (run / "logs" / "featurevis_shard" / "conv1" / "3-5.log").is_file()
     assert (run / "benchmarks" / "featurevis_shard" / "conv1" / "3-5.tsv").is_file()
@@ -66,9 +82,11 @@ def test_workflow_renders_every_requested_channel(finished_run):
     from pipeline.model import load_model
     from pipeline.optvis import objectives as obj
     from pipeline.optvis.render import RenderOptions, render
+
     model = load_model(TINY_NET, weights="random")
-    alone = render(model, obj.channel("conv1", 3), 1, RenderOptions(steps=8, size=24, curve_points=4),
-                   item_keys=[3])
+    alone = render(
+        model, obj.channel("conv1", 3), 1, RenderOptions(steps=8, size=24, curve_points=4), item_keys=[3]
+    )
     assert abs(to_uint8(alone.images)[0].astype(int) - stored.astype(int)).max() <= 1
 
 

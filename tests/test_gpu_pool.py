@@ -1,4 +1,5 @@
 """The GPU pool gives each concurrent job its own device (fake ids: no GPU needed)."""
+
 import os
 import subprocess
 import sys
@@ -7,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.runtime import gpu_pool
+from pipeline.runtime import gpu_pool, job_logging
 from pipeline.runtime.gpu_pool import GpuPoolTimeout, gpu_slot, pool_from_env
-from pipeline.runtime import job_logging
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,10 +31,12 @@ with gpu_slot(timeout=60, poll=0.05) as device:
 @pytest.fixture
 def pool_env(tmp_path, monkeypatch):
     """A fake four-id pool with its own lock folder, inherited by child processes."""
+
     def configure(ids):
         monkeypatch.setenv(gpu_pool.POOL_ENV, ids)
         monkeypatch.setenv(gpu_pool.LOCK_DIR_ENV, str(tmp_path / "locks"))
         return tmp_path
+
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     return configure
 

@@ -1,4 +1,5 @@
 """The model zoo: registry matrix, real offline weights, layer discovery, clear errors."""
+
 import json
 import os
 import subprocess
@@ -9,17 +10,23 @@ import pytest
 import torch
 from PIL import Image
 
-from pipeline.model import registry as models, zoo as model_zoo
-from pipeline.model.hooks import LayerTap
 from pipeline.model import ModelError, load_model
+from pipeline.model import registry as models
+from pipeline.model import zoo as model_zoo
+from pipeline.model.hooks import LayerTap
 from tests.helpers.workflow import REPO
 
 # Channel counts every registered model must discover (random weights: shapes only).
 EXPECTED_CHANNELS = {
-    "efficientnet_lite0": {"stem": 32, "blocks.0.0": 16, "blocks.3.0": 80, "blocks.6.0": 320,
-                           "head": 1280},
-    "googlenet": {"conv1": 64, "conv3": 192, "inception3a": 256, "inception4a": 512,
-                  "inception4d": 528, "inception5b": 1024},
+    "efficientnet_lite0": {"stem": 32, "blocks.0.0": 16, "blocks.3.0": 80, "blocks.6.0": 320, "head": 1280},
+    "googlenet": {
+        "conv1": 64,
+        "conv3": 192,
+        "inception3a": 256,
+        "inception4a": 512,
+        "inception4d": 528,
+        "inception5b": 1024,
+    },
 }
 
 
@@ -32,18 +39,19 @@ def test_registry_matrix(name):
         logits = model(torch.rand(1, 3, 96, 96))
     assert logits.shape == (1, 1000)
     assert len(model.class_names) == 1000
-    channels = {l.name: l.channels for l in model.layers}
+    channels = {layer.name: layer.channels for layer in model.layers}
     for layer, expected in EXPECTED_CHANNELS[name].items():
         assert channels[layer] == expected, layer
     # Execution order, and sizes that shrink (never grow) with depth.
-    assert [l.index for l in model.layers] == list(range(len(model.layers)))
-    heights = [l.height for l in model.layers]
+    assert [layer.index for layer in model.layers] == list(range(len(model.layers)))
+    heights = [layer.height for layer in model.layers]
     assert heights == sorted(heights, reverse=True)
     # Discovery measured real shapes: capture every layer and compare.
     acts, _ = LayerTap(model.net, model.modules_for(model.layers))(
-        model.normalize(torch.rand(1, 3, model.input_size, model.input_size)), truncate=False)
-    for l in model.layers:
-        assert tuple(acts[l.name].shape) == (1, l.channels, l.height, l.width)
+        model.normalize(torch.rand(1, 3, model.input_size, model.input_size)), truncate=False
+    )
+    for layer in model.layers:
+        assert tuple(acts[layer.name].shape) == (1, layer.channels, layer.height, layer.width)
 
 
 def test_googlenet_article_aliases():
@@ -51,7 +59,8 @@ def test_googlenet_article_aliases():
     assert model.name == "googlenet"
     assert model.layer("mixed4d").name == "inception4d"
     assert model.layer("conv2d0").name == "conv1"
-    assert [l.name for l in model.resolve_layers(["mixed5b", "mixed3a"])] == ["inception3a", "inception5b"]
+    resolved = model.resolve_layers(["mixed5b", "mixed3a"])
+    assert [layer.name for layer in resolved] == ["inception3a", "inception5b"]
     with pytest.raises(KeyError, match="inception4a"):
         model.layer("mixed9z")
 
@@ -69,6 +78,7 @@ def test_googlenet_loads_weights_from_the_torch_cache(tmp_path, monkeypatch):
     """A checkpoint in $TORCH_HOME/hub/checkpoints is used, offline, aux heads and all."""
     reference = load_model("googlenet", weights="random")
     from torchvision.models import googlenet
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(1)
         donor = googlenet(weights=None, aux_logits=True, init_weights=True)
@@ -115,10 +125,10 @@ def test_lite0_real_weights_classify_coffee_as_espresso():
 
 def test_generic_torchvision_and_timm_models_by_name():
     tv = load_model("torchvision/resnet18", weights="random")
-    names = {l.name: l.channels for l in tv.layers}
+    names = {layer.name: layer.channels for layer in tv.layers}
     assert names["layer4.1"] == 512 and names["layer1.0"] == 64
     tm = load_model("timm/resnet18", weights="random")
-    assert {l.name: l.channels for l in tm.layers}["layer4.1"] == 512
+    assert {layer.name: layer.channels for layer in tm.layers}["layer4.1"] == 512
     assert tm.mean == pytest.approx(models.IMAGENET_MEAN)
 
 
@@ -143,8 +153,8 @@ def test_weights_from_a_local_file(tmp_path):
 def test_custom_loader_and_shared_modules_are_not_layers():
     model = load_model("tests.helpers.models:shared_relu_net", weights="random", input_size=8)
     # `relu` runs twice per forward pass, so its activation is ambiguous: not a layer.
-    assert [l.name for l in model.layers] == ["conv1", "conv2"]
-    assert [(l.channels, l.height) for l in model.layers] == [(3, 8), (2, 8)]
+    assert [layer.name for layer in model.layers] == ["conv1", "conv2"]
+    assert [(layer.channels, layer.height) for layer in model.layers] == [(3, 8), (2, 8)]
 
 
 def test_unknown_model_lists_the_registry():
@@ -154,16 +164,26 @@ def test_unknown_model_lists_the_registry():
 
 def test_cli_layers_json_offline_for_both_models():
     for name, last in [("efficientnet_lite0", ("head", 1280)), ("googlenet", ("inception5b", 1024))]:
-        out = subprocess.run([sys.executable, "-m", "pipeline.cli", "layers", name, "--json"],
-                             capture_output=True, text=True, check=True, cwd=REPO)
+        out = subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", "layers", name, "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=REPO,
+        )
         layers = json.loads(out.stdout)
         assert (layers[-1]["name"], layers[-1]["channels"]) == last
-        assert all({"name", "channels", "module", "height", "width"} <= set(l) for l in layers)
+        assert all({"name", "channels", "module", "height", "width"} <= set(layer) for layer in layers)
 
 
 def test_cli_models_reports_weight_availability():
-    out = subprocess.run([sys.executable, "-m", "pipeline.cli", "models", "--json"],
-                         capture_output=True, text=True, check=True, cwd=REPO)
+    out = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "models", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
     rows = {r["name"]: r for r in json.loads(out.stdout)}
     assert rows["efficientnet_lite0"]["weights_available"] is True
     assert set(rows) == set(models.list_models())

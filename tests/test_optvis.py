@@ -1,4 +1,5 @@
 """The optimisation engine (pipeline.optvis) on tiny hand-made models."""
+
 import pytest
 import torch
 
@@ -28,11 +29,12 @@ def no_hooks(model) -> bool:
 # Objectives by hand
 # ---------------------------------------------------------------------------------
 
+
 def test_objective_values_by_hand():
     t = torch.arange(2 * 3 * 2 * 2, dtype=torch.float32).view(2, 3, 2, 2)  # item 0: 0..11, item 1: 12..23
     acts = {"l": t}
-    assert obj.channel("l", 1)(acts).tolist() == [5.5, 17.5]                 # mean of 4..7, 16..19
-    assert obj.neuron("l", 2)(acts).tolist() == [11.0, 23.0]                 # centre of 2x2: (1, 1)
+    assert obj.channel("l", 1)(acts).tolist() == [5.5, 17.5]  # mean of 4..7, 16..19
+    assert obj.neuron("l", 2)(acts).tolist() == [11.0, 23.0]  # centre of 2x2: (1, 1)
     assert obj.neuron("l", 0, y=0, x=1)(acts).tolist() == [1.0, 13.0]
     both = obj.per_item([obj.channel("l", 2), obj.neuron("l", 0, y=1, x=0)])
     assert both(acts).tolist() == [9.5, 14.0]
@@ -40,7 +42,7 @@ def test_objective_values_by_hand():
     mixed = obj.per_item([obj.channel("l", 0) + obj.channel("l", 1), obj.channel("l", 0)])
     assert mixed(acts).tolist() == [1.5 + 5.5, 13.5]
     # kinds interleaved: computed grouped by kind, returned in item order
-    t3 = torch.cat([t, t[:1] + 100])                                       # item 2: 100..111
+    t3 = torch.cat([t, t[:1] + 100])  # item 2: 100..111
     interleaved = obj.per_item([obj.channel("l", 1), obj.neuron("l", 0, y=0, x=1), obj.channel("l", 2)])
     assert interleaved({"l": t3}).tolist() == [5.5, 13.0, 109.5]
     assert (-obj.channel("l", 0))(acts).tolist() == [-1.5, -13.5]
@@ -49,13 +51,15 @@ def test_objective_values_by_hand():
 
 def test_direction_dot_and_cosine_by_hand():
     t = torch.zeros(1, 2, 1, 2)
-    t[0, :, 0, 0] = torch.tensor([3.0, 4.0])      # |a| = 5, parallel to v
-    t[0, :, 0, 1] = torch.tensor([4.0, -3.0])     # orthogonal to v
+    t[0, :, 0, 0] = torch.tensor([3.0, 4.0])  # |a| = 5, parallel to v
+    t[0, :, 0, 1] = torch.tensor([4.0, -3.0])  # orthogonal to v
     v = torch.tensor([3.0, 4.0])
     acts = {"l": t}
     assert obj.direction("l", v)(acts).item() == pytest.approx((25 + 0) / 2)
     # cosine 1 at the first position, floored to 0.1 at the second (its dot is 0 anyway)
-    assert obj.direction("l", v, cossim_pow=2)(acts).item() == pytest.approx(25 / (1 + 1e-4 / 5) ** 4 / 2, rel=1e-4)
+    assert obj.direction("l", v, cossim_pow=2)(acts).item() == pytest.approx(
+        25 / (1 + 1e-4 / 5) ** 4 / 2, rel=1e-4
+    )
     assert obj.direction("l", v, y=0, x=1)(acts).item() == pytest.approx(0.0)
     per = obj.per_item([obj.direction("l", v, cossim_pow=1), obj.direction("l", -v, cossim_pow=1)])
     two = {"l": torch.cat([t, t])}
@@ -70,18 +74,20 @@ def test_diversity_by_hand():
     # identical items: every cosine is 1; item value = (others in group) / group size
     assert obj.diversity("l")({"l": same}).tolist() == pytest.approx([2 / 3] * 3)
     a = torch.zeros(2, 2, 1, 1)
-    a[0, 0], a[1, 1] = 1.0, 1.0                    # Gram matrices diag(1,0) and diag(0,1): cosine 0
+    a[0, 0], a[1, 1] = 1.0, 1.0  # Gram matrices diag(1,0) and diag(0,1): cosine 0
     assert obj.diversity("l")({"l": a}).tolist() == pytest.approx([0.0, 0.0])
     grouped = obj.diversity("l", group_size=1)({"l": same})
-    assert grouped.tolist() == [0.0, 0.0, 0.0]     # nobody to compare with
+    assert grouped.tolist() == [0.0, 0.0, 0.0]  # nobody to compare with
     with pytest.raises(ValueError, match="groups of 2"):
         obj.diversity("l", group_size=2)({"l": same})
 
 
 def test_descriptions():
     assert str(obj.channel("blocks.3.0", 5)) == "channel blocks.3.0:5"
-    assert (str(obj.channel("blocks.3.0", 5) - 1e2 * obj.diversity("blocks.3.0"))
-            == "channel blocks.3.0:5 - 100 * diversity blocks.3.0")
+    assert (
+        str(obj.channel("blocks.3.0", 5) - 1e2 * obj.diversity("blocks.3.0"))
+        == "channel blocks.3.0:5 - 100 * diversity blocks.3.0"
+    )
     assert str(-obj.neuron("a", 1)) == "-neuron a:1 (centre)"
     assert str(obj.direction("a", torch.ones(4), cossim_pow=2)) == "direction a[4], cossim^2"
     assert obj.per_item([obj.channel("a", i) for i in range(5)]).description.endswith("(5 items)")
@@ -104,12 +110,13 @@ def test_objective_errors_name_the_problem():
 # Parameterization and transforms
 # ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", ["fft", "pixel"])
 def test_param_starts_grey_and_is_seeded_per_item(kind):
     _, image_fn = param.image(kind, 16, item_generators(0, [7, 8]))
     images = image_fn()
     assert images.shape == (2, 3, 16, 16)
-    assert (images - 0.5).abs().max() < 0.05            # sd 0.01 noise around grey
+    assert (images - 0.5).abs().max() < 0.05  # sd 0.01 noise around grey
     _, alone = param.image(kind, 16, item_generators(0, [8]))
     # Item 8's noise does not depend on item 7. Not bit-equal: the colour matrix is a 1x1
     # convolution whose CPU kernel may sum in another order for another batch size.
@@ -140,7 +147,7 @@ def test_standard_transforms_are_per_item_and_keep_the_size():
     ay, ax = transforms._offset(g, 8)
     transforms._pick(g, (1.0,)), transforms._pick(g, (0,))
     by, bx = transforms._offset(g, 4)
-    expected = padded[:, ay + by:ay + by + 140, ax + bx:ax + bx + 140]
+    expected = padded[:, ay + by : ay + by + 140, ax + bx : ax + bx + 140]
     assert torch.allclose(out[0], expected, atol=1e-5)
 
 
@@ -165,7 +172,7 @@ OBJECTIVES = {
 def test_each_objective_rises(tiny, name):
     objective = OBJECTIVES[name]()
     result = render(tiny, objective, 3, fast(steps=30))
-    start = torch.as_tensor(result.curve[0])         # values on the initial images
+    start = torch.as_tensor(result.curve[0])  # values on the initial images
     assert result.values.shape == (3,)
     assert (result.values > start + 1e-3).all(), (name, start, result.values)
 
@@ -174,6 +181,7 @@ def test_subtracting_diversity_makes_images_differ(tiny):
     plain = render(tiny, obj.channel("conv2", 1), 4, fast(steps=40))
     diverse = render(tiny, obj.channel("conv2", 1) - 10 * obj.diversity("conv2"), 4, fast(steps=40))
     from pipeline.optvis.render import activations
+
     sim = lambda r: obj.diversity("conv2")(activations(tiny, r.images, ["conv2"])).sum().item()  # noqa: E731
     assert sim(diverse) < sim(plain)
 
@@ -182,7 +190,7 @@ def test_stripe_detector_renders_red_vertical_stripes():
     model = load_model("tests.helpers.optvis_models:stripe_net")
     # standard transforms
     result = render(model, obj.channel("detector", 0), 1, RenderOptions(steps=128, size=32))
-    red, green, blue = result.images[0]                # each [H, W]
+    red, green, blue = result.images[0]  # each [H, W]
     redness = red - (green + blue) / 2
     # Vertical stripes: redness changes from column to column, hardly from row to row.
     across_columns = redness.mean(dim=0).var()
@@ -197,8 +205,13 @@ def test_stripe_detector_renders_red_vertical_stripes():
 
 def test_batched_channels_equal_rendered_alone(tiny):
     channels = [4, 0, 2, 5]
-    batched = render(tiny, obj.per_item([obj.channel("conv2", c) for c in channels]), 4,
-                     RenderOptions(steps=24, size=24), item_keys=channels)
+    batched = render(
+        tiny,
+        obj.per_item([obj.channel("conv2", c) for c in channels]),
+        4,
+        RenderOptions(steps=24, size=24),
+        item_keys=channels,
+    )
     for i, c in enumerate(channels):
         alone = render(tiny, obj.channel("conv2", c), 1, RenderOptions(steps=24, size=24), item_keys=[c])
         assert torch.allclose(alone.images[0], batched.images[i], atol=1e-4), c
@@ -206,10 +219,20 @@ def test_batched_channels_equal_rendered_alone(tiny):
 
 
 def test_position_in_batch_does_not_matter_but_the_key_does(tiny):
-    a = render(tiny, obj.per_item([obj.channel("conv2", 1), obj.channel("conv2", 3)]), 2,
-               RenderOptions(steps=12, size=24), item_keys=[1, 3])
-    b = render(tiny, obj.per_item([obj.channel("conv2", 3), obj.channel("conv2", 1)]), 2,
-               RenderOptions(steps=12, size=24), item_keys=[3, 1])
+    a = render(
+        tiny,
+        obj.per_item([obj.channel("conv2", 1), obj.channel("conv2", 3)]),
+        2,
+        RenderOptions(steps=12, size=24),
+        item_keys=[1, 3],
+    )
+    b = render(
+        tiny,
+        obj.per_item([obj.channel("conv2", 3), obj.channel("conv2", 1)]),
+        2,
+        RenderOptions(steps=12, size=24),
+        item_keys=[3, 1],
+    )
     assert torch.allclose(a.images[0], b.images[1], atol=1e-5)
     c = render(tiny, obj.channel("conv2", 1), 1, RenderOptions(steps=12, size=24), item_keys=[99])
     assert not torch.allclose(a.images[0], c.images[0], atol=1e-3)
@@ -217,7 +240,9 @@ def test_position_in_batch_does_not_matter_but_the_key_does(tiny):
 
 def test_item_seeds_depend_on_value_not_type():
     import numpy as np
+
     from pipeline.optvis.render import item_seed
+
     assert item_seed(0, 3) == item_seed(0, np.int64(3)) == item_seed(0, torch.tensor(3))
     assert item_seed(0, ("diversity", 3, 1)) == item_seed(0, ("diversity", np.int32(3), 1))
     assert len({item_seed(0, 3), item_seed(1, 3), item_seed(0, 4), item_seed(0, "3")}) == 4
@@ -247,7 +272,7 @@ def test_truncation_skips_later_layers(tiny):
         render(tiny, obj.channel("conv1", 0), 1, RenderOptions(steps=2, size=16), truncate=True)
         assert calls == []
         render(tiny, obj.channel("conv1", 0), 1, RenderOptions(steps=2, size=16), truncate=False)
-        assert len(calls) == 3                       # 2 steps + the final evaluation
+        assert len(calls) == 3  # 2 steps + the final evaluation
     finally:
         handle.remove()
 
@@ -263,27 +288,32 @@ def test_hooks_never_survive_a_render(tiny):
         render(tiny, obj.Objective(broken, {"conv2"}, "broken"), 1, RenderOptions(steps=2, size=16))
     assert no_hooks(tiny)
     with pytest.raises(ValueError, match=r"shape \(\), expected \(2,\)"):
-        render(tiny, obj.Objective(lambda a: a["conv1"].sum(), {"conv1"}, "scalar"), 2,
-               RenderOptions(steps=1, size=16))
+        render(
+            tiny,
+            obj.Objective(lambda a: a["conv1"].sum(), {"conv1"}, "scalar"),
+            2,
+            RenderOptions(steps=1, size=16),
+        )
     assert no_hooks(tiny)
 
 
 def test_speed_up_folds_batchnorm_without_changing_values():
     from pipeline.optvis.render import activations
     from pipeline.optvis.speedup import speed_up
+
     model = load_model("tests.helpers.optvis_models:batchnorm_net")
     x = torch.rand(3, 3, 16, 16)
     names = [layer.name for layer in model.layers]
     before = activations(model, x, names, truncate=False)
     speed_up(model)
     kinds = {name: type(m).__name__ for name, m in model.net.named_children()}
-    assert kinds["bn0"] == "BatchNorm2d"                     # its input is no convolution
+    assert kinds["bn0"] == "BatchNorm2d"  # its input is no convolution
     assert kinds["bn1"] == "Identity" and kinds["bn2"] == "Identity"
     after = activations(model, x, names, truncate=False)
     for name in names:
         assert torch.allclose(before[name], after[name], atol=1e-5), name
     assert no_hooks(model)
-    result = render(model, obj.channel("bn2", 1), 2, RenderOptions(steps=4, size=16))   # still renders
+    result = render(model, obj.channel("bn2", 1), 2, RenderOptions(steps=4, size=16))  # still renders
     assert result.values.shape == (2,)
 
 

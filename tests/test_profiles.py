@@ -1,4 +1,5 @@
 """The execution profiles: valid for Snakemake 9, and naming rules that exist."""
+
 import subprocess
 from pathlib import Path
 
@@ -6,11 +7,15 @@ import pytest
 import yaml
 
 from tests.helpers.workflow import REPO, run_workflow, tiny_config
+
 PROFILES = REPO / "workflow" / "profiles"
 
 TINY_CONFIG = tiny_config()
-CHECKPOINTS = ["results/tiny/model/layers.json", "results/tiny/dataset/images.json",
-               "results/tiny/blocks/images.json"]
+CHECKPOINTS = [
+    "results/tiny/model/layers.json",
+    "results/tiny/dataset/images.json",
+    "results/tiny/blocks/images.json",
+]
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:

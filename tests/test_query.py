@@ -1,4 +1,5 @@
 """Offline queries over a reduced store built from known data (tests/helpers/stores.py)."""
+
 import json
 
 import dask.array as da
@@ -27,23 +28,27 @@ def results(run):
 def test_summary_counts_images_and_lists_skipped(results):
     s = results.summary()
     assert s["images"] == 17 and s["skipped"] == 1
-    assert s["skipped_images"] == [{"image_id": "broken", "path": "/photos/broken.jpg",
-                                    "reason": "not an image"}]
+    assert s["skipped_images"] == [
+        {"image_id": "broken", "path": "/photos/broken.jpg", "reason": "not an image"}
+    ]
     assert s["layers"] == {"early": 3, "late": 2} and s["channels"] == 5
     assert s["labelled_images"] == 8 and s["stores"]["featurevis"] is None
 
 
 def test_top_examples_and_aliases(results, run):
     _, data, _ = run
-    examples = results.top_examples("mixed_early", 2, k=3)   # alias of "early"
+    examples = results.top_examples("mixed_early", 2, k=3)  # alias of "early"
     rows = brute_topk(data["early"]["max"][:, 2], 3)
     assert [e["image_id"] for e in examples] == [f"img{r:02d}" for r in rows]
     field = fake_fields()["early"]
     for e, r in zip(examples, rows):
         assert e["activation"] == pytest.approx(float(data["early"]["max"][r, 2]))
-        assert (e["y"], e["x"]) == (int(data["early"]["argmax_y"][r, 2]), int(data["early"]["argmax_x"][r, 2]))
+        assert (e["y"], e["x"]) == (
+            int(data["early"]["argmax_y"][r, 2]),
+            int(data["early"]["argmax_x"][r, 2]),
+        )
         assert tuple(e["box"]) == field.box(e["y"], e["x"])
-    assert len(results.top_examples("early", 2)) == 4   # all stored
+    assert len(results.top_examples("early", 2)) == 4  # all stored
     assert results.thumbnail("early", 2, 0).shape == (4, 4, 3)
 
 
@@ -52,7 +57,9 @@ def test_top_classes_rank_mean_attribution_of_predicted_images(results, run):
     attr = data["late"]["attr_predicted"][:, 0]
     expected = {c: attr[top_ids[:, 0] == c].mean() for c in range(4) if (top_ids[:, 0] == c).any()}
     found = results.top_classes("late", 0)
-    assert [t["class_name"] for t in found] == [CLASSES[c] for c in sorted(expected, key=lambda c: -expected[c])]
+    assert [t["class_name"] for t in found] == [
+        CLASSES[c] for c in sorted(expected, key=lambda c: -expected[c])
+    ]
     assert found[0]["score"] == pytest.approx(max(expected.values()), rel=1e-5)
     assert "bird" not in [t["class_name"] for t in found]
     assert len(results.top_classes("late", 0, k=1)) == 1
@@ -62,8 +69,9 @@ def test_lazy_arrays(results, run):
     acts = results.activations("late")
     assert isinstance(acts["max"], da.Array) and acts["max"].shape == (17, 2)
     np.testing.assert_array_equal(acts["mean"].compute(), run[1]["late"]["mean"])
-    np.testing.assert_array_equal(results.attributions("early")["predicted"][3:9].compute(),
-                                  run[1]["early"]["attr_predicted"][3:9])
+    np.testing.assert_array_equal(
+        results.attributions("early")["predicted"][3:9].compute(), run[1]["early"]["attr_predicted"][3:9]
+    )
     assert results.image_ids[-1] == "img16"
 
 
@@ -127,8 +135,9 @@ def test_cli_json_and_text(run, capsys):
 def test_featurevis_comes_from_the_featurevis_store(tmp_path, monkeypatch):
     """The query delegates to FeatureVisStore(path).image(layer, channel) and closes the store."""
     import pipeline.store.featurevis as fv
+
     build_store(tmp_path)
-    (tmp_path / "featurevis.h5").write_bytes(b"")   # its presence is all the query checks
+    (tmp_path / "featurevis.h5").write_bytes(b"")  # its presence is all the query checks
     calls = []
 
     class FakeStore:

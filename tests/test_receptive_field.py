@@ -1,4 +1,5 @@
 """Receptive-field boxes contain every input pixel whose change alters the unit."""
+
 import pytest
 import torch
 
@@ -17,10 +18,11 @@ def model():
 def unit_changes(model, layer, y, x, image, candidates):
     """Which single-pixel changes of ``image`` (a list of (row, col)) alter unit (y, x) of ``layer``."""
     from pipeline.model.hooks import LayerTap
+
     tap = LayerTap(model.net, model.modules_for(model.resolve_layers(layer)))
-    batch = image.repeat(len(candidates) + 1, 1, 1, 1)   # item 0 stays unchanged
+    batch = image.repeat(len(candidates) + 1, 1, 1, 1)  # item 0 stays unchanged
     for i, (r, c) in enumerate(candidates, start=1):
-        batch[i, :, r, c] = 1.0 - batch[i, :, r, c]   # a large change of every colour
+        batch[i, :, r, c] = 1.0 - batch[i, :, r, c]  # a large change of every colour
     with torch.no_grad():
         units = tap(model.normalize(batch))[0][layer][:, :, y, x]
     # A tolerance far below any real effect of such a change, above float rounding.
@@ -54,13 +56,29 @@ def test_dead_relus_tied_max_pools_and_unequal_axes_follow_the_receptive_field_r
     with torch.no_grad():
         assert not model.net.relu(model.net.c1(model.normalize(torch.rand(4, 3, 12, 12)))).any()
     fields = receptive_fields(model)
-    conv_rows = [(0, 2), (0, 3), (1, 4), (2, 5), (3, 6), (4, 7), (5, 8), (6, 9), (7, 10), (8, 11),
-                 (9, 12), (10, 12)]
+    conv_rows = [
+        (0, 2),
+        (0, 3),
+        (1, 4),
+        (2, 5),
+        (3, 6),
+        (4, 7),
+        (5, 8),
+        (6, 9),
+        (7, 10),
+        (8, 11),
+        (9, 12),
+        (10, 12),
+    ]
     conv_cols = [(j, j + 1) for j in range(12)]
     pool_rows = [(0, 3), (1, 5), (3, 7), (5, 9), (7, 11), (9, 12)]
     pool_cols = [(0, 2), (2, 4), (4, 6), (6, 8), (8, 10), (10, 12)]
-    expected = {"c1": (conv_rows, conv_cols), "relu": (conv_rows, conv_cols),
-                "pool": (pool_rows, pool_cols), "c2": (pool_rows, [(0, 4), (2, 8), (6, 12)])}
+    expected = {
+        "c1": (conv_rows, conv_cols),
+        "relu": (conv_rows, conv_cols),
+        "pool": (pool_rows, pool_cols),
+        "c2": (pool_rows, [(0, 4), (2, 8), (6, 12)]),
+    }
     for layer, (rows, cols) in expected.items():
         assert [tuple(r) for r in fields[layer].rows.tolist()] == rows, layer
         assert [tuple(c) for c in fields[layer].cols.tolist()] == cols, layer
@@ -102,6 +120,7 @@ def test_lite0_stem_boxes_and_a_deeper_position():
     # blocks.2.0 (28x28): pixels outside the box of (9, 20) leave the unit exactly unchanged;
     # changing the box's outermost rows/columns changes it.
     from pipeline.model.hooks import LayerTap
+
     y, x = 9, 20
     y0, x0, y1, x1 = fields["blocks.2.0"].box(y, x)
     assert 0 < y0 < y1 < 224 and 0 < x0 < x1 < 224
@@ -113,8 +132,12 @@ def test_lite0_stem_boxes_and_a_deeper_position():
     inside[y0:y1, x0:x1] = True
     outside[:, :, ~inside] = torch.rand(int((~inside).sum()))
     edges = []
-    for sl in [(slice(y0, y0 + 1), slice(x0, x1)), (slice(y1 - 1, y1), slice(x0, x1)),
-               (slice(y0, y1), slice(x0, x0 + 1)), (slice(y0, y1), slice(x1 - 1, x1))]:
+    for sl in [
+        (slice(y0, y0 + 1), slice(x0, x1)),
+        (slice(y1 - 1, y1), slice(x0, x1)),
+        (slice(y0, y1), slice(x0, x0 + 1)),
+        (slice(y0, y1), slice(x1 - 1, x1)),
+    ]:
         edge = image.clone()
         edge[:, :, sl[0], sl[1]] = 1 - edge[:, :, sl[0], sl[1]]
         edges.append(edge)

@@ -1,5 +1,6 @@
 """Reductions over shards: top-k against brute force across shard boundaries, statistics,
 class attribution, thumbnails, and the merge's refusals."""
+
 import h5py
 import numpy as np
 import pytest
@@ -46,6 +47,7 @@ def test_topk_equals_brute_force_across_shards_with_ties(tmp_path, k):
 
 def test_topk_with_small_dask_chunks_matches_one_block():
     import dask.array as da
+
     values = np.random.default_rng(1).choice([0.0, 1.0, 3.0], size=(50, 4)).astype(np.float32)
     one = topk_rows(values, 7)
     many = topk_rows(da.from_array(values, chunks=(3, 4)), 7)
@@ -95,8 +97,9 @@ def test_reduced_store_holds_every_reduction(tmp_path):
             # Deduplicated: no more thumbnails than distinct (image, box) pairs.
             assert len(fh["layers/late/thumbnails"]) <= 2 * 4
         np.testing.assert_array_equal(store.per_image("early", "max").compute(), data["early"]["max"])
-        np.testing.assert_array_equal(store.per_image("late", "argmax_x")[5:13].compute(),
-                                      data["late"]["argmax_x"][5:13])
+        np.testing.assert_array_equal(
+            store.per_image("late", "argmax_x")[5:13].compute(), data["late"]["argmax_x"][5:13]
+        )
         top = store.top("early")
         fields = fake_fields()["early"]
         for c in range(3):
@@ -113,7 +116,7 @@ def test_reduced_store_holds_every_reduction(tmp_path):
                 assert round(row / 100 * 255) in thumb[..., 0]
         classes = store.classes("early")
         assert classes.count.tolist() == np.bincount(top_ids[:, 0], minlength=4).tolist()
-        assert -1 in classes.top_ids[0].tolist()   # "bird" is never predicted: never a top class
+        assert -1 in classes.top_ids[0].tolist()  # "bird" is never predicted: never a top class
         np.testing.assert_array_equal(store.stats("late").active_fraction[1], 1.0)
 
 
@@ -145,8 +148,11 @@ def test_merge_and_reduction_refuse_shards_from_other_weights(tmp_path):
     # Consistent shards, but not from the weights the reduction loads for its crops.
     out = tmp_path / "a" / "activations.h5"
     tiny = ModelSpec(name="tests.helpers.models:tiny_conv_net", weights="random", device="cpu")
-    with pytest.raises(ValueError, match="extracted with weights sha256:fake, but the model loaded "
-                                         "for the merge has custom:tests.helpers.models:tiny_conv_net"):
+    with pytest.raises(
+        ValueError,
+        match="extracted with weights sha256:fake, but the model loaded "
+        "for the merge has custom:tests.helpers.models:tiny_conv_net",
+    ):
         run_reduce(ExtractSettings(), tiny, paths, out)
     assert not out.exists()
 
@@ -160,9 +166,12 @@ def test_store_moves_with_its_run_folder(tmp_path):
 
 def test_unknown_shard_quantity_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown shard quantities: maxx"):
-        with shard_writer(tmp_path / "s.h5", ShardLayout(layers=LAYERS, quantities=["maxx"],
-                                                        class_names=CLASSES, start=0, stop=1),
-                          settings={}, model_checksum=""):
+        with shard_writer(
+            tmp_path / "s.h5",
+            ShardLayout(layers=LAYERS, quantities=["maxx"], class_names=CLASSES, start=0, stop=1),
+            settings={},
+            model_checksum="",
+        ):
             pass
     with h5py.File(tmp_path / "junk.h5", "w"):
         pass
@@ -172,15 +181,23 @@ def test_unknown_shard_quantity_is_refused(tmp_path):
 
 def test_a_run_where_every_image_was_bad_still_reduces(tmp_path):
     path = tmp_path / "extract" / "shards" / "0-2.h5"
-    layout = ShardLayout(layers=LAYERS, quantities=["max", "argmax_y", "argmax_x", "mean",
-                                                    "attr_predicted"],
-                         class_names=CLASSES, start=0, stop=2, top=2)
+    layout = ShardLayout(
+        layers=LAYERS,
+        quantities=["max", "argmax_y", "argmax_x", "mean", "attr_predicted"],
+        class_names=CLASSES,
+        start=0,
+        stop=2,
+        top=2,
+    )
     with shard_writer(path, layout, settings={}, model_checksum="sha256:fake") as writer:
-        writer.skip([type("S", (), {"image_id": s, "path": s, "reason": "zero-byte file"})
-                     for s in ("x.jpg", "y.jpg")])
+        writer.skip(
+            [
+                type("S", (), {"image_id": s, "path": s, "reason": "zero-byte file"})
+                for s in ("x.jpg", "y.jpg")
+            ]
+        )
     shards = ShardSet([path])
-    with reduced_writer(tmp_path / "activations.h5", shards, settings={}, model={},
-                        aliases={}) as writer:
+    with reduced_writer(tmp_path / "activations.h5", shards, settings={}, model={}, aliases={}) as writer:
         reduce_store(shards, writer, fake_fields(), load_image, progress=False)
     with ActivationsStore(tmp_path / "activations.h5") as store:
         assert store.num_images == 0 and len(store.skipped["image_id"]) == 2
@@ -192,26 +209,30 @@ def test_a_run_where_every_image_was_bad_still_reduces(tmp_path):
 def coordinate_image(size=8):
     """``[3, size, size]`` in [0, 1] whose pixel (y, x) is (10 (y + 1), 10 (x + 1), 255) in uint8."""
     import torch
+
     ys, xs = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
     return torch.stack([10 * (ys + 1) / 255, 10 * (xs + 1) / 255, torch.ones(size, size)]).float()
 
 
-@pytest.mark.parametrize("box,grey_rows,grey_cols", [
-    ((1, 2, 5, 6), [], []),          # inside the image: the crop as it is
-    ((0, 2, 3, 6), [0], []),         # clipped at the top: 3 rows in a square of 4, grey above
-    ((5, 2, 8, 6), [3], []),         # clipped at the bottom: grey below
-    ((2, 0, 6, 3), [], [0]),         # clipped on the left: grey on the left
-    ((2, 5, 6, 8), [], [3]),         # clipped on the right: grey on the right
-    ((0, 0, 2, 3), [0], []),         # top-left corner, 2x3: only the short side is padded
-])
+@pytest.mark.parametrize(
+    "box,grey_rows,grey_cols",
+    [
+        ((1, 2, 5, 6), [], []),  # inside the image: the crop as it is
+        ((0, 2, 3, 6), [0], []),  # clipped at the top: 3 rows in a square of 4, grey above
+        ((5, 2, 8, 6), [3], []),  # clipped at the bottom: grey below
+        ((2, 0, 6, 3), [], [0]),  # clipped on the left: grey on the left
+        ((2, 5, 6, 8), [], [3]),  # clipped on the right: grey on the right
+        ((0, 0, 2, 3), [0], []),  # top-left corner, 2x3: only the short side is padded
+    ],
+)
 def test_thumbnails_keep_the_crop_and_pad_only_the_clipped_side(box, grey_rows, grey_cols):
     y0, x0, y1, x1 = box
     side = max(y1 - y0, x1 - x0)
-    thumb = crop_thumbnail(coordinate_image(), box, side)     # same size: no resampling
+    thumb = crop_thumbnail(coordinate_image(), box, side)  # same size: no resampling
     assert thumb.shape == (side, side, 3) and thumb.dtype == np.uint8
     content_rows = [r for r in range(side) if r not in grey_rows]
     content_cols = [c for c in range(side) if c not in grey_cols]
-    expected = np.full((side, side, 3), 128, np.uint8)          # neutral grey: 0.5 -> 127.5 -> 128
+    expected = np.full((side, side, 3), 128, np.uint8)  # neutral grey: 0.5 -> 127.5 -> 128
     for i, r in enumerate(content_rows):
         for j, c in enumerate(content_cols):
             expected[r, c] = (10 * (y0 + i + 1), 10 * (x0 + j + 1), 255)

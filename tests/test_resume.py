@@ -3,6 +3,7 @@ the same results as an uninterrupted run, redoing only what was not finished.
 
 Each run is the real workflow in a subprocess on a tiny model (a few seconds per job).
 """
+
 import base64
 import os
 import shutil
@@ -18,10 +19,12 @@ import pytest
 import yaml
 
 from tests.helpers.workflow import REPO, run_workflow, tiny_config, workflow_command, workflow_env
+
 LOCAL_PROFILE = REPO / "workflow" / "profiles" / "local"
 
-TINY_CONFIG = tiny_config(dataset={"kind": "bundled", "max_images": 6},
-                          blocks={"enabled": False}, site={"enabled": False})
+TINY_CONFIG = tiny_config(
+    dataset={"kind": "bundled", "max_images": 6}, blocks={"enabled": False}, site={"enabled": False}
+)
 RUN = Path("results") / "tiny"
 MERGED = ["activations.h5", "featurevis.h5"]
 
@@ -32,8 +35,7 @@ def command(workdir: Path, *extra: str) -> list[str]:
 
 
 def run(workdir: Path, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
-    return run_workflow(workdir, "--profile", str(LOCAL_PROFILE), "--cores", "1", *extra,
-                        check=check)
+    return run_workflow(workdir, "--profile", str(LOCAL_PROFILE), "--cores", "1", *extra, check=check)
 
 
 def new_workdir(path: Path) -> Path:
@@ -50,8 +52,9 @@ def datasets(path: Path) -> dict[str, np.ndarray]:
     """Every dataset of an HDF5 file by name (virtual datasets read through to their shards)."""
     out = {}
     with h5py.File(path, "r") as fh:
-        fh.visititems(lambda name, obj: out.__setitem__(name, obj[()])
-                      if isinstance(obj, h5py.Dataset) else None)
+        fh.visititems(
+            lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None
+        )
     return out
 
 
@@ -101,9 +104,14 @@ def snakemake_marked_incomplete(workdir: Path) -> set[Path]:
 def test_sigkill_mid_shards_then_same_command_finishes_identically(tmp_path, reference):
     workdir = new_workdir(tmp_path / "killed")
     total = len(shard_files(reference))
-    proc = subprocess.Popen(command(workdir), cwd=REPO, env=workflow_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)  # its own process group: we kill all of it
+    proc = subprocess.Popen(
+        command(workdir),
+        cwd=REPO,
+        env=workflow_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # its own process group: we kill all of it
     try:
         deadline = time.monotonic() + 300
         while len(shard_files(workdir)) < 2:
@@ -176,16 +184,27 @@ def planned_jobs(workdir: Path, config: dict) -> set[str]:
     """The rules a dry run of ``workdir`` with ``config`` would run."""
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     out = run(workdir, "--dry-run", "--quiet", "rules").stdout
-    return {line.split()[0] for line in out.splitlines()
-            if line.strip() and line.split()[-1].isdigit() and not line.startswith(("total", "job"))}
+    return {
+        line.split()[0]
+        for line in out.splitlines()
+        if line.strip() and line.split()[-1].isdigit() and not line.startswith(("total", "job"))
+    }
 
 
 @pytest.mark.slow
 def test_only_settings_that_change_a_result_rerun_its_jobs(tmp_path, reference):
     workdir = copy_of(reference, tmp_path / "rerun")
     # Speed settings and the YAML's key order change no result: nothing to do.
-    faster = dict(reversed(list({**TINY_CONFIG, "extract": {**TINY_CONFIG["extract"], "batch_size": 1,
-                                                           "num_workers": 1}}.items())))
+    faster = dict(
+        reversed(
+            list(
+                {
+                    **TINY_CONFIG,
+                    "extract": {**TINY_CONFIG["extract"], "batch_size": 1, "num_workers": 1},
+                }.items()
+            )
+        )
+    )
     assert planned_jobs(workdir, faster) == set()
     # top_k only changes the reduction, not the extracted shards.
     more_examples = {**TINY_CONFIG, "extract": {**TINY_CONFIG["extract"], "top_k": 3}}
@@ -204,8 +223,12 @@ if len(sys.argv) > 2:
 
 
 def claim(workdir: Path, hold: bool = False) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", CLAIM, str(workdir), *(["hold"] if hold else [])],
-                            cwd=REPO, stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", CLAIM, str(workdir), *(["hold"] if hold else [])],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
 
 
 def leave_stale_locks(workdir: Path) -> list[Path]:

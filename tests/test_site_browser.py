@@ -1,6 +1,7 @@
 """The atlas site in a real browser (headless Chromium from Debian's package, via Playwright):
 opened from file://, navigated by clicking, images load, the semantic dictionary answers
 the pointer, sorting and search work, hostile text stays text, and nothing leaves file://."""
+
 import shutil
 from pathlib import Path
 
@@ -12,9 +13,10 @@ from tests.helpers.site import XSS_CLASS, XSS_FILE, XSS_ID, site_files, syntheti
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists() or shutil.which("chromium") is None,
-                       reason="needs Chromium at /usr/bin/chromium (`make browser` or "
-                              "`apt-get install chromium`)"),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists() or shutil.which("chromium") is None,
+        reason="needs Chromium at /usr/bin/chromium (`make browser` or `apt-get install chromium`)",
+    ),
 ]
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"]
 
@@ -56,6 +58,7 @@ class Watch:
             else:
                 self.outside.append(r.request.url)
                 r.abort()
+
         page.route("**/*", route)
 
     def check(self, page):
@@ -94,13 +97,18 @@ def test_click_from_index_to_layer_channel_and_image(site, page):
 def test_layer_grid_loads_thumbnails_near_the_viewport_only(tmp_path, page):
     site = build_site(synthetic_atlas(channels=(300, 1)), tmp_path / "site")
     page.goto((site / "layers" / "conv.html").as_uri())
-    loaded = "() => Array.from(document.querySelectorAll('#channels img')).filter(i => i.complete && i.naturalWidth > 0).length"
+    loaded = (
+        "() => Array.from(document.querySelectorAll('#channels img'))"
+        ".filter(i => i.complete && i.naturalWidth > 0).length"
+    )
     page.wait_for_function(f"({loaded})() > 0")
     first = page.evaluate(loaded)
     assert 0 < first < 300
     page.locator('#channels li[data-channel="299"]').scroll_into_view_if_needed()
-    page.wait_for_function("() => { const i = document.querySelector('#channels li[data-channel=\\'299\\'] img');"
-                           " return i.complete && i.naturalWidth > 0; }")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#channels li[data-channel=\\'299\\'] img');"
+        " return i.complete && i.naturalWidth > 0; }"
+    )
     assert page.evaluate(loaded) > first
 
 
@@ -108,16 +116,18 @@ def test_hovering_the_dictionary_shows_that_positions_channels(site, page):
     page.goto((site / "images" / "img0.html").as_uri())
     target = page.locator(".hover-target").first
     panel = page.locator(".dictionary-panel").first
-    target.hover(position={"x": 10, "y": 10})                     # position (0, 0) of 4 x 4
+    target.hover(position={"x": 10, "y": 10})  # position (0, 0) of 4 x 4
     assert panel.locator("li a").all_inner_texts() == ["conv:3", "conv:1"]
     assert "position (0, 0)" in panel.inner_text()
-    target.hover(position={"x": 2.5 * 56, "y": 1.5 * 56})          # position (1, 2)
+    target.hover(position={"x": 2.5 * 56, "y": 1.5 * 56})  # position (1, 2)
     assert panel.locator("li a").all_inner_texts() == ["conv:2", "conv:0"]
     assert panel.locator("li .value").all_inner_texts() == ["2", "1"]
     icons = panel.locator("img")
     assert icons.count() == 2
-    page.wait_for_function("() => Array.from(document.querySelectorAll('.dictionary-panel img'))"
-                           ".every(i => i.complete && i.naturalWidth > 0)")
+    page.wait_for_function(
+        "() => Array.from(document.querySelectorAll('.dictionary-panel img'))"
+        ".every(i => i.complete && i.naturalWidth > 0)"
+    )
     box = page.locator(".cursor").first.bounding_box()
     assert box is not None and abs(box["width"] - 56) < 1
     panel.locator("li a", has_text="conv:2").click()
@@ -126,7 +136,10 @@ def test_hovering_the_dictionary_shows_that_positions_channels(site, page):
 
 def test_layer_page_sorts_by_mean_activation_and_attribution(site, page):
     page.goto((site / "layers" / "conv.html").as_uri())
-    order = lambda: page.locator("#channels li").evaluate_all("ls => ls.map(l => l.dataset.channel)")
+
+    def order():
+        return page.locator("#channels li").evaluate_all("ls => ls.map(l => l.dataset.channel)")
+
     page.get_by_role("button", name="mean activation").click()
     assert order() == ["1", "2", "3", "0"]
     page.get_by_role("button", name="attribution").click()
@@ -135,8 +148,15 @@ def test_layer_page_sorts_by_mean_activation_and_attribution(site, page):
     assert order() == ["0", "1", "2", "3"]
 
 
-@pytest.mark.parametrize("query, url", [("conv:2", "channels/conv/2.html"), ("first", "layers/conv.html"),
-                                        ("mix.a 1", "channels/mix.a/1.html"), ("CAT", "classes/0.html")])
+@pytest.mark.parametrize(
+    "query, url",
+    [
+        ("conv:2", "channels/conv/2.html"),
+        ("first", "layers/conv.html"),
+        ("mix.a 1", "channels/mix.a/1.html"),
+        ("CAT", "classes/0.html"),
+    ],
+)
 def test_search_jumps(site, page, query, url):
     page.goto((site / "index.html").as_uri())
     page.fill("#search-box", query)
@@ -149,8 +169,10 @@ def test_search_shows_hostile_class_names_as_text(site, page):
     page.fill("#search-box", "script")
     texts = page.locator("#search-results li a").all_inner_texts()
     assert XSS_CLASS in texts and XSS_ID in texts
-    page.fill("#search-box", "dog")                     # a class never predicted: no page
-    assert page.locator("#search-results li").all_inner_texts() == ["dogclass, never predicted in this dataset"]
+    page.fill("#search-box", "dog")  # a class never predicted: no page
+    assert page.locator("#search-results li").all_inner_texts() == [
+        "dogclass, never predicted in this dataset"
+    ]
     page.fill("#search-box", "conv:9")
     assert "conv has channels 0-3" in page.locator("#search-results").inner_text()
 

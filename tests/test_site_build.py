@@ -1,5 +1,6 @@
 """The static site builder on hand-made AtlasData: every page kind, links, escaping,
 reproducible bytes, absent stages, most-similar channels, and the adapter over real stores."""
+
 import hashlib
 import json
 import re
@@ -23,8 +24,13 @@ from tests.helpers.stores import CLASSES, LAYERS, build_store
 from tests.helpers.workflow import REPO, extract_config, run_on_two_cores
 
 # The run-wide header of the Building Blocks files the adapter tests write ("late" only).
-BLOCKS_HEADER = RunHeader(model={"name": "fake"}, class_names=CLASSES, layers=[LAYERS[1]],
-                          settings={"layers": ["late"]}, model_checksum="sha256:fake")
+BLOCKS_HEADER = RunHeader(
+    model={"name": "fake"},
+    class_names=CLASSES,
+    layers=[LAYERS[1]],
+    settings={"layers": ["late"]},
+    model_checksum="sha256:fake",
+)
 
 
 class Links(HTMLParser):
@@ -52,15 +58,26 @@ def site(tmp_path_factory):
 def test_every_page_kind_exists_under_the_layers_one_name(site):
     files = site_files(site)
     slug = Urls(synthetic_atlas()).image(XSS_ID)
-    expected = {"index.html", "layers/conv.html", "layers/mix.a.html", "images/img0.html", slug,
-                "classes/0.html", "classes/1.html", "static/atlas.css", "static/atlas.js",
-                "img/featurevis/conv/1.png", "img/featurevis/conv/1-thumb.png",
-                "img/featurevis/conv/1-diversity0.png", "img/featurevis/conv/1-negative.png",
-                "img/images/img0.png"}
+    expected = {
+        "index.html",
+        "layers/conv.html",
+        "layers/mix.a.html",
+        "images/img0.html",
+        slug,
+        "classes/0.html",
+        "classes/1.html",
+        "static/atlas.css",
+        "static/atlas.js",
+        "img/featurevis/conv/1.png",
+        "img/featurevis/conv/1-thumb.png",
+        "img/featurevis/conv/1-diversity0.png",
+        "img/featurevis/conv/1-negative.png",
+        "img/images/img0.png",
+    }
     expected |= {f"channels/conv/{c}.html" for c in range(4)} | {f"channels/mix.a/{c}.html" for c in range(3)}
     assert expected <= set(files)
     assert not any(name.startswith("channels/conv/4") for name in files)
-    assert "classes/2.html" not in files          # "dog" was never predicted: no page
+    assert "classes/2.html" not in files  # "dog" was never predicted: no page
     assert re.fullmatch(r"images/_script_window.__pwned_5__script_-[0-9a-f]{10}\.html", slug)
 
 
@@ -69,7 +86,7 @@ def test_links_are_relative_and_resolve(site):
         if not name.endswith(".html"):
             continue
         page = site / name
-        for tag, link in links_of(content.decode()):
+        for _tag, link in links_of(content.decode()):
             assert not re.match(r"^[a-z]+:|^/", link), f"{name}: non-relative link {link}"
             target = (page.parent / unquote(link.split("#")[0])).resolve()
             assert target.is_file(), f"{name}: broken link {link}"
@@ -82,10 +99,11 @@ def test_data_text_is_escaped_everywhere(site):
             assert "<img src=x" not in html and "<script>window" not in html, name
             # Only our own two kinds of script element: the classic atlas.js and JSON data.
             for tag in re.findall(r"<script[^>]*>", html):
-                assert tag == '<script src="' + Urls.href(name, "static/atlas.js") + '">' or \
-                    tag.startswith('<script type="application/json"'), (name, tag)
+                assert tag == '<script src="' + Urls.href(name, "static/atlas.js") + '">' or tag.startswith(
+                    '<script type="application/json"'
+                ), (name, tag)
     index = (site / "index.html").read_text()
-    assert "&lt;script&gt;window.__pwned=4&lt;/script&gt;" in index      # the skipped file, as text
+    assert "&lt;script&gt;window.__pwned=4&lt;/script&gt;" in index  # the skipped file, as text
     channel = (site / "channels/conv/0.html").read_text()
     assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt;&#34;&gt;&lt;img" in channel
 
@@ -98,11 +116,11 @@ def test_json_embedding_cannot_close_its_script_element():
 
 def test_channel_page_content(site):
     html = (site / "channels/conv/1.html").read_text()
-    assert 'href="0.html"' in html and 'href="2.html"' in html             # previous / next
-    assert "2.5" in html and "1.25" in html                               # example activations
-    assert html.count("<rect ") == 4                                      # histogram bins
+    assert 'href="0.html"' in html and 'href="2.html"' in html  # previous / next
+    assert "2.5" in html and "1.25" in html  # example activations
+    assert html.count("<rect ") == 4  # histogram bins
     assert "diversity 1" in html and ">negative<" in html
-    assert html.index("conv:2</span>") < html.index("conv:3</span>")      # similar, in order
+    assert html.index("conv:2</span>") < html.index("conv:3</span>")  # similar, in order
     assert "a test&#39;s made-up scores" in html
     first, last = (site / "channels/conv/0.html").read_text(), (site / "channels/conv/3.html").read_text()
     assert 'rel="prev"' not in first and 'rel="next"' not in last
@@ -114,26 +132,36 @@ def test_layer_page_has_sort_keys_and_deferred_thumbnails(site):
     html = (site / "layers/conv.html").read_text()
     cells = re.findall(r'<li data-channel="(\d+)" data-mean="([^"]*)" data-attr="([^"]*)">', html)
     assert cells == [("0", "0.0", "-0.5"), ("1", "3.0", "0.5"), ("2", "2.0", "-0.5"), ("3", "1.0", "0.5")]
-    assert html.count('data-src="../img/featurevis/conv/') == 4 and " src=" not in html.split('id="channels"')[1].split("</ol>")[0]
+    assert (
+        html.count('data-src="../img/featurevis/conv/') == 4
+        and " src=" not in html.split('id="channels"')[1].split("</ol>")[0]
+    )
     mix = (site / "layers/mix.a.html").read_text()
-    assert 'data-sort="mean" aria-pressed="false" disabled' in mix         # no statistics there
+    assert 'data-sort="mean" aria-pressed="false" disabled' in mix  # no statistics there
 
 
 def test_image_page_embeds_the_dictionary_and_products(site):
     html = (site / "images/img0.html").read_text()
-    payload = json.loads(re.search(r'<script type="application/json" id="dict-0">(.*?)</script>', html).group(1))
+    payload = json.loads(
+        re.search(r'<script type="application/json" id="dict-0">(.*?)</script>', html).group(1)
+    )
     assert (payload["h"], payload["w"], payload["k"]) == (4, 4, 2)
-    assert payload["channels"][(1 * 4 + 2) * 2:(1 * 4 + 2) * 2 + 2] == [2, 0]
+    assert payload["channels"][(1 * 4 + 2) * 2 : (1 * 4 + 2) * 2 + 2] == [2, 0]
     assert payload["icons"]["3"] == "../img/featurevis/conv/3-thumb.png"
     assert payload["pages"]["3"] == "../channels/conv/3.html"
-    for heading in ("Semantic dictionary", "Activation grid", "Spatial attribution across layers",
-                    "Channel attribution", "Neuron groups"):
+    for heading in (
+        "Semantic dictionary",
+        "Activation grid",
+        "Spatial attribution across layers",
+        "Channel attribution",
+        "Neuron groups",
+    ):
         assert heading in html
     # Channel attribution: the top class ranks 2 > 0 > 3 > 1; the contrast class 0 > 3 > 1 > 2.
     top, second = re.findall(r'<ol class="attr-list">(.*?)</ol>', html, re.S)
     assert re.findall(r"<span>(\d)</span>", top) == ["2", "0", "3", "1"]
     assert re.findall(r"<span>(\d)</span>", second) == ["0", "3", "1", "2"]
-    assert html.count('class="heat"') == 2 * 2 + 2     # 2 classes x 2 layers + 2 groups
+    assert html.count('class="heat"') == 2 * 2 + 2  # 2 classes x 2 layers + 2 groups
 
 
 def test_heatmap_colours_sign_and_scales_opacity():
@@ -166,8 +194,14 @@ def test_rebuild_replaces_a_site_but_refuses_other_folders(tmp_path):
 def test_a_run_with_only_layers_still_gives_every_layer_and_channel_page(tmp_path):
     data = ad.AtlasData(ad.ModelInfo("bare"), [ad.Layer("a", 2), ad.Layer("b", 1)])
     out = build_site(data, tmp_path / "site")
-    assert {"index.html", "layers/a.html", "layers/b.html", "channels/a/0.html", "channels/a/1.html",
-            "channels/b/0.html"} <= set(site_files(out))
+    assert {
+        "index.html",
+        "layers/a.html",
+        "layers/b.html",
+        "channels/a/0.html",
+        "channels/a/1.html",
+        "channels/b/0.html",
+    } <= set(site_files(out))
     index = (out / "index.html").read_text()
     assert "extraction stage did not run" in index and "Building Blocks stage did not run" in index
     assert "Not rendered in this run" in (out / "channels/a/0.html").read_text()
@@ -178,7 +212,9 @@ def test_bad_inputs_are_named(tmp_path):
         ad.AtlasData(ad.ModelInfo("m"), [ad.Layer("a/b", 1)]).normalized()
     with pytest.raises(ValueError, match="layer 'a' appears twice"):
         ad.AtlasData(ad.ModelInfo("m"), [ad.Layer("a", 1), ad.Layer("a", 1)]).normalized()
-    bad = ad.AtlasData(ad.ModelInfo("m"), [ad.Layer("a", 1, units=[ad.Channel(0, featurevis=np.zeros((4, 4)))])])
+    bad = ad.AtlasData(
+        ad.ModelInfo("m"), [ad.Layer("a", 1, units=[ad.Channel(0, featurevis=np.zeros((4, 4)))])]
+    )
     with pytest.raises(ValueError, match="feature visualization of a:0"):
         build_site(bad, tmp_path / "site")
     assert not (tmp_path / "site").exists()
@@ -186,17 +222,14 @@ def test_bad_inputs_are_named(tmp_path):
 
 def test_correlation_neighbours_by_hand():
     base = np.array([0.0, 1.0, 2.0, 5.0])
-    maxima = np.stack([base, 2 * base + 1, -base, np.full(4, 3.0), base ** 2], 1)
+    maxima = np.stack([base, 2 * base + 1, -base, np.full(4, 3.0), base**2], 1)
     ids, scores = correlation_neighbours(maxima, 3)
     assert ids[0].tolist() == [1, 4, 2] and scores[0, 0] == pytest.approx(1.0)
     assert scores[0, 2] == pytest.approx(-1.0)
-    assert ids[3].tolist() == [-1, -1, -1] and np.isnan(scores[3]).all()   # constant: none
+    assert ids[3].tolist() == [-1, -1, -1] and np.isnan(scores[3]).all()  # constant: none
     assert 3 not in ids[0]
     ties = correlation_neighbours(np.stack([base, base, base], 1), 2)[0]
-    assert ties[2].tolist() == [0, 1]                                      # ties: lower id first
-
-
-
+    assert ties[2].tolist() == [0, 1]  # ties: lower id first
 
 
 def fake_blocks(rng, layer="late", channels=2, hw=2, classes=(1, 0), group_target="activations"):
@@ -204,19 +237,47 @@ def fake_blocks(rng, layer="late", channels=2, hw=2, classes=(1, 0), group_targe
     t = len(classes)
     return {
         "input": (rng.uniform(0, 255, (8, 8, 3))).astype(np.uint8),
-        "predictions": {"ids": np.array([1, 0], np.int32), "probabilities": np.array([0.75, 0.25], np.float32),
-                        "logits": np.array([2.0, 1.0], np.float32)},
-        "classes": {"ids": np.array(classes, np.int32), "top": classes[0], "second": classes[1], "second_index": 1},
-        "layers": {layer: {
-            "dictionary": {"channels": np.zeros((hw, hw, 1), np.int32), "values": np.ones((hw, hw, 1), np.float32),
-                           "magnitude": np.ones((hw, hw), np.float32)},
-            "grid": {"icons": rng.integers(0, 255, (hw, hw, 4, 4, 3)).astype(np.uint8),
-                     "magnitude": np.ones((hw, hw), np.float32), "vectors": np.ones((hw, hw, channels), np.float32)},
-            "attribution": {"spatial": np.ones((t, hw, hw), np.float32), "channel": np.ones((t, channels), np.float32),
-                            "channel_difference": np.zeros(channels, np.float32), "total": np.ones(t, np.float32)},
-            "groups": {"maps": np.ones((2, hw, hw), np.float32), "directions": np.ones((2, channels), np.float32),
-                       "attribution": np.ones((2, t), np.float32), "icons": np.zeros((2, 4, 4, 3), np.uint8),
-                       "relative_error": 0.1, "target": group_target, "shared": False}}}}
+        "predictions": {
+            "ids": np.array([1, 0], np.int32),
+            "probabilities": np.array([0.75, 0.25], np.float32),
+            "logits": np.array([2.0, 1.0], np.float32),
+        },
+        "classes": {
+            "ids": np.array(classes, np.int32),
+            "top": classes[0],
+            "second": classes[1],
+            "second_index": 1,
+        },
+        "layers": {
+            layer: {
+                "dictionary": {
+                    "channels": np.zeros((hw, hw, 1), np.int32),
+                    "values": np.ones((hw, hw, 1), np.float32),
+                    "magnitude": np.ones((hw, hw), np.float32),
+                },
+                "grid": {
+                    "icons": rng.integers(0, 255, (hw, hw, 4, 4, 3)).astype(np.uint8),
+                    "magnitude": np.ones((hw, hw), np.float32),
+                    "vectors": np.ones((hw, hw, channels), np.float32),
+                },
+                "attribution": {
+                    "spatial": np.ones((t, hw, hw), np.float32),
+                    "channel": np.ones((t, channels), np.float32),
+                    "channel_difference": np.zeros(channels, np.float32),
+                    "total": np.ones(t, np.float32),
+                },
+                "groups": {
+                    "maps": np.ones((2, hw, hw), np.float32),
+                    "directions": np.ones((2, channels), np.float32),
+                    "attribution": np.ones((2, t), np.float32),
+                    "icons": np.zeros((2, 4, 4, 3), np.uint8),
+                    "relative_error": 0.1,
+                    "target": group_target,
+                    "shared": False,
+                },
+            }
+        },
+    }
 
 
 @pytest.fixture(scope="module")
@@ -228,33 +289,80 @@ def real_run(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("real_run")
     run = tmp_path / "run"
     (run / "model").mkdir(parents=True)
-    (run / "model" / "layers.json").write_text(json.dumps({
-        "model": "fake", "weights": "random", "input_size": 8, "aliases": {},
-        "layers": [dict(l, module=l["name"], index=i) for i, l in enumerate(LAYERS)]}))
+    (run / "model" / "layers.json").write_text(
+        json.dumps(
+            {
+                "model": "fake",
+                "weights": "random",
+                "input_size": 8,
+                "aliases": {},
+                "layers": [dict(layer, module=layer["name"], index=i) for i, layer in enumerate(LAYERS)],
+            }
+        )
+    )
     _, values, top_ids = build_store(run, k=4)
     rng = np.random.default_rng(0)
-    parts = [write_image_file(tmp_path / f"{i}.h5", BLOCKS_HEADER, image_id=image_id,
-                              image_path=f"/photos/{image_id}.jpg",
-                              blocks=fake_blocks(rng, group_target="gradients"))
-             for i, image_id in enumerate(["img03", "img01"])]
+    parts = [
+        write_image_file(
+            tmp_path / f"{i}.h5",
+            BLOCKS_HEADER,
+            image_id=image_id,
+            image_path=f"/photos/{image_id}.jpg",
+            blocks=fake_blocks(rng, group_target="gradients"),
+        )
+        for i, image_id in enumerate(["img03", "img01"])
+    ]
     merge_files(parts, run / "blocks.h5")
     shard = tmp_path / "fv-early.h5"
-    with shard_writer(shard, ShardLayout(layer="early", layer_channels=3, channels=[0, 2], start=0, stop=3,
-                                         image_size=8, curve_steps=[0, 1], diversity=2, negatives=True),
-                      settings={"steps": 2}) as writer:
-        writer.write([0, 2], {"images": np.stack([pattern(0, 8), pattern(2, 8)]), "value": [1.0, 2.0],
-                              "activation": [1.0, 2.0], "rank": [2, 1], "curve": [[0, 1], [0, 2]],
-                              "diversity_images": np.stack([np.stack([pattern(10 + 2 * c + d, 8) for d in range(2)])
-                                                            for c in (0, 2)]),
-                              "diversity_activation": [[1, 1], [2, 2]],
-                              "negative_images": np.stack([pattern(20, 8), pattern(22, 8)]),
-                              "negative_activation": [-1.0, -2.0]})
+    with shard_writer(
+        shard,
+        ShardLayout(
+            layer="early",
+            layer_channels=3,
+            channels=[0, 2],
+            start=0,
+            stop=3,
+            image_size=8,
+            curve_steps=[0, 1],
+            diversity=2,
+            negatives=True,
+        ),
+        settings={"steps": 2},
+    ) as writer:
+        writer.write(
+            [0, 2],
+            {
+                "images": np.stack([pattern(0, 8), pattern(2, 8)]),
+                "value": [1.0, 2.0],
+                "activation": [1.0, 2.0],
+                "rank": [2, 1],
+                "curve": [[0, 1], [0, 2]],
+                "diversity_images": np.stack(
+                    [np.stack([pattern(10 + 2 * c + d, 8) for d in range(2)]) for c in (0, 2)]
+                ),
+                "diversity_activation": [[1, 1], [2, 2]],
+                "negative_images": np.stack([pattern(20, 8), pattern(22, 8)]),
+                "negative_activation": [-1.0, -2.0],
+            },
+        )
     late = tmp_path / "fv-late.h5"
-    with shard_writer(late, ShardLayout(layer="late", layer_channels=2, channels=[1], start=0, stop=2,
-                                        image_size=8, curve_steps=[0, 1]),
-                      settings={"steps": 2}) as writer:
-        writer.write([1], {"images": pattern(31, 8)[None], "value": [1.0], "activation": [1.0], "rank": [1],
-                           "curve": [[0, 1]]})
+    with shard_writer(
+        late,
+        ShardLayout(
+            layer="late", layer_channels=2, channels=[1], start=0, stop=2, image_size=8, curve_steps=[0, 1]
+        ),
+        settings={"steps": 2},
+    ) as writer:
+        writer.write(
+            [1],
+            {
+                "images": pattern(31, 8)[None],
+                "value": [1.0],
+                "activation": [1.0],
+                "rank": [1],
+                "curve": [[0, 1]],
+            },
+        )
     merge_shards([shard, late], run / "featurevis.h5")
     return run, values, top_ids
 
@@ -262,11 +370,13 @@ def real_run(tmp_path_factory):
 def test_from_results_reads_the_real_stores(real_run, tmp_path):
     run, values, top_ids = real_run
     with atlas_reader.from_results(run, SiteSettings(top_examples=3, similar_channels=2)) as data:
-        assert [l.name for l in data.layers] == ["early", "late"]
+        assert [layer.name for layer in data.layers] == ["early", "late"]
         assert data.dataset.images == 17 and [s.image_id for s in data.dataset.skipped] == ["broken"]
         assert data.model.class_names == CLASSES and data.model.aliases == {"mixed_early": "early"}
         unit = data.layer("early").units[2]
-        assert len(unit.examples) == 3 and unit.examples[0].activation == pytest.approx(values["early"]["max"][:, 2].max())
+        assert len(unit.examples) == 3 and unit.examples[0].activation == pytest.approx(
+            values["early"]["max"][:, 2].max()
+        )
         assert ad.load_image(unit.examples[0].crop).shape == (4, 4, 3)
         assert sum(unit.histogram.counts) == 17
         assert unit.classes and all(k.class_name in CLASSES for k in unit.classes)
@@ -275,7 +385,7 @@ def test_from_results_reads_the_real_stores(real_run, tmp_path):
         assert "17 dataset images" in data.layer("early").similarity_method
         predicted = set(top_ids[:, 0].tolist())
         assert [k.class_id for k in data.classes] == sorted(predicted)
-        assert [i.image_id for i in data.images] == ["img01", "img03"]          # sorted
+        assert [i.image_id for i in data.images] == ["img01", "img03"]  # sorted
         assert data.images[0].label == "dog" and data.images[1].label == "dog"
         assert data.images[0].layers[0].grid.icons.shape == (2, 2, 4, 4, 3)
         fv = data.layer("early").units
@@ -287,8 +397,13 @@ def test_from_results_reads_the_real_stores(real_run, tmp_path):
         assert late[0].featurevis is None and late[1].diversity == [] and late[1].negative is None
         np.testing.assert_array_equal(ad.load_image(late[1].featurevis), pattern(31, 8))
         site = build_site(data, tmp_path / "site")
-    assert {"images/img01.html", "channels/early/2.html", "layers/late.html", "img/featurevis/early/2-negative.png",
-            "img/featurevis/early/2-diversity1.png"} <= set(site_files(site))
+    assert {
+        "images/img01.html",
+        "channels/early/2.html",
+        "layers/late.html",
+        "img/featurevis/early/2-negative.png",
+        "img/featurevis/early/2-diversity1.png",
+    } <= set(site_files(site))
     assert "img/featurevis/early/1.png" not in site_files(site)
     assert "img01" in (site / "index.html").read_text()
     assert "Non-negative factorization of the gradients" in (site / "images" / "img01.html").read_text()
@@ -303,16 +418,30 @@ def test_site_shows_no_path_of_the_machine_that_ran_the_workflow(tmp_path_factor
     elsewhere = tmp_path_factory.mktemp("builder-machine")
     photos, run = elsewhere / "photos", elsewhere / "run"
     (run / "model").mkdir(parents=True)
-    (run / "model" / "layers.json").write_text(json.dumps({
-        "model": "fake", "weights": str(elsewhere / "weights" / "tuned.pth"), "input_size": 8,
-        "aliases": {}, "layers": [dict(l, module=l["name"], index=i) for i, l in enumerate(LAYERS)]}))
-    build_store(run, k=2, photos=str(photos))        # ids "img00"; files <photos>/img00.jpg
+    (run / "model" / "layers.json").write_text(
+        json.dumps(
+            {
+                "model": "fake",
+                "weights": str(elsewhere / "weights" / "tuned.pth"),
+                "input_size": 8,
+                "aliases": {},
+                "layers": [dict(layer, module=layer["name"], index=i) for i, layer in enumerate(LAYERS)],
+            }
+        )
+    )
+    build_store(run, k=2, photos=str(photos))  # ids "img00"; files <photos>/img00.jpg
     rng = np.random.default_rng(0)
     # Featured images as pipeline.images.dataset lists them: the id is the path below the source root.
-    parts = [write_image_file(elsewhere / f"{i}.h5", BLOCKS_HEADER, image_id=image_id,
-                              image_path=str(photos / image_id),
-                              blocks=fake_blocks(rng, group_target="gradients"))
-             for i, image_id in enumerate(["cats/tabby.jpg", "dogs/pug.jpg"])]
+    parts = [
+        write_image_file(
+            elsewhere / f"{i}.h5",
+            BLOCKS_HEADER,
+            image_id=image_id,
+            image_path=str(photos / image_id),
+            blocks=fake_blocks(rng, group_target="gradients"),
+        )
+        for i, image_id in enumerate(["cats/tabby.jpg", "dogs/pug.jpg"])
+    ]
     merge_files(parts, run / "blocks.h5")
     with atlas_reader.from_results(run, SiteSettings(top_examples=2, similar_channels=1)) as data:
         site = build_site(data, tmp_path / "site")
@@ -320,20 +449,20 @@ def test_site_shows_no_path_of_the_machine_that_ran_the_workflow(tmp_path_factor
     for name, content in files.items():
         assert str(elsewhere).encode() not in content and elsewhere.name.encode() not in content, name
     image = (site / Urls(data).image("cats/tabby.jpg")).read_text()
-    assert "File <code class=\"file\">cats/tabby.jpg</code>" in image
-    assert "<code>broken.jpg</code>" in files["index.html"].decode()           # skipped: the file name
+    assert 'File <code class="file">cats/tabby.jpg</code>' in image
+    assert "<code>broken.jpg</code>" in files["index.html"].decode()  # skipped: the file name
     assert "weights tuned.pth" in files["index.html"].decode()
     assert re.search(r'title="img\d\d\.jpg"', files["channels/early/0.html"].decode())
 
 
 def test_shown_path_is_relative_to_the_source_root_or_the_file_name():
     shown = atlas_reader.shown_path
-    assert shown("cat/a.jpg", "/scratch/u/imagenet/cat/a.jpg") == "cat/a.jpg"         # folder sources
-    assert shown("./cat/a.jpg", "/data/lists/cat/a.jpg") == "cat/a.jpg"              # manifest row
-    assert shown("../elsewhere/a.jpg", "/data/elsewhere/a.jpg") == "a.jpg"          # outside the root
-    assert shown("/abs/cat/a.jpg", "/abs/cat/a.jpg") == "a.jpg"                     # written absolute
-    assert shown("a", "/photos/a.png") == "a.png"                                   # id is no path
-    assert shown("at/a.jpg", "/data/cat/a.jpg") == "a.jpg"                          # not a whole part
+    assert shown("cat/a.jpg", "/scratch/u/imagenet/cat/a.jpg") == "cat/a.jpg"  # folder sources
+    assert shown("./cat/a.jpg", "/data/lists/cat/a.jpg") == "cat/a.jpg"  # manifest row
+    assert shown("../elsewhere/a.jpg", "/data/elsewhere/a.jpg") == "a.jpg"  # outside the root
+    assert shown("/abs/cat/a.jpg", "/abs/cat/a.jpg") == "a.jpg"  # written absolute
+    assert shown("a", "/photos/a.png") == "a.png"  # id is no path
+    assert shown("at/a.jpg", "/data/cat/a.jpg") == "a.jpg"  # not a whole part
     assert atlas_reader.shown_weights("/home/me/w/tuned.pth") == "tuned.pth"
     assert atlas_reader.shown_weights("pretrained") == "pretrained"
 
@@ -353,12 +482,17 @@ def test_workflow_exports_the_site_from_the_stores(tmp_path):
     run_on_two_cores(tmp_path)
     site = tmp_path / "results" / "e2e" / "site"
     files = set(site_files(site))
-    assert {"index.html", "layers/early.html", "layers/late.html", "channels/early/3.html",
-            "channels/late/5.html"} <= files
+    assert {
+        "index.html",
+        "layers/early.html",
+        "layers/late.html",
+        "channels/early/3.html",
+        "channels/late/5.html",
+    } <= files
     index = (site / "index.html").read_text()
     assert "&lt;b&gt;tiny&lt;/b&gt; atlas" in index
     assert "5 images extracted, 3 skipped" in index
-    assert "<code>cat/empty.jpg</code>" in index                  # relative to the source root
+    assert "<code>cat/empty.jpg</code>" in index  # relative to the source root
     assert not [name for name, content in site_files(site).items() if str(tmp_path).encode() in content]
     channel = (site / "channels" / "late" / "0.html").read_text()
     assert "over the 5 dataset images" in channel and channel.count('<li><a href="../../images/') == 0
@@ -367,9 +501,11 @@ def test_workflow_exports_the_site_from_the_stores(tmp_path):
 
 def test_export_imports_no_torch(real_run, tmp_path):
     """Reading every store and writing the site (the stage's one entry point) never imports torch."""
-    code = ("import sys; from pipeline.site import SiteSettings, run_site; "
-            f"run_site(SiteSettings(), {str(real_run[0])!r}, {str(tmp_path / 'site')!r}, progress=False); "
-            "assert 'torch' not in sys.modules, 'torch was imported'")
+    code = (
+        "import sys; from pipeline.site import SiteSettings, run_site; "
+        f"run_site(SiteSettings(), {str(real_run[0])!r}, {str(tmp_path / 'site')!r}, progress=False); "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "site" / "images" / "img01.html").is_file()
@@ -380,6 +516,7 @@ def test_site_settings_are_the_schema_site_section():
     import yaml
 
     from pipeline.settings import schema_defaults
+
     schema = yaml.safe_load((REPO / "workflow" / "config" / "schema.yaml").read_text())
     assert SiteSettings().to_dict() == schema_defaults(schema, "site")
     settings = SiteSettings.from_config({"enabled": True, "title": "t", "similar_channels": 0})
@@ -393,14 +530,19 @@ def test_the_site_and_the_query_show_the_same_examples_and_classes(real_run):
     rounds its JSON numbers; the site keeps them exact and rounds when it prints)."""
     import pipeline
     from pipeline.store import json_number
-    with pipeline.open_results(real_run[0]) as results, \
-            atlas_reader.from_results(real_run[0], SiteSettings(top_examples=3, top_classes=2)) as data:
+
+    with (
+        pipeline.open_results(real_run[0]) as results,
+        atlas_reader.from_results(real_run[0], SiteSettings(top_examples=3, top_classes=2)) as data,
+    ):
         for layer in data.layers:
             for unit in layer.units:
                 queried = results.top_examples(layer.name, unit.index, k=3)
-                assert [(e.image_id, json_number(e.activation), e.y, e.x, list(e.box), e.label)
-                        for e in unit.examples] == [
-                    (q["image_id"], q["activation"], q["y"], q["x"], q["box"], q["label"]) for q in queried]
+                assert [
+                    (e.image_id, json_number(e.activation), e.y, e.x, list(e.box), e.label)
+                    for e in unit.examples
+                ] == [(q["image_id"], q["activation"], q["y"], q["x"], q["box"], q["label"]) for q in queried]
                 classes = results.top_classes(layer.name, unit.index, k=2)
                 assert classes and [(k.class_id, json_number(k.score), k.images) for k in unit.classes] == [
-                    (q["class_id"], q["score"], q["images"]) for q in classes]
+                    (q["class_id"], q["score"], q["images"]) for q in classes
+                ]

@@ -1,4 +1,5 @@
 """The stages' settings: one frozen dataclass per config section, with the schema's defaults."""
+
 import dataclasses
 import subprocess
 import sys
@@ -15,8 +16,12 @@ from pipeline.settings import schema_defaults
 from tests.helpers.workflow import REPO
 
 SCHEMA = yaml.safe_load((REPO / "workflow" / "config" / "schema.yaml").read_text())
-SECTIONS = {"featurevis": FeaturevisSettings, "extract": ExtractSettings,
-            "blocks": BlocksSettings, "dataset": DatasetSettings}
+SECTIONS = {
+    "featurevis": FeaturevisSettings,
+    "extract": ExtractSettings,
+    "blocks": BlocksSettings,
+    "dataset": DatasetSettings,
+}
 
 
 def fields(settings) -> dict:
@@ -30,8 +35,7 @@ def test_fields_and_defaults_are_the_schemas(section):
 
 
 def test_the_model_spec_defaults_are_the_schemas():
-    defaults = {**schema_defaults(SCHEMA, "model"),
-                "device": SCHEMA["properties"]["device"]["default"]}
+    defaults = {**schema_defaults(SCHEMA, "model"), "device": SCHEMA["properties"]["device"]["default"]}
     assert fields(ModelSpec()) == defaults
     config = {"model": {"name": "googlenet", "weights": "random"}, "device": "cuda:1", "run": "x"}
     assert ModelSpec.from_workflow_config(config) == ModelSpec("googlenet", "random", "cuda:1")
@@ -45,12 +49,13 @@ def test_an_unknown_key_is_an_error_naming_it(cls):
 
 
 def test_from_config_freezes_lists_and_ignores_the_switch():
-    settings = FeaturevisSettings.from_config({"layers": ["a", "b"], "channels": [3, 1],
-                                               "steps": 8, "enabled": False})
+    settings = FeaturevisSettings.from_config(
+        {"layers": ["a", "b"], "channels": [3, 1], "steps": 8, "enabled": False}
+    )
     assert settings.layers == ("a", "b") and settings.channels == (3, 1) and settings.steps == 8
-    assert settings.image_size == 128                        # missing keys take the defaults
+    assert settings.image_size == 128  # missing keys take the defaults
     assert settings.subset(("steps", "layers")) == {"steps": 8, "layers": ["a", "b"]}
-    hash(settings)                                           # frozen and hashable
+    hash(settings)  # frozen and hashable
     with pytest.raises(AttributeError):
         settings.steps = 9
 
@@ -59,14 +64,25 @@ def test_featurevis_records_what_its_stores_always_recorded():
     # Every shard's settings_json (and config_hash) holds exactly these keys: a store made
     # before the settings were a dataclass must hash like one made now.
     assert FeaturevisSettings().recorded() == {
-        "steps": 512, "image_size": 128, "batch_size": 32, "seed": 0, "diversity": 1,
-        "diversity_weight": 100.0, "negatives": False, "lr": 0.05, "param": "fft",
-        "transforms": "standard", "curve_points": 32, "relu_override_steps": 16}
+        "steps": 512,
+        "image_size": 128,
+        "batch_size": 32,
+        "seed": 0,
+        "diversity": 1,
+        "diversity_weight": 100.0,
+        "negatives": False,
+        "lr": 0.05,
+        "param": "fft",
+        "transforms": "standard",
+        "curve_points": 32,
+        "relu_override_steps": 16,
+    }
 
 
 def test_the_render_loop_defaults_are_the_featurevis_defaults():
     from pipeline.featurevis.render import render_options
     from pipeline.optvis.render import RenderOptions
+
     assert render_options(FeaturevisSettings()) == RenderOptions()
 
 
@@ -78,9 +94,11 @@ def test_blocks_records_every_setting_but_the_images():
 
 def test_the_stage_packages_import_without_torch():
     # The Snakefile imports settings and plan functions; torch loads only in the jobs.
-    code = ("import sys\n"
-            "import pipeline.featurevis, pipeline.extract, pipeline.blocks, pipeline.images\n"
-            "import pipeline.model\n"
-            "from pipeline.featurevis import plan_shards, run_featurevis_shard\n"
-            "assert 'torch' not in sys.modules, 'torch imported'\n")
+    code = (
+        "import sys\n"
+        "import pipeline.featurevis, pipeline.extract, pipeline.blocks, pipeline.images\n"
+        "import pipeline.model\n"
+        "from pipeline.featurevis import plan_shards, run_featurevis_shard\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)

@@ -1,4 +1,5 @@
 """Conventions every store shares: kind, version, completeness, atomic writes, tables."""
+
 import h5py
 import numpy as np
 import pytest
@@ -63,12 +64,22 @@ def test_reader_refuses_incomplete_file(tmp_path):
 def test_tables_round_trip_text_and_numbers(tmp_path):
     path = tmp_path / "t.h5"
     with fmt.atomic_h5(path, "demo", 1) as fh:
-        fmt.write_table(fh, "skipped", {"image_id": ["a/ü.jpg", "b.png"], "reason": ["zero-byte file", "truncated"],
-                                        "size": np.array([0, 10])})
+        fmt.write_table(
+            fh,
+            "skipped",
+            {
+                "image_id": ["a/ü.jpg", "b.png"],
+                "reason": ["zero-byte file", "truncated"],
+                "size": np.array([0, 10]),
+            },
+        )
         fmt.write_table(fh, "empty", {"image_id": [], "reason": []})
     with fmt.open_h5(path, "demo", (1,)) as fh:
-        assert fmt.read_table(fh["skipped"]) == {"image_id": ["a/ü.jpg", "b.png"],
-                                                 "reason": ["zero-byte file", "truncated"], "size": [0, 10]}
+        assert fmt.read_table(fh["skipped"]) == {
+            "image_id": ["a/ü.jpg", "b.png"],
+            "reason": ["zero-byte file", "truncated"],
+            "size": [0, 10],
+        }
         assert fmt.read_table(fh["empty"]) == {"image_id": [], "reason": []}
     with pytest.raises(ValueError, match="differ in length"):
         with fmt.atomic_h5(tmp_path / "bad.h5", "demo", 1) as fh:

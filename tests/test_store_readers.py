@@ -1,5 +1,6 @@
 """The stores' typed readers: what each returns, with which shapes and values, on small
 stores written by the stores' own writers from known data (tests/helpers/stores.py)."""
+
 import h5py
 import numpy as np
 import pytest
@@ -28,7 +29,7 @@ def run(tmp_path_factory):
 def test_top_holds_the_whole_layer_once(run):
     store, data, _ = run
     top = store.top("early")
-    assert isinstance(top, TopExamples) and store.top("early") is top       # read once, kept
+    assert isinstance(top, TopExamples) and store.top("early") is top  # read once, kept
     assert top.row.shape == top.value.shape == top.y.shape == top.x.shape == top.thumbnail.shape == (3, 4)
     assert top.box.shape == (3, 4, 4)
     assert top.row.dtype == np.int64 and top.value.dtype == np.float32 and top.y.dtype == np.int16
@@ -52,7 +53,7 @@ def test_top_examples_join_the_images_table(run):
         assert e.box == field.box(e.y, e.x)
         assert e.thumbnail == top.thumbnail[2, e.rank]
         assert store.thumbnail("early", e.thumbnail).shape == (4, 4, 3)
-    assert len(store.top_examples("early", 2)) == 4                       # all stored
+    assert len(store.top_examples("early", 2)) == 4  # all stored
     assert store.top_examples("early", 2, k=0) == []
     assert len(store.top_examples("early", 2, k=99)) == 4
 
@@ -73,8 +74,10 @@ def test_classes_rank_the_mean_attribution_of_predicted_images(run):
     store, data, top_ids = run
     classes = store.classes("late")
     assert isinstance(classes, ClassAttribution)
-    assert classes.attribution.shape == (2, 4) and classes.count.tolist() == np.bincount(
-        top_ids[:, 0], minlength=4).tolist()
+    assert (
+        classes.attribution.shape == (2, 4)
+        and classes.count.tolist() == np.bincount(top_ids[:, 0], minlength=4).tolist()
+    )
     assert classes.top_ids.shape == classes.top_scores.shape == (2, 4)
     attr = data["late"]["attr_predicted"][:, 1]
     expected = {c: attr[top_ids[:, 0] == c].mean() for c in range(4) if (top_ids[:, 0] == c).any()}
@@ -88,7 +91,7 @@ def test_classes_rank_the_mean_attribution_of_predicted_images(run):
 
 def test_classes_are_none_without_attribution(tmp_path):
     path, _, _ = build_store(tmp_path, k=2)
-    with h5py.File(path, "a") as fh:        # as a run with `attribution: none` leaves it
+    with h5py.File(path, "a") as fh:  # as a run with `attribution: none` leaves it
         for layer in LAYERS:
             for key in list(fh[f"layers/{layer['name']}/classes"]):
                 del fh[f"layers/{layer['name']}/classes/{key}"]
@@ -104,7 +107,7 @@ def test_one_image_row(run):
     values = store.image_activations("early", 5)
     for q in ("max", "mean", "argmax_y", "argmax_x", "attr_predicted"):
         np.testing.assert_array_equal(getattr(values, q), data["early"][q][5])
-    assert values.attr_label is None                 # no image of the listing had a usable label
+    assert values.attr_label is None  # no image of the listing had a usable label
 
 
 def test_unknown_names_list_what_exists(run):
@@ -116,27 +119,45 @@ def test_unknown_names_list_what_exists(run):
 
 
 def _blocks(rng, grid: bool) -> dict:
-    layer = {"dictionary": {"channels": np.zeros((2, 2, 1), np.int32)},
-             "groups": {"maps": np.ones((2, 2, 2), np.float32),
-                        "icons": rng.integers(0, 255, (2, 4, 4, 3)).astype(np.uint8)}}
+    layer = {
+        "dictionary": {"channels": np.zeros((2, 2, 1), np.int32)},
+        "groups": {
+            "maps": np.ones((2, 2, 2), np.float32),
+            "icons": rng.integers(0, 255, (2, 4, 4, 3)).astype(np.uint8),
+        },
+    }
     if grid:
-        layer["grid"] = {"icons": rng.integers(0, 255, (2, 2, 4, 4, 3)).astype(np.uint8),
-                         "magnitude": np.ones((2, 2), np.float32)}
-    return {"input": np.zeros((8, 8, 3), np.uint8),
-            "predictions": {"ids": np.array([1], np.int32), "probabilities": np.array([0.5], np.float32)},
-            "classes": {"ids": np.array([1], np.int32), "top": 1, "second": 0, "second_index": 0},
-            "layers": {"late": layer}}
+        layer["grid"] = {
+            "icons": rng.integers(0, 255, (2, 2, 4, 4, 3)).astype(np.uint8),
+            "magnitude": np.ones((2, 2), np.float32),
+        }
+    return {
+        "input": np.zeros((8, 8, 3), np.uint8),
+        "predictions": {"ids": np.array([1], np.int32), "probabilities": np.array([0.5], np.float32)},
+        "classes": {"ids": np.array([1], np.int32), "top": 1, "second": 0, "second_index": 0},
+        "layers": {"late": layer},
+    }
 
 
 def test_blocks_icons_stay_in_the_file_until_indexed(tmp_path):
     rng = np.random.default_rng(0)
-    header = RunHeader(model={"name": "fake"}, class_names=["a", "b"], layers=[LAYERS[1]], settings={},
-                       model_checksum="sha256:fake")
+    header = RunHeader(
+        model={"name": "fake"},
+        class_names=["a", "b"],
+        layers=[LAYERS[1]],
+        settings={},
+        model_checksum="sha256:fake",
+    )
     written = {}
     for image_id, grid in (("with-grid", True), ("no-grid", False)):
         written[image_id] = _blocks(rng, grid)
-        write_image_file(tmp_path / f"{image_id}.h5", header, image_id=image_id,
-                         image_path=f"/p/{image_id}.jpg", blocks=written[image_id])
+        write_image_file(
+            tmp_path / f"{image_id}.h5",
+            header,
+            image_id=image_id,
+            image_path=f"/p/{image_id}.jpg",
+            blocks=written[image_id],
+        )
     late = written["with-grid"]["layers"]["late"]
     with BlocksStore(tmp_path / "with-grid.h5") as store:
         icons = store.grid_icons("with-grid", "late")
@@ -153,7 +174,7 @@ def test_blocks_icons_stay_in_the_file_until_indexed(tmp_path):
 
 
 def test_json_number_rounds_to_six_significant_digits():
-    assert json_number(np.float32(0.1)) == 0.1                     # not 0.10000000149011612
+    assert json_number(np.float32(0.1)) == 0.1  # not 0.10000000149011612
     assert json_number(123456789.0) == 123457000.0
     assert json_number(-2.5e-9) == -2.5e-9 and json_number(np.int64(3)) == 3.0
     assert json_number(float("nan")) is None and json_number(np.inf) is None

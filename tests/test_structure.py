@@ -1,4 +1,5 @@
 """The package's structure: which modules may know what (checked on the source, not at run time)."""
+
 import ast
 import re
 from pathlib import Path
@@ -8,15 +9,38 @@ PIPELINE = Path(__file__).resolve().parent.parent / "pipeline"
 # What a store's HDF5 path looks like (docs/STORE.md): a group of the layouts followed by
 # "/", or a path ending in a dataset only the stores hold. Site URLs such as
 # "layers/{}.html" end in a file extension and are not store paths.
-STORE_GROUPS = ("layers", "predictions", "images", "classes", "stats", "top", "grid", "groups",
-                "dictionary", "attribution", "from_previous", "shards")
+STORE_GROUPS = (
+    "layers",
+    "predictions",
+    "images",
+    "classes",
+    "stats",
+    "top",
+    "grid",
+    "groups",
+    "dictionary",
+    "attribution",
+    "from_previous",
+    "shards",
+)
 STORE_PATH = re.compile(rf"^/?({'|'.join(STORE_GROUPS)})/")
-STORE_LEAF = re.compile(r"/(icons|vectors|maps|thumbnails|top_ids|top_logits|top_scores|"
-                        r"hist_counts|hist_edges|mean_of_mean|rf_rows|rf_cols)$")
+STORE_LEAF = re.compile(
+    r"/(icons|vectors|maps|thumbnails|top_ids|top_logits|top_scores|"
+    r"hist_counts|hist_edges|mean_of_mean|rf_rows|rf_cols)$"
+)
 FILE_NAME = re.compile(r"\.[A-Za-z0-9]+$")
 # Dataset names that only the stores' files use: indexing with them reads a store directly.
-STORE_KEYS = {"top_ids", "top_logits", "top_scores", "thumbnails", "hist_counts", "hist_edges",
-              "mean_of_mean", "rf_rows", "rf_cols"}
+STORE_KEYS = {
+    "top_ids",
+    "top_logits",
+    "top_scores",
+    "thumbnails",
+    "hist_counts",
+    "hist_edges",
+    "mean_of_mean",
+    "rf_rows",
+    "rf_cols",
+}
 
 
 def _docstrings(tree: ast.AST) -> set[int]:
@@ -36,8 +60,10 @@ def _strings(tree: ast.AST):
     for node in ast.walk(tree):
         if isinstance(node, ast.JoinedStr):
             skip.update(id(part) for part in node.values)
-            yield node, "".join(part.value if isinstance(part, ast.Constant) else "{}"
-                                for part in node.values)
+            yield (
+                node,
+                "".join(part.value if isinstance(part, ast.Constant) else "{}" for part in node.values),
+            )
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip:
             yield node, node.value
@@ -59,8 +85,11 @@ def _key_lookups(tree: ast.AST):
 def store_paths_named(source: str, name: str) -> list[str]:
     """``name:line: text`` of every HDF5 path (or store-only key lookup) in Python ``source``."""
     tree = ast.parse(source, filename=name)
-    found = [(node.lineno, repr(text)) for node, text in _strings(tree)
-             if (STORE_PATH.search(text) or STORE_LEAF.search(text)) and not FILE_NAME.search(text)]
+    found = [
+        (node.lineno, repr(text))
+        for node, text in _strings(tree)
+        if (STORE_PATH.search(text) or STORE_LEAF.search(text)) and not FILE_NAME.search(text)
+    ]
     found += [(node.lineno, f"[{key!r}]") for node, key in _key_lookups(tree) if key in STORE_KEYS]
     return [f"{name}:{line}: {what}" for line, what in sorted(found)]
 
@@ -69,21 +98,29 @@ def test_only_the_store_names_hdf5_paths():
     """Every HDF5 layout is known to pipeline/store alone; the rest reads through its typed readers."""
     modules = [p for p in sorted(PIPELINE.rglob("*.py")) if p.relative_to(PIPELINE).parts[0] != "store"]
     assert len(modules) > 10
-    offenders = [hit for module in modules
-                 for hit in store_paths_named(module.read_text(), str(module.relative_to(PIPELINE.parent)))]
+    offenders = [
+        hit
+        for module in modules
+        for hit in store_paths_named(module.read_text(), str(module.relative_to(PIPELINE.parent)))
+    ]
     assert not offenders, "HDF5 paths named outside pipeline/store:\n" + "\n".join(offenders)
 
 
 def test_the_check_sees_store_paths():
     """The scan catches what the rule is about, and lets docstrings, site URLs and dict keys pass."""
-    probe = ('"""A docstring may name layers/<layer>/top."""\n'
-             'a = store.fh[f"layers/{name}/max"]\n'
-             'b = fh["predictions/top_ids"]\n'
-             'c = group["top_ids"]\n'
-             'd = "grid/icons" in group\n'
-             'e = f"layers/{name}.html"\n'
-             'f = {"top_ids": ids}\n'
-             'g = "img/images/x.png"\n')
+    probe = (
+        '"""A docstring may name layers/<layer>/top."""\n'
+        'a = store.fh[f"layers/{name}/max"]\n'
+        'b = fh["predictions/top_ids"]\n'
+        'c = group["top_ids"]\n'
+        'd = "grid/icons" in group\n'
+        'e = f"layers/{name}.html"\n'
+        'f = {"top_ids": ids}\n'
+        'g = "img/images/x.png"\n'
+    )
     assert store_paths_named(probe, "probe.py") == [
-        "probe.py:2: 'layers/{}/max'", "probe.py:3: 'predictions/top_ids'", "probe.py:4: ['top_ids']",
-        "probe.py:5: 'grid/icons'"]
+        "probe.py:2: 'layers/{}/max'",
+        "probe.py:3: 'predictions/top_ids'",
+        "probe.py:4: ['top_ids']",
+        "probe.py:5: 'grid/icons'",
+    ]

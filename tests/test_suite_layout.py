@@ -1,5 +1,6 @@
 """The test suite's own layout: shared models and data live in tests/helpers, test modules
 never import one another, and the custom-loader strings name functions that exist."""
+
 import ast
 import re
 
@@ -28,15 +29,21 @@ def test_test_modules_import_helpers_only():
 
 
 def test_every_custom_loader_string_names_a_helpers_function():
-    sources = [*TESTS.rglob("*.py"), REPO / "README.md", *(REPO / "docs").rglob("*.md"),
-               *(REPO / "workflow").rglob("*.yaml"), *(REPO / "workflow").rglob("*.py")]
+    sources = [
+        *TESTS.rglob("*.py"),
+        REPO / "README.md",
+        *(REPO / "docs").rglob("*.md"),
+        *(REPO / "workflow").rglob("*.yaml"),
+        *(REPO / "workflow").rglob("*.py"),
+    ]
     found = 0
     for path in sources:
         for module, function in LOADER.findall(path.read_text()):
             assert module.startswith("tests.helpers."), f"{path.name}: {module}:{function}"
             target = REPO.joinpath(*module.split(".")).with_suffix(".py")
-            defined = {node.name for node in ast.parse(target.read_text()).body
-                       if isinstance(node, ast.FunctionDef)}
+            defined = {
+                node.name for node in ast.parse(target.read_text()).body if isinstance(node, ast.FunctionDef)
+            }
             assert function in defined, f"{path.name}: {module}:{function} does not exist"
             found += 1
     assert found > 10

@@ -1,4 +1,5 @@
 """The workflow's config is validated before any job runs, and errors name the key."""
+
 import subprocess
 import sys
 
@@ -9,17 +10,37 @@ from tests.helpers.workflow import REPO
 
 def _dry_run(tmp_path, *config):
     return subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", f"{REPO}/Snakefile", "--directory", REPO,
-         "--configfile", f"{REPO}/workflow/config/default.yaml", "--cores", "1", "-n",
-         "--config", f"results_dir={tmp_path}", *config],
-        capture_output=True, text=True, cwd=REPO)
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            f"{REPO}/Snakefile",
+            "--directory",
+            REPO,
+            "--configfile",
+            f"{REPO}/workflow/config/default.yaml",
+            "--cores",
+            "1",
+            "-n",
+            "--config",
+            f"results_dir={tmp_path}",
+            *config,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
 
 
-@pytest.mark.parametrize("override, key, value", [
-    ("run=bad name!", "'run'", "bad name!"),
-    ("device=gpu0", "'device'", "gpu0"),
-    ("threads=0", "'threads'", "0"),
-])
+@pytest.mark.parametrize(
+    "override, key, value",
+    [
+        ("run=bad name!", "'run'", "bad name!"),
+        ("device=gpu0", "'device'", "gpu0"),
+        ("threads=0", "'threads'", "0"),
+    ],
+)
 def test_bad_config_value_fails_before_any_job_naming_the_key(tmp_path, override, key, value):
     result = _dry_run(tmp_path, override)
     assert result.returncode != 0
@@ -41,8 +62,12 @@ def test_default_config_passes_validation(tmp_path):
 
 
 def test_snakemake_lint_is_clean():
-    result = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "--cores", "1"],
-                            capture_output=True, text=True, cwd=REPO)
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--lint", "--cores", "1"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -57,8 +82,11 @@ def _leaf_keys(schema, path=""):
 
 def test_every_config_key_has_a_description_and_a_default():
     import yaml
+
     schema = yaml.safe_load(open(f"{REPO}/workflow/config/schema.yaml"))
     keys = dict(_leaf_keys(schema))
-    assert {"run", "model.name", "featurevis.steps", "extract.top_k", "blocks.layers", "site.enabled"} <= set(keys)
+    assert {"run", "model.name", "featurevis.steps", "extract.top_k", "blocks.layers", "site.enabled"} <= set(
+        keys
+    )
     missing = [k for k, sub in keys.items() if not sub.get("description") or "default" not in sub]
     assert missing == []

@@ -14,12 +14,16 @@ merges them into ``results/<run>/blocks.h5`` (docs/STORE.md, "Building Blocks st
 Importing this package does not import torch (the workflow imports the settings); the
 job entry points load their module on first use (PEP 562).
 """
+
 import importlib
 
 from pipeline.blocks.settings import BlocksSettings
 
-_LAZY = {"run_list_featured": "pipeline.blocks.job", "run_blocks_image": "pipeline.blocks.job",
-         "merge_blocks": "pipeline.blocks.job"}
+_LAZY = {
+    "run_list_featured": "pipeline.blocks.job",
+    "run_blocks_image": "pipeline.blocks.job",
+    "merge_blocks": "pipeline.blocks.job",
+}
 
 __all__ = ["BlocksSettings", "merge_blocks", "run_blocks_image", "run_list_featured"]
 

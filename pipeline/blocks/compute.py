@@ -34,10 +34,11 @@ Everything here is computation: tensors in, NumPy arrays out. The job
 (:mod:`pipeline.blocks.job`) decodes the image and writes the results to
 :mod:`pipeline.store.blocks`.
 """
+
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -57,15 +58,18 @@ log = logging.getLogger(__name__)
 # Semantic dictionary and activation grid
 # ---------------------------------------------------------------------------------
 
+
 def semantic_dictionary(act: torch.Tensor, top: int = 4) -> dict[str, np.ndarray]:
     """``act [C, H, W]`` -> ``channels`` int32 ``[H, W, K]``, ``values`` ``[H, W, K]`` (largest
     first), ``magnitude`` ``[H, W]`` (L2 norm of each position's vector); ``K = min(top, C)``."""
     _check_map(act, "activation")
     act = act.detach().float().cpu()
     values, ids = act.topk(min(int(top), act.shape[0]), dim=0)
-    return {"channels": ids.permute(1, 2, 0).int().numpy(),
-            "values": values.permute(1, 2, 0).numpy(),
-            "magnitude": act.norm(dim=0).numpy()}
+    return {
+        "channels": ids.permute(1, 2, 0).int().numpy(),
+        "values": values.permute(1, 2, 0).numpy(),
+        "magnitude": act.norm(dim=0).numpy(),
+    }
 
 
 def grid_shape(height: int, width: int, grid: int | str) -> tuple[int, int]:
@@ -88,6 +92,7 @@ def grid_vectors(act: torch.Tensor, grid: int | str) -> torch.Tensor:
 def direction_objectives(layer: str, vectors: torch.Tensor, cossim_pow: float = 0.0):
     """One ``direction`` objective per row of ``vectors [N, C]``, as a per-item batch objective."""
     from pipeline.optvis import objectives as obj
+
     return obj.per_item([obj.direction(layer, v, cossim_pow=cossim_pow) for v in vectors])
 
 
@@ -97,9 +102,17 @@ def icon_options(settings: BlocksSettings, size: int) -> RenderOptions:
     return RenderOptions(steps=settings.grid_steps, size=size, seed=settings.seed)
 
 
-def render_directions(model, layer: str, vectors: torch.Tensor, options: RenderOptions, *,
-                      batch: int, cossim_pow: float = 0.0, progress: bool = False,
-                      desc: str = "directions") -> np.ndarray:
+def render_directions(
+    model,
+    layer: str,
+    vectors: torch.Tensor,
+    options: RenderOptions,
+    *,
+    batch: int,
+    cossim_pow: float = 0.0,
+    progress: bool = False,
+    desc: str = "directions",
+) -> np.ndarray:
     """Feature visualizations of ``vectors [N, C]`` at ``layer`` -> uint8 ``[N, size, size, 3]``
     (``size`` of the ``options``).
 
@@ -112,10 +125,16 @@ def render_directions(model, layer: str, vectors: torch.Tensor, options: RenderO
     bar = _progress(len(vectors), desc) if progress else None
     try:
         for start in range(0, len(vectors), batch):
-            part = vectors[start:start + batch].to(model.device, non_blocking=True)
+            part = vectors[start : start + batch].to(model.device, non_blocking=True)
             keys = list(range(start, start + len(part)))
-            result = render(model, direction_objectives(layer, part, cossim_pow), len(part),
-                            options, item_keys=keys, truncate=True)
+            result = render(
+                model,
+                direction_objectives(layer, part, cossim_pow),
+                len(part),
+                options,
+                item_keys=keys,
+                truncate=True,
+            )
             icons.append(to_uint8(result.images))
             if bar is not None:
                 bar.update(len(part))
@@ -127,23 +146,43 @@ def render_directions(model, layer: str, vectors: torch.Tensor, options: RenderO
     return np.concatenate(icons)
 
 
-def activation_grid(model, layer: str, act: torch.Tensor, options: RenderOptions, *,
-                    grid: int | str, batch: int, cossim_pow: float = 0.0,
-                    progress: bool = False) -> dict[str, np.ndarray]:
+def activation_grid(
+    model,
+    layer: str,
+    act: torch.Tensor,
+    options: RenderOptions,
+    *,
+    grid: int | str,
+    batch: int,
+    cossim_pow: float = 0.0,
+    progress: bool = False,
+) -> dict[str, np.ndarray]:
     """``act [C, H, W]`` -> ``icons`` uint8 ``[Hg, Wg, S, S, 3]`` (``S``: the ``options``' size),
     ``magnitude`` ``[Hg, Wg]`` and ``vectors`` ``[Hg, Wg, C]`` (the directions that were rendered)."""
     vectors = grid_vectors(act, grid)
     gh, gw, c = vectors.shape
     size = options.size
-    icons = render_directions(model, layer, vectors.reshape(gh * gw, c), options, batch=batch,
-                              cossim_pow=cossim_pow, progress=progress, desc=f"grid {layer}")
-    return {"icons": icons.reshape(gh, gw, size, size, 3),
-            "magnitude": vectors.norm(dim=2).numpy(), "vectors": vectors.numpy()}
+    icons = render_directions(
+        model,
+        layer,
+        vectors.reshape(gh * gw, c),
+        options,
+        batch=batch,
+        cossim_pow=cossim_pow,
+        progress=progress,
+        desc=f"grid {layer}",
+    )
+    return {
+        "icons": icons.reshape(gh, gw, size, size, 3),
+        "magnitude": vectors.norm(dim=2).numpy(),
+        "vectors": vectors.numpy(),
+    }
 
 
 # ---------------------------------------------------------------------------------
 # Classes and attribution
 # ---------------------------------------------------------------------------------
+
 
 def resolve_class(value: str | int, class_names: Sequence[str]) -> int:
     """A class id from an id, a numeric string or a class name (case-insensitive)."""
@@ -151,8 +190,10 @@ def resolve_class(value: str | int, class_names: Sequence[str]) -> int:
         value = int(value)
     if isinstance(value, int):
         if not 0 <= value < len(class_names):
-            raise ValueError(f"blocks.second_class: class id {value} out of range "
-                             f"(the model has {len(class_names)} classes)")
+            raise ValueError(
+                f"blocks.second_class: class id {value} out of range "
+                f"(the model has {len(class_names)} classes)"
+            )
         return value
     lowered = [n.lower() for n in class_names]
     if str(value).lower() in lowered:
@@ -162,12 +203,13 @@ def resolve_class(value: str | int, class_names: Sequence[str]) -> int:
     raise ValueError(f"blocks.second_class: no class named {value!r}{hint}")
 
 
-def attributed_classes(logits: torch.Tensor, top_classes: int, second: str | int,
-                       class_names: Sequence[str]) -> tuple[list[int], int]:
+def attributed_classes(
+    logits: torch.Tensor, top_classes: int, second: str | int, class_names: Sequence[str]
+) -> tuple[list[int], int]:
     """The classes to attribute (``top_classes`` predicted ones, then the second class if
     not among them) and the second class. ``logits`` is ``[K]``; the top class is first."""
     order = logits.detach().float().argsort(descending=True).tolist()
-    classes = order[:max(1, min(int(top_classes), len(order)))]
+    classes = order[: max(1, min(int(top_classes), len(order)))]
     if second == RUNNER_UP:
         if len(order) < 2:
             raise ValueError("blocks.second_class: runner-up needs a model with at least 2 classes")
@@ -181,8 +223,9 @@ def attributed_classes(logits: torch.Tensor, top_classes: int, second: str | int
     return classes, second_id
 
 
-def layer_gradients(model, image01: torch.Tensor, layers: Sequence[str], class_id: int
-                    ) -> dict[str, torch.Tensor]:
+def layer_gradients(
+    model, image01: torch.Tensor, layers: Sequence[str], class_id: int
+) -> dict[str, torch.Tensor]:
     """``{layer: [C, H, W]}``: gradient of the logit of ``class_id`` w.r.t. each layer, one image."""
     modules = model.modules_for(model.resolve_layers(list(layers)))
     inputs = model.normalize(image01[None].to(model.device, non_blocking=True)).requires_grad_(True)
@@ -190,12 +233,15 @@ def layer_gradients(model, image01: torch.Tensor, layers: Sequence[str], class_i
         acts, logits = LayerTap(model.net, modules)(inputs, truncate=False)
         names = list(modules)
         grads = torch.autograd.grad(logits[0, class_id], [acts[n] for n in names], allow_unused=True)
-    return {n: (g[0].detach() if g is not None else torch.zeros_like(acts[n][0]).detach())
-            for n, g in zip(names, grads)}
+    return {
+        n: (g[0].detach() if g is not None else torch.zeros_like(acts[n][0]).detach())
+        for n, g in zip(names, grads)
+    }
 
 
-def layer_to_layer(model, image01: torch.Tensor, earlier: str, later: str,
-                   later_gradient: torch.Tensor, max_side: int = 14) -> dict[str, np.ndarray]:
+def layer_to_layer(
+    model, image01: torch.Tensor, earlier: str, later: str, later_gradient: torch.Tensor, max_side: int = 14
+) -> dict[str, np.ndarray]:
     """Attribution of ``earlier``'s positions to each position of ``later`` (see the module doc).
 
     ``later_gradient [C2, H2, W2]`` weights the later layer's channels (the top class's
@@ -218,18 +264,19 @@ def layer_to_layer(model, image01: torch.Tensor, earlier: str, later: str,
         later_grid = grid_shape(a2.shape[1], a2.shape[2], max_side)
         earlier_grid = grid_shape(a1.shape[1], a1.shape[2], max_side)
         # Each later cell's target: the weighted activation summed over the cell's positions.
-        weighted = (weight * a2).sum(dim=0)                                   # [H2, W2]
-        cell_targets = _sum_pool(weighted[None], later_grid)[0].flatten()     # [Hq*Wq]
+        weighted = (weight * a2).sum(dim=0)  # [H2, W2]
+        cell_targets = _sum_pool(weighted[None], later_grid)[0].flatten()  # [Hq*Wq]
         spatial = []
         for q in range(len(cell_targets)):
-            (grad,) = torch.autograd.grad(cell_targets[q], a1_batch,
-                                          retain_graph=q + 1 < len(cell_targets))
-            spatial.append((grad[0] * a1).sum(dim=0).detach())                  # [H1, W1]
+            (grad,) = torch.autograd.grad(cell_targets[q], a1_batch, retain_graph=q + 1 < len(cell_targets))
+            spatial.append((grad[0] * a1).sum(dim=0).detach())  # [H1, W1]
         # Pooled once for all later cells (the first axis of _sum_pool is a batch).
-        rows = _sum_pool(torch.stack(spatial), earlier_grid).flatten(1)         # [Hq*Wq, Hp*Wp]
-    return {"attribution": rows.float().cpu().numpy(),
-            "later_grid": np.asarray(later_grid, np.int32),
-            "earlier_grid": np.asarray(earlier_grid, np.int32)}
+        rows = _sum_pool(torch.stack(spatial), earlier_grid).flatten(1)  # [Hq*Wq, Hp*Wp]
+    return {
+        "attribution": rows.float().cpu().numpy(),
+        "later_grid": np.asarray(later_grid, np.int32),
+        "earlier_grid": np.asarray(earlier_grid, np.int32),
+    }
 
 
 def _sum_pool(x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
@@ -237,17 +284,30 @@ def _sum_pool(x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     if tuple(x.shape[1:]) == tuple(grid):
         return x
     h, w = x.shape[1:]
-    return torch.stack([torch.stack([x[:, y0:y1, x0:x1].sum(dim=(1, 2))
-                                     for x0, x1 in fz.adaptive_cells(w, grid[1])], dim=1)
-                        for y0, y1 in fz.adaptive_cells(h, grid[0])], dim=1)
+    return torch.stack(
+        [
+            torch.stack(
+                [x[:, y0:y1, x0:x1].sum(dim=(1, 2)) for x0, x1 in fz.adaptive_cells(w, grid[1])], dim=1
+            )
+            for y0, y1 in fz.adaptive_cells(h, grid[0])
+        ],
+        dim=1,
+    )
 
 
 # ---------------------------------------------------------------------------------
 # One image, every layer
 # ---------------------------------------------------------------------------------
 
-def compute_blocks(model, image01: torch.Tensor, settings: BlocksSettings, *,
-                   render_icons: bool = True, progress: bool = False) -> dict:
+
+def compute_blocks(
+    model,
+    image01: torch.Tensor,
+    settings: BlocksSettings,
+    *,
+    render_icons: bool = True,
+    progress: bool = False,
+) -> dict:
     """Every Building Block of one image ``image01 [3, S, S]`` in ``[0, 1]``.
 
     Returns a nested dict of NumPy arrays and scalars, laid out as the store keeps
@@ -263,46 +323,75 @@ def compute_blocks(model, image01: torch.Tensor, settings: BlocksSettings, *,
     attribution = LayerAttribution(model, names)
     with torch.no_grad():
         logits = model(image01[None].to(model.device, non_blocking=True))[0].float().cpu()
-    classes, second = attributed_classes(logits, settings.top_classes, settings.second_class,
-                                         model.class_names)
+    classes, second = attributed_classes(
+        logits, settings.top_classes, settings.second_class, model.class_names
+    )
     targets = {int(c): torch.tensor([c], dtype=torch.long) for c in classes}
-    results = attribution.attribute_targets(image01[None], targets, method=settings.attribution,
-                                            steps=settings.integration_steps)
+    results = attribution.attribute_targets(
+        image01[None], targets, method=settings.attribution, steps=settings.integration_steps
+    )
     first = results[classes[0]]
     probs = logits.softmax(0)
     top_probs, top_ids = probs.topk(min(settings.predictions, len(probs)))
     out = {
         "input": to_uint8(image01[None])[0],
-        "predictions": {"ids": top_ids.int().numpy(), "probabilities": top_probs.numpy(),
-                        "logits": logits[top_ids].numpy()},
-        "classes": {"ids": np.asarray(classes, np.int32), "top": int(classes[0]),
-                    "second": int(second), "second_index": classes.index(second)},
+        "predictions": {
+            "ids": top_ids.int().numpy(),
+            "probabilities": top_probs.numpy(),
+            "logits": logits[top_ids].numpy(),
+        },
+        "classes": {
+            "ids": np.asarray(classes, np.int32),
+            "top": int(classes[0]),
+            "second": int(second),
+            "second_index": classes.index(second),
+        },
         "layers": {},
     }
     acts = {n: first.activations[n][0].float().cpu() for n in names}
-    attrs = {n: torch.stack([results[c].attributions[n][0] for c in classes]).float().cpu()
-             for n in names}                                                   # [T, C, H, W]
+    attrs = {
+        n: torch.stack([results[c].attributions[n][0] for c in classes]).float().cpu() for n in names
+    }  # [T, C, H, W]
     # The top class's gradients at every layer: for layer-to-layer attribution, and the
     # factorization target when that is "gradients". One backward pass serves both.
-    gradients_top = (layer_gradients(model, image01, names, classes[0])
-                     if len(names) > 1 or settings.factorize == "gradients" else None)
+    gradients_top = (
+        layer_gradients(model, image01, names, classes[0])
+        if len(names) > 1 or settings.factorize == "gradients"
+        else None
+    )
     groups = _neuron_groups(names, acts, attrs, gradients_top, classes, settings)
     for i, name in enumerate(names):
         act, attr = acts[name], attrs[name]
-        layer = {"dictionary": semantic_dictionary(act, settings.top_channels),
-                 "attribution": _attribution_products(attr, classes, second),
-                 "groups": groups[name]}
+        layer = {
+            "dictionary": semantic_dictionary(act, settings.top_channels),
+            "attribution": _attribution_products(attr, classes, second),
+            "groups": groups[name],
+        }
         if render_icons:
             layer["grid"] = activation_grid(
-                model, name, act, icon_options(settings, settings.grid_size), grid=settings.grid,
-                batch=settings.grid_batch, cossim_pow=settings.cossim_pow, progress=progress)
+                model,
+                name,
+                act,
+                icon_options(settings, settings.grid_size),
+                grid=settings.grid,
+                batch=settings.grid_batch,
+                cossim_pow=settings.cossim_pow,
+                progress=progress,
+            )
             layer["groups"]["icons"] = render_directions(
-                model, name, torch.from_numpy(groups[name]["directions"]),
-                icon_options(settings, settings.group_icon_size), batch=settings.groups,
-                cossim_pow=settings.cossim_pow, progress=progress, desc=f"groups {name}")
+                model,
+                name,
+                torch.from_numpy(groups[name]["directions"]),
+                icon_options(settings, settings.group_icon_size),
+                batch=settings.groups,
+                cossim_pow=settings.cossim_pow,
+                progress=progress,
+                desc=f"groups {name}",
+            )
         if i > 0:
-            link = layer_to_layer(model, image01, names[i - 1], name, gradients_top[name],
-                                  settings.layer_to_layer_grid)
+            link = layer_to_layer(
+                model, image01, names[i - 1], name, gradients_top[name], settings.layer_to_layer_grid
+            )
             layer["from_previous"] = {**link, "layer": names[i - 1]}
         out["layers"][name] = layer
     return out
@@ -312,9 +401,12 @@ def _attribution_products(attr: torch.Tensor, classes: list[int], second: int) -
     """``attr [T, C, H, W]`` (one per class) -> spatial ``[T, H, W]``, channel ``[T, C]``,
     ``channel_difference [C]`` (top minus second) and ``total [T]``."""
     channel = attr.sum(dim=(2, 3))
-    return {"spatial": attr.sum(dim=1).numpy(), "channel": channel.numpy(),
-            "channel_difference": (channel[0] - channel[classes.index(second)]).numpy(),
-            "total": attr.sum(dim=(1, 2, 3)).numpy()}
+    return {
+        "spatial": attr.sum(dim=1).numpy(),
+        "channel": channel.numpy(),
+        "channel_difference": (channel[0] - channel[classes.index(second)]).numpy(),
+        "total": attr.sum(dim=(1, 2, 3)).numpy(),
+    }
 
 
 def _neuron_groups(names, acts, attrs, gradients_top, classes, settings) -> dict[str, dict]:
@@ -322,28 +414,35 @@ def _neuron_groups(names, acts, attrs, gradients_top, classes, settings) -> dict
     if settings.factorize == "activations":
         matrices = {n: acts[n] for n in names}
     elif settings.factorize == "attributions":
-        matrices = {n: attrs[n][0] for n in names}                            # top class
+        matrices = {n: attrs[n][0] for n in names}  # top class
     elif settings.factorize == "gradients":
         matrices = gradients_top
     else:
-        raise ValueError(f"blocks.factorize {settings.factorize!r} unknown; use one of "
-                         f"{', '.join(fz.TARGETS)}")
+        raise ValueError(
+            f"blocks.factorize {settings.factorize!r} unknown; use one of {', '.join(fz.TARGETS)}"
+        )
     arrays = {n: m.detach().float().cpu().numpy() for n, m in matrices.items()}
     if settings.shared and len(names) > 1:
-        fitted = fz.factorize_shared(arrays, settings.groups, target=settings.factorize,
-                                     seed=settings.seed)
+        fitted = fz.factorize_shared(arrays, settings.groups, target=settings.factorize, seed=settings.seed)
     else:
-        fitted = {n: fz.factorize(a.reshape(a.shape[0], -1).T, settings.groups,
-                                  target=settings.factorize, seed=settings.seed)
-                  for n, a in arrays.items()}
+        fitted = {
+            n: fz.factorize(
+                a.reshape(a.shape[0], -1).T, settings.groups, target=settings.factorize, seed=settings.seed
+            )
+            for n, a in arrays.items()
+        }
     out = {}
     for n in names:
         g, (c, h, w) = fitted[n], arrays[n].shape
         per_position = attrs[n].reshape(len(classes), c, h * w).permute(0, 2, 1).numpy()
-        out[n] = {"maps": g.maps.reshape(g.k, h, w), "directions": g.directions,
-                  "attribution": fz.group_attribution(g, per_position),            # [k, T]
-                  "relative_error": g.relative_error, "target": settings.factorize,
-                  "shared": bool(settings.shared and len(names) > 1)}
+        out[n] = {
+            "maps": g.maps.reshape(g.k, h, w),
+            "directions": g.directions,
+            "attribution": fz.group_attribution(g, per_position),  # [k, T]
+            "relative_error": g.relative_error,
+            "target": settings.factorize,
+            "shared": bool(settings.shared and len(names) > 1),
+        }
     return out
 
 
@@ -354,4 +453,5 @@ def _check_map(x: torch.Tensor, what: str) -> None:
 
 def _progress(total: int, desc: str):
     from tqdm import tqdm
+
     return tqdm(total=total, desc=desc, unit="img")

@@ -40,12 +40,13 @@ add up to the total attribution of the entries the groups reconstruct at all.
 
 Everything here is NumPy in, NumPy out (float32); nothing touches files or torch.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import logging
 import warnings
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -105,9 +106,9 @@ def _fit(xp: np.ndarray, k: int, seed: int, max_iter: int) -> tuple[np.ndarray, 
     if not xp.any():
         return np.zeros((xp.shape[0], k)), np.zeros((k, xp.shape[1]))
     from sklearn.decomposition import NMF
+
     # nndsvda is deterministic and needs k <= min(P, C); callers clamp k to that.
-    model = NMF(n_components=k, init="nndsvda", solver="cd", max_iter=max_iter, tol=1e-5,
-                random_state=seed)
+    model = NMF(n_components=k, init="nndsvda", solver="cd", max_iter=max_iter, tol=1e-5, random_state=seed)
     with warnings.catch_warnings():
         # Not converging within max_iter is normal for real activations; the
         # stored relative error says how good the fit is.
@@ -133,8 +134,9 @@ def clamp_groups(k: int, positions: int, channels: int) -> int:
     return max(1, min(int(k), int(positions), int(channels)))
 
 
-def factorize(matrix, k: int = 6, *, target: str = "activations", seed: int = 0,
-              max_iter: int = 500) -> Groups:
+def factorize(
+    matrix, k: int = 6, *, target: str = "activations", seed: int = 0, max_iter: int = 500
+) -> Groups:
     """NMF of one ``[P, C]`` matrix into ``min(k, P, C)`` groups (see the module doc).
 
     Groups come largest first (by total map mass).
@@ -158,15 +160,19 @@ def _make_groups(xp, w, h, channels: int, signed: bool, clipped: float, *, sort:
     # factor are rescaled by the same norms, so maps.T @ weights still reconstructs xp.
     norms = np.linalg.norm(directions, axis=1)
     safe = np.where(norms > 0, norms, 1.0)
-    return Groups(maps=(w * safe[None, :]).T.astype(np.float32),
-                  directions=(directions / safe[:, None]).astype(np.float32),
-                  weights=(h / safe[:, None]).astype(np.float32),
-                  relative_error=float(error / total) if total > 0 else 0.0, clipped=clipped)
+    return Groups(
+        maps=(w * safe[None, :]).T.astype(np.float32),
+        directions=(directions / safe[:, None]).astype(np.float32),
+        weights=(h / safe[:, None]).astype(np.float32),
+        relative_error=float(error / total) if total > 0 else 0.0,
+        clipped=clipped,
+    )
 
 
 # ---------------------------------------------------------------------------------
 # Shared across layers
 # ---------------------------------------------------------------------------------
+
 
 def adaptive_cells(size: int, cells: int) -> list[tuple[int, int]]:
     """PyTorch's adaptive-pool cells along one axis: ``[(start, stop), ...]`` (may overlap)."""
@@ -183,8 +189,14 @@ def pool_to_grid(maps: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def factorize_shared(layers: Mapping[str, np.ndarray], k: int = 6, *, target: str = "activations",
-                     seed: int = 0, max_iter: int = 500) -> dict[str, Groups]:
+def factorize_shared(
+    layers: Mapping[str, np.ndarray],
+    k: int = 6,
+    *,
+    target: str = "activations",
+    seed: int = 0,
+    max_iter: int = 500,
+) -> dict[str, Groups]:
     """One factorization shared by several layers, so that group ``g`` is the same concept in each.
 
     ``layers`` maps a layer name to its ``[C, H, W]`` map (activations, attributions or
@@ -204,7 +216,7 @@ def factorize_shared(layers: Mapping[str, np.ndarray], k: int = 6, *, target: st
     grid = (min(a.shape[1] for a in arrays.values()), min(a.shape[2] for a in arrays.values()))
     blocks, scales, widths = [], {}, {}
     for name, a in arrays.items():
-        pooled = pool_to_grid(a, grid).reshape(a.shape[0], -1).T          # [P, C]
+        pooled = pool_to_grid(a, grid).reshape(a.shape[0], -1).T  # [P, C]
         xp, _ = _nonnegative(pooled, signed)
         norm = np.linalg.norm(xp)
         scales[name] = norm if norm > 0 else 1.0
@@ -215,13 +227,14 @@ def factorize_shared(layers: Mapping[str, np.ndarray], k: int = 6, *, target: st
     _, h = _order_by_size(*_fit(joint, k, seed, max_iter))
     out, start = {}, 0
     for name, a in arrays.items():
-        h_layer = h[:, start:start + widths[name]] * scales[name]
+        h_layer = h[:, start : start + widths[name]] * scales[name]
         start += widths[name]
-        x = a.reshape(a.shape[0], -1).T                                    # [P_l, C]
+        x = a.reshape(a.shape[0], -1).T  # [P_l, C]
         xp, clipped = _nonnegative(x, signed)
         # The shared group order is kept (not each layer's own size order).
-        out[name] = _make_groups(xp, solve_maps(xp, h_layer), h_layer, a.shape[0], signed,
-                                 clipped, sort=False)
+        out[name] = _make_groups(
+            xp, solve_maps(xp, h_layer), h_layer, a.shape[0], signed, clipped, sort=False
+        )
     return out
 
 
@@ -230,17 +243,26 @@ def solve_maps(xp: np.ndarray, h: np.ndarray, max_iter: int = 500) -> np.ndarray
     if not xp.any() or not h.any():
         return np.zeros((xp.shape[0], h.shape[0]))
     from sklearn.decomposition import non_negative_factorization
+
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Maximum number of iterations.*")
-        w, _, _ = non_negative_factorization(xp, H=h, n_components=h.shape[0], init="custom",
-                                             update_H=False, solver="cd", max_iter=max_iter,
-                                             tol=1e-6)
+        w, _, _ = non_negative_factorization(
+            xp,
+            H=h,
+            n_components=h.shape[0],
+            init="custom",
+            update_H=False,
+            solver="cd",
+            max_iter=max_iter,
+            tol=1e-6,
+        )
     return w
 
 
 # ---------------------------------------------------------------------------------
 # Attribution of groups
 # ---------------------------------------------------------------------------------
+
 
 def group_attribution(groups: Groups, attribution) -> np.ndarray:
     """``[k]`` (or ``[k, T]`` for a stack ``[T, P, C]``): each group's share of ``attribution [P, C]``.
@@ -253,12 +275,13 @@ def group_attribution(groups: Groups, attribution) -> np.ndarray:
     a = a if stacked else a[None]
     c = groups.directions.shape[1]
     h = groups.weights.astype(np.float64)
-    magnitude = h[:, :c] + h[:, c:] if h.shape[1] == 2 * c else h              # [k, C] >= 0
-    w = groups.maps.astype(np.float64)                                         # [k, P]
+    magnitude = h[:, :c] + h[:, c:] if h.shape[1] == 2 * c else h  # [k, C] >= 0
+    w = groups.maps.astype(np.float64)  # [k, P]
     if a.shape[1:] != (w.shape[1], c):
-        raise ValueError(f"attribution shape {a.shape[1:]} does not match groups "
-                         f"[{w.shape[1]} positions, {c} channels]")
-    mass = w[:, :, None] * magnitude[:, None, :]                               # [k, P, C]
+        raise ValueError(
+            f"attribution shape {a.shape[1:]} does not match groups [{w.shape[1]} positions, {c} channels]"
+        )
+    mass = w[:, :, None] * magnitude[:, None, :]  # [k, P, C]
     total = mass.sum(axis=0)
     share = np.divide(mass, total[None], out=np.zeros_like(mass), where=total[None] > 0)
     out = np.einsum("kpc,tpc->kt", share, a).astype(np.float32)

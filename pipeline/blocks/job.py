@@ -3,12 +3,13 @@
 Each job gets the stage's settings (and the :class:`~pipeline.model.ModelSpec` when it
 runs the network), loads its own model, and writes one file.
 """
+
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from pipeline.blocks.settings import BlocksSettings
 from pipeline.images.listing import ImageRecord, read_listing, write_listing
@@ -23,6 +24,7 @@ def featured_images(images: str | Sequence[str]) -> list[ImageRecord]:
     photos, with the dataset's ids) or a list of files (id: the file name)."""
     if images == "bundled":
         from pipeline.images.dataset import open_source
+
         return [ImageRecord(r.image_id, r.path, None) for r in open_source("bundled").records]
     if isinstance(images, str):
         raise ValueError(f"blocks.images must be 'bundled' or a list of image files, got {images!r}")
@@ -32,8 +34,10 @@ def featured_images(images: str | Sequence[str]) -> list[ImageRecord]:
         if not full.is_file():
             raise ValueError(f"blocks.images: {path!r} is not a file")
         if full.name in seen:
-            raise ValueError(f"blocks.images: {path!r} and {seen[full.name]!r} have the same file "
-                             "name, which is the image id; rename one")
+            raise ValueError(
+                f"blocks.images: {path!r} and {seen[full.name]!r} have the same file "
+                "name, which is the image id; rename one"
+            )
         seen[full.name] = path
         records.append(ImageRecord(full.name, str(full), None))
     return records
@@ -45,8 +49,13 @@ def run_list_featured(settings: BlocksSettings, output: str | os.PathLike) -> No
     write_listing(output, featured_images(settings.images), {"name": name})
 
 
-def run_blocks_image(settings: BlocksSettings, model: ModelSpec, listing: str | os.PathLike,
-                     index: int, output: str | os.PathLike) -> None:
+def run_blocks_image(
+    settings: BlocksSettings,
+    model: ModelSpec,
+    listing: str | os.PathLike,
+    index: int,
+    output: str | os.PathLike,
+) -> None:
     """Compute the Building Blocks of image ``index`` of the listing ``listing`` and write
     them to ``output`` (see :func:`pipeline.store.blocks.write_image_file`)."""
     from pipeline.blocks.compute import compute_blocks
@@ -61,13 +70,20 @@ def run_blocks_image(settings: BlocksSettings, model: ModelSpec, listing: str | 
     layers = loaded.resolve_layers(list(settings.layers))
     log.info("Building Blocks of %s at %s", record.image_id, ", ".join(i.name for i in layers))
     blocks = compute_blocks(loaded, image, settings, progress=True)
-    recorded = {"model": loaded.name, "weights": loaded.weights, **settings.per_image(),
-                "layers": [info.name for info in layers]}
-    header = RunHeader(model=loaded.describe(), class_names=loaded.class_names,
-                       layers=[info.to_dict() for info in layers], settings=recorded,
-                       model_checksum=loaded.checksum)
-    write_image_file(output, header, image_id=record.image_id, image_path=record.path,
-                     blocks=blocks)
+    recorded = {
+        "model": loaded.name,
+        "weights": loaded.weights,
+        **settings.per_image(),
+        "layers": [info.name for info in layers],
+    }
+    header = RunHeader(
+        model=loaded.describe(),
+        class_names=loaded.class_names,
+        layers=[info.to_dict() for info in layers],
+        settings=recorded,
+        model_checksum=loaded.checksum,
+    )
+    write_image_file(output, header, image_id=record.image_id, image_path=record.path, blocks=blocks)
 
 
 def merge_blocks(images: Sequence[str | os.PathLike], output: str | os.PathLike) -> None:

@@ -1,4 +1,5 @@
 """The ``blocks:`` section of the workflow config (defaults: the config schema's)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -14,10 +15,10 @@ FULL = "full"
 class BlocksSettings(StageSettings):
     """Which images are featured, and what to compute for each of them."""
 
-    images: tuple[str, ...] | str = "bundled"   # "bundled" or image files
+    images: tuple[str, ...] | str = "bundled"  # "bundled" or image files
     layers: tuple[str, ...] = ("blocks.4.2",)
     top_channels: int = 4
-    grid: int | str = 7                 # cells per side of the activation grid, or "full"
+    grid: int | str = 7  # cells per side of the activation grid, or "full"
     grid_steps: int = 96
     grid_size: int = 64
     grid_batch: int = 49

@@ -15,6 +15,7 @@ attribution per channel.
 Importing this package does not import torch (the workflow imports the settings); the
 job entry points load their module on first use (PEP 562).
 """
+
 import importlib
 
 from pipeline.extract.settings import ExtractSettings

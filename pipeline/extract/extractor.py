@@ -18,12 +18,13 @@ Nothing here writes files: :func:`extract_batches` yields summaries that
 :mod:`pipeline.store.activations` writes. Only the current batch is ever held,
 so memory does not grow with the dataset.
 """
+
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import logging
-from typing import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import torch
 
@@ -55,7 +56,7 @@ class BatchSummary:
 
 
 def summarize_activation(act: torch.Tensor) -> dict[str, torch.Tensor]:
-    """``act [N, C, H, W]`` -> ``max``, ``mean`` (float32) and ``argmax_y``/``argmax_x`` (int16), each ``[N, C]``.
+    """``act [N, C, H, W]`` -> ``max``, ``mean`` (float32), ``argmax_y``/``argmax_x`` (int16), all ``[N, C]``
 
     Ties resolve to the first maximum in row-major order (``torch.max`` guarantees it).
     """
@@ -64,8 +65,12 @@ def summarize_activation(act: torch.Tensor) -> dict[str, torch.Tensor]:
         raise ValueError(f"feature map {h}x{w} too large for int16 positions")
     flat = act.detach().float().reshape(n, c, h * w)
     values, where = flat.max(dim=2)
-    return {"max": values, "argmax_y": (where // w).to(torch.int16),
-            "argmax_x": (where % w).to(torch.int16), "mean": flat.mean(dim=2)}
+    return {
+        "max": values,
+        "argmax_y": (where // w).to(torch.int16),
+        "argmax_x": (where % w).to(torch.int16),
+        "mean": flat.mean(dim=2),
+    }
 
 
 class Extractor:
@@ -76,10 +81,19 @@ class Extractor:
     summaries are always float32.
     """
 
-    def __init__(self, model, layers: Sequence[str] | str | None = None, *,
-                 attribution: str = "gradient", steps: int = 20, amp: bool = False):
+    def __init__(
+        self,
+        model,
+        layers: Sequence[str] | str | None = None,
+        *,
+        attribution: str = "gradient",
+        steps: int = 20,
+        amp: bool = False,
+    ):
         if attribution not in ATTRIBUTION_MODES:
-            raise ValueError(f"attribution {attribution!r} unknown; use one of {', '.join(ATTRIBUTION_MODES)}")
+            raise ValueError(
+                f"attribution {attribution!r} unknown; use one of {', '.join(ATTRIBUTION_MODES)}"
+            )
         self.model = model
         infos = model.resolve_layers(layers)
         self.layers = [info.name for info in infos]
@@ -89,8 +103,7 @@ class Extractor:
         self._tap = LayerTap(model.net, model.modules_for(infos))
         self._attr = LayerAttribution(model, self.layers) if attribution != "none" else None
 
-    def __call__(self, images01: torch.Tensor, label_classes: torch.Tensor | None = None
-                 ) -> BatchSummary:
+    def __call__(self, images01: torch.Tensor, label_classes: torch.Tensor | None = None) -> BatchSummary:
         """Summarize ``images01 [N, 3, S, S]`` in ``[0, 1]``; ``label_classes`` Long[N], -1 = no label."""
         images01 = images01.to(self.model.device, non_blocking=True)
         with self._autocast():
@@ -104,8 +117,9 @@ class Extractor:
                 if has_label:
                     label_classes = label_classes.to(self.model.device)
                     targets["attr_label"] = label_classes
-                results = self._attr.attribute_targets(images01, targets, method=self.attribution,
-                                                       steps=self.steps)
+                results = self._attr.attribute_targets(
+                    images01, targets, method=self.attribution, steps=self.steps
+                )
                 first = next(iter(results.values()))
                 acts, logits = first.activations, first.logits
                 attributions = results
@@ -132,17 +146,19 @@ class Extractor:
 # Labels
 # ---------------------------------------------------------------------------------
 
+
 def class_lookup(class_names: Sequence[str]) -> dict[str, int]:
     """Label text -> class index: exact class names, and ImageNet wnids for 1000-class models."""
     lookup: dict[str, int] = {}
     if len(class_names) == 1000:
         try:
-            from timm.data import ImageNetInfo   # ships the synset list; no download
+            from timm.data import ImageNetInfo  # ships the synset list; no download
+
             lookup.update({wnid: i for i, wnid in enumerate(ImageNetInfo().label_names())})
         except Exception as exc:  # an old timm: names still match
             log.warning("ImageNet wnids unavailable (%s); labels match class names only", exc)
     for i, name in enumerate(class_names):
-        lookup.setdefault(name, i)   # first class wins for duplicated names
+        lookup.setdefault(name, i)  # first class wins for duplicated names
     return lookup
 
 
@@ -165,18 +181,31 @@ def label_classes(labels: Sequence[str | None], class_names: Sequence[str]) -> t
 # Iterating a dataset
 # ---------------------------------------------------------------------------------
 
+
 def make_loader(dataset, *, batch_size: int, num_workers: int, device, collate_fn):
     """A DataLoader in dataset order; pinned memory when copying to a GPU."""
     from torch.utils.data import DataLoader
+
     device = torch.device(device)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                      collate_fn=collate_fn, pin_memory=device.type == "cuda",
-                      persistent_workers=False)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=collate_fn,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+    )
 
 
-def extract_batches(extractor: Extractor, batches: Iterable[dict],
-                    label_classes: torch.Tensor | None = None, *, total: int | None = None,
-                    progress: bool = True) -> Iterator[tuple[dict, BatchSummary | None]]:
+def extract_batches(
+    extractor: Extractor,
+    batches: Iterable[dict],
+    label_classes: torch.Tensor | None = None,
+    *,
+    total: int | None = None,
+    progress: bool = True,
+) -> Iterator[tuple[dict, BatchSummary | None]]:
     """Yield ``(batch, summary)`` for each collated batch.
 
     A batch is ``{"index": Long[B], "image": [B, 3, S, S], "ok": Bool[B], "reason": [str]}``
@@ -187,6 +216,7 @@ def extract_batches(extractor: Extractor, batches: Iterable[dict],
     bar = None
     if progress:
         from tqdm import tqdm
+
         bar = tqdm(total=total, desc="extract", unit="img")
     try:
         for batch in batches:

@@ -3,11 +3,12 @@
 Each job gets the stage's settings and the :class:`~pipeline.model.ModelSpec`, loads
 its own model, and writes one file through :mod:`pipeline.store.activations`.
 """
+
 from __future__ import annotations
 
 import logging
 import os
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from pipeline.extract.extractor import TOP_PREDICTIONS, Extractor, extract_batches, label_classes, make_loader
 from pipeline.extract.reduce import reduce_store
@@ -21,23 +22,37 @@ from pipeline.store.activations import ShardLayout, ShardSet, reduced_writer, sh
 log = logging.getLogger(__name__)
 
 
-def extraction_settings(model, layers: Sequence[str], settings: ExtractSettings,
-                        source: Mapping) -> dict:
+def extraction_settings(model, layers: Sequence[str], settings: ExtractSettings, source: Mapping) -> dict:
     """What determines a shard's contents; hashed into ``config_hash`` so merges can compare.
 
     ``model`` is the loaded model, ``layers`` the resolved layer names, ``source`` the
     listing's source description.
     """
     integrated = settings.attribution == "integrated"
-    return {"model": model.name, "weights": str(model.weights), "input_size": model.input_size,
-            "layers": list(layers), "attribution": settings.attribution,
-            "integration_steps": int(settings.integration_steps) if integrated else None,
-            "source": {"source": source["name"], "kind": source["kind"], "path": source["path"],
-                       "max_images": source["max_images"]}}
+    return {
+        "model": model.name,
+        "weights": str(model.weights),
+        "input_size": model.input_size,
+        "layers": list(layers),
+        "attribution": settings.attribution,
+        "integration_steps": int(settings.integration_steps) if integrated else None,
+        "source": {
+            "source": source["name"],
+            "kind": source["kind"],
+            "path": source["path"],
+            "max_images": source["max_images"],
+        },
+    }
 
 
-def run_extract_shard(settings: ExtractSettings, model: ModelSpec, listing: str | os.PathLike,
-                      start: int, stop: int, output: str | os.PathLike) -> dict:
+def run_extract_shard(
+    settings: ExtractSettings,
+    model: ModelSpec,
+    listing: str | os.PathLike,
+    start: int,
+    stop: int,
+    output: str | os.PathLike,
+) -> dict:
     """Extract the images ``[start, stop)`` of the image listing ``listing`` into the shard
     ``output``. Returns counts for the log.
 
@@ -47,24 +62,43 @@ def run_extract_shard(settings: ExtractSettings, model: ModelSpec, listing: str 
     images = read_listing(listing)
     records = images.records[start:stop]
     loaded = model.load()
-    extractor = Extractor(loaded, settings.layers, attribution=settings.attribution,
-                          steps=settings.integration_steps, amp=settings.amp)
+    extractor = Extractor(
+        loaded,
+        settings.layers,
+        attribution=settings.attribution,
+        steps=settings.integration_steps,
+        amp=settings.amp,
+    )
     every_class, unmatched = label_classes([r.label for r in images.records], loaded.class_names)
     if unmatched:
-        log.warning("%d label(s) match no class name or wnid of %s and are ignored: %s",
-                    len(unmatched), loaded.name, ", ".join(unmatched[:20]))
+        log.warning(
+            "%d label(s) match no class name or wnid of %s and are ignored: %s",
+            len(unmatched),
+            loaded.name,
+            ", ".join(unmatched[:20]),
+        )
     quantities = ["max", "argmax_y", "argmax_x", "mean"]
     if settings.attribution != "none":
         quantities.append("attr_predicted")
         if bool((every_class >= 0).any()):
             quantities.append("attr_label")
     shard_classes = every_class[start:stop]
-    loader = make_loader(ImageDataset(records, loaded.input_size), batch_size=settings.batch_size,
-                         num_workers=settings.num_workers, device=loaded.device, collate_fn=collate)
+    loader = make_loader(
+        ImageDataset(records, loaded.input_size),
+        batch_size=settings.batch_size,
+        num_workers=settings.num_workers,
+        device=loaded.device,
+        collate_fn=collate,
+    )
     infos = loaded.resolve_layers(extractor.layers)
-    layout = ShardLayout(layers=[i.to_dict() for i in infos], quantities=quantities,
-                         class_names=loaded.class_names, start=start, stop=stop,
-                         top=min(TOP_PREDICTIONS, len(loaded.class_names)))
+    layout = ShardLayout(
+        layers=[i.to_dict() for i in infos],
+        quantities=quantities,
+        class_names=loaded.class_names,
+        start=start,
+        stop=stop,
+        top=min(TOP_PREDICTIONS, len(loaded.class_names)),
+    )
     recorded = extraction_settings(loaded, extractor.layers, settings, images.source)
     kept = skipped = 0
     with shard_writer(output, layout, settings=recorded, model_checksum=loaded.checksum) as writer:
@@ -80,8 +114,12 @@ def run_extract_shard(settings: ExtractSettings, model: ModelSpec, listing: str 
     return {"images": kept, "skipped": skipped}
 
 
-def run_reduce(settings: ExtractSettings, model: ModelSpec, shards: Sequence[str | os.PathLike],
-               output: str | os.PathLike) -> dict:
+def run_reduce(
+    settings: ExtractSettings,
+    model: ModelSpec,
+    shards: Sequence[str | os.PathLike],
+    output: str | os.PathLike,
+) -> dict:
     """Reduce the shards of a run into the store ``output`` (see docs/STORE.md).
 
     The model gives the receptive fields and the input size at which thumbnails are
@@ -90,20 +128,37 @@ def run_reduce(settings: ExtractSettings, model: ModelSpec, shards: Sequence[str
     loaded = model.load()
     shard_set = ShardSet(list(shards))
     if shard_set.model_checksum != loaded.checksum:
-        raise ValueError(f"the shards were extracted with weights {shard_set.model_checksum}, "
-                         f"but the model loaded for the merge has {loaded.checksum}")
+        raise ValueError(
+            f"the shards were extracted with weights {shard_set.model_checksum}, "
+            f"but the model loaded for the merge has {loaded.checksum}"
+        )
     names = [layer["name"] for layer in shard_set.layers]
     fields = receptive_fields(loaded, names, progress=True)
     table = shard_set.table("images")
-    records = [ImageRecord(image_id, path, label or None) for image_id, path, label in
-               zip(table.get("image_id", []), table.get("path", []), table.get("label", []))]
+    records = [
+        ImageRecord(image_id, path, label or None)
+        for image_id, path, label in zip(
+            table.get("image_id", []), table.get("path", []), table.get("label", [])
+        )
+    ]
     dataset = ImageDataset(records, loaded.input_size)
-    recorded = {"top_k": int(settings.top_k), "histogram_bins": int(settings.histogram_bins),
-                "thumbnail_size": int(settings.thumbnail_size)}
-    with reduced_writer(output, shard_set, settings=recorded,
-                        model={**loaded.describe(), "layers": names},
-                        aliases=loaded.layer_aliases) as writer:
+    recorded = {
+        "top_k": int(settings.top_k),
+        "histogram_bins": int(settings.histogram_bins),
+        "thumbnail_size": int(settings.thumbnail_size),
+    }
+    with reduced_writer(
+        output,
+        shard_set,
+        settings=recorded,
+        model={**loaded.describe(), "layers": names},
+        aliases=loaded.layer_aliases,
+    ) as writer:
         reduce_store(shard_set, writer, fields, lambda row: dataset[row]["image"], settings)
-    log.info("reduced %d shards: %d images, %d skipped", len(shard_set.shards), shard_set.rows,
-             len(shard_set.table("skipped").get("image_id", [])))
+    log.info(
+        "reduced %d shards: %d images, %d skipped",
+        len(shard_set.shards),
+        shard_set.rows,
+        len(shard_set.table("skipped").get("image_id", [])),
+    )
     return {"images": shard_set.rows, "shards": len(shard_set.shards)}

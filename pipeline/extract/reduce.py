@@ -19,9 +19,10 @@ Per layer and channel:
 The functions below take dask arrays (or anything ``dask.array.asarray`` accepts)
 and return numpy arrays; each reads the data once per pass.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -30,6 +31,7 @@ from pipeline.extract.settings import ExtractSettings
 
 def _as_dask(x):
     import dask.array as da
+
     x = da.asarray(x)
     return x.rechunk({i: -1 for i in range(1, x.ndim)}) if x.ndim > 1 else x
 
@@ -37,6 +39,7 @@ def _as_dask(x):
 # ---------------------------------------------------------------------------------
 # Top-k with deterministic ties
 # ---------------------------------------------------------------------------------
+
 
 def _block_topk(block: np.ndarray, offset: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Rows ``[k', C]`` (global) and values of the block's top-k per column."""
@@ -57,6 +60,7 @@ def _merge_topk(parts, k: int) -> tuple[np.ndarray, np.ndarray]:
 def topk_delayed(values, k: int):
     """Delayed ``(rows Long[C, k'], values [C, k'])`` with ``k' = min(k, N)``."""
     import dask
+
     x = _as_dask(values)
     offsets = np.cumsum((0,) + x.chunks[0])
     blocks = x.to_delayed().ravel()
@@ -67,6 +71,7 @@ def topk_delayed(values, k: int):
 def topk_rows(values, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Top-k rows per column of ``values [N, C]``: ``(rows [C, k'], values [C, k'])``."""
     import dask
+
     if _as_dask(values).shape[0] == 0:
         c = _as_dask(values).shape[1]
         return np.zeros((c, 0), np.int64), np.zeros((c, 0), np.float32)
@@ -76,6 +81,7 @@ def topk_rows(values, k: int) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------------------------
 # Statistics and histograms
 # ---------------------------------------------------------------------------------
+
 
 def _block_histogram(block: np.ndarray, edges: np.ndarray) -> np.ndarray:
     bins = edges.shape[1] - 1
@@ -103,28 +109,41 @@ def channel_statistics(values, bins: int) -> dict[str, np.ndarray]:
     ``hist_counts [C, bins]`` and ``hist_edges [C, bins + 1]``. Two passes over the data."""
     import dask
     import dask.array as da
+
     x = _as_dask(values)
     if x.shape[0] == 0:
         c = x.shape[1]
         nan = np.full(c, np.nan, np.float32)
-        return {"mean": nan, "std": nan, "active_fraction": nan,
-                "hist_counts": np.zeros((c, bins), np.int64),
-                "hist_edges": histogram_edges(np.zeros(c), np.zeros(c), bins)}
+        return {
+            "mean": nan,
+            "std": nan,
+            "active_fraction": nan,
+            "hist_counts": np.zeros((c, bins), np.int64),
+            "hist_edges": histogram_edges(np.zeros(c), np.zeros(c), bins),
+        }
     x64 = x.astype(np.float64)
     mean, std, active, lo, hi = dask.compute(
-        da.nanmean(x64, axis=0), da.nanstd(x64, axis=0), (x > 0).mean(axis=0),
-        da.nanmin(x, axis=0), da.nanmax(x, axis=0))
+        da.nanmean(x64, axis=0),
+        da.nanstd(x64, axis=0),
+        (x > 0).mean(axis=0),
+        da.nanmin(x, axis=0),
+        da.nanmax(x, axis=0),
+    )
     edges = histogram_edges(lo, hi, bins)
-    counts = dask.compute(sum(dask.delayed(_block_histogram)(b, edges)
-                              for b in x.to_delayed().ravel()))[0]
-    return {"mean": mean.astype(np.float32), "std": std.astype(np.float32),
-            "active_fraction": active.astype(np.float32),
-            "hist_counts": np.asarray(counts, np.int64), "hist_edges": edges}
+    counts = dask.compute(sum(dask.delayed(_block_histogram)(b, edges) for b in x.to_delayed().ravel()))[0]
+    return {
+        "mean": mean.astype(np.float32),
+        "std": std.astype(np.float32),
+        "active_fraction": active.astype(np.float32),
+        "hist_counts": np.asarray(counts, np.int64),
+        "hist_edges": edges,
+    }
 
 
 # ---------------------------------------------------------------------------------
 # Class attribution
 # ---------------------------------------------------------------------------------
+
 
 def _block_class_sums(attr: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
     sums = np.zeros((num_classes, attr.shape[1]), np.float64)
@@ -140,13 +159,18 @@ def class_attribution(attr, predicted, num_classes: int) -> dict[str, np.ndarray
     """
     import dask
     import dask.array as da
+
     a = _as_dask(attr)
     p = da.asarray(predicted).rechunk((a.chunks[0],))
     if a.shape[0] == 0:
-        return {"mean": np.full((a.shape[1], num_classes), np.nan, np.float32),
-                "count": np.zeros(num_classes, np.int64)}
-    sums = sum(dask.delayed(_block_class_sums)(ab, pb, num_classes)
-               for ab, pb in zip(a.to_delayed().ravel(), p.to_delayed().ravel()))
+        return {
+            "mean": np.full((a.shape[1], num_classes), np.nan, np.float32),
+            "count": np.zeros(num_classes, np.int64),
+        }
+    sums = sum(
+        dask.delayed(_block_class_sums)(ab, pb, num_classes)
+        for ab, pb in zip(a.to_delayed().ravel(), p.to_delayed().ravel())
+    )
     sums, count = dask.compute(sums, da.bincount(p.astype(np.int64), minlength=num_classes))
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = (sums / count[:, None]).T
@@ -171,6 +195,7 @@ def top_classes(mean: np.ndarray, k: int) -> dict[str, np.ndarray]:
 # Thumbnails
 # ---------------------------------------------------------------------------------
 
+
 def crop_thumbnail(image01, box, size: int) -> np.ndarray:
     """uint8 ``[size, size, 3]``: the box ``(y0, x0, y1, x1)`` of ``image01 [3, S, S]``.
 
@@ -189,9 +214,10 @@ def crop_thumbnail(image01, box, size: int) -> np.ndarray:
     canvas = torch.full((3, side, side), 0.5)
     top = side - h if (y0 == 0 and h < side) else 0
     left = side - w if (x0 == 0 and w < side) else 0
-    canvas[:, top:top + h, left:left + w] = crop
-    thumb = F.interpolate(canvas[None], size=(size, size), mode="bilinear",
-                          antialias=side > size, align_corners=False)[0]
+    canvas[:, top : top + h, left : left + w] = crop
+    thumb = F.interpolate(
+        canvas[None], size=(size, size), mode="bilinear", antialias=side > size, align_corners=False
+    )[0]
     return to_uint8(thumb)
 
 
@@ -211,8 +237,16 @@ def plan_thumbnails(rows: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, li
 # Everything for one run
 # ---------------------------------------------------------------------------------
 
-def reduce_store(shards, writer, fields: Mapping, load_image: Callable[[int], object],
-                 settings: ExtractSettings | None = None, *, progress: bool = True) -> None:
+
+def reduce_store(
+    shards,
+    writer,
+    fields: Mapping,
+    load_image: Callable[[int], object],
+    settings: ExtractSettings | None = None,
+    *,
+    progress: bool = True,
+) -> None:
     """Compute every reduction of ``shards`` (a :class:`~pipeline.store.activations.ShardSet`)
     and write it with ``writer`` (a :class:`~pipeline.store.activations.ReducedWriter`).
 
@@ -222,33 +256,48 @@ def reduce_store(shards, writer, fields: Mapping, load_image: Callable[[int], ob
     ``thumbnail_size`` apply.
     """
     from tqdm import tqdm
+
     settings = settings or ExtractSettings()
     top_k, bins, thumbnail_size = settings.top_k, settings.histogram_bins, settings.thumbnail_size
     num_classes = len(shards.class_names)
     predicted = shards.predicted_classes() if shards.rows else np.zeros(0, np.int64)
-    requests: dict[int, list] = {}   # image row -> [(thumbnail dataset, index, box)]
+    requests: dict[int, list] = {}  # image row -> [(thumbnail dataset, index, box)]
     for layer in tqdm(shards.layers, desc="reduce", unit="layer", disable=not progress):
         name = layer["name"]
         field = fields[name]
         maxima = shards.per_image(name, "max")
         rows, values = topk_rows(maxima, top_k)
         ys, xs = _positions(shards, name, rows)
-        boxes = field.boxes().numpy()[ys, xs]   # (y0, x0, y1, x1) per top example
+        boxes = field.boxes().numpy()[ys, xs]  # (y0, x0, y1, x1) per top example
         thumb_index, crops = plan_thumbnails(rows, boxes)
-        top = {"row": rows.astype(np.int64), "value": values.astype(np.float32),
-               "y": ys.astype(np.int16), "x": xs.astype(np.int16), "box": boxes.astype(np.int16),
-               "thumbnail": thumb_index}
+        top = {
+            "row": rows.astype(np.int64),
+            "value": values.astype(np.float32),
+            "y": ys.astype(np.int16),
+            "x": xs.astype(np.int16),
+            "box": boxes.astype(np.int16),
+            "thumbnail": thumb_index,
+        }
         stats = channel_statistics(maxima, bins)
         stats["mean_of_mean"] = _column_mean(shards.per_image(name, "mean"))
         classes = {}
         if "attr_predicted" in shards.quantities:
-            found = class_attribution(shards.per_image(name, "attr_predicted"), predicted,
-                                      num_classes)
+            found = class_attribution(shards.per_image(name, "attr_predicted"), predicted, num_classes)
             best = top_classes(found["mean"], top_k)
-            classes = {"attribution": found["mean"], "count": found["count"],
-                       "top_ids": best["ids"], "top_scores": best["scores"]}
-        writer.write_layer(name, rf_rows=np.asarray(field.rows), rf_cols=np.asarray(field.cols),
-                           top=top, stats=stats, classes=classes)
+            classes = {
+                "attribution": found["mean"],
+                "count": found["count"],
+                "top_ids": best["ids"],
+                "top_scores": best["scores"],
+            }
+        writer.write_layer(
+            name,
+            rf_rows=np.asarray(field.rows),
+            rf_cols=np.asarray(field.cols),
+            top=top,
+            stats=stats,
+            classes=classes,
+        )
         dataset = writer.create_thumbnails(name, len(crops), thumbnail_size)
         for i, (row, box) in enumerate(crops):
             requests.setdefault(row, []).append((dataset, i, box))

@@ -1,4 +1,5 @@
 """The ``extract:`` section of the workflow config (defaults: the config schema's)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -15,11 +16,11 @@ class ExtractSettings(StageSettings):
     never what it stores; the workflow keeps them out of the jobs' rerun triggers.
     """
 
-    layers: tuple[str, ...] | str = "all"   # layer names or aliases, or "all"
+    layers: tuple[str, ...] | str = "all"  # layer names or aliases, or "all"
     images_per_shard: int = 2000
     batch_size: int = 32
-    num_workers: int = 0                    # DataLoader worker processes for decoding
-    attribution: str = "gradient"           # none, gradient or integrated
+    num_workers: int = 0  # DataLoader worker processes for decoding
+    attribution: str = "gradient"  # none, gradient or integrated
     integration_steps: int = 20
     top_k: int = 16
     histogram_bins: int = 32

@@ -4,12 +4,14 @@ Two channels are similar when the images that excite one excite the other: the P
 correlation, across images, of their per-image maximum activations. NumPy only (no
 torch): the site computes it from the activations store when it is exported.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-SIMILARITY_METHOD = ("Pearson correlation of the channels' per-image maximum activations "
-                     "over the {n} dataset images")
+SIMILARITY_METHOD = (
+    "Pearson correlation of the channels' per-image maximum activations over the {n} dataset images"
+)
 
 
 def correlation_neighbours(maxima: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -28,7 +30,7 @@ def correlation_neighbours(maxima: np.ndarray, k: int) -> tuple[np.ndarray, np.n
     if n < 2 or k == 0:
         return ids, scores
     centred = x - x.mean(axis=0)
-    norms = np.sqrt((centred ** 2).sum(axis=0))
+    norms = np.sqrt((centred**2).sum(axis=0))
     varies = norms > 1e-12 * max(1.0, float(np.abs(x).max()))
     unit = np.where(varies, centred / np.where(varies, norms, 1.0), 0.0)
     corr = unit.T @ unit
@@ -39,6 +41,6 @@ def correlation_neighbours(maxima: np.ndarray, k: int) -> tuple[np.ndarray, np.n
         row = corr[channel]
         valid = np.flatnonzero(~np.isnan(row))
         order = valid[np.lexsort((valid, -row[valid]))][:k]
-        ids[channel, :len(order)] = order
-        scores[channel, :len(order)] = np.clip(row[order], -1.0, 1.0)
+        ids[channel, : len(order)] = order
+        scores[channel, : len(order)] = np.clip(row[order], -1.0, 1.0)
     return ids, scores

@@ -15,16 +15,23 @@ store").
 Importing this package does not import torch (the workflow imports the settings and
 the plan functions); the job entry points load their module on first use (PEP 562).
 """
+
 import importlib
 
 from pipeline.featurevis.plan import batches, parse_channels, plan_shards, shard_channels
 from pipeline.featurevis.settings import FeaturevisSettings
 
-_LAZY = {"run_featurevis_shard": "pipeline.featurevis.job",
-         "merge_featurevis": "pipeline.featurevis.job"}
+_LAZY = {"run_featurevis_shard": "pipeline.featurevis.job", "merge_featurevis": "pipeline.featurevis.job"}
 
-__all__ = ["FeaturevisSettings", "batches", "merge_featurevis", "parse_channels", "plan_shards",
-           "run_featurevis_shard", "shard_channels"]
+__all__ = [
+    "FeaturevisSettings",
+    "batches",
+    "merge_featurevis",
+    "parse_channels",
+    "plan_shards",
+    "run_featurevis_shard",
+    "shard_channels",
+]
 
 
 def __getattr__(name: str):

@@ -3,11 +3,12 @@
 Each job gets the stage's settings and the :class:`~pipeline.model.ModelSpec`, loads
 its own model, and writes one file through :mod:`pipeline.store.featurevis`.
 """
+
 from __future__ import annotations
 
 import logging
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 from pipeline.featurevis.plan import batches, shard_channels
 from pipeline.featurevis.settings import FeaturevisSettings
@@ -17,8 +18,14 @@ from pipeline.store.featurevis import FeatureVisStore, ShardLayout, merge_shards
 log = logging.getLogger(__name__)
 
 
-def run_featurevis_shard(settings: FeaturevisSettings, model: ModelSpec, layer: str, start: int,
-                         stop: int, output: str | os.PathLike) -> None:
+def run_featurevis_shard(
+    settings: FeaturevisSettings,
+    model: ModelSpec,
+    layer: str,
+    start: int,
+    stop: int,
+    output: str | os.PathLike,
+) -> None:
     """Render the selected channels of ``layer`` in ``[start, stop)`` into the shard ``output``."""
     # torch only here: the merge below needs none.
     from tqdm.auto import tqdm
@@ -32,18 +39,33 @@ def run_featurevis_shard(settings: FeaturevisSettings, model: ModelSpec, layer: 
     info = loaded.layer(layer)
     channels = shard_channels(settings.channels, info.channels, start, stop, layer)
     if not channels:
-        raise ValueError(f"shard {layer} {start}-{stop}: no selected channel in this range "
-                         f"(selection {settings.channels!r}, layer has {info.channels} channels)")
+        raise ValueError(
+            f"shard {layer} {start}-{stop}: no selected channel in this range "
+            f"(selection {settings.channels!r}, layer has {info.channels} channels)"
+        )
     recorded = {**settings.recorded(), "model": {"name": model.name, "weights": model.weights}}
-    log.info("featurevis %s channels %d-%d (%d channels) on %s: %s", info.name, start, stop,
-             len(channels), loaded.device, recorded)
-    layout = ShardLayout(layer=info.name, layer_channels=info.channels, channels=channels,
-                         start=start, stop=stop, image_size=settings.image_size,
-                         curve_steps=curve_steps(settings.steps, settings.curve_points),
-                         diversity=settings.diversity, negatives=settings.negatives)
+    log.info(
+        "featurevis %s channels %d-%d (%d channels) on %s: %s",
+        info.name,
+        start,
+        stop,
+        len(channels),
+        loaded.device,
+        recorded,
+    )
+    layout = ShardLayout(
+        layer=info.name,
+        layer_channels=info.channels,
+        channels=channels,
+        start=start,
+        stop=stop,
+        image_size=settings.image_size,
+        curve_steps=curve_steps(settings.steps, settings.curve_points),
+        diversity=settings.diversity,
+        negatives=settings.negatives,
+    )
     with shard_writer(output, layout, settings=recorded, model_checksum=loaded.checksum) as writer:
-        bar = tqdm(total=len(channels), desc=f"{info.name} {start}-{stop}", unit="ch",
-                   mininterval=5.0)
+        bar = tqdm(total=len(channels), desc=f"{info.name} {start}-{stop}", unit="ch", mininterval=5.0)
         for group in batches(channels, settings.batch_size, settings.diversity):
             writer.write(group, render_batch(loaded, info.name, group, settings, progress=True))
             bar.update(len(group))
@@ -56,5 +78,10 @@ def merge_featurevis(shards: Sequence[str | os.PathLike], output: str | os.PathL
     merge_shards(list(shards), output)
     with FeatureVisStore(output) as store:
         for layer, row in store.summary().items():
-            log.info("%s: %d of %d channels rendered, %.1f%% rank 1 on their own image",
-                     layer, row["rendered"], row["layer_channels"], 100 * row["rank1_fraction"])
+            log.info(
+                "%s: %d of %d channels rendered, %.1f%% rank 1 on their own image",
+                layer,
+                row["rendered"],
+                row["layer_channels"],
+                100 * row["rank1_fraction"],
+            )

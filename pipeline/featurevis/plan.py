@@ -7,9 +7,10 @@ The workflow resolves ``featurevis.channels`` for each selected layer
 
 No torch here: the workflow imports this to plan jobs.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def parse_channels(selection, n_channels: int, layer: str = "?") -> list[int]:
@@ -23,19 +24,22 @@ def parse_channels(selection, n_channels: int, layer: str = "?") -> list[int]:
     if isinstance(selection, str):
         start, sep, stop = selection.partition("-")
         if not sep or not start.isdigit() or not stop.isdigit() or int(start) >= int(stop):
-            raise ValueError(f"featurevis.channels: {selection!r} is not 'all', 'START-STOP' "
-                             "(START < STOP) or a list of channel ids")
+            raise ValueError(
+                f"featurevis.channels: {selection!r} is not 'all', 'START-STOP' "
+                "(START < STOP) or a list of channel ids"
+            )
         return list(range(int(start), min(int(stop), n_channels)))
     ids = sorted({int(c) for c in selection})
     bad = [c for c in ids if not 0 <= c < n_channels]
     if bad:
-        raise ValueError(f"featurevis.channels: channel(s) {bad} do not exist in layer {layer!r} "
-                         f"({n_channels} channels, ids 0..{n_channels - 1})")
+        raise ValueError(
+            f"featurevis.channels: channel(s) {bad} do not exist in layer {layer!r} "
+            f"({n_channels} channels, ids 0..{n_channels - 1})"
+        )
     return ids
 
 
-def plan_shards(selection, n_channels: int, channels_per_job: int,
-                layer: str = "?") -> list[tuple[int, int]]:
+def plan_shards(selection, n_channels: int, channels_per_job: int, layer: str = "?") -> list[tuple[int, int]]:
     """``[(start, stop), ...]`` id ranges of ``channels_per_job`` ids holding selected channels."""
     if channels_per_job < 1:
         raise ValueError(f"featurevis.channels_per_job must be >= 1, got {channels_per_job}")
@@ -52,4 +56,4 @@ def shard_channels(selection, n_channels: int, start: int, stop: int, layer: str
 def batches(channels: Sequence[int], batch_size: int, diversity: int = 1) -> list[list[int]]:
     """Consecutive groups of channels; a diverse set of D images counts D items."""
     per_batch = max(1, int(batch_size) // max(1, int(diversity)))
-    return [list(channels[i:i + per_batch]) for i in range(0, len(channels), per_batch)]
+    return [list(channels[i : i + per_batch]) for i in range(0, len(channels), per_batch)]

@@ -12,9 +12,10 @@ and then measures each channel's activation and rank on its own final image
 (:func:`measure_stored`). Tensors in, NumPy arrays out: the job
 (:mod:`pipeline.featurevis.job`) writes them to a shard.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -27,10 +28,16 @@ from pipeline.optvis.render import RenderOptions, activations, render
 
 def render_options(settings: FeaturevisSettings) -> RenderOptions:
     """The render loop's options for the stage's settings (same for every image of a run)."""
-    return RenderOptions(steps=settings.steps, size=settings.image_size, param=settings.param,
-                         lr=settings.lr, seed=settings.seed, transforms=settings.TRANSFORMS,
-                         curve_points=settings.curve_points,
-                         relu_override_steps=settings.relu_override_steps)
+    return RenderOptions(
+        steps=settings.steps,
+        size=settings.image_size,
+        param=settings.param,
+        lr=settings.lr,
+        seed=settings.seed,
+        transforms=settings.TRANSFORMS,
+        curve_points=settings.curve_points,
+        relu_override_steps=settings.relu_override_steps,
+    )
 
 
 def target_rank(means, channels):
@@ -55,8 +62,9 @@ def measure_stored(model, layer: str, images, channels: Sequence[int]):
     return stored, activation.numpy(), rank.numpy()
 
 
-def render_batch(model, layer: str, channels: Sequence[int], settings: FeaturevisSettings, *,
-                 progress: bool = False) -> dict[str, np.ndarray]:
+def render_batch(
+    model, layer: str, channels: Sequence[int], settings: FeaturevisSettings, *, progress: bool = False
+) -> dict[str, np.ndarray]:
     """Render ``channels`` of ``layer`` together; numpy arrays for the shard writer.
 
     Returns ``images [k, H, W, 3]``, ``value``, ``activation``, ``rank [k]``, ``curve [k, P]``
@@ -69,24 +77,38 @@ def render_batch(model, layer: str, channels: Sequence[int], settings: Featurevi
 
     main = render(model, each_channel, k, options, item_keys=channels, progress=progress)
     images, activation, rank = measure_stored(model, layer, main.images, channels)
-    out = {"images": images, "value": main.values.numpy(), "activation": activation,
-           "rank": rank, "curve": main.curve.T}
+    out = {
+        "images": images,
+        "value": main.values.numpy(),
+        "activation": activation,
+        "rank": rank,
+        "curve": main.curve.T,
+    }
 
     d = int(settings.diversity)
     if d > 1:
         repeated = [c for c in channels for _ in range(d)]
-        objective = (obj.per_item([obj.channel(layer, c) for c in repeated])
-                     - settings.diversity_weight * obj.diversity(layer, group_size=d))
-        diverse = render(model, objective, k * d, options, progress=progress,
-                         item_keys=[("diversity", c, i) for c in channels for i in range(d)])
+        objective = obj.per_item(
+            [obj.channel(layer, c) for c in repeated]
+        ) - settings.diversity_weight * obj.diversity(layer, group_size=d)
+        diverse = render(
+            model,
+            objective,
+            k * d,
+            options,
+            progress=progress,
+            item_keys=[("diversity", c, i) for c in channels for i in range(d)],
+        )
         images, activation, _ = measure_stored(model, layer, diverse.images, repeated)
         size = settings.image_size
         out["diversity_images"] = images.reshape(k, d, size, size, 3)
         out["diversity_activation"] = activation.reshape(k, d)
 
     if settings.negatives:
-        negative = render(model, -each_channel, k, options, progress=progress,
-                          item_keys=[("negative", c) for c in channels])
+        negative = render(
+            model, -each_channel, k, options, progress=progress, item_keys=[("negative", c) for c in channels]
+        )
         out["negative_images"], out["negative_activation"], _ = measure_stored(
-            model, layer, negative.images, channels)
+            model, layer, negative.images, channels
+        )
     return out

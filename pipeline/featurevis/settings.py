@@ -1,4 +1,5 @@
 """The ``featurevis:`` section of the workflow config (defaults: the config schema's)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -11,8 +12,8 @@ from pipeline.settings import StageSettings
 class FeaturevisSettings(StageSettings):
     """Which channels to render, how, and how to split them into jobs."""
 
-    layers: tuple[str, ...] | str = "all"     # layer names or aliases, or "all"
-    channels: tuple[int, ...] | str = "all"   # "all", "START-STOP" or channel ids
+    layers: tuple[str, ...] | str = "all"  # layer names or aliases, or "all"
+    channels: tuple[int, ...] | str = "all"  # "all", "START-STOP" or channel ids
     steps: int = 512
     image_size: int = 128
     batch_size: int = 32
@@ -31,8 +32,18 @@ class FeaturevisSettings(StageSettings):
     # (every shard of a run must hash the same). batch_size is in: batching leaves each
     # image unchanged only up to floating-point rounding.
     RENDER_KEYS: ClassVar[tuple[str, ...]] = (
-        "steps", "image_size", "batch_size", "seed", "diversity", "diversity_weight",
-        "negatives", "lr", "param", "curve_points", "relu_override_steps")
+        "steps",
+        "image_size",
+        "batch_size",
+        "seed",
+        "diversity",
+        "diversity_weight",
+        "negatives",
+        "lr",
+        "param",
+        "curve_points",
+        "relu_override_steps",
+    )
     # The random transformations are not configurable, but recorded with the settings.
     TRANSFORMS: ClassVar[str] = "standard"
 

@@ -10,6 +10,7 @@
 Importing this package does not import torch (the workflow reads listings to plan
 jobs); the decoding names load :mod:`~pipeline.images.dataset` on first use (PEP 562).
 """
+
 import importlib
 
 from pipeline.images.listing import ImageListing, ImageRecord, read_listing, write_listing
@@ -27,8 +28,7 @@ _LAZY = {
     "run_list_images": "pipeline.images.job",
 }
 
-__all__ = ["DatasetSettings", "ImageListing", "ImageRecord", "read_listing", "write_listing",
-           *_LAZY]
+__all__ = ["DatasetSettings", "ImageListing", "ImageRecord", "read_listing", "write_listing", *_LAZY]
 
 
 def __getattr__(name: str):

@@ -18,6 +18,7 @@ never stop a run: decoding reports them as ``ok=False`` with a short reason, and
 :func:`skipped_from_batch` turns them into :class:`SkippedImage` rows (logged as
 warnings) for the store's skipped-images table.
 """
+
 from __future__ import annotations
 
 import csv
@@ -25,8 +26,8 @@ import dataclasses
 import logging
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -46,18 +47,18 @@ DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own default Image.MAX_IMAGE_PIXELS
 class SkippedImage:
     image_id: str
     path: str
-    reason: str            # short and human, e.g. "zero-byte file", "truncated image: ..."
+    reason: str  # short and human, e.g. "zero-byte file", "truncated image: ..."
 
 
 @dataclasses.dataclass
 class ImageSource:
     """A listed (not yet decoded) image source; records sorted by ``image_id``."""
 
-    name: str              # "bundled", "folder:/abs/path", ...: for messages and the store
-    kind: str              # one of KINDS
-    root: str              # absolute folder that ids are relative to (manifest: its folder)
+    name: str  # "bundled", "folder:/abs/path", ...: for messages and the store
+    kind: str  # one of KINDS
+    root: str  # absolute folder that ids are relative to (manifest: its folder)
     records: list[ImageRecord]
-    labels: list[str]      # sorted distinct labels; [] if unlabelled
+    labels: list[str]  # sorted distinct labels; [] if unlabelled
 
     def __len__(self) -> int:
         return len(self.records)
@@ -65,7 +66,7 @@ class ImageSource:
     def __getitem__(self, i: int) -> ImageRecord:
         return self.records[i]
 
-    def subset(self, start: int, stop: int) -> "ImageSource":
+    def subset(self, start: int, stop: int) -> ImageSource:
         """Records ``[start:stop]`` (a shard). ``labels`` stay those of the whole source,
         so that label indices agree between shards."""
         return dataclasses.replace(self, records=self.records[start:stop], labels=list(self.labels))
@@ -75,8 +76,8 @@ class ImageSource:
 # Listing
 # ---------------------------------------------------------------------------------
 
-def open_source(kind: str = "bundled", path: str | None = None,
-                max_images: int | None = None) -> ImageSource:
+
+def open_source(kind: str = "bundled", path: str | None = None, max_images: int | None = None) -> ImageSource:
     """List an image source without decoding anything.
 
     ``max_images`` keeps the first N records in id order. Raises ValueError naming
@@ -86,12 +87,16 @@ def open_source(kind: str = "bundled", path: str | None = None,
         raise ValueError(f"unknown image source kind {kind!r}; expected one of {', '.join(KINDS)}")
     if kind == "bundled":
         if path is not None:
-            raise ValueError(f"image source kind 'bundled' takes no path (got {path!r}); "
-                             "use kind 'folder' for your own images")
+            raise ValueError(
+                f"image source kind 'bundled' takes no path (got {path!r}); "
+                "use kind 'folder' for your own images"
+            )
         if not BUNDLED_DIR.is_dir():
-            raise ValueError(f"the bundled photos are missing: expected them in {BUNDLED_DIR}. They "
-                             "ship with the source checkout (data/photos), not with a wheel; use "
-                             "dataset kind 'folder' with a path to your own images")
+            raise ValueError(
+                f"the bundled photos are missing: expected them in {BUNDLED_DIR}. They "
+                "ship with the source checkout (data/photos), not with a wheel; use "
+                "dataset kind 'folder' with a path to your own images"
+            )
         name, root, records = "bundled", str(BUNDLED_DIR), _list_folder(str(BUNDLED_DIR), False)
     else:
         if not path:
@@ -102,8 +107,10 @@ def open_source(kind: str = "bundled", path: str | None = None,
             raise ValueError(f"image source {name}: path {path!r} does not exist")
         if kind == "manifest":
             if not os.path.isfile(target):
-                raise ValueError(f"image source {name}: {path!r} is not a file (a manifest is a "
-                                 "CSV/TSV file of path[,label] rows)")
+                raise ValueError(
+                    f"image source {name}: {path!r} is not a file (a manifest is a "
+                    "CSV/TSV file of path[,label] rows)"
+                )
             root, records = os.path.dirname(target), _read_manifest(target)
         else:
             if not os.path.isdir(target):
@@ -149,8 +156,12 @@ def _list_folder(root: str, labelled: bool) -> list[ImageRecord]:
                 label = image_id.split("/", 1)[0]
             records.append(ImageRecord(image_id, os.path.abspath(full), label))
     if loose:
-        log.warning("image folder %s: %d image(s) directly in the root ignored; "
-                    "an ImageFolder tree keeps images in root/<label>/", root, loose)
+        log.warning(
+            "image folder %s: %d image(s) directly in the root ignored; "
+            "an ImageFolder tree keeps images in root/<label>/",
+            root,
+            loose,
+        )
     return records
 
 
@@ -163,8 +174,11 @@ def _read_manifest(manifest: str) -> list[ImageRecord]:
         text = fh.read()
     first = text.split("\n", 1)[0]
     tsv = manifest.lower().endswith((".tsv", ".tab")) or "\t" in first
-    rows = [(n, row) for n, row in enumerate(csv.reader(text.splitlines(), delimiter="\t" if tsv else ","), 1)
-            if row and any(c.strip() for c in row) and not row[0].lstrip().startswith("#")]
+    rows = [
+        (n, row)
+        for n, row in enumerate(csv.reader(text.splitlines(), delimiter="\t" if tsv else ","), 1)
+        if row and any(c.strip() for c in row) and not row[0].lstrip().startswith("#")
+    ]
     path_col, label_col = 0, 1
     if rows and rows[0][1][0].strip().lower() == "path":
         header = [c.strip().lower() for c in rows.pop(0)[1]]
@@ -175,8 +189,10 @@ def _read_manifest(manifest: str) -> list[ImageRecord]:
         if not image_id:
             raise ValueError(f"manifest {manifest}, line {line}: empty path")
         if image_id in seen:
-            raise ValueError(f"manifest {manifest}: {image_id!r} is listed twice "
-                             f"(lines {seen[image_id]} and {line}); image ids must be unique")
+            raise ValueError(
+                f"manifest {manifest}: {image_id!r} is listed twice "
+                f"(lines {seen[image_id]} and {line}); image ids must be unique"
+            )
         seen[image_id] = line
         label = row[label_col].strip() if label_col is not None and label_col < len(row) else ""
         full = os.path.abspath(os.path.join(base, os.path.expanduser(image_id)))
@@ -187,6 +203,7 @@ def _read_manifest(manifest: str) -> list[ImageRecord]:
 # ---------------------------------------------------------------------------------
 # Decoding
 # ---------------------------------------------------------------------------------
+
 
 class BadImage(Exception):
     """A file that cannot be used as an image; ``reason`` is short and human."""
@@ -287,8 +304,7 @@ def to_model_input(image: Image.Image, size: int) -> torch.Tensor:
     width, height = image.size
     side = min(width, height)
     left, top = (width - side) / 2, (height - side) / 2
-    square = image.resize((size, size), Image.Resampling.BICUBIC,
-                          box=(left, top, left + side, top + side))
+    square = image.resize((size, size), Image.Resampling.BICUBIC, box=(left, top, left + side, top + side))
     pixels = torch.from_numpy(np.array(square, dtype=np.uint8))  # [size, size, 3]
     return pixels.permute(2, 0, 1).float().div_(255.0)
 
@@ -308,8 +324,7 @@ class ImageDataset(torch.utils.data.Dataset):
     logged by :func:`skipped_from_batch` in the main process (worker logs may be lost).
     """
 
-    def __init__(self, records: Sequence[ImageRecord], size: int,
-                 max_pixels: int = DEFAULT_MAX_PIXELS):
+    def __init__(self, records: Sequence[ImageRecord], size: int, max_pixels: int = DEFAULT_MAX_PIXELS):
         self.records = list(records)
         self.size = int(size)
         self.max_pixels = int(max_pixels)
@@ -322,17 +337,23 @@ class ImageDataset(torch.utils.data.Dataset):
         try:
             image = to_model_input(load_rgb(self.records[i].path, self.max_pixels), self.size)
         except BadImage as bad:
-            return {"index": i, "image": torch.zeros(3, self.size, self.size),
-                    "ok": False, "reason": bad.reason}
+            return {
+                "index": i,
+                "image": torch.zeros(3, self.size, self.size),
+                "ok": False,
+                "reason": bad.reason,
+            }
         return {"index": i, "image": image, "ok": True, "reason": ""}
 
 
 def collate(batch: list[dict]) -> dict:
     """``{"index": Long[B], "image": [B, 3, S, S], "ok": Bool[B], "reason": list[str]}``."""
-    return {"index": torch.tensor([item["index"] for item in batch], dtype=torch.long),
-            "image": torch.stack([item["image"] for item in batch]),
-            "ok": torch.tensor([item["ok"] for item in batch], dtype=torch.bool),
-            "reason": [item["reason"] for item in batch]}
+    return {
+        "index": torch.tensor([item["index"] for item in batch], dtype=torch.long),
+        "image": torch.stack([item["image"] for item in batch]),
+        "ok": torch.tensor([item["ok"] for item in batch], dtype=torch.bool),
+        "reason": [item["reason"] for item in batch],
+    }
 
 
 def skipped_from_batch(records: Sequence[ImageRecord], batch: dict) -> list[SkippedImage]:

@@ -1,4 +1,5 @@
 """The workflow's image-listing job (the `list_images` checkpoint of extraction)."""
+
 from __future__ import annotations
 
 import os

@@ -10,6 +10,7 @@ is the job that lists a model's layers.
 Importing this package does not import torch (the workflow imports :class:`ModelSpec`
 to plan jobs): the other names load their module on first use (PEP 562).
 """
+
 import importlib
 
 from pipeline.model.spec import ModelSpec
@@ -25,8 +26,17 @@ _LAZY = {
     "run_discover_layers": "pipeline.model.job",
 }
 
-__all__ = ["LayerInfo", "LoadedModel", "ModelError", "ModelSpec", "layers_document",
-           "list_models", "load_model", "model_status", "run_discover_layers"]
+__all__ = [
+    "LayerInfo",
+    "LoadedModel",
+    "ModelError",
+    "ModelSpec",
+    "layers_document",
+    "list_models",
+    "load_model",
+    "model_status",
+    "run_discover_layers",
+]
 
 
 def __getattr__(name: str):

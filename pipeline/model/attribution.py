@@ -30,16 +30,17 @@ callable ``logits [N, K] -> Tensor [N]`` such as ``lambda z: z[:, a] - z[:, b]``
 Parameters are frozen by :class:`pipeline.models.LoadedModel`, so no parameter
 gradients are ever made, and no graph outlives a call.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Mapping, Sequence, Union
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
 from pipeline.model.hooks import LayerTap, run_with_hooks
 
-Target = Union[torch.Tensor, int, str, Callable[[torch.Tensor], torch.Tensor]]
+Target = torch.Tensor | int | str | Callable[[torch.Tensor], torch.Tensor]
 PREDICTED = "predicted"
 METHODS = ("gradient", "integrated")
 
@@ -77,14 +78,20 @@ class LayerAttribution:
         self.layers = [info.name for info in model.resolve_layers(layers)]
         self.modules = model.modules_for(model.resolve_layers(self.layers))
 
-    def attribute(self, images01: torch.Tensor, target: Target, *, method: str = "gradient",
-                  steps: int = 20) -> AttributionResult:
+    def attribute(
+        self, images01: torch.Tensor, target: Target, *, method: str = "gradient", steps: int = 20
+    ) -> AttributionResult:
         """Attributions of ``target`` for a batch ``images01`` ``[N, 3, H, W]`` in ``[0, 1]``."""
-        return self.attribute_targets(images01, {"target": target}, method=method,
-                                      steps=steps)["target"]
+        return self.attribute_targets(images01, {"target": target}, method=method, steps=steps)["target"]
 
-    def attribute_targets(self, images01: torch.Tensor, targets: Mapping[str, Target], *,
-                          method: str = "gradient", steps: int = 20) -> dict[str, AttributionResult]:
+    def attribute_targets(
+        self,
+        images01: torch.Tensor,
+        targets: Mapping[str, Target],
+        *,
+        method: str = "gradient",
+        steps: int = 20,
+    ) -> dict[str, AttributionResult]:
         """Several targets from the same forward pass: ``{name: AttributionResult}``.
 
         The results share their ``activations`` and ``logits``.
@@ -116,10 +123,12 @@ class LayerAttribution:
             results = {}
             for i, (name, target) in enumerate(resolved.items()):
                 value = _target_value(target, logits)
-                grads = torch.autograd.grad(value.sum(), captured, allow_unused=True,
-                                            retain_graph=i + 1 < len(resolved))
-                results[name] = {layer: _times(grad, act)
-                                 for layer, grad, act in zip(self.layers, grads, captured)}
+                grads = torch.autograd.grad(
+                    value.sum(), captured, allow_unused=True, retain_graph=i + 1 < len(resolved)
+                )
+                results[name] = {
+                    layer: _times(grad, act) for layer, grad, act in zip(self.layers, grads, captured)
+                }
         activations = {layer: act.detach() for layer, act in zip(self.layers, captured)}
         logits = logits.detach()
         return {name: AttributionResult(activations, attrs, logits) for name, attrs in results.items()}
@@ -140,12 +149,15 @@ class LayerAttribution:
                     # Only the part after the layer builds a graph: nothing before it
                     # requires grad.
                     path_logits = run_with_hooks(
-                        self.model.net, inputs,
-                        {layer: (self.modules[layer], lambda _m, _i, _o, s=scaled: s)})
+                        self.model.net, inputs, {layer: (self.modules[layer], lambda _m, _i, _o, s=scaled: s)}
+                    )
                     for i, (name, target) in enumerate(resolved.items()):
                         (grad,) = torch.autograd.grad(
-                            _target_value(target, path_logits).sum(), scaled, allow_unused=True,
-                            retain_graph=i + 1 < len(resolved))
+                            _target_value(target, path_logits).sum(),
+                            scaled,
+                            allow_unused=True,
+                            retain_graph=i + 1 < len(resolved),
+                        )
                         if grad is not None:
                             grad_sums[name] += grad
             for name in resolved:
@@ -183,8 +195,9 @@ def _target_value(target, logits: torch.Tensor) -> torch.Tensor:
     if callable(target):
         value = target(logits)
         if value.shape != logits.shape[:1]:
-            raise ValueError(f"target callable must return [N] = [{logits.shape[0]}], "
-                             f"got {tuple(value.shape)}")
+            raise ValueError(
+                f"target callable must return [N] = [{logits.shape[0]}], got {tuple(value.shape)}"
+            )
         return value
     valid = target >= 0
     picked = logits.gather(1, target.clamp(min=0)[:, None]).squeeze(1)

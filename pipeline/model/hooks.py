@@ -8,10 +8,11 @@ error alike:
   the forward pass as soon as every requested layer has been seen: feature
   visualization of an early layer then costs only the early part of the network.
 """
+
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -34,8 +35,7 @@ def hooks_installed(hooks: Mapping[str, tuple[nn.Module, Callable]]) -> Iterator
             handle.remove()
 
 
-def run_with_hooks(net: nn.Module, inputs: torch.Tensor,
-                   hooks: Mapping[str, tuple[nn.Module, Callable]]):
+def run_with_hooks(net: nn.Module, inputs: torch.Tensor, hooks: Mapping[str, tuple[nn.Module, Callable]]):
     """One forward pass with the given hooks; a hook may end it by raising ``_StopForward``.
 
     Returns the network's output, or ``None`` when a hook stopped the pass early.
@@ -66,8 +66,9 @@ class LayerTap:
         self.net = net
         self.modules = dict(modules)
 
-    def __call__(self, inputs: torch.Tensor, truncate: bool = True
-                 ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+    def __call__(
+        self, inputs: torch.Tensor, truncate: bool = True
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         captured: dict[str, torch.Tensor] = {}
         wanted = len(self.modules)
 
@@ -76,6 +77,7 @@ class LayerTap:
                 captured[name] = output
                 if truncate and len(captured) == wanted:
                     raise _StopForward
+
             return hook
 
         hooks = {name: (module, capture(name)) for name, module in self.modules.items()}

@@ -1,4 +1,5 @@
 """The workflow's model job: discover the model's layers (the `layers` checkpoint)."""
+
 from __future__ import annotations
 
 import json

@@ -7,10 +7,11 @@ size with a real forward pass. A layer's ``name`` is the one name used as store
 key, URL part and CLI argument; article names such as ``mixed4d`` are aliases
 (:attr:`pipeline.models.LoadedModel.layer_aliases`).
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -23,12 +24,12 @@ from pipeline.model.zoo import ModelError
 class LayerInfo:
     """One layer worth visualizing: a 4-D activation the model computes once."""
 
-    name: str            # the one name: store key, URL part, CLI argument
-    module: str          # dotted module path inside the network
+    name: str  # the one name: store key, URL part, CLI argument
+    module: str  # dotted module path inside the network
     channels: int
-    height: int          # spatial size at the model's input size
+    height: int  # spatial size at the model's input size
     width: int
-    index: int           # execution order, 0 = closest to the input
+    index: int  # execution order, 0 = closest to the input
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -45,8 +46,12 @@ def default_candidates(net: nn.Module) -> list[tuple[str, str]]:
     return out
 
 
-def discover_layers(net: nn.Module, candidates: Sequence[tuple[str, str]] | None,
-                    input_size: int, device: torch.device | str = "cpu") -> list[LayerInfo]:
+def discover_layers(
+    net: nn.Module,
+    candidates: Sequence[tuple[str, str]] | None,
+    input_size: int,
+    device: torch.device | str = "cpu",
+) -> list[LayerInfo]:
     """Measure candidate layers with one forward pass on a blank image.
 
     Candidates whose output is not a 4-D map, or that run more than once (a shared
@@ -64,6 +69,7 @@ def discover_layers(net: nn.Module, candidates: Sequence[tuple[str, str]] | None
         def hook(_module, _inputs, output):
             calls[name].append(tuple(output.shape) if torch.is_tensor(output) else None)
             order.append(name)
+
         return hook
 
     probe = torch.zeros(1, 3, input_size, input_size, device=device)
@@ -78,8 +84,7 @@ def discover_layers(net: nn.Module, candidates: Sequence[tuple[str, str]] | None
         if len(shapes) != 1 or shapes[0] is None or len(shapes[0]) != 4:
             continue
         _, c, h, w = shapes[0]
-        layers.append(LayerInfo(name=name, module=path, channels=c, height=h, width=w,
-                                index=len(layers)))
+        layers.append(LayerInfo(name=name, module=path, channels=c, height=h, width=w, index=len(layers)))
     if not layers:
         raise ModelError("no layer with a 4-D output was found among the candidates")
     return layers

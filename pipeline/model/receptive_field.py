@@ -23,10 +23,11 @@ networks that are not translation-equivariant, which is the property cropping ne
 Boxes are ``(y0, x0, y1, x1)``, half-open, in pixels of the ``input_size`` square
 the model sees (the centre crop), clipped to that square.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -37,10 +38,38 @@ from pipeline.model.hooks import LayerTap
 # Elementwise functions with flat regions (zero gradient) or saturation: in the
 # receptive-field sense their gradient is 1 everywhere.
 _STRAIGHT_THROUGH = {
-    "relu", "relu_", "relu6", "hardtanh", "hardtanh_", "clamp", "clamp_", "clip", "clip_",
-    "clamp_min", "clamp_min_", "clamp_max", "clamp_max_", "threshold", "threshold_",
-    "hardswish", "hardsigmoid", "leaky_relu", "leaky_relu_", "elu", "elu_", "selu", "celu",
-    "gelu", "silu", "sigmoid", "sigmoid_", "tanh", "tanh_", "softplus", "mish", "rrelu",
+    "relu",
+    "relu_",
+    "relu6",
+    "hardtanh",
+    "hardtanh_",
+    "clamp",
+    "clamp_",
+    "clip",
+    "clip_",
+    "clamp_min",
+    "clamp_min_",
+    "clamp_max",
+    "clamp_max_",
+    "threshold",
+    "threshold_",
+    "hardswish",
+    "hardsigmoid",
+    "leaky_relu",
+    "leaky_relu_",
+    "elu",
+    "elu_",
+    "selu",
+    "celu",
+    "gelu",
+    "silu",
+    "sigmoid",
+    "sigmoid_",
+    "tanh",
+    "tanh_",
+    "softplus",
+    "mish",
+    "rrelu",
 }
 
 
@@ -84,9 +113,14 @@ class ReceptiveFieldOps(TorchFunctionMode):
             return func(*args, **kwargs)  # rare; keeps max pooling's (sparser) gradient
         out = func(*args, **kwargs)
         x = bound["input"]
-        avg = F.avg_pool2d(x, bound["kernel_size"], bound.get("stride") or bound["kernel_size"],
-                           bound.get("padding", 0), bound.get("ceil_mode", False),
-                           count_include_pad=True)
+        avg = F.avg_pool2d(
+            x,
+            bound["kernel_size"],
+            bound.get("stride") or bound["kernel_size"],
+            bound.get("padding", 0),
+            bound.get("ceil_mode", False),
+            count_include_pad=True,
+        )
         if avg.shape != out.shape:
             return out
         return avg + (out - avg).detach()
@@ -96,8 +130,8 @@ class ReceptiveFieldOps(TorchFunctionMode):
 class ReceptiveField:
     """Input rows and columns reaching each output row/column of one layer (half-open)."""
 
-    rows: torch.Tensor   # Long[H, 2]: (y0, y1) for output row y
-    cols: torch.Tensor   # Long[W, 2]: (x0, x1) for output column x
+    rows: torch.Tensor  # Long[H, 2]: (y0, y1) for output row y
+    cols: torch.Tensor  # Long[W, 2]: (x0, x1) for output column x
     input_size: int
 
     def boxes(self) -> torch.Tensor:
@@ -111,8 +145,14 @@ class ReceptiveField:
         return (int(self.rows[y, 0]), int(self.cols[x, 0]), int(self.rows[y, 1]), int(self.cols[x, 1]))
 
 
-def receptive_fields(model, layers: Sequence[str] | str | None = None, *, seed: int = 0,
-                     batch: int = 32, progress: bool = False) -> dict[str, ReceptiveField]:
+def receptive_fields(
+    model,
+    layers: Sequence[str] | str | None = None,
+    *,
+    seed: int = 0,
+    batch: int = 32,
+    progress: bool = False,
+) -> dict[str, ReceptiveField]:
     """Receptive fields of the named layers (default: all) from one forward pass.
 
     ``model`` is a :class:`pipeline.models.LoadedModel`; its weights do not matter
@@ -130,6 +170,7 @@ def receptive_fields(model, layers: Sequence[str] | str | None = None, *, seed: 
     iterator = infos
     if progress:
         from tqdm import tqdm
+
         iterator = tqdm(infos, desc="receptive fields", unit="layer")
     for info in iterator:
         act = acts[info.name]
@@ -146,8 +187,9 @@ def receptive_field_boxes(model, layer: str) -> torch.Tensor:
     return receptive_fields(model, [name])[name].boxes()
 
 
-def _ranges(act: torch.Tensor, image: torch.Tensor, mix: torch.Tensor, *, axis: int,
-            batch: int) -> torch.Tensor:
+def _ranges(
+    act: torch.Tensor, image: torch.Tensor, mix: torch.Tensor, *, axis: int, batch: int
+) -> torch.Tensor:
     """Long[L, 2]: for each index along ``axis`` (2 = rows, 3 = cols) the input span reaching it."""
     length = act.shape[axis]
     spans = []
@@ -155,12 +197,12 @@ def _ranges(act: torch.Tensor, image: torch.Tensor, mix: torch.Tensor, *, axis: 
         stop = min(start + batch, length)
         seeds = torch.zeros((stop - start, *act.shape), device=act.device, dtype=act.dtype)
         for i, index in enumerate(range(start, stop)):
-            view = seeds[i, 0].select(axis - 1, index)   # [C, W] or [C, H]
+            view = seeds[i, 0].select(axis - 1, index)  # [C, W] or [C, H]
             view += mix[:, None]
         grads = _batched_input_grads(act, image, seeds)  # [B, 1, 3, S, S]
         # Sum over everything but the batch and the input axis matching ``axis``.
         other = 4 if axis == 2 else 3
-        reach = grads.abs().sum(dim=(1, 2, other)) > 0   # [B, S]
+        reach = grads.abs().sum(dim=(1, 2, other)) > 0  # [B, S]
         for row in reach:
             hit = torch.nonzero(row).flatten()
             if len(hit) == 0:

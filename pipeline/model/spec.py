@@ -8,10 +8,12 @@ every job that runs the network; each job loads its own model with :meth:`ModelS
 ...                                 "device": "cuda"})
 ModelSpec(name='googlenet', weights='pretrained', device='cuda')
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from pipeline.settings import StageSettings
 
@@ -41,4 +43,5 @@ class ModelSpec(StageSettings):
         """Build the model on its device (a clear error when that device is not available)."""
         from pipeline.model.registry import load_model
         from pipeline.runtime import resolve_device
+
         return load_model(self.name, weights=self.weights, device=resolve_device(self.device))

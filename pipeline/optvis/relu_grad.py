@@ -18,10 +18,11 @@ batch), so batching still does not mix items.
 (which ``nn.ReLU`` and ``nn.ReLU6`` use) inside the block, whatever module makes them.
 In-place calls return a new tensor instead: their callers use the returned value.
 """
+
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -42,8 +43,11 @@ class _RedirectedClamp(torch.autograd.Function):
         (x,) = ctx.saved_tensors
         upper = ctx.upper
         # The ordinary ReLU / ReLU6 gradient, in one fused pass.
-        result = (torch.ops.aten.threshold_backward(grad, x, 0.0) if upper is None
-                  else torch.ops.aten.hardtanh_backward(grad, x, 0.0, upper))
+        result = (
+            torch.ops.aten.threshold_backward(grad, x, 0.0)
+            if upper is None
+            else torch.ops.aten.hardtanh_backward(grad, x, 0.0, upper)
+        )
         # One decision per item (dim 0 is the batch): only items whose ordinary
         # gradient is zero everywhere get the redirected one.
         dead = ~result.reshape(len(result), -1).any(dim=1)

@@ -20,18 +20,19 @@ So an item rendered inside a batch gets the image it would get alone with the sa
 seed and key, up to floating-point rounding, and the batch costs one forward/backward
 pass per step instead of one per item.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-from typing import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from pipeline.model.hooks import LayerTap
 from pipeline.model import LoadedModel
+from pipeline.model.hooks import LayerTap
 from pipeline.optvis import param as param_mod
 from pipeline.optvis import transforms as transforms_mod
 from pipeline.optvis.objectives import Objective, as_objective
@@ -69,12 +70,12 @@ class RenderOptions:
 class RenderResult:
     """What :func:`render` returns (``N`` items, ``P`` curve points)."""
 
-    images: torch.Tensor        # [N, 3, size, size] float in [0, 1], CPU
-    values: torch.Tensor        # [N] objective on the final, untransformed images, CPU
-    curve: np.ndarray           # [P, N] objective during optimisation (transformed images)
-    curve_steps: np.ndarray     # [P] the step index of each curve row
+    images: torch.Tensor  # [N, 3, size, size] float in [0, 1], CPU
+    values: torch.Tensor  # [N] objective on the final, untransformed images, CPU
+    curve: np.ndarray  # [P, N] objective during optimisation (transformed images)
+    curve_steps: np.ndarray  # [P] the step index of each curve row
     steps: int
-    description: str            # str(objective)
+    description: str  # str(objective)
 
 
 def _canonical(key: Hashable) -> Hashable:
@@ -105,8 +106,9 @@ def layer_modules(model: LoadedModel, names: Iterable[str]) -> dict[str, torch.n
     return {name: model.module(name) for name in sorted(names)}
 
 
-def activations(model: LoadedModel, images: torch.Tensor, layers: Iterable[str], *,
-                truncate: bool = True) -> dict[str, torch.Tensor]:
+def activations(
+    model: LoadedModel, images: torch.Tensor, layers: Iterable[str], *, truncate: bool = True
+) -> dict[str, torch.Tensor]:
     """Activations ``{layer: Tensor[N, C, H, W]}`` of ``[0, 1]`` images ``[N, 3, H, W]``, no grad."""
     tap = LayerTap(model.net, layer_modules(model, layers))
     with torch.no_grad():
@@ -119,10 +121,16 @@ def curve_steps(steps: int, points: int) -> np.ndarray:
     return np.linspace(0, steps - 1, max(1, int(points))).round().astype(np.int64)
 
 
-def render(model: LoadedModel, objective: Objective, batch: int,
-           options: RenderOptions = RenderOptions(), *,
-           item_keys: Sequence[Hashable] | None = None, truncate: bool = True,
-           progress: bool = False) -> RenderResult:
+def render(
+    model: LoadedModel,
+    objective: Objective,
+    batch: int,
+    options: RenderOptions = RenderOptions(),
+    *,
+    item_keys: Sequence[Hashable] | None = None,
+    truncate: bool = True,
+    progress: bool = False,
+) -> RenderResult:
     """Optimise ``batch`` images for ``objective`` (values ``Tensor[batch]``) as ``options``
     say, and return them.
 
@@ -150,11 +158,11 @@ def render(model: LoadedModel, objective: Objective, batch: int,
     optimizer = torch.optim.Adam(params, lr=options.lr)
     record_at = curve_steps(steps, options.curve_points)
     curve = torch.zeros(len(record_at), batch, device=device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16,
-                              enabled=options.amp and device.type == "cuda")
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=options.amp and device.type == "cuda")
 
-    with tqdm(total=steps, desc=str(objective)[:60], disable=not progress, mininterval=5.0,
-              leave=False, unit="step") as bar:
+    with tqdm(
+        total=steps, desc=str(objective)[:60], disable=not progress, mininterval=5.0, leave=False, unit="step"
+    ) as bar:
         for step in range(steps):
             optimizer.zero_grad(set_to_none=True)
             images = transform(image_fn(), generators)
@@ -162,8 +170,10 @@ def render(model: LoadedModel, objective: Objective, batch: int,
                 acts, _ = tap(model.normalize(images), truncate=truncate)
             values = objective({k: v.float() for k, v in acts.items()})
             if values.shape != (batch,):
-                raise ValueError(f"objective {objective} gave values of shape {tuple(values.shape)}, "
-                                 f"expected ({batch},): one per item")
+                raise ValueError(
+                    f"objective {objective} gave values of shape {tuple(values.shape)}, "
+                    f"expected ({batch},): one per item"
+                )
             (-values.sum()).backward()
             optimizer.step()
             for row in np.flatnonzero(record_at == step):
@@ -172,6 +182,11 @@ def render(model: LoadedModel, objective: Objective, batch: int,
     with torch.no_grad():
         final = image_fn().detach()
     final_values = objective(activations(model, final, objective.layers, truncate=truncate))
-    return RenderResult(images=final.cpu(), values=final_values.detach().float().cpu(),
-                        curve=curve.cpu().numpy(), curve_steps=record_at, steps=steps,
-                        description=str(objective))
+    return RenderResult(
+        images=final.cpu(),
+        values=final_values.detach().float().cpu(),
+        curve=curve.cpu().numpy(),
+        curve_steps=record_at,
+        steps=steps,
+        description=str(objective),
+    )

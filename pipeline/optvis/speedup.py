@@ -22,6 +22,7 @@ times per image, so rewrites that pay once and save on every step are worth it.
 The result is checked against the original network on a random batch at every
 layer; any mismatch leaves the network as it was.
 """
+
 from __future__ import annotations
 
 import copy
@@ -31,8 +32,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from pipeline.model.hooks import run_with_hooks
 from pipeline.model import LoadedModel
+from pipeline.model.hooks import run_with_hooks
 from pipeline.optvis.render import activations
 
 log = logging.getLogger(__name__)
@@ -50,11 +51,17 @@ def speed_up(model: LoadedModel) -> LoadedModel:
     before = activations(model, probe, names, truncate=False)
     original, model.net = model.net, faster
     after = activations(model, probe, names, truncate=False)
-    changed = [k for k in before if not torch.allclose(
-        before[k], after[k], rtol=1e-3, atol=1e-3 * before[k].abs().max().item())]
+    changed = [
+        k
+        for k in before
+        if not torch.allclose(before[k], after[k], rtol=1e-3, atol=1e-3 * before[k].abs().max().item())
+    ]
     if changed:  # a structure these rewrites do not understand: keep the original
-        log.warning("speed_up: the rewritten network differs at %s; rendering through the "
-                    "network as loaded (slower, same results)", ", ".join(changed))
+        log.warning(
+            "speed_up: the rewritten network differs at %s; rendering through the "
+            "network as loaded (slower, same results)",
+            ", ".join(changed),
+        )
         model.net = original
     model.net.to(memory_format=torch.channels_last)
     return model
@@ -74,24 +81,33 @@ def _fold_batchnorm(net: torch.nn.Module, size: int, device) -> torch.nn.Module:
     def conv_hook(name):
         def hook(_module, _inputs, output):
             produced[id(output)] = (name, output)
+
         return hook
 
     def bn_hook(name):
         def hook(_module, inputs, _output):
             if id(inputs[0]) in produced:
                 pairs.append((produced[id(inputs[0])][0], name))
+
         return hook
 
     hooks = {n: (m, conv_hook(n)) for n, m in modules.items() if isinstance(m, torch.nn.Conv2d)}
-    hooks.update({n: (m, bn_hook(n)) for n, m in modules.items()
-                  if isinstance(m, torch.nn.BatchNorm2d) and m.track_running_stats})
+    hooks.update(
+        {
+            n: (m, bn_hook(n))
+            for n, m in modules.items()
+            if isinstance(m, torch.nn.BatchNorm2d) and m.track_running_stats
+        }
+    )
     with torch.no_grad():
         run_with_hooks(net, torch.zeros(1, 3, size, size, device=device), hooks)
     for conv_name, bn_name in pairs:
         conv, bn = modules[conv_name], modules[bn_name]
         if type(bn) is torch.nn.BatchNorm2d:
             rest = torch.nn.Identity()
-        elif isinstance(getattr(bn, "drop", None), torch.nn.Module) and isinstance(getattr(bn, "act", None), torch.nn.Module):
+        elif isinstance(getattr(bn, "drop", None), torch.nn.Module) and isinstance(
+            getattr(bn, "act", None), torch.nn.Module
+        ):
             rest = torch.nn.Sequential(bn.drop, bn.act)  # timm's BatchNormAct2d: BN, dropout, activation
         else:
             continue
@@ -130,13 +146,16 @@ class StaticSamePadConv2d(torch.nn.Module):
         super().__init__()
         self.conv = conv
         with torch.no_grad():
-            self.register_buffer("weight_leading_zero", F.pad(conv.weight, (1, 0, 1, 0)),
-                                 persistent=False)
+            self.register_buffer("weight_leading_zero", F.pad(conv.weight, (1, 0, 1, 0)), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv = self.conv
-        pads = [same_padding(x.shape[-2 + axis], conv.weight.shape[-2 + axis],
-                             conv.stride[axis], conv.dilation[axis]) for axis in (0, 1)]
+        pads = [
+            same_padding(
+                x.shape[-2 + axis], conv.weight.shape[-2 + axis], conv.stride[axis], conv.dilation[axis]
+            )
+            for axis in (0, 1)
+        ]
         extra = [after - before for before, after in pads]
         if extra == [0, 0]:
             weight, padding = conv.weight, (pads[0][0], pads[1][0])

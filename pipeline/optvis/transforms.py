@@ -20,10 +20,11 @@ so that a batch stays one tensor and stays cheap:
   (Lucid resamples twice). Without zoom and rotation it is an exact integer shift.
   Pixels from outside the image are the padding's 0.5 grey, as with Lucid's padding.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -45,24 +46,32 @@ def _offset(g: torch.Generator, d: int) -> tuple[int, int]:
     return dy, dx
 
 
-def robustness(pad_width: int = 12, first_jitter: int = 8,
-               scales: Sequence[float] = STANDARD_SCALES,
-               angles_deg: Sequence[float] = STANDARD_ANGLES, last_jitter: int = 4) -> Transform:
+def robustness(
+    pad_width: int = 12,
+    first_jitter: int = 8,
+    scales: Sequence[float] = STANDARD_SCALES,
+    angles_deg: Sequence[float] = STANDARD_ANGLES,
+    last_jitter: int = 4,
+) -> Transform:
     """Pad, jitter, zoom, rotate, jitter (in that order) as one resampling per item.
 
     ``[N, 3, H, W] -> [N, 3, H + 2*pad - j1 - j2, W + ...]``. Per item, its generator
     draws the first jitter offset, the scale, the angle and the last jitter offset.
     """
+
     def transform(images, generators):
         n, _, h, w = images.shape
         # Geometry in pixel units, continuous coordinates (pixel i spans [i, i + 1]),
         # in the frame of the padded image. Output pixel u samples the padded image at
         #   v = a + c + R(-angle) (u + b - c) / scale
         # where a, b are the two jitter offsets and c the centre of the first crop.
-        out_h, out_w = h + 2 * pad_width - first_jitter - last_jitter, w + 2 * pad_width - first_jitter - last_jitter
+        out_h, out_w = (
+            h + 2 * pad_width - first_jitter - last_jitter,
+            w + 2 * pad_width - first_jitter - last_jitter,
+        )
         cx = (w + 2 * pad_width - first_jitter) / 2
         cy = (h + 2 * pad_width - first_jitter) / 2
-        rows = []   # per item: the 2x2 matrix and the shift of v = M u + t, (x, y) order
+        rows = []  # per item: the 2x2 matrix and the shift of v = M u + t, (x, y) order
         for g in generators:
             ay, ax = _offset(g, first_jitter)
             scale, angle = float(_pick(g, scales)), math.radians(float(_pick(g, angles_deg)))
@@ -70,9 +79,16 @@ def robustness(pad_width: int = 12, first_jitter: int = 8,
             cos, sin = math.cos(angle) / scale, math.sin(angle) / scale
             # t = a + c + M (b - c), then minus the padding: back to the unpadded frame.
             px, py = bx - cx, by - cy
-            rows.append([cos, sin, -sin, cos,
-                         ax + cx + cos * px + sin * py - pad_width,
-                         ay + cy - sin * px + cos * py - pad_width])
+            rows.append(
+                [
+                    cos,
+                    sin,
+                    -sin,
+                    cos,
+                    ax + cx + cos * px + sin * py - pad_width,
+                    ay + cy - sin * px + cos * py - pad_width,
+                ]
+            )
         # The grid is built where the images are: only the [N, 6] parameters cross from
         # the CPU each step, not the [N, Ho, Wo, 2] grid. In float64 except on MPS (none).
         device = images.device
@@ -83,12 +99,14 @@ def robustness(pad_width: int = 12, first_jitter: int = 8,
         col = lambda k: p[:, k, None, None]  # noqa: E731  per-item scalar, broadcast over [Ho, Wo]
         vx = col(0) * ux + col(1) * uy + col(4)
         vy = col(2) * ux + col(3) * uy + col(5)
-        grid = torch.stack([2 * vx / w - 1, 2 * vy / h - 1], dim=-1).to(images.dtype)   # [N, Ho, Wo, 2]
+        grid = torch.stack([2 * vx / w - 1, 2 * vy / h - 1], dim=-1).to(images.dtype)  # [N, Ho, Wo, 2]
         # Sampling (image - grey) with zero padding puts grey outside the image, and
         # blends it in at the border exactly as constant padding would.
-        out = F.grid_sample(images - PAD_VALUE, grid, mode="bilinear", padding_mode="zeros",
-                            align_corners=False)
+        out = F.grid_sample(
+            images - PAD_VALUE, grid, mode="bilinear", padding_mode="zeros", align_corners=False
+        )
         return out + PAD_VALUE
+
     return transform
 
 

@@ -1,4 +1,5 @@
 """Process-level settings for a job: log file, progress bars, threads, device."""
+
 from __future__ import annotations
 
 import contextlib
@@ -6,15 +7,16 @@ import logging
 import os
 import sys
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 log = logging.getLogger("pipeline")
 
 
 @contextlib.contextmanager
-def job_logging(log_file: str | None, threads: int | None = None, *,
-                gpu: bool | None = None) -> Iterator[None]:
+def job_logging(
+    log_file: str | None, threads: int | None = None, *, gpu: bool | None = None
+) -> Iterator[None]:
     """Send logging, warnings and tqdm progress bars of one job to its log file.
 
     Exceptions are written to the log with their traceback and re-raised, so the
@@ -54,6 +56,7 @@ def job_logging(log_file: str | None, threads: int | None = None, *,
 @contextlib.contextmanager
 def _gpu_slot_for_job(gpu: bool | None) -> Iterator[None]:
     from pipeline.runtime.gpu_pool import gpu_slot
+
     if gpu is False:
         yield
         return
@@ -84,12 +87,12 @@ def clear_stale_snakemake_locks(workdir: str | os.PathLike = ".") -> bool:
     if claim in _CLAIMS:
         return False
     from pipeline.runtime.gpu_pool import try_flock
+
     meta.mkdir(parents=True, exist_ok=True)
     try:
         fd = try_flock(claim, 0o644)
     except OSError as exc:
-        log.warning("cannot flock %s (%s): after a killed run, use `snakemake --unlock`",
-                    claim, exc)
+        log.warning("cannot flock %s (%s): after a killed run, use `snakemake --unlock`", claim, exc)
         return False
     if fd is None:  # a live run holds the claim
         return False
@@ -102,16 +105,20 @@ def clear_stale_snakemake_locks(workdir: str | os.PathLike = ".") -> bool:
 
 def set_threads(threads: int) -> None:
     import torch
+
     torch.set_num_threads(max(1, int(threads)))
 
 
 def resolve_device(name: str):
     """A torch.device for ``name``, with a clear error when it is not available here."""
     import torch
+
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} requested but CUDA is not available on this machine; "
-                           "set `device: cpu` in the config")
+        raise RuntimeError(
+            f"device {name!r} requested but CUDA is not available on this machine; "
+            "set `device: cpu` in the config"
+        )
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise RuntimeError(f"device {name!r} requested but MPS is not available; set `device: cpu`")
     return device

@@ -17,6 +17,7 @@ Use on one machine only: the lock folder must be on a local disk (``flock`` over
 unreliable). On SLURM the scheduler sets ``CUDA_VISIBLE_DEVICES`` itself; leave
 ``MODEL_ATLAS_GPUS`` unset there.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -29,8 +30,8 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 POOL_ENV = "MODEL_ATLAS_GPUS"
 LOCK_DIR_ENV = "MODEL_ATLAS_GPU_LOCK_DIR"
@@ -58,8 +59,9 @@ def pool_from_env(environ=None) -> list[str] | None:
     ids = [part.strip() for part in raw.split(",")]
     bad = [i for i in ids if not _DEVICE_ID.match(i)]
     if bad:
-        raise ValueError(f"{POOL_ENV}={raw!r}: invalid device id(s) {bad}; expected a "
-                         "comma-separated list such as 0,1,2,3")
+        raise ValueError(
+            f"{POOL_ENV}={raw!r}: invalid device id(s) {bad}; expected a comma-separated list such as 0,1,2,3"
+        )
     if len(set(ids)) != len(ids):
         raise ValueError(f"{POOL_ENV}={raw!r}: a device is listed twice")
     return ids
@@ -90,8 +92,13 @@ def timeout_from_env(environ=None) -> float:
 
 
 @contextlib.contextmanager
-def gpu_slot(devices: Sequence[str] | None = None, *, lock_dir: str | os.PathLike | None = None,
-             timeout: float | None = None, poll: float = POLL_INTERVAL) -> Iterator[str | None]:
+def gpu_slot(
+    devices: Sequence[str] | None = None,
+    *,
+    lock_dir: str | os.PathLike | None = None,
+    timeout: float | None = None,
+    poll: float = POLL_INTERVAL,
+) -> Iterator[str | None]:
     """Hold one free device of the pool and make it the only GPU this process sees.
 
     ``devices``, ``lock_dir`` and ``timeout`` default to the environment
@@ -140,10 +147,10 @@ def _acquire(devices: list[str], lock_dir: Path, timeout: float, poll: float) ->
             raise GpuPoolTimeout(
                 f"all GPUs of {POOL_ENV}={','.join(devices)} stayed busy for {timeout:g} s "
                 f"(lock files in {lock_dir}); run fewer GPU jobs at once (resources: gpu=N "
-                f"no larger than the pool) or raise {TIMEOUT_ENV}")
+                f"no larger than the pool) or raise {TIMEOUT_ENV}"
+            )
         if not announced:
-            log.info("GPU pool %s: every device is busy, waiting up to %g s",
-                     ",".join(devices), timeout)
+            log.info("GPU pool %s: every device is busy, waiting up to %g s", ",".join(devices), timeout)
             announced = True
         time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
 
@@ -176,6 +183,8 @@ def _try_lock(path: Path) -> int | None:
 def _refuse_if_cuda_started() -> None:
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_initialized():
-        raise RuntimeError("gpu_slot: CUDA is already initialised in this process, so "
-                           "CUDA_VISIBLE_DEVICES can no longer choose its GPU; enter the "
-                           "GPU slot (pipeline.runtime.job_logging) before any GPU work")
+        raise RuntimeError(
+            "gpu_slot: CUDA is already initialised in this process, so "
+            "CUDA_VISIBLE_DEVICES can no longer choose its GPU; enter the "
+            "GPU slot (pipeline.runtime.job_logging) before any GPU work"
+        )

@@ -11,6 +11,7 @@
 Templates, CSS and script live in the repository's ``site/`` folder (never a Python
 package: ``site`` is a standard-library name).
 """
+
 from pipeline.site.build import build_site
 from pipeline.site.data import AtlasData
 from pipeline.site.job import run_site

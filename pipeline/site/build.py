@@ -11,6 +11,7 @@ JSON is embedded with ``<``, ``>`` and ``&`` escaped; the script writes ``textCo
 Builds are reproducible: the same inputs give the same bytes (ordered iteration, no
 timestamps, PNGs encoded by Pillow without metadata). No torch here.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -38,6 +39,7 @@ DICTIONARY_CELLS = 400
 # ---------------------------------------------------------------------------------
 # Where everything goes
 # ---------------------------------------------------------------------------------
+
 
 class Urls:
     """Decides every path of the site (relative to its root) and every relative link."""
@@ -98,9 +100,11 @@ def _image_slugs(ids: list[str]) -> dict[str, str]:
 # Images
 # ---------------------------------------------------------------------------------
 
+
 def encode_png(array: np.ndarray) -> bytes:
     """uint8 ``[H, W, 3|4]`` (or ``[H, W]``) -> PNG bytes; same array, same bytes."""
     from PIL import Image
+
     array = np.ascontiguousarray(array)
     if array.dtype != np.uint8:
         raise ValueError(f"images must be uint8, got {array.dtype} of shape {array.shape}")
@@ -112,6 +116,7 @@ def encode_png(array: np.ndarray) -> bytes:
 def resize(array: np.ndarray, size: int) -> np.ndarray:
     """uint8 ``[H, W, 3]`` -> ``[size, size, 3]`` (antialiased); returned as is when it fits."""
     from PIL import Image
+
     if array.shape[0] == size and array.shape[1] == size:
         return array
     return np.asarray(Image.fromarray(np.ascontiguousarray(array)).resize((size, size), Image.LANCZOS))
@@ -142,8 +147,15 @@ def _fmt(value, digits: int = 4) -> str:
 # The build
 # ---------------------------------------------------------------------------------
 
-def build_site(data: AtlasData, out_dir, settings: SiteSettings | None = None, *,
-               progress: bool = False, sources: Path | None = None) -> Path:
+
+def build_site(
+    data: AtlasData,
+    out_dir,
+    settings: SiteSettings | None = None,
+    *,
+    progress: bool = False,
+    sources: Path | None = None,
+) -> Path:
     """Write the site for ``data`` to ``out_dir`` (replaced whole; built beside it first).
 
     ``settings`` (default: the schema's defaults) size the thumbnails and lists; ``progress``
@@ -169,9 +181,9 @@ def build_site(data: AtlasData, out_dir, settings: SiteSettings | None = None, *
 
 
 class _Builder:
-    def __init__(self, data: AtlasData, root: Path, settings: SiteSettings, sources: Path,
-                 progress: bool):
+    def __init__(self, data: AtlasData, root: Path, settings: SiteSettings, sources: Path, progress: bool):
         import jinja2
+
         self.data, self.root, self.settings, self.urls = data, root, settings, Urls(data)
         self.progress = progress
         if not (sources / "templates").is_dir():
@@ -179,11 +191,15 @@ class _Builder:
         self.sources = sources
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(sources / "templates")),
-            autoescape=True, undefined=jinja2.StrictUndefined,
-            trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
         self.env.filters["fmt"] = _fmt
         self.env.filters["json_script"] = json_script
-        self.featurevis: dict[str, set[int]] = {}    # layer -> channels with an image written
+        self.featurevis: dict[str, set[int]] = {}  # layer -> channels with an image written
         self.class_pages = {k.class_id for k in data.classes}
 
     # -- files ------------------------------------------------------------------------
@@ -208,11 +224,21 @@ class _Builder:
     def page(self, path: str, template: str, **context) -> None:
         def link(target):
             return Urls.href(path, target)
+
         # The templates know the site's settings as `options` (options.thumbnail_size).
         html = self.env.get_template(template).render(
-            page=path, link=link, urls=self.urls, data=self.data, options=self.settings,
-            css=link(Urls.static("atlas.css")), js=link(Urls.static("atlas.js")),
-            home=link(Urls.index), thumbs=self.thumb, class_pages=self.class_pages, **context)
+            page=path,
+            link=link,
+            urls=self.urls,
+            data=self.data,
+            options=self.settings,
+            css=link(Urls.static("atlas.css")),
+            js=link(Urls.static("atlas.js")),
+            home=link(Urls.index),
+            thumbs=self.thumb,
+            class_pages=self.class_pages,
+            **context,
+        )
         self.write(path, html)
 
     # -- all pages ----------------------------------------------------------------------
@@ -230,9 +256,16 @@ class _Builder:
         for image in self.data.images:
             self._image_page(image)
         for klass in self.data.classes:
-            self.page(Urls.klass(klass.class_id), "class.html", klass=klass,
-                      images=[i for i in self.data.images
-                              if i.predictions and i.predictions[0].class_id == klass.class_id])
+            self.page(
+                Urls.klass(klass.class_id),
+                "class.html",
+                klass=klass,
+                images=[
+                    i
+                    for i in self.data.images
+                    if i.predictions and i.predictions[0].class_id == klass.class_id
+                ],
+            )
         self._index()
 
     def _featurevis_files(self, layer: Layer, unit: Channel) -> None:
@@ -241,7 +274,9 @@ class _Builder:
             return
         _check_rgb(image, f"feature visualization of {layer.name}:{unit.index}")
         self.png(Urls.featurevis(layer.name, unit.index), image)
-        self.png(Urls.featurevis(layer.name, unit.index, "-thumb"), resize(image, self.settings.thumbnail_size))
+        self.png(
+            Urls.featurevis(layer.name, unit.index, "-thumb"), resize(image, self.settings.thumbnail_size)
+        )
         for i, extra in enumerate(unit.diversity):
             self.png(Urls.featurevis(layer.name, unit.index, f"-diversity{i}"), load_image(extra))
         if unit.negative is not None:
@@ -253,37 +288,65 @@ class _Builder:
         return Urls.featurevis(layer, c, "-thumb") if c in self.featurevis.get(layer, ()) else None
 
     def _index(self) -> None:
-        search = {"layers": [[l.name, l.channels] for l in self.data.layers],
-                  "aliases": dict(sorted(self.data.model.aliases.items())),
-                  # Every class of the model; those never predicted have no page (null).
-                  "classes": [[name, Urls.klass(i) if i in self.class_pages else None]
-                              for i, name in enumerate(self.data.model.class_names)]
-                  or [[k.class_name, Urls.klass(k.class_id)] for k in self.data.classes],
-                  "images": [[i.image_id, self.urls.image(i.image_id)] for i in self.data.images]}
-        self.page(Urls.index, "index.html", search=search,
-                  images=[(i, self.urls.image_file(i.image_id) if i.image is not None else None)
-                          for i in self.data.images])
+        search = {
+            "layers": [[layer.name, layer.channels] for layer in self.data.layers],
+            "aliases": dict(sorted(self.data.model.aliases.items())),
+            # Every class of the model; those never predicted have no page (null).
+            "classes": [
+                [name, Urls.klass(i) if i in self.class_pages else None]
+                for i, name in enumerate(self.data.model.class_names)
+            ]
+            or [[k.class_name, Urls.klass(k.class_id)] for k in self.data.classes],
+            "images": [[i.image_id, self.urls.image(i.image_id)] for i in self.data.images],
+        }
+        self.page(
+            Urls.index,
+            "index.html",
+            search=search,
+            images=[
+                (i, self.urls.image_file(i.image_id) if i.image is not None else None)
+                for i in self.data.images
+            ],
+        )
 
     def _layer_page(self, layer: Layer) -> None:
         cells = [{"unit": u, "thumb": self.thumb(layer.name, u.index)} for u in layer.units]
-        self.page(Urls.layer(layer.name), "layer.html", layer=layer, cells=cells,
-                  has_attribution=any(u.attribution is not None for u in layer.units),
-                  has_mean=any(u.mean_activation is not None for u in layer.units))
+        self.page(
+            Urls.layer(layer.name),
+            "layer.html",
+            layer=layer,
+            cells=cells,
+            has_attribution=any(u.attribution is not None for u in layer.units),
+            has_mean=any(u.mean_activation is not None for u in layer.units),
+        )
 
     def _channel_page(self, layer: Layer, unit: Channel) -> None:
         c = unit.index
-        examples = [{"example": e, "crop": self.asset(load_image(e.crop)) if e.crop is not None else None,
-                     "page": self.urls.image(e.image_id)} for e in unit.examples]
+        examples = [
+            {
+                "example": e,
+                "crop": self.asset(load_image(e.crop)) if e.crop is not None else None,
+                "page": self.urls.image(e.image_id),
+            }
+            for e in unit.examples
+        ]
         extra = [Urls.featurevis(layer.name, c, f"-diversity{i}") for i in range(len(unit.diversity))]
-        self.page(Urls.channel(layer.name, c), "channel.html", layer=layer, unit=unit,
-                  featurevis=Urls.featurevis(layer.name, c) if c in self.featurevis.get(layer.name, ()) else None,
-                  diversity=extra if unit.featurevis is not None else [],
-                  negative=Urls.featurevis(layer.name, c, "-negative")
-                  if unit.negative is not None and unit.featurevis is not None else None,
-                  examples=examples, histogram=histogram_bars(unit),
-                  similar=[(s, self.thumb(layer.name, s.channel)) for s in unit.similar],
-                  previous=Urls.channel(layer.name, c - 1) if c > 0 else None,
-                  next=Urls.channel(layer.name, c + 1) if c + 1 < layer.channels else None)
+        self.page(
+            Urls.channel(layer.name, c),
+            "channel.html",
+            layer=layer,
+            unit=unit,
+            featurevis=Urls.featurevis(layer.name, c) if c in self.featurevis.get(layer.name, ()) else None,
+            diversity=extra if unit.featurevis is not None else [],
+            negative=Urls.featurevis(layer.name, c, "-negative")
+            if unit.negative is not None and unit.featurevis is not None
+            else None,
+            examples=examples,
+            histogram=histogram_bars(unit),
+            similar=[(s, self.thumb(layer.name, s.channel)) for s in unit.similar],
+            previous=Urls.channel(layer.name, c - 1) if c > 0 else None,
+            next=Urls.channel(layer.name, c + 1) if c + 1 < layer.channels else None,
+        )
 
     def _image_page(self, image: FeaturedImage) -> None:
         path = self.urls.image(image.image_id)
@@ -292,62 +355,126 @@ class _Builder:
             _check_rgb(picture, f"image {image.image_id!r}")
             self.png(self.urls.image_file(image.image_id), picture)
         layers = [self._image_layer(image, il, path) for il in image.layers]
-        self.page(path, "image.html", image=image, layers=layers,
-                  picture=self.urls.image_file(image.image_id) if picture is not None else None,
-                  contrast=_contrast(image))
+        self.page(
+            path,
+            "image.html",
+            image=image,
+            layers=layers,
+            picture=self.urls.image_file(image.image_id) if picture is not None else None,
+            contrast=_contrast(image),
+        )
 
     def _image_layer(self, image: FeaturedImage, il, page: str) -> dict:
         """Everything one layer section of an image page needs, with its images written."""
-        known = {l.name: l for l in self.data.layers}
-        out = {"layer": il, "known": il.name in known, "dictionary": None, "grid": None,
-               "spatial": [], "channel_attribution": [], "groups": []}
+        known = {layer.name: layer for layer in self.data.layers}
+        out = {
+            "layer": il,
+            "known": il.name in known,
+            "dictionary": None,
+            "grid": None,
+            "spatial": [],
+            "channel_attribution": [],
+            "groups": [],
+        }
         d = il.dictionary
         if d is not None:
             h, w, k = d.channels.shape
             used = sorted({int(c) for c in np.asarray(d.channels).ravel().tolist()})
             top_magnitude = float(np.nanmax(d.magnitude)) if d.magnitude.size else 0.0
             out["dictionary"] = {
-                "h": h, "w": w, "k": k,
-                "json": {"layer": il.name, "h": h, "w": w, "k": k,
-                         "channels": np.asarray(d.channels).astype(int).ravel().tolist(),
-                         "values": _finite_list(d.values), "magnitude": _finite_list(d.magnitude),
-                         "icons": {str(c): Urls.href(page, self.thumb(il.name, c)) for c in used
-                                   if self.thumb(il.name, c)},
-                         "pages": {str(c): Urls.href(page, Urls.channel(il.name, c)) for c in used
-                                   if il.name in known}},
-                "cells": [[{"channel": int(d.channels[y, x, 0]), "thumb": self.thumb(il.name, int(d.channels[y, x, 0])),
-                            "scale": _ratio(d.magnitude[y, x], top_magnitude)} for x in range(w)] for y in range(h)]
-                if h * w <= DICTIONARY_CELLS else None}
+                "h": h,
+                "w": w,
+                "k": k,
+                "json": {
+                    "layer": il.name,
+                    "h": h,
+                    "w": w,
+                    "k": k,
+                    "channels": np.asarray(d.channels).astype(int).ravel().tolist(),
+                    "values": _finite_list(d.values),
+                    "magnitude": _finite_list(d.magnitude),
+                    "icons": {
+                        str(c): Urls.href(page, self.thumb(il.name, c))
+                        for c in used
+                        if self.thumb(il.name, c)
+                    },
+                    "pages": {
+                        str(c): Urls.href(page, Urls.channel(il.name, c)) for c in used if il.name in known
+                    },
+                },
+                "cells": [
+                    [
+                        {
+                            "channel": int(d.channels[y, x, 0]),
+                            "thumb": self.thumb(il.name, int(d.channels[y, x, 0])),
+                            "scale": _ratio(d.magnitude[y, x], top_magnitude),
+                        }
+                        for x in range(w)
+                    ]
+                    for y in range(h)
+                ]
+                if h * w <= DICTIONARY_CELLS
+                else None,
+            }
         if il.grid is not None:
             icons, mags = np.asarray(il.grid.icons), np.asarray(il.grid.magnitude)
             top = float(np.nanmax(mags)) if mags.size else 0.0
-            out["grid"] = [[{"icon": self.asset(icons[y, x]), "scale": _ratio(mags[y, x], top),
-                             "magnitude": float(mags[y, x])} for x in range(icons.shape[1])]
-                           for y in range(icons.shape[0])]
+            out["grid"] = [
+                [
+                    {
+                        "icon": self.asset(icons[y, x]),
+                        "scale": _ratio(mags[y, x], top),
+                        "magnitude": float(mags[y, x]),
+                    }
+                    for x in range(icons.shape[1])
+                ]
+                for y in range(icons.shape[0])
+            ]
         if il.spatial_attribution is not None:
             maps = np.asarray(il.spatial_attribution, np.float64)
             scale = float(np.abs(np.nan_to_num(maps)).max()) if maps.size else 0.0
-            out["spatial"] = [{"klass": k, "overlay": self.asset(heatmap(m, scale)),
-                               "total": float(np.nansum(m))} for k, m in zip(image.classes, maps)]
+            out["spatial"] = [
+                {"klass": k, "overlay": self.asset(heatmap(m, scale)), "total": float(np.nansum(m))}
+                for k, m in zip(image.classes, maps)
+            ]
         if il.channel_attribution is not None:
             attr = np.asarray(il.channel_attribution, np.float64)
             for t, klass in _contrast(image):
                 row = attr[t]
                 order = np.lexsort((np.arange(len(row)), -np.nan_to_num(row, nan=-np.inf)))
-                best = order[:self.settings.class_channels]
+                best = order[: self.settings.class_channels]
                 scale = float(np.nanmax(np.abs(row[best]))) if len(best) else 0.0
-                out["channel_attribution"].append({"klass": klass, "channels": [
-                    {"channel": int(c), "value": float(row[c]), "thumb": self.thumb(il.name, int(c)),
-                     "scale": _ratio(abs(row[c]), scale)} for c in best]})
+                out["channel_attribution"].append(
+                    {
+                        "klass": klass,
+                        "channels": [
+                            {
+                                "channel": int(c),
+                                "value": float(row[c]),
+                                "thumb": self.thumb(il.name, int(c)),
+                                "scale": _ratio(abs(row[c]), scale),
+                            }
+                            for c in best
+                        ],
+                    }
+                )
         if il.groups is not None:
             maps = np.asarray(il.groups.maps, np.float64)
             attr = None if il.groups.attribution is None else np.asarray(il.groups.attribution, np.float64)
             for g in range(len(maps)):
-                out["groups"].append({
-                    "overlay": self.asset(heatmap(maps[g])),
-                    "icon": self.asset(np.asarray(il.groups.icons[g])) if il.groups.icons is not None else None,
-                    "attribution": [] if attr is None else
-                    [(k, float(attr[g, t])) for t, k in enumerate(image.classes) if t < attr.shape[1]]})
+                out["groups"].append(
+                    {
+                        "overlay": self.asset(heatmap(maps[g])),
+                        "icon": self.asset(np.asarray(il.groups.icons[g]))
+                        if il.groups.icons is not None
+                        else None,
+                        "attribution": []
+                        if attr is None
+                        else [
+                            (k, float(attr[g, t])) for t, k in enumerate(image.classes) if t < attr.shape[1]
+                        ],
+                    }
+                )
         return out
 
 
@@ -381,17 +508,32 @@ def histogram_bars(unit: Channel, width: int = 320, height: int = 96) -> dict | 
         return None
     top = max(h.counts) or 1
     step = width / len(h.counts)
-    bars = [{"x": round(i * step, 2), "w": round(max(step - 1, 0.5), 2),
-             "h": round(height * count / top, 2), "y": round(height - height * count / top, 2),
-             "count": count, "lo": _fmt(h.edges[i]), "hi": _fmt(h.edges[i + 1])}
-            for i, count in enumerate(h.counts)]
-    return {"width": width, "height": height, "bars": bars, "lo": _fmt(h.edges[0]),
-            "hi": _fmt(h.edges[-1]), "top": top}
+    bars = [
+        {
+            "x": round(i * step, 2),
+            "w": round(max(step - 1, 0.5), 2),
+            "h": round(height * count / top, 2),
+            "y": round(height - height * count / top, 2),
+            "count": count,
+            "lo": _fmt(h.edges[i]),
+            "hi": _fmt(h.edges[i + 1]),
+        }
+        for i, count in enumerate(h.counts)
+    ]
+    return {
+        "width": width,
+        "height": height,
+        "bars": bars,
+        "lo": _fmt(h.edges[0]),
+        "hi": _fmt(h.edges[-1]),
+        "top": top,
+    }
 
 
-def json_script(value) -> "markupsafe.Markup":  # noqa: F821
+def json_script(value) -> markupsafe.Markup:  # noqa: F821
     """JSON safe inside ``<script type="application/json">``: no ``</script>`` or ``<!--`` breaks out."""
     from markupsafe import Markup
+
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
     text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return Markup(text)
@@ -406,4 +548,5 @@ def _progress(items, desc: str, enabled: bool):
     if not enabled:
         return items
     from tqdm import tqdm
+
     return tqdm(items, desc=desc, unit="item", mininterval=5)

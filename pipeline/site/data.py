@@ -13,10 +13,12 @@ pages (``Example.path``, ``SkippedImage.path``, ``FeaturedImage.path``) are rela
 the dataset's source root (or a bare file name), never absolute: the site must not
 depend on, or reveal, where the workflow ran.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Optional, Union
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +36,7 @@ class LazyImage:
         return f"LazyImage({self.what})"
 
 
-Image = Union[np.ndarray, LazyImage]
+Image = np.ndarray | LazyImage
 
 
 def load_image(image: Image | None) -> np.ndarray | None:
@@ -48,14 +50,15 @@ def load_image(image: Image | None) -> np.ndarray | None:
 # The model, its layers and channels
 # ---------------------------------------------------------------------------------
 
+
 @dataclasses.dataclass
 class ClassScore:
     """A class with a score: an attribution, a probability or a logit (``kind`` says which)."""
 
     class_id: int
     class_name: str
-    score: Optional[float] = None
-    images: Optional[int] = None        # images predicted as the class, when known
+    score: float | None = None
+    images: int | None = None  # images predicted as the class, when known
 
 
 @dataclasses.dataclass
@@ -63,13 +66,13 @@ class Example:
     """A top dataset example of a channel: the image, where the maximum is and its crop."""
 
     image_id: str
-    path: str                                          # shown: relative to the source root
-    activation: Optional[float] = None
-    y: Optional[int] = None
-    x: Optional[int] = None
-    box: Optional[tuple[int, int, int, int]] = None    # (y0, x0, y1, x1) in the model's input crop
-    crop: Optional[Image] = None                       # the receptive field of (y, x)
-    label: Optional[str] = None
+    path: str  # shown: relative to the source root
+    activation: float | None = None
+    y: int | None = None
+    x: int | None = None
+    box: tuple[int, int, int, int] | None = None  # (y0, x0, y1, x1) in the model's input crop
+    crop: Image | None = None  # the receptive field of (y, x)
+    label: str | None = None
 
 
 @dataclasses.dataclass
@@ -91,15 +94,15 @@ class Channel:
     """One unit of a layer and everything known about it."""
 
     index: int
-    featurevis: Optional[Image] = None
+    featurevis: Image | None = None
     diversity: list[Image] = dataclasses.field(default_factory=list)
-    negative: Optional[Image] = None
-    featurevis_rank: Optional[int] = None       # 1 = strongest of its layer on its own image
-    mean_activation: Optional[float] = None     # mean over images of the spatial maximum
-    std_activation: Optional[float] = None
-    active_fraction: Optional[float] = None
-    attribution: Optional[float] = None         # mean attribution to the predicted class
-    histogram: Optional[Histogram] = None
+    negative: Image | None = None
+    featurevis_rank: int | None = None  # 1 = strongest of its layer on its own image
+    mean_activation: float | None = None  # mean over images of the spatial maximum
+    std_activation: float | None = None
+    active_fraction: float | None = None
+    attribution: float | None = None  # mean attribution to the predicted class
+    histogram: Histogram | None = None
     examples: list[Example] = dataclasses.field(default_factory=list)
     classes: list[ClassScore] = dataclasses.field(default_factory=list)
     similar: list[Similar] = dataclasses.field(default_factory=list)
@@ -112,11 +115,11 @@ class Layer:
 
     name: str
     channels: int
-    module: Optional[str] = None
-    height: Optional[int] = None
-    width: Optional[int] = None
+    module: str | None = None
+    height: int | None = None
+    width: int | None = None
     units: list[Channel] = dataclasses.field(default_factory=list)
-    similarity_method: Optional[str] = None     # how Channel.similar was computed, for the page
+    similarity_method: str | None = None  # how Channel.similar was computed, for the page
 
     def unit(self, index: int) -> Channel:
         return self.units[index]
@@ -125,9 +128,9 @@ class Layer:
 @dataclasses.dataclass
 class ModelInfo:
     name: str
-    weights: Optional[str] = None
-    input_size: Optional[int] = None
-    checksum: Optional[str] = None
+    weights: str | None = None
+    input_size: int | None = None
+    checksum: str | None = None
     class_names: list[str] = dataclasses.field(default_factory=list)
     aliases: dict[str, str] = dataclasses.field(default_factory=dict)
 
@@ -135,7 +138,7 @@ class ModelInfo:
 @dataclasses.dataclass
 class SkippedImage:
     image_id: str
-    path: str                                   # shown: relative to the source root
+    path: str  # shown: relative to the source root
     reason: str
 
 
@@ -143,10 +146,10 @@ class SkippedImage:
 class DatasetSummary:
     images: int
     skipped: list[SkippedImage] = dataclasses.field(default_factory=list)
-    labelled: Optional[int] = None
-    label_classes: Optional[int] = None         # distinct classes among the labels
-    predicted_classes: Optional[int] = None     # distinct top-1 predictions
-    attribution: Optional[str] = None           # the attribution method of the run
+    labelled: int | None = None
+    label_classes: int | None = None  # distinct classes among the labels
+    predicted_classes: int | None = None  # distinct top-1 predictions
+    attribution: str | None = None  # the attribution method of the run
 
 
 @dataclasses.dataclass
@@ -155,13 +158,14 @@ class ClassPage:
 
     class_id: int
     class_name: str
-    images: Optional[int] = None
-    channels: dict[str, list[Similar]] = dataclasses.field(default_factory=dict)   # layer -> top
+    images: int | None = None
+    channels: dict[str, list[Similar]] = dataclasses.field(default_factory=dict)  # layer -> top
 
 
 # ---------------------------------------------------------------------------------
 # Featured images and their Building Blocks
 # ---------------------------------------------------------------------------------
+
 
 @dataclasses.dataclass
 class SemanticDictionary:
@@ -191,8 +195,8 @@ class NeuronGroups:
 
     maps: np.ndarray
     icons: Any = None
-    attribution: Optional[np.ndarray] = None
-    target: Optional[str] = None
+    attribution: np.ndarray | None = None
+    target: str | None = None
 
 
 @dataclasses.dataclass
@@ -201,11 +205,11 @@ class ImageLayer:
     follow the order of :attr:`FeaturedImage.classes`."""
 
     name: str
-    dictionary: Optional[SemanticDictionary] = None
-    grid: Optional[ActivationGrid] = None
-    spatial_attribution: Optional[np.ndarray] = None
-    channel_attribution: Optional[np.ndarray] = None
-    groups: Optional[NeuronGroups] = None
+    dictionary: SemanticDictionary | None = None
+    grid: ActivationGrid | None = None
+    spatial_attribution: np.ndarray | None = None
+    channel_attribution: np.ndarray | None = None
+    groups: NeuronGroups | None = None
 
 
 @dataclasses.dataclass
@@ -213,12 +217,12 @@ class FeaturedImage:
     """An image with its Building Blocks (its own page)."""
 
     image_id: str
-    path: str                                     # shown: relative to the source root
-    image: Optional[Image] = None                 # the crop the model saw
-    label: Optional[str] = None
-    predictions: list[ClassScore] = dataclasses.field(default_factory=list)   # score: probability
-    classes: list[ClassScore] = dataclasses.field(default_factory=list)       # attributed, top first
-    second_class: Optional[int] = None            # index into classes of the contrast class
+    path: str  # shown: relative to the source root
+    image: Image | None = None  # the crop the model saw
+    label: str | None = None
+    predictions: list[ClassScore] = dataclasses.field(default_factory=list)  # score: probability
+    classes: list[ClassScore] = dataclasses.field(default_factory=list)  # attributed, top first
+    second_class: int | None = None  # index into classes of the contrast class
     layers: list[ImageLayer] = dataclasses.field(default_factory=list)
 
 
@@ -228,10 +232,10 @@ class AtlasData:
 
     model: ModelInfo
     layers: list[Layer] = dataclasses.field(default_factory=list)
-    dataset: Optional[DatasetSummary] = None
+    dataset: DatasetSummary | None = None
     classes: list[ClassPage] = dataclasses.field(default_factory=list)
     images: list[FeaturedImage] = dataclasses.field(default_factory=list)
-    title: Optional[str] = None
+    title: str | None = None
     _close: list[Callable[[], None]] = dataclasses.field(default_factory=list, repr=False)
 
     def layer(self, name: str) -> Layer:
@@ -239,9 +243,9 @@ class AtlasData:
         for layer in self.layers:
             if layer.name == name:
                 return layer
-        raise KeyError(f"unknown layer {name!r}; layers: {', '.join(l.name for l in self.layers)}")
+        raise KeyError(f"unknown layer {name!r}; layers: {', '.join(layer.name for layer in self.layers)}")
 
-    def normalized(self) -> "AtlasData":
+    def normalized(self) -> AtlasData:
         """Checks names and fills every layer's ``units`` to one per channel (in place)."""
         seen = set()
         for layer in self.layers:
@@ -251,7 +255,9 @@ class AtlasData:
                 raise ValueError(f"layer {layer.name!r} appears twice")
             seen.add(layer.name)
             if len(layer.units) > layer.channels:
-                raise ValueError(f"layer {layer.name}: {len(layer.units)} units for {layer.channels} channels")
+                raise ValueError(
+                    f"layer {layer.name}: {len(layer.units)} units for {layer.channels} channels"
+                )
             by_index = {u.index: u for u in layer.units}
             layer.units = [by_index.get(i) or Channel(i) for i in range(layer.channels)]
         ids = [img.image_id for img in self.images]

@@ -1,4 +1,5 @@
 """The site stage's one entry point: a run folder's stores in, its static site out."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,14 +9,16 @@ from pipeline.site.reader import from_results
 from pipeline.site.settings import SiteSettings
 
 
-def run_site(settings: SiteSettings, run_dir, out_dir, *, threads: int = 1,
-             progress: bool = True) -> Path:
+def run_site(settings: SiteSettings, run_dir, out_dir, *, threads: int = 1, progress: bool = True) -> Path:
     """Read ``run_dir`` (``results/<run>``) into page data and write the site to ``out_dir``.
 
     ``threads`` bounds the dask reads of per-image activations (the most-similar
     channels); returns ``out_dir``. Reads the stores only: no model, no torch.
     """
     import dask
-    with dask.config.set(scheduler="threads", num_workers=max(1, int(threads))), \
-            from_results(run_dir, settings) as data:
+
+    with (
+        dask.config.set(scheduler="threads", num_workers=max(1, int(threads))),
+        from_results(run_dir, settings) as data,
+    ):
         return build_site(data, out_dir, settings, progress=progress)

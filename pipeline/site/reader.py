@@ -5,6 +5,7 @@
 leaves images lazy. It also decides what pages show of the files the workflow read:
 :func:`shown_path`, never an absolute path of the machine that ran it.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,9 +16,24 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.extract.similarity import SIMILARITY_METHOD, correlation_neighbours
-from pipeline.site.data import (ActivationGrid, AtlasData, ClassPage, ClassScore, DatasetSummary,
-                                 Example, FeaturedImage, Histogram, ImageLayer, LazyImage, Layer,
-                                 ModelInfo, NeuronGroups, SemanticDictionary, Similar, SkippedImage)
+from pipeline.site.data import (
+    ActivationGrid,
+    AtlasData,
+    ClassPage,
+    ClassScore,
+    DatasetSummary,
+    Example,
+    FeaturedImage,
+    Histogram,
+    ImageLayer,
+    Layer,
+    LazyImage,
+    ModelInfo,
+    NeuronGroups,
+    SemanticDictionary,
+    Similar,
+    SkippedImage,
+)
 from pipeline.site.settings import SiteSettings
 from pipeline.store import finite_number
 
@@ -27,6 +43,7 @@ log = logging.getLogger(__name__)
 # ---------------------------------------------------------------------------------
 # The adapter: a run folder -> AtlasData
 # ---------------------------------------------------------------------------------
+
 
 def from_results(run_dir, settings: SiteSettings | None = None) -> AtlasData:
     """Read a run folder into :class:`AtlasData` (images stay lazy; call ``close()`` after export).
@@ -45,12 +62,23 @@ def from_results(run_dir, settings: SiteSettings | None = None) -> AtlasData:
         layer_records = info["layers"]
     except (ValueError, KeyError) as exc:
         raise ValueError(f"{layers_json}: not a layer list ({exc})") from exc
-    model = ModelInfo(name=str(info.get("model", "model")), weights=shown_weights(info.get("weights")),
-                      input_size=info.get("input_size"), checksum=info.get("checksum"),
-                      aliases=dict(info.get("aliases", {})))
-    layers = [Layer(name=r["name"], channels=int(r["channels"]), module=r.get("module"),
-                    height=r.get("height"), width=r.get("width"))
-              for r in sorted(layer_records, key=lambda r: r.get("index", 0))]
+    model = ModelInfo(
+        name=str(info.get("model", "model")),
+        weights=shown_weights(info.get("weights")),
+        input_size=info.get("input_size"),
+        checksum=info.get("checksum"),
+        aliases=dict(info.get("aliases", {})),
+    )
+    layers = [
+        Layer(
+            name=r["name"],
+            channels=int(r["channels"]),
+            module=r.get("module"),
+            height=r.get("height"),
+            width=r.get("width"),
+        )
+        for r in sorted(layer_records, key=lambda r: r.get("index", 0))
+    ]
     data = AtlasData(model=model, layers=layers, title=settings.title).normalized()
     try:
         labels = _add_activations(data, run_dir, settings)
@@ -65,8 +93,13 @@ def from_results(run_dir, settings: SiteSettings | None = None) -> AtlasData:
 def _add_activations(data: AtlasData, run_dir: Path, settings: SiteSettings) -> dict[str, str]:
     """Dataset summary, per-channel statistics and examples, class pages; returns image labels."""
     from pipeline.query import open_results
-    results = _open_if_present(data, run_dir / "activations.h5", lambda _: open_results(run_dir),
-                               "the site shows no dataset examples or statistics")
+
+    results = _open_if_present(
+        data,
+        run_dir / "activations.h5",
+        lambda _: open_results(run_dir),
+        "the site shows no dataset examples or statistics",
+    )
     if results is None:
         return {}
     store = results.store
@@ -78,11 +111,16 @@ def _add_activations(data: AtlasData, run_dir: Path, settings: SiteSettings) -> 
     labels = [c for c in store.images["label_class"] if c >= 0]
     top1 = store.predicted_classes()
     data.dataset = DatasetSummary(
-        images=summary["images"], labelled=summary["labelled_images"],
-        skipped=[SkippedImage(s["image_id"], shown_path(s["image_id"], s["path"]), s["reason"])
-                 for s in summary["skipped_images"]],
-        label_classes=len(set(labels)), predicted_classes=len(set(top1[top1 >= 0].tolist())),
-        attribution=summary["attribution"])
+        images=summary["images"],
+        labelled=summary["labelled_images"],
+        skipped=[
+            SkippedImage(s["image_id"], shown_path(s["image_id"], s["path"]), s["reason"])
+            for s in summary["skipped_images"]
+        ],
+        label_classes=len(set(labels)),
+        predicted_classes=len(set(top1[top1 >= 0].tolist())),
+        attribution=summary["attribution"],
+    )
     class_scores: dict[int, dict[str, list[Similar]]] = {}
     class_counts: dict[int, int] = {}
     for layer in data.layers:
@@ -139,13 +177,21 @@ def _add_layer_activations(store, layer: Layer, settings: SiteSettings, classes)
         unit.mean_activation, unit.std_activation = finite_number(stats.mean[c]), finite_number(stats.std[c])
         unit.active_fraction = finite_number(stats.active_fraction[c])
         unit.attribution = None if attribution is None else finite_number(attribution[c])
-        unit.histogram = Histogram([int(v) for v in stats.hist_counts[c]],
-                                   [float(v) for v in stats.hist_edges[c]])
-        unit.examples = [_example(store, name, c, example)
-                         for example in store.top_examples(name, c, settings.top_examples)]
-        unit.classes = [] if classes is None else [
-            ClassScore(k.class_id, names[k.class_id], finite_number(k.score), k.images)
-            for k in classes.top_classes(c, settings.top_classes)]
+        unit.histogram = Histogram(
+            [int(v) for v in stats.hist_counts[c]], [float(v) for v in stats.hist_edges[c]]
+        )
+        unit.examples = [
+            _example(store, name, c, example)
+            for example in store.top_examples(name, c, settings.top_examples)
+        ]
+        unit.classes = (
+            []
+            if classes is None
+            else [
+                ClassScore(k.class_id, names[k.class_id], finite_number(k.score), k.images)
+                for k in classes.top_classes(c, settings.top_classes)
+            ]
+        )
         if ids is not None:
             unit.similar = [Similar(int(i), float(s)) for i, s in zip(ids[c], scores[c]) if i >= 0]
 
@@ -154,11 +200,17 @@ def _example(store, layer: str, channel: int, example) -> Example:
     """A stored :class:`~pipeline.store.activations_reader.TopExample` as the page shows it;
     its thumbnail stays in the store until the page is written."""
     return Example(
-        example.image_id, shown_path(example.image_id, example.path), finite_number(example.value),
-        example.y, example.x, example.box,
-        LazyImage(lambda i=example.thumbnail: store.thumbnail(layer, i),
-                  f"{layer}:{channel} example {example.rank}"),
-        example.label)
+        example.image_id,
+        shown_path(example.image_id, example.path),
+        finite_number(example.value),
+        example.y,
+        example.x,
+        example.box,
+        LazyImage(
+            lambda i=example.thumbnail: store.thumbnail(layer, i), f"{layer}:{channel} example {example.rank}"
+        ),
+        example.label,
+    )
 
 
 def _open_if_present(data: AtlasData, path: Path, reader, without: str):
@@ -173,6 +225,7 @@ def _open_if_present(data: AtlasData, path: Path, reader, without: str):
 
 def _add_featurevis(data: AtlasData, run_dir: Path) -> None:
     from pipeline.store.featurevis import FeatureVisStore
+
     path = run_dir / "featurevis.h5"
     store = _open_if_present(data, path, FeatureVisStore, "the site shows no feature visualizations")
     if store is None:
@@ -187,21 +240,26 @@ def _add_featurevis(data: AtlasData, run_dir: Path) -> None:
         ranks = store.rank(layer.name)
         for row, c in enumerate(store.channels(layer.name).tolist()):
             if not 0 <= c < layer.channels:
-                raise ValueError(f"{path}: layer {layer.name} has channel {c}, but the model's layer "
-                                 f"has {layer.channels} channels")
+                raise ValueError(
+                    f"{path}: layer {layer.name} has channel {c}, but the model's layer "
+                    f"has {layer.channels} channels"
+                )
             unit, what = layer.units[c], f"{layer.name}:{c}"
             # Defaults bind this layer's datasets now (a closure would see the last layer's).
             unit.featurevis = LazyImage(lambda r=row, ds=images: ds[r], f"featurevis {what}")
             unit.featurevis_rank = int(ranks[row])
             if diversity is not None:
-                unit.diversity = [LazyImage(lambda r=row, d=d, ds=diversity: ds[r, d], f"diversity {d} {what}")
-                                  for d in range(diversity.shape[1])]
+                unit.diversity = [
+                    LazyImage(lambda r=row, d=d, ds=diversity: ds[r, d], f"diversity {d} {what}")
+                    for d in range(diversity.shape[1])
+                ]
             if negative is not None:
                 unit.negative = LazyImage(lambda r=row, ds=negative: ds[r], f"negative {what}")
 
 
 def _add_blocks(data: AtlasData, run_dir: Path, labels: dict[str, str]) -> None:
     from pipeline.store.blocks import BlocksStore
+
     path = run_dir / "blocks.h5"
     store = _open_if_present(data, path, BlocksStore, "the site has no image pages")
     if store is None:
@@ -215,31 +273,45 @@ def _add_blocks(data: AtlasData, run_dir: Path, labels: dict[str, str]) -> None:
         preds, cls = top["predictions"], top["classes"]
         class_ids = [int(c) for c in np.asarray(cls.get("ids", []))]
         featured = FeaturedImage(
-            image_id=image_id, path=shown_path(image_id, top["path"]),
+            image_id=image_id,
+            path=shown_path(image_id, top["path"]),
             image=LazyImage(lambda i=image_id: store.input_image(i), f"input {image_id}"),
             label=labels.get(image_id),
-            predictions=[ClassScore(int(c), names[int(c)], float(p)) for c, p in
-                         zip(np.asarray(preds.get("ids", [])), np.asarray(preds.get("probabilities", [])))],
+            predictions=[
+                ClassScore(int(c), names[int(c)], float(p))
+                for c, p in zip(np.asarray(preds.get("ids", [])), np.asarray(preds.get("probabilities", [])))
+            ],
             classes=[ClassScore(c, names[c]) for c in class_ids],
-            second_class=int(cls["second_index"]) if "second_index" in cls else None)
+            second_class=int(cls["second_index"]) if "second_index" in cls else None,
+        )
         for name in sorted(store.layers, key=lambda n: order.get(n, len(order))):
             # Small arrays now; the icons stay in the file until a page is written.
             b = store.blocks(image_id, name, icons=False)
             grid_icons, group_icons = store.grid_icons(image_id, name), store.group_icons(image_id, name)
             d, g, a, groups = (b.get(k, {}) for k in ("dictionary", "grid", "attribution", "groups"))
-            featured.layers.append(ImageLayer(
-                name=name,
-                dictionary=SemanticDictionary(d["channels"], d["values"], d["magnitude"]) if "channels" in d else None,
-                grid=ActivationGrid(grid_icons, g["magnitude"]) if grid_icons is not None else None,
-                spatial_attribution=a.get("spatial"), channel_attribution=a.get("channel"),
-                groups=NeuronGroups(groups["maps"], group_icons, groups.get("attribution"),
-                                    groups.get("target")) if "maps" in groups else None))
+            featured.layers.append(
+                ImageLayer(
+                    name=name,
+                    dictionary=SemanticDictionary(d["channels"], d["values"], d["magnitude"])
+                    if "channels" in d
+                    else None,
+                    grid=ActivationGrid(grid_icons, g["magnitude"]) if grid_icons is not None else None,
+                    spatial_attribution=a.get("spatial"),
+                    channel_attribution=a.get("channel"),
+                    groups=NeuronGroups(
+                        groups["maps"], group_icons, groups.get("attribution"), groups.get("target")
+                    )
+                    if "maps" in groups
+                    else None,
+                )
+            )
         data.images.append(featured)
 
 
 # ---------------------------------------------------------------------------------
 # Paths on pages
 # ---------------------------------------------------------------------------------
+
 
 def shown_path(image_id: str, path: str) -> str:
     """What a page shows of an image file: its path relative to the dataset source root,

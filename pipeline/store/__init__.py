@@ -12,8 +12,23 @@ that no other module names an HDF5 path (tests/test_structure.py checks it). Con
 common to all (format name and version, atomic writes, provenance, :func:`json_number`)
 live in :mod:`pipeline.store._format`. The layouts are specified in docs/STORE.md.
 """
-from pipeline.store._format import (StoreError, atomic_h5, config_hash, finite_number, json_number, open_h5,
-                                    set_aside_incomplete_stores)
 
-__all__ = ["StoreError", "atomic_h5", "config_hash", "finite_number", "json_number", "open_h5",
-           "set_aside_incomplete_stores"]
+from pipeline.store._format import (
+    StoreError,
+    atomic_h5,
+    config_hash,
+    finite_number,
+    json_number,
+    open_h5,
+    set_aside_incomplete_stores,
+)
+
+__all__ = [
+    "StoreError",
+    "atomic_h5",
+    "config_hash",
+    "finite_number",
+    "json_number",
+    "open_h5",
+    "set_aside_incomplete_stores",
+]

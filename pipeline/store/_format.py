@@ -13,6 +13,7 @@
 Only the modules of :mod:`pipeline.store` import this; nothing else in the
 package touches HDF5 paths.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -22,9 +23,10 @@ import json
 import math
 import os
 import re
+from collections.abc import Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import h5py
 import numpy as np
@@ -59,9 +61,14 @@ def partial_path(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_h5(path: str | os.PathLike, kind: str, version: int, *,
-              settings: Mapping[str, Any] | None = None,
-              model_checksum: str = "") -> Iterator[h5py.File]:
+def atomic_h5(
+    path: str | os.PathLike,
+    kind: str,
+    version: int,
+    *,
+    settings: Mapping[str, Any] | None = None,
+    model_checksum: str = "",
+) -> Iterator[h5py.File]:
     """Write an HDF5 file so that it appears at ``path`` only when complete.
 
     ``settings`` (JSON-able) are stored as ``settings_json`` and hashed into
@@ -114,7 +121,7 @@ def _remove_stale_partials(path: Path) -> None:
     """
     prefix = f".{path.name}."
     for stale in path.parent.glob(f"{glob.escape(prefix)}*{PARTIAL_SUFFIX}"):
-        if stale.name[len(prefix):-len(PARTIAL_SUFFIX)].isdigit():  # the writer's pid
+        if stale.name[len(prefix) : -len(PARTIAL_SUFFIX)].isdigit():  # the writer's pid
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
 
@@ -171,8 +178,9 @@ def _is_lock_error(exc: OSError) -> bool:
     return re.search(r"\block(ing)?\b", str(exc), re.IGNORECASE) is not None
 
 
-def set_aside_incomplete_stores(folder: str | os.PathLike, *,
-                                dry_run: bool = False) -> list[tuple[Path, str]]:
+def set_aside_incomplete_stores(
+    folder: str | os.PathLike, *, dry_run: bool = False
+) -> list[tuple[Path, str]]:
     """Rename every incomplete ``*.h5`` store below ``folder`` to ``<name>.incomplete``.
 
     Atomic writes mean a crash never leaves an incomplete file at its final name, but
@@ -185,8 +193,7 @@ def set_aside_incomplete_stores(folder: str | os.PathLike, *,
     found: list[tuple[Path, str]] = []
     remaining = sorted(Path(folder).rglob("*.h5"))
     while True:  # until no file is set aside: each one can break the stores reading it
-        newly = [(path, reason) for path in remaining
-                 if (reason := incomplete_reason(path)) is not None]
+        newly = [(path, reason) for path in remaining if (reason := incomplete_reason(path)) is not None]
         if not newly or dry_run:
             return found + newly
         for path, _ in newly:
@@ -212,8 +219,9 @@ def open_h5(path: str | os.PathLike, kind: str, versions: tuple[int, ...]) -> It
         fh.close()
 
 
-def open_h5_handle(path: str | os.PathLike, kind: str | tuple[str, ...],
-                   versions: tuple[int, ...]) -> h5py.File:
+def open_h5_handle(
+    path: str | os.PathLike, kind: str | tuple[str, ...], versions: tuple[int, ...]
+) -> h5py.File:
     """Like :func:`open_h5` but returns the open file; the caller closes it.
 
     ``kind`` may be a tuple: any of those kinds is accepted.
@@ -229,15 +237,20 @@ def open_h5_handle(path: str | os.PathLike, kind: str | tuple[str, ...],
         found = _attr_str(fh.attrs.get("format"))
         kinds = [FORMAT_PREFIX + k for k in ((kind,) if isinstance(kind, str) else kind)]
         if found not in kinds:
-            raise StoreError(f"{path}: expected a {' or '.join(kinds)} file, "
-                             f"found {found or 'no format attribute'}")
+            raise StoreError(
+                f"{path}: expected a {' or '.join(kinds)} file, found {found or 'no format attribute'}"
+            )
         version = int(fh.attrs.get("format_version", -1))
         if version not in versions:
-            raise StoreError(f"{path}: {found} version {version} is not supported by this "
-                             f"model-atlas (supported: {', '.join(map(str, versions))}); "
-                             "upgrade model-atlas or re-run the workflow")
+            raise StoreError(
+                f"{path}: {found} version {version} is not supported by this "
+                f"model-atlas (supported: {', '.join(map(str, versions))}); "
+                "upgrade model-atlas or re-run the workflow"
+            )
         if not bool(fh.attrs.get("complete", False)):
-            raise StoreError(f"{path}: the file is incomplete (its writer did not finish); re-run the workflow")
+            raise StoreError(
+                f"{path}: the file is incomplete (its writer did not finish); re-run the workflow"
+            )
     except BaseException:
         fh.close()
         raise
@@ -269,12 +282,15 @@ def refuse_other_provenance(path, attrs: Mapping[str, Any], first_path, first: M
     ``model_checksum``). Raises :class:`StoreError` naming both files otherwise.
     """
     if str(attrs["config_hash"]) != str(first["config_hash"]):
-        raise StoreError(f"{path} was made with other settings than {first_path}: config_hash "
-                         f"{attrs['config_hash']} differs from {first['config_hash']}; delete "
-                         "the stale files and re-run")
+        raise StoreError(
+            f"{path} was made with other settings than {first_path}: config_hash "
+            f"{attrs['config_hash']} differs from {first['config_hash']}; delete "
+            "the stale files and re-run"
+        )
     if str(attrs.get("model_checksum", "")) != str(first.get("model_checksum", "")):
-        raise StoreError(f"{path} comes from other model weights than {first_path}; delete the "
-                         "stale files and re-run")
+        raise StoreError(
+            f"{path} comes from other model weights than {first_path}; delete the stale files and re-run"
+        )
 
 
 def settings_of(fh: h5py.File) -> dict:

@@ -13,20 +13,31 @@ Layouts are specified in docs/STORE.md ("Activations store"). In short:
 :class:`pipeline.store.activations_reader.ActivationsStore` reads the reduced store for
 queries and the site. No torch here.
 """
+
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import os
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
 
 import h5py
 import numpy as np
 
-from pipeline.store._format import (StoreError, atomic_h5, open_h5, read_json_attr, read_strings,
-                                    read_table, refuse_other_provenance, settings_of, write_json_attr,
-                                    write_strings, write_table)
+from pipeline.store._format import (
+    StoreError,
+    atomic_h5,
+    open_h5,
+    read_json_attr,
+    read_strings,
+    read_table,
+    refuse_other_provenance,
+    settings_of,
+    write_json_attr,
+    write_strings,
+    write_table,
+)
 
 SHARD_KIND, SHARD_VERSIONS = "activations-shard", (1,)
 STORE_KIND, STORE_VERSIONS = "activations", (1,)
@@ -45,6 +56,7 @@ def _dtype(quantity: str):
 # ---------------------------------------------------------------------------------
 # Shards
 # ---------------------------------------------------------------------------------
+
 
 @dataclasses.dataclass(frozen=True)
 class ShardLayout:
@@ -83,13 +95,19 @@ class ShardWriter:
                 group.attrs[key] = int(layer[key])
             for q in self.quantities:
                 self.datasets[layer["name"], q] = group.create_dataset(
-                    q, shape=(0, layer["channels"]), maxshape=(size, layer["channels"]),
-                    chunks=(chunk, layer["channels"]), dtype=_dtype(q))
+                    q,
+                    shape=(0, layer["channels"]),
+                    maxshape=(size, layer["channels"]),
+                    chunks=(chunk, layer["channels"]),
+                    dtype=_dtype(q),
+                )
         pred = fh.create_group("predictions")
-        self.top_ids = pred.create_dataset("top_ids", (0, top), maxshape=(size, top),
-                                           chunks=(chunk, top), dtype=np.int32)
-        self.top_logits = pred.create_dataset("top_logits", (0, top), maxshape=(size, top),
-                                              chunks=(chunk, top), dtype=np.float32)
+        self.top_ids = pred.create_dataset(
+            "top_ids", (0, top), maxshape=(size, top), chunks=(chunk, top), dtype=np.int32
+        )
+        self.top_logits = pred.create_dataset(
+            "top_logits", (0, top), maxshape=(size, top), chunks=(chunk, top), dtype=np.float32
+        )
 
     def append(self, records: Sequence, label_classes: Sequence[int], summary) -> None:
         """Add the kept images ``records`` (``image_id``, ``path``, ``label``) and their summary rows."""
@@ -100,8 +118,11 @@ class ShardWriter:
         for (layer, q), ds in self.datasets.items():
             ds.resize(stop, axis=0)
             values = summary.layers[layer].get(q)
-            ds[start:stop] = np.full((n, ds.shape[1]), np.nan, np.float32) if values is None \
+            ds[start:stop] = (
+                np.full((n, ds.shape[1]), np.nan, np.float32)
+                if values is None
                 else np.asarray(values, dtype=ds.dtype)
+            )
         for ds, values in ((self.top_ids, summary.top_ids), (self.top_logits, summary.top_logits)):
             ds.resize(stop, axis=0)
             ds[start:stop] = np.asarray(values, dtype=ds.dtype)
@@ -127,8 +148,9 @@ class ShardWriter:
 
 
 @contextlib.contextmanager
-def shard_writer(path, layout: ShardLayout, *, settings: Mapping,
-                 model_checksum: str) -> Iterator[ShardWriter]:
+def shard_writer(
+    path, layout: ShardLayout, *, settings: Mapping, model_checksum: str
+) -> Iterator[ShardWriter]:
     """Write the shard ``layout`` describes to ``path``; it appears only when complete.
 
     ``settings`` decide the shard's contents and are hashed into its ``config_hash``
@@ -137,8 +159,7 @@ def shard_writer(path, layout: ShardLayout, *, settings: Mapping,
     unknown = set(layout.quantities) - set(FLOAT_QUANTITIES) - set(INT_QUANTITIES)
     if unknown:
         raise ValueError(f"unknown shard quantities: {', '.join(sorted(unknown))}")
-    with atomic_h5(path, SHARD_KIND, SHARD_VERSION, settings=settings,
-                   model_checksum=model_checksum) as fh:
+    with atomic_h5(path, SHARD_KIND, SHARD_VERSION, settings=settings, model_checksum=model_checksum) as fh:
         fh.attrs["start"], fh.attrs["stop"] = int(layout.start), int(layout.stop)
         write_json_attr(fh, "quantities", list(layout.quantities))
         write_strings(fh, "class_names", layout.class_names)
@@ -166,18 +187,23 @@ class _LazyH5:
 def lazy_array(path, key: str, shape, dtype, rows_per_chunk: int = 8192):
     """A dask array over dataset ``key`` of file ``path`` (chunks of whole rows)."""
     import dask.array as da
+
     shape = tuple(shape)
     chunks = (max(1, min(rows_per_chunk, shape[0])), *shape[1:]) if shape[0] else shape
     name = f"h5-{Path(path).resolve()}-{key}-{os.stat(path).st_mtime_ns}"
-    return da.from_array(_LazyH5(path, key, shape, dtype), chunks=chunks, name=name,
-                         asarray=True, fancy=False, lock=False)
+    return da.from_array(
+        _LazyH5(path, key, shape, dtype), chunks=chunks, name=name, asarray=True, fancy=False, lock=False
+    )
 
 
 def _dataset_shapes(fh: h5py.File) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     """``{path: (shape, dtype)}`` of every dataset in the file."""
     found = {}
-    fh.visititems(lambda name, obj: found.__setitem__(name, (obj.shape, obj.dtype))
-                  if isinstance(obj, h5py.Dataset) else None)
+    fh.visititems(
+        lambda name, obj: (
+            found.__setitem__(name, (obj.shape, obj.dtype)) if isinstance(obj, h5py.Dataset) else None
+        )
+    )
     return found
 
 
@@ -190,25 +216,35 @@ class ShardSet:
         infos = []
         for path in paths:
             with open_h5(path, SHARD_KIND, SHARD_VERSIONS) as fh:
-                infos.append({
-                    "path": Path(path), "start": int(fh.attrs["start"]), "stop": int(fh.attrs["stop"]),
-                    "rows": int(fh.attrs["rows"]), "config_hash": str(fh.attrs["config_hash"]),
-                    "model_checksum": str(fh.attrs["model_checksum"]), "settings": settings_of(fh),
-                    "quantities": read_json_attr(fh, "quantities"),
-                    "layers": [{"name": name, **{k: int(v) for k, v in g.attrs.items()}}
-                               for name, g in fh["layers"].items()],
-                    "class_names": read_strings(fh["class_names"]),
-                    "top": fh["predictions/top_ids"].shape[1],
-                    "datasets": _dataset_shapes(fh),
-                })
+                infos.append(
+                    {
+                        "path": Path(path),
+                        "start": int(fh.attrs["start"]),
+                        "stop": int(fh.attrs["stop"]),
+                        "rows": int(fh.attrs["rows"]),
+                        "config_hash": str(fh.attrs["config_hash"]),
+                        "model_checksum": str(fh.attrs["model_checksum"]),
+                        "settings": settings_of(fh),
+                        "quantities": read_json_attr(fh, "quantities"),
+                        "layers": [
+                            {"name": name, **{k: int(v) for k, v in g.attrs.items()}}
+                            for name, g in fh["layers"].items()
+                        ],
+                        "class_names": read_strings(fh["class_names"]),
+                        "top": fh["predictions/top_ids"].shape[1],
+                        "datasets": _dataset_shapes(fh),
+                    }
+                )
         infos.sort(key=lambda info: info["start"])
         first = infos[0]
         for info in infos[1:]:
             refuse_other_provenance(info["path"], info, first["path"], first)
         for before, after in zip(infos, infos[1:]):
             if after["start"] != before["stop"]:
-                raise StoreError(f"shards do not cover images {before['stop']}-{after['start']}: "
-                                 f"{before['path'].name} is followed by {after['path'].name}")
+                raise StoreError(
+                    f"shards do not cover images {before['stop']}-{after['start']}: "
+                    f"{before['path'].name} is followed by {after['path'].name}"
+                )
         self.shards = infos
         self.settings, self.config_hash = first["settings"], first["config_hash"]
         self.model_checksum, self.class_names = first["model_checksum"], first["class_names"]
@@ -230,11 +266,12 @@ class ShardSet:
     def _array(self, key: str):
         """``[N, ...]`` dask array of dataset ``key`` over all shards."""
         import dask.array as da
+
         parts = []
         for info in self.shards:
             if key not in info["datasets"]:
                 raise KeyError(f"{info['path']}: no dataset {key!r}")
-            shape, dtype = info["datasets"][key]   # recorded when the set was opened
+            shape, dtype = info["datasets"][key]  # recorded when the set was opened
             if shape[0]:
                 parts.append(lazy_array(info["path"], key, shape, dtype))
         if not parts:
@@ -254,14 +291,23 @@ class ShardSet:
 # The reduced store
 # ---------------------------------------------------------------------------------
 
+
 class ReducedWriter:
     """Writes the reduced store's layers (use :func:`reduced_writer`)."""
 
     def __init__(self, fh: h5py.File):
         self.fh = fh
 
-    def write_layer(self, name: str, *, rf_rows, rf_cols, top: Mapping[str, np.ndarray],
-                    stats: Mapping[str, np.ndarray], classes: Mapping[str, np.ndarray]) -> None:
+    def write_layer(
+        self,
+        name: str,
+        *,
+        rf_rows,
+        rf_cols,
+        top: Mapping[str, np.ndarray],
+        stats: Mapping[str, np.ndarray],
+        classes: Mapping[str, np.ndarray],
+    ) -> None:
         group = self.fh[f"layers/{name}"]
         group.create_dataset("rf_rows", data=np.asarray(rf_rows, np.int32))
         group.create_dataset("rf_cols", data=np.asarray(rf_cols, np.int32))
@@ -273,17 +319,26 @@ class ReducedWriter:
     def create_thumbnails(self, name: str, count: int, size: int) -> h5py.Dataset:
         # One thumbnail per chunk: the site and queries read them one at a time.
         return self.fh[f"layers/{name}"].create_dataset(
-            "thumbnails", shape=(count, size, size, 3), dtype=np.uint8,
-            chunks=(1, size, size, 3) if count else None)
+            "thumbnails",
+            shape=(count, size, size, 3),
+            dtype=np.uint8,
+            chunks=(1, size, size, 3) if count else None,
+        )
 
 
 @contextlib.contextmanager
-def reduced_writer(path, shards: ShardSet, *, settings: Mapping, model: Mapping,
-                   aliases: Mapping[str, str]) -> Iterator[ReducedWriter]:
+def reduced_writer(
+    path, shards: ShardSet, *, settings: Mapping, model: Mapping, aliases: Mapping[str, str]
+) -> Iterator[ReducedWriter]:
     """Create the reduced store at ``path``: tables and virtual per-image arrays, then layers."""
     path = Path(path)
-    with atomic_h5(path, STORE_KIND, STORE_VERSION, settings={**shards.settings, **settings},
-                   model_checksum=shards.model_checksum) as fh:
+    with atomic_h5(
+        path,
+        STORE_KIND,
+        STORE_VERSION,
+        settings={**shards.settings, **settings},
+        model_checksum=shards.model_checksum,
+    ) as fh:
         fh.attrs["shards_config_hash"] = shards.config_hash
         write_json_attr(fh, "model", dict(model))
         write_json_attr(fh, "aliases", dict(aliases))
@@ -292,14 +347,21 @@ def reduced_writer(path, shards: ShardSet, *, settings: Mapping, model: Mapping,
         images = shards.table("images")
         images["label_class"] = np.asarray(images.get("label_class", []), np.int64)
         write_table(fh, "images", {c: images.get(c, []) for c in IMAGE_COLUMNS})
-        skipped = shards.table("skipped")   # one pass over the shards, not one per column
+        skipped = shards.table("skipped")  # one pass over the shards, not one per column
         write_table(fh, "skipped", {c: skipped.get(c, []) for c in ("image_id", "path", "reason")})
-        write_table(fh, "shards", {
-            "file": [os.path.relpath(info["path"].resolve(), path.parent.resolve()) for info in shards.shards],
-            "start": np.asarray([info["start"] for info in shards.shards], np.int64),
-            "stop": np.asarray([info["stop"] for info in shards.shards], np.int64),
-            "row_offset": np.asarray(shards.offsets[:-1], np.int64),
-            "rows": np.asarray([info["rows"] for info in shards.shards], np.int64)})
+        write_table(
+            fh,
+            "shards",
+            {
+                "file": [
+                    os.path.relpath(info["path"].resolve(), path.parent.resolve()) for info in shards.shards
+                ],
+                "start": np.asarray([info["start"] for info in shards.shards], np.int64),
+                "stop": np.asarray([info["stop"] for info in shards.shards], np.int64),
+                "row_offset": np.asarray(shards.offsets[:-1], np.int64),
+                "rows": np.asarray([info["rows"] for info in shards.shards], np.int64),
+            },
+        )
         _virtual(fh, shards, path.parent, "predictions/top_ids", (shards.top,), np.int32)
         _virtual(fh, shards, path.parent, "predictions/top_logits", (shards.top,), np.float32)
         for layer in shards.layers:
@@ -307,8 +369,9 @@ def reduced_writer(path, shards: ShardSet, *, settings: Mapping, model: Mapping,
             for key in ("channels", "height", "width"):
                 group.attrs[key] = layer[key]
             for q in shards.quantities:
-                _virtual(fh, shards, path.parent, f"layers/{layer['name']}/{q}",
-                         (layer["channels"],), _dtype(q))
+                _virtual(
+                    fh, shards, path.parent, f"layers/{layer['name']}/{q}", (layer["channels"],), _dtype(q)
+                )
         yield ReducedWriter(fh)
 
 
@@ -322,6 +385,7 @@ def _virtual(fh: h5py.File, shards: ShardSet, folder: Path, key: str, tail: tupl
     for info, offset in zip(shards.shards, shards.offsets):
         if info["rows"]:
             source = os.path.relpath(info["path"].resolve(), folder.resolve())
-            layout[offset:offset + info["rows"]] = h5py.VirtualSource(
-                source, key, shape=(info["rows"], *tail))
+            layout[offset : offset + info["rows"]] = h5py.VirtualSource(
+                source, key, shape=(info["rows"], *tail)
+            )
     fh.create_virtual_dataset(key, layout, fillvalue=_FILL[np.dtype(dtype).kind])

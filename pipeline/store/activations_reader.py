@@ -14,6 +14,7 @@ store") and answers in typed records, so that no caller names an HDF5 path:
 Per-image arrays stay lazy (dask, or one row at a time); the per-layer reductions are
 small (``[C, k]``, ``[C, B]``, ``[C, K]``) and read whole. No torch here.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -56,16 +57,16 @@ class TopExamples:
 class TopExample:
     """One top example of one channel, joined with its image's row of the images table."""
 
-    rank: int                           # 0 = strongest
+    rank: int  # 0 = strongest
     row: int
     image_id: str
-    path: str                           # as stored: absolute, on the machine that extracted
+    path: str  # as stored: absolute, on the machine that extracted
     label: str | None
-    value: float                        # the channel's spatial maximum on the image
+    value: float  # the channel's spatial maximum on the image
     y: int
     x: int
-    box: tuple[int, int, int, int]      # (y0, x0, y1, x1), half-open, in the input crop
-    thumbnail: int                      # index for ActivationsStore.thumbnail(layer, index)
+    box: tuple[int, int, int, int]  # (y0, x0, y1, x1), half-open, in the input crop
+    thumbnail: int  # index for ActivationsStore.thumbnail(layer, index)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +92,7 @@ class ClassSupport:
 
     class_id: int
     score: float
-    images: int                         # images predicted as the class
+    images: int  # images predicted as the class
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,8 +114,9 @@ class ClassAttribution:
         """The (at most ``k``, default all stored) classes ``channel`` supports most."""
         ids, scores = self.top_ids[channel], self.top_scores[channel]
         k = len(ids) if k is None else max(0, int(k))
-        return [ClassSupport(int(c), float(s), int(self.count[c]))
-                for c, s in zip(ids[:k], scores[:k]) if c >= 0]
+        return [
+            ClassSupport(int(c), float(s), int(self.count[c])) for c, s in zip(ids[:k], scores[:k]) if c >= 0
+        ]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,12 +154,17 @@ class ActivationsStore(StoreReader):
         self.fh = open_h5_handle(self.path, STORE_KIND, STORE_VERSIONS)
         try:
             shards = read_table(self.fh["shards"])
-            missing = [f for f, rows in zip(shards["file"], shards["rows"])
-                       if rows and not (self.path.parent / f).is_file()]
+            missing = [
+                f
+                for f, rows in zip(shards["file"], shards["rows"])
+                if rows and not (self.path.parent / f).is_file()
+            ]
             if missing:
-                raise StoreError(f"{self.path}: its per-image arrays live in shard files that are "
-                                 f"missing: {', '.join(missing)} (expected next to the store; move the "
-                                 "whole run folder, or re-run extraction)")
+                raise StoreError(
+                    f"{self.path}: its per-image arrays live in shard files that are "
+                    f"missing: {', '.join(missing)} (expected next to the store; move the "
+                    "whole run folder, or re-run extraction)"
+                )
             self.settings = settings_of(self.fh)
             self.model = read_json_attr(self.fh, "model", {})
             self.aliases = read_json_attr(self.fh, "aliases", {})
@@ -165,8 +172,9 @@ class ActivationsStore(StoreReader):
             self.class_names = read_strings(self.fh["class_names"])
             self.images = read_table(self.fh["images"])
             self.skipped = read_table(self.fh["skipped"])
-            self.layers = {name: {k: int(v) for k, v in g.attrs.items()}
-                           for name, g in self.fh["layers"].items()}
+            self.layers = {
+                name: {k: int(v) for k, v in g.attrs.items()} for name, g in self.fh["layers"].items()
+            }
         except BaseException:
             self.fh.close()
             raise
@@ -187,8 +195,9 @@ class ActivationsStore(StoreReader):
         ``argmax_y``, ``argmax_x``, ``attr_predicted``, ``attr_label``: see ``quantities``)."""
         group = self._layer(layer)
         if quantity not in self.quantities:
-            raise KeyError(f"{self.path}: no per-image {quantity!r}; this run has "
-                           f"{', '.join(self.quantities)}")
+            raise KeyError(
+                f"{self.path}: no per-image {quantity!r}; this run has {', '.join(self.quantities)}"
+            )
         ds = group[quantity]
         return lazy_array(self.path, ds.name, ds.shape, ds.dtype)
 
@@ -200,8 +209,7 @@ class ActivationsStore(StoreReader):
 
     def predictions(self, row: int) -> Predictions:
         """Image ``row``'s top predictions."""
-        return Predictions(self.fh["predictions"]["top_ids"][row],
-                           self.fh["predictions"]["top_logits"][row])
+        return Predictions(self.fh["predictions"]["top_ids"][row], self.fh["predictions"]["top_logits"][row])
 
     def predicted_classes(self) -> np.ndarray:
         """int32 ``[N]``: each image's top-1 predicted class."""
@@ -213,8 +221,9 @@ class ActivationsStore(StoreReader):
         """``layer``'s top-k examples of every channel, read whole once and kept."""
         if layer not in self._top:
             group = self._layer(layer)["top"]
-            self._top[layer] = TopExamples(**{f.name: group[f.name][()]
-                                              for f in dataclasses.fields(TopExamples)})
+            self._top[layer] = TopExamples(
+                **{f.name: group[f.name][()] for f in dataclasses.fields(TopExamples)}
+            )
         return self._top[layer]
 
     def top_examples(self, layer: str, channel: int, k: int | None = None) -> list[TopExample]:
@@ -225,14 +234,22 @@ class ActivationsStore(StoreReader):
         out = []
         for rank in range(ranks):
             row = int(top.row[channel, rank])
-            if row < 0:       # fewer images than ranks
+            if row < 0:  # fewer images than ranks
                 break
-            out.append(TopExample(
-                rank=rank, row=row, image_id=images["image_id"][row], path=images["path"][row],
-                label=images["label"][row] or None, value=float(top.value[channel, rank]),
-                y=int(top.y[channel, rank]), x=int(top.x[channel, rank]),
-                box=tuple(int(v) for v in top.box[channel, rank]),
-                thumbnail=int(top.thumbnail[channel, rank])))
+            out.append(
+                TopExample(
+                    rank=rank,
+                    row=row,
+                    image_id=images["image_id"][row],
+                    path=images["path"][row],
+                    label=images["label"][row] or None,
+                    value=float(top.value[channel, rank]),
+                    y=int(top.y[channel, rank]),
+                    x=int(top.x[channel, rank]),
+                    box=tuple(int(v) for v in top.box[channel, rank]),
+                    thumbnail=int(top.thumbnail[channel, rank]),
+                )
+            )
         return out
 
     def thumbnail(self, layer: str, index: int) -> np.ndarray:
@@ -248,5 +265,4 @@ class ActivationsStore(StoreReader):
         group = self._layer(layer).get("classes")
         if group is None or "attribution" not in group:
             return None
-        return ClassAttribution(**{f.name: group[f.name][()]
-                                   for f in dataclasses.fields(ClassAttribution)})
+        return ClassAttribution(**{f.name: group[f.name][()] for f in dataclasses.fields(ClassAttribution)})

@@ -9,20 +9,34 @@ The per-image content is the nested dict made by :func:`pipeline.blocks.compute.
 a NumPy array becomes a dataset, a dict a group, and a scalar or string an attribute
 of the enclosing group.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import h5py
 import numpy as np
 
-from pipeline.store._format import (StoreError, StoreReader, atomic_h5, json_number, open_h5,
-                                    open_h5_handle, read_json_attr, read_strings, read_table,
-                                    refuse_other_provenance, settings_of, write_json_attr,
-                                    write_strings, write_table)
+from pipeline.store._format import (
+    StoreError,
+    StoreReader,
+    atomic_h5,
+    json_number,
+    open_h5,
+    open_h5_handle,
+    read_json_attr,
+    read_strings,
+    read_table,
+    refuse_other_provenance,
+    settings_of,
+    write_json_attr,
+    write_strings,
+    write_table,
+)
 
 KIND, VERSIONS, VERSION = "blocks", (1,), 1
 # Feature-visualization icons are read one at a time by the site: one icon per chunk.
@@ -56,10 +70,10 @@ def _write_tree(group: h5py.Group, tree: Mapping[str, Any]) -> None:
 class RunHeader:
     """What every file of a run holds alike, and a merge requires to agree."""
 
-    model: Mapping                  # LoadedModel.describe()
+    model: Mapping  # LoadedModel.describe()
     class_names: Sequence[str]
-    layers: Sequence[Mapping]       # name, channels, height, width; in execution order
-    settings: Mapping               # settings_json, hashed into config_hash
+    layers: Sequence[Mapping]  # name, channels, height, width; in execution order
+    settings: Mapping  # settings_json, hashed into config_hash
     model_checksum: str
 
 
@@ -67,24 +81,32 @@ def _write_header(fh: h5py.File, header: RunHeader) -> None:
     layers = header.layers
     write_json_attr(fh, "model", dict(header.model))
     write_strings(fh, "class_names", header.class_names)
-    write_table(fh, "layers", {
-        "name": [l["name"] for l in layers],
-        **{key: np.asarray([int(l[key]) for l in layers], np.int64)
-           for key in ("channels", "height", "width")}})
+    write_table(
+        fh,
+        "layers",
+        {
+            "name": [layer["name"] for layer in layers],
+            **{
+                key: np.asarray([int(layer[key]) for layer in layers], np.int64)
+                for key in ("channels", "height", "width")
+            },
+        },
+    )
 
 
-def write_image_file(path, header: RunHeader, *, image_id: str, image_path: str,
-                     blocks: Mapping[str, Any]) -> Path:
+def write_image_file(
+    path, header: RunHeader, *, image_id: str, image_path: str, blocks: Mapping[str, Any]
+) -> Path:
     """Write one image's Building Blocks to ``path`` (atomic); returns the path.
 
     ``blocks`` is :func:`pipeline.blocks.compute.compute_blocks`' result for the image
     ``image_id`` read from ``image_path``.
     """
-    with atomic_h5(path, KIND, VERSION, settings=header.settings,
-                   model_checksum=header.model_checksum) as fh:
+    with atomic_h5(path, KIND, VERSION, settings=header.settings, model_checksum=header.model_checksum) as fh:
         _write_header(fh, header)
-        write_table(fh, "index", {"image_id": [str(image_id)], "path": [str(image_path)],
-                                  "key": [_image_key(0)]})
+        write_table(
+            fh, "index", {"image_id": [str(image_id)], "path": [str(image_path)], "key": [_image_key(0)]}
+        )
         group = fh.create_group(f"images/{_image_key(0)}", track_order=True)
         group.attrs["image_id"], group.attrs["path"] = str(image_id), str(image_path)
         _write_tree(group, blocks)
@@ -102,19 +124,22 @@ def merge_files(paths: Sequence[str | os.PathLike], out) -> Path:
     with open_h5(paths[0], KIND, VERSIONS) as first:
         config_hash, checksum = str(first.attrs["config_hash"]), str(first.attrs["model_checksum"])
         layers_table = read_table(first["layers"])
-        header = RunHeader(model=read_json_attr(first, "model", {}),
-                           class_names=read_strings(first["class_names"]),
-                           layers=[dict(zip(layers_table, row))
-                                   for row in zip(*layers_table.values())],
-                           settings=settings_of(first), model_checksum=checksum)
+        header = RunHeader(
+            model=read_json_attr(first, "model", {}),
+            class_names=read_strings(first["class_names"]),
+            layers=[dict(zip(layers_table, row)) for row in zip(*layers_table.values())],
+            settings=settings_of(first),
+            model_checksum=checksum,
+        )
     index = {"image_id": [], "path": [], "key": []}
     with atomic_h5(out, KIND, VERSION, settings=header.settings, model_checksum=checksum) as fh:
         _write_header(fh, header)
         images = fh.create_group("images", track_order=True)
         for path in paths:
             with open_h5(path, KIND, VERSIONS) as src:
-                refuse_other_provenance(path, src.attrs, paths[0],
-                                        {"config_hash": config_hash, "model_checksum": checksum})
+                refuse_other_provenance(
+                    path, src.attrs, paths[0], {"config_hash": config_hash, "model_checksum": checksum}
+                )
                 table = read_table(src["index"])
                 for image_id, image_path, key in zip(table["image_id"], table["path"], table["key"]):
                     if image_id in index["image_id"]:
@@ -145,9 +170,10 @@ class BlocksStore(StoreReader):
         self._keys = dict(zip(index["image_id"], index["key"]))
         self._paths = dict(zip(index["image_id"], index["path"]))
         table = read_table(self.fh["layers"])
-        self.layers = {name: {"channels": c, "height": h, "width": w}
-                       for name, c, h, w in zip(table["name"], table["channels"],
-                                                table["height"], table["width"])}
+        self.layers = {
+            name: {"channels": c, "height": h, "width": w}
+            for name, c, h, w in zip(table["name"], table["channels"], table["height"], table["width"])
+        }
         self.class_names = read_strings(self.fh["class_names"])
         self.model = read_json_attr(self.fh, "model", {})
         self.settings = settings_of(self.fh)
@@ -163,14 +189,17 @@ class BlocksStore(StoreReader):
         """The HDF5 group of one image (or of one of its layers); KeyError lists what exists."""
         image_id = str(image_id)
         if image_id not in self._keys:
-            raise KeyError(f"{self.path}: no Building Blocks for image {image_id!r}; images: "
-                           f"{', '.join(self._keys) or 'none'}")
+            raise KeyError(
+                f"{self.path}: no Building Blocks for image {image_id!r}; images: "
+                f"{', '.join(self._keys) or 'none'}"
+            )
         group = self.fh[f"images/{self._keys[image_id]}"]
         if layer is None:
             return group
         if layer not in self.layers:
-            raise KeyError(f"{self.path}: no Building Blocks for layer {layer!r}; layers: "
-                           f"{', '.join(self.layers)}")
+            raise KeyError(
+                f"{self.path}: no Building Blocks for layer {layer!r}; layers: {', '.join(self.layers)}"
+            )
         return group[f"layers/{layer}"]
 
     def grid_icons(self, image_id: str, layer: str) -> h5py.Dataset | None:
@@ -238,10 +267,13 @@ def json_summary(store: BlocksStore, image_id: str) -> dict:
     classes = info["classes"]
     out = {
         "store": str(store.path),
-        "predictions": [{"class_id": int(c), "class_name": names[c], "probability": json_number(p)}
-                        for c, p in zip(predictions["ids"], predictions["probabilities"])],
+        "predictions": [
+            {"class_id": int(c), "class_name": names[c], "probability": json_number(p)}
+            for c, p in zip(predictions["ids"], predictions["probabilities"])
+        ],
         "classes": [{"class_id": int(c), "class_name": names[c]} for c in classes["ids"]],
-        "top_class": int(classes["top"]), "second_class": int(classes["second"]),
+        "top_class": int(classes["top"]),
+        "second_class": int(classes["second"]),
         "layers": {},
     }
     for layer in store.layers:
@@ -265,4 +297,3 @@ def _json_array(a: np.ndarray):
     if a.dtype.kind == "f":
         return np.vectorize(json_number, otypes=[object])(a).tolist() if a.ndim else json_number(a)
     return a.tolist()
-

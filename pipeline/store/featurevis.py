@@ -15,27 +15,37 @@ file has ``layers/<layer>/`` groups with one row per rendered channel::
 A **shard** (``model-atlas.featurevis-shard``) holds one layer's channels in
 ``[start, stop)``; the **store** (``model-atlas.featurevis``) is their merge. No torch here.
 """
+
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import os
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
 
 import h5py
 import numpy as np
 
-from pipeline.store._format import (StoreError, StoreReader, atomic_h5, open_h5_handle,
-                                    read_json_attr, refuse_other_provenance, settings_of,
-                                    write_json_attr)
+from pipeline.store._format import (
+    StoreError,
+    StoreReader,
+    atomic_h5,
+    open_h5_handle,
+    read_json_attr,
+    refuse_other_provenance,
+    settings_of,
+    write_json_attr,
+)
 
 SHARD_KIND, SHARD_VERSION = "featurevis-shard", 1
 STORE_KIND, STORE_VERSION = "featurevis", 1
 VERSIONS = (1,)
-RANK_DEFINITION = ("1 + the number of channels of the layer whose spatial mean activation "
-                   "on the channel's stored (uint8, untransformed) image is strictly larger "
-                   "than the channel's own; 1 = best, ties share the better rank")
+RANK_DEFINITION = (
+    "1 + the number of channels of the layer whose spatial mean activation "
+    "on the channel's stored (uint8, untransformed) image is strictly larger "
+    "than the channel's own; 1 = best, ties share the better rank"
+)
 # Per-row arrays: name -> (dtype, shape after K given the image size H, D and P).
 _ROW_ARRAYS = {
     "images": (np.uint8, lambda h, d, p: (h, h, 3)),
@@ -61,8 +71,9 @@ def _chunks(shape: tuple[int, ...], name: str) -> tuple[int, ...] | None:
     return None
 
 
-def _create_arrays(group: h5py.Group, k: int, image_size: int, diversity: int,
-                   curve_points: int, negatives: bool) -> None:
+def _create_arrays(
+    group: h5py.Group, k: int, image_size: int, diversity: int, curve_points: int, negatives: bool
+) -> None:
     arrays = dict(_ROW_ARRAYS)
     if diversity > 1:
         arrays.update(_DIVERSITY_ARRAYS)
@@ -70,13 +81,13 @@ def _create_arrays(group: h5py.Group, k: int, image_size: int, diversity: int,
         arrays.update(_NEGATIVE_ARRAYS)
     for name, (dtype, tail) in arrays.items():
         shape = (k, *tail(image_size, diversity, curve_points))
-        group.create_dataset(name, shape=shape, dtype=dtype,
-                             chunks=_chunks(shape, name) if k else None)
+        group.create_dataset(name, shape=shape, dtype=dtype, chunks=_chunks(shape, name) if k else None)
 
 
 # ---------------------------------------------------------------------------------
 # Shards
 # ---------------------------------------------------------------------------------
+
 
 class ShardWriter:
     """Fills one shard row block at a time (use :func:`shard_writer`)."""
@@ -88,7 +99,9 @@ class ShardWriter:
     def write(self, channels: Sequence[int], arrays: Mapping[str, np.ndarray]) -> None:
         """Store ``arrays`` (``images [k, H, W, 3]``, ``value [k]``, ...) for ``channels``."""
         rows = np.searchsorted(self.channels, np.asarray(channels))
-        if np.any(rows >= len(self.channels)) or np.any(self.channels[np.minimum(rows, len(self.channels) - 1)] != channels):
+        if np.any(rows >= len(self.channels)) or np.any(
+            self.channels[np.minimum(rows, len(self.channels) - 1)] != channels
+        ):
             raise KeyError(f"channels {list(channels)} are not all in this shard ({self.channels.tolist()})")
         for name, values in arrays.items():
             if name not in self.group:
@@ -121,8 +134,9 @@ class ShardLayout:
 
 
 @contextlib.contextmanager
-def shard_writer(path: str | os.PathLike, layout: ShardLayout, *, settings: Mapping,
-                 model_checksum: str = "") -> Iterator[ShardWriter]:
+def shard_writer(
+    path: str | os.PathLike, layout: ShardLayout, *, settings: Mapping, model_checksum: str = ""
+) -> Iterator[ShardWriter]:
     """Write the shard ``layout`` describes to ``path``, atomically.
 
     ``settings`` are the run's settings only (never the shard's layer or range), so that
@@ -135,16 +149,16 @@ def shard_writer(path: str | os.PathLike, layout: ShardLayout, *, settings: Mapp
     if len(set(channels.tolist())) != len(channels):
         raise ValueError(f"shard {layer} {start}-{stop}: repeated channel ids")
     if len(channels) and (channels[0] < start or channels[-1] >= stop or channels[-1] >= layer_channels):
-        raise ValueError(f"shard {layer} {start}-{stop}: channels {channels.tolist()} outside "
-                         f"[{start}, {min(stop, layer_channels)})")
-    with atomic_h5(path, SHARD_KIND, SHARD_VERSION, settings=settings,
-                   model_checksum=model_checksum) as fh:
+        raise ValueError(
+            f"shard {layer} {start}-{stop}: channels {channels.tolist()} outside "
+            f"[{start}, {min(stop, layer_channels)})"
+        )
+    with atomic_h5(path, SHARD_KIND, SHARD_VERSION, settings=settings, model_checksum=model_checksum) as fh:
         fh.attrs.update({"layer": layer, "start": int(start), "stop": int(stop)})
         group = _layer_group(fh, layer, layer_channels, image_size, diversity)
         group.create_dataset("channels", data=channels)
         group.create_dataset("curve_steps", data=np.asarray(curve_steps, dtype=np.int32))
-        _create_arrays(group, len(channels), image_size, diversity, len(curve_steps),
-                       layout.negatives)
+        _create_arrays(group, len(channels), image_size, diversity, len(curve_steps), layout.negatives)
         writer = ShardWriter(group, channels)
         yield writer
         missing = channels[~writer.written]
@@ -153,17 +167,25 @@ def shard_writer(path: str | os.PathLike, layout: ShardLayout, *, settings: Mapp
         write_json_attr(fh, "layer_order", [layer])
 
 
-def _layer_group(fh: h5py.File, layer: str, layer_channels: int, image_size: int,
-                 diversity: int) -> h5py.Group:
+def _layer_group(
+    fh: h5py.File, layer: str, layer_channels: int, image_size: int, diversity: int
+) -> h5py.Group:
     group = fh.create_group(f"layers/{layer}", track_order=True)
-    group.attrs.update({"layer_channels": int(layer_channels), "image_size": int(image_size),
-                        "diversity": int(diversity), "rank_definition": RANK_DEFINITION})
+    group.attrs.update(
+        {
+            "layer_channels": int(layer_channels),
+            "image_size": int(image_size),
+            "diversity": int(diversity),
+            "rank_definition": RANK_DEFINITION,
+        }
+    )
     return group
 
 
 # ---------------------------------------------------------------------------------
 # Merge
 # ---------------------------------------------------------------------------------
+
 
 def merge_shards(shards: Sequence[str | os.PathLike], out: str | os.PathLike) -> Path:
     """Copy the shards' rows into one store, layer by layer in the order first seen.
@@ -183,8 +205,13 @@ def merge_shards(shards: Sequence[str | os.PathLike], out: str | os.PathLike) ->
         for p, fh in zip(shards, handles):
             by_layer.setdefault(str(fh.attrs["layer"]), []).append((str(p), fh))
         settings = settings_of(first)
-        with atomic_h5(out, STORE_KIND, STORE_VERSION, settings=settings,
-                       model_checksum=str(first.attrs.get("model_checksum", ""))) as dst:
+        with atomic_h5(
+            out,
+            STORE_KIND,
+            STORE_VERSION,
+            settings=settings,
+            model_checksum=str(first.attrs.get("model_checksum", "")),
+        ) as dst:
             for layer, parts in by_layer.items():
                 _merge_layer(dst, layer, parts)
             write_json_attr(dst, "layer_order", list(by_layer))
@@ -199,8 +226,10 @@ def _merge_layer(dst: h5py.File, layer: str, parts: list[tuple[str, h5py.File]])
     groups = [(p, fh[f"layers/{layer}"]) for p, fh in parts]
     channels = np.concatenate([g["channels"][()] for _, g in groups])
     if np.any(np.diff(channels) <= 0):
-        raise StoreError(f"layer {layer}: shards {[p for p, _ in groups]} overlap "
-                         "(a channel appears twice); delete the stale shards and re-run")
+        raise StoreError(
+            f"layer {layer}: shards {[p for p, _ in groups]} overlap "
+            "(a channel appears twice); delete the stale shards and re-run"
+        )
     src = groups[0][1]
     attrs = dict(src.attrs)
     group = _layer_group(dst, layer, attrs["layer_channels"], attrs["image_size"], attrs["diversity"])
@@ -209,20 +238,25 @@ def _merge_layer(dst: h5py.File, layer: str, parts: list[tuple[str, h5py.File]])
     names = [n for n in src if n not in ("channels", "curve_steps")]
     for name in names:
         tail = src[name].shape[1:]
-        ds = group.create_dataset(name, shape=(len(channels), *tail), dtype=src[name].dtype,
-                                  chunks=_chunks((len(channels), *tail), name) if len(channels) else None)
+        ds = group.create_dataset(
+            name,
+            shape=(len(channels), *tail),
+            dtype=src[name].dtype,
+            chunks=_chunks((len(channels), *tail), name) if len(channels) else None,
+        )
         row = 0
         for path, g in groups:
             if name not in g or g[name].shape[1:] != tail:
                 raise StoreError(f"{path}: layer {layer} array {name} missing or of another shape")
             k = g[name].shape[0]
-            ds[row:row + k] = g[name][()]
+            ds[row : row + k] = g[name][()]
             row += k
 
 
 # ---------------------------------------------------------------------------------
 # Reader
 # ---------------------------------------------------------------------------------
+
 
 class FeatureVisStore(StoreReader):
     """Lazy read access to a feature visualization store (or one shard).
@@ -268,8 +302,10 @@ class FeatureVisStore(StoreReader):
         channels = self.channels(layer)
         row = int(np.searchsorted(channels, channel))
         if row >= len(channels) or channels[row] != channel:
-            raise KeyError(f"{self.path}: layer {layer!r} has no rendered channel {channel} "
-                           f"({len(channels)} rendered, ids {channels[:1].tolist()}..{channels[-1:].tolist()})")
+            raise KeyError(
+                f"{self.path}: layer {layer!r} has no rendered channel {channel} "
+                f"({len(channels)} rendered, ids {channels[:1].tolist()}..{channels[-1:].tolist()})"
+            )
         return row
 
     def image(self, layer: str, channel: int) -> np.ndarray:
@@ -308,8 +344,12 @@ class FeatureVisStore(StoreReader):
     def table(self, layer: str) -> dict[str, np.ndarray]:
         """Per-channel columns: channel, value, activation, rank."""
         g = self._group(layer)
-        return {"channel": self.channels(layer), "value": g["value"][()],
-                "activation": g["activation"][()], "rank": g["rank"][()]}
+        return {
+            "channel": self.channels(layer),
+            "value": g["value"][()],
+            "activation": g["activation"][()],
+            "rank": g["rank"][()],
+        }
 
     def summary(self) -> dict[str, dict]:
         """Per layer: rendered channels, of the layer's total, and the fraction with rank 1."""
@@ -317,6 +357,9 @@ class FeatureVisStore(StoreReader):
         for layer in self.layers:
             g = self._group(layer)
             rank = g["rank"][()]
-            out[layer] = {"rendered": int(len(rank)), "layer_channels": int(g.attrs["layer_channels"]),
-                          "rank1_fraction": float(np.mean(rank == 1)) if len(rank) else float("nan")}
+            out[layer] = {
+                "rendered": int(len(rank)),
+                "layer_channels": int(g.attrs["layer_channels"]),
+                "rank1_fraction": float(np.mean(rank == 1)) if len(rank) else float("nan"),
+            }
         return out

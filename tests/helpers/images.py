@@ -4,6 +4,7 @@ Each bad-file writer creates one file in ``folder`` and returns its name. ``BAD_
 those writers to the start of the skip reason :func:`pipeline.images.dataset.load_rgb` must give.
 :func:`plant_images` writes an image folder source (class sub-folders) with a few bad files.
 """
+
 from __future__ import annotations
 
 import io
@@ -57,18 +58,24 @@ def corrupt_png(folder: Path) -> str:
     """A whole PNG whose compressed pixel data was overwritten: the zlib stream breaks."""
     data = bytearray(_encoded(_noise_image(), "PNG"))
     start = data.find(b"IDAT") + 40
-    data[start:start + 30] = bytes(b ^ 0xFF for b in data[start:start + 30])
+    data[start : start + 30] = bytes(b ^ 0xFF for b in data[start : start + 30])
     (folder / "garbled.png").write_bytes(bytes(data))
     return "garbled.png"
 
 
 def bomb_png(folder: Path) -> str:
     """A 60-byte PNG whose header claims 20000 x 20000 pixels (over twice Pillow's limit)."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
     header = struct.pack(">IIBBBBB", 20000, 20000, 1, 0, 0, 0, 0)  # 1-bit grey
-    data = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b""))
-            + chunk(b"IEND", b""))
+    data = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )
     (folder / "bomb.png").write_bytes(data)
     return "bomb.png"
 
@@ -91,8 +98,13 @@ def write_bad_files(folder: Path) -> dict[str, str]:
 
 
 # A folder source for the end-to-end runs: class/file -> mean colour, and the bad files.
-GOOD_IMAGES = {"cat/a.jpg": (200, 40, 40), "cat/b.png": (40, 200, 40), "dog/c.jpg": (40, 40, 200),
-               "dog/d.jpg": (220, 220, 30), "dog/e.jpg": (30, 30, 30)}
+GOOD_IMAGES = {
+    "cat/a.jpg": (200, 40, 40),
+    "cat/b.png": (40, 200, 40),
+    "dog/c.jpg": (40, 40, 200),
+    "dog/d.jpg": (220, 220, 30),
+    "dog/e.jpg": (30, 30, 30),
+}
 BAD_IMAGES = ("cat/empty.jpg", "dog/truncated.jpg", "cat/notes.jpg")
 
 

@@ -11,6 +11,7 @@ torch only. Each loader returns a fresh, deterministic network.
     pool_net             conv -> ReLU -> max pool -> conv (receptive fields)
     field_net            a dead ReLU, a tied max pool, 3x1 and 1x3 kernels (receptive fields)
 """
+
 import torch
 from torch import nn
 
@@ -34,9 +35,14 @@ def shared_relu_net(weights="random"):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         net = SharedReluNet()
-    return {"model": net, "input_size": 8, "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0),
-            "class_names": ["a", "b", "c", "d"],
-            "layers": ["conv1", "relu", "conv2"]}
+    return {
+        "model": net,
+        "input_size": 8,
+        "mean": (0.0, 0.0, 0.0),
+        "std": (1.0, 1.0, 1.0),
+        "class_names": ["a", "b", "c", "d"],
+        "layers": ["conv1", "relu", "conv2"],
+    }
 
 
 class TinyBlocksNet(nn.Module):
@@ -76,9 +82,14 @@ def tiny_blocks_net(weights="random"):
         # Positive fc weights: every class depends on every channel, so no
         # attribution is trivially zero.
         net.fc.weight.data = net.fc.weight.data.abs() + 0.1
-    return {"model": net, "input_size": 16, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5),
-            "class_names": ["ant", "bee", "cat", "dog", "eel"],
-            "layers": ["features1", "features2"]}
+    return {
+        "model": net,
+        "input_size": 16,
+        "mean": (0.5, 0.5, 0.5),
+        "std": (0.5, 0.5, 0.5),
+        "class_names": ["ant", "bee", "cat", "dog", "eel"],
+        "layers": ["features1", "features2"],
+    }
 
 
 # ``hand_net`` is small enough to work out on paper (input 4x4, identity normalization):
@@ -109,18 +120,24 @@ class HandNet(nn.Module):
 
 
 def hand_net(weights="random"):
-    return {"model": HandNet(), "input_size": 4, "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0),
-            "class_names": ["alpha", "beta", "gamma"], "layers": ["conv", "relu"]}
+    return {
+        "model": HandNet(),
+        "input_size": 4,
+        "mean": (0.0, 0.0, 0.0),
+        "std": (1.0, 1.0, 1.0),
+        "class_names": ["alpha", "beta", "gamma"],
+        "layers": ["conv", "relu"],
+    }
 
 
 def hand_images():
     """Two 4x4 images with known maxima (one a tie) and both signs in channel 1."""
     x = torch.zeros(2, 3, 4, 4)
-    x[0, 0] = torch.arange(16.0).view(4, 4) / 16        # R: max 15/16 at (3, 3)
-    x[0, 1, 1, 2] = 0.8                                  # G - B: max 0.8 at (1, 2)
-    x[0, 2, 0, 0] = 0.5                                  # ... and -0.5 at (0, 0)
-    x[1, 0, 2, 1] = x[1, 0, 0, 3] = 0.7                  # R: tie -> first in row-major (0, 3)
-    x[1, 2] = 0.25                                       # G - B = -0.25 everywhere: relu 0
+    x[0, 0] = torch.arange(16.0).view(4, 4) / 16  # R: max 15/16 at (3, 3)
+    x[0, 1, 1, 2] = 0.8  # G - B: max 0.8 at (1, 2)
+    x[0, 2, 0, 0] = 0.5  # ... and -0.5 at (0, 0)
+    x[1, 0, 2, 1] = x[1, 0, 0, 3] = 0.7  # R: tie -> first in row-major (0, 3)
+    x[1, 2] = 0.25  # G - B = -0.25 everywhere: relu 0
     return x
 
 
@@ -143,12 +160,18 @@ class SquareNet(nn.Module):
 
     def forward(self, x):
         s = self.conv(x).sum(dim=(1, 2, 3))
-        return torch.stack([s ** 2, s], dim=1)
+        return torch.stack([s**2, s], dim=1)
 
 
 def square_net(weights="random"):
-    return {"model": SquareNet(), "input_size": 2, "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0),
-            "class_names": ["square", "linear"], "layers": ["conv"]}
+    return {
+        "model": SquareNet(),
+        "input_size": 2,
+        "mean": (0.0, 0.0, 0.0),
+        "std": (1.0, 1.0, 1.0),
+        "class_names": ["square", "linear"],
+        "layers": ["conv"],
+    }
 
 
 TINY_CONV_CLASSES = ["cat", "dog", "fish"]
@@ -157,8 +180,12 @@ TINY_CONV_CLASSES = ["cat", "dog", "fish"]
 class TinyConvNet(nn.Module):
     def __init__(self):
         super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2, padding=1), nn.ReLU(),
-                                      nn.Conv2d(4, 6, 3, stride=2, padding=1), nn.ReLU())
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 4, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(4, 6, 3, stride=2, padding=1),
+            nn.ReLU(),
+        )
         self.fc = nn.Linear(6, len(TINY_CONV_CLASSES))
 
     def forward(self, x):
@@ -169,8 +196,12 @@ def tiny_conv_net(weights="random"):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         net = TinyConvNet()
-    return {"model": net, "input_size": 32, "class_names": TINY_CONV_CLASSES,
-            "layers": [("early", "features.1"), ("late", "features.3")]}
+    return {
+        "model": net,
+        "input_size": 32,
+        "class_names": TINY_CONV_CLASSES,
+        "layers": [("early", "features.1"), ("late", "features.3")],
+    }
 
 
 class TinyFeaturevisNet(nn.Module):
@@ -191,8 +222,14 @@ def tiny_featurevis_net(weights="random"):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         net = TinyFeaturevisNet()
-    return {"model": net, "input_size": 16, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5),
-            "class_names": ["a", "b"], "layers": ["conv1", "conv2"]}
+    return {
+        "model": net,
+        "input_size": 16,
+        "mean": (0.5, 0.5, 0.5),
+        "std": (0.5, 0.5, 0.5),
+        "class_names": ["a", "b"],
+        "layers": ["conv1", "conv2"],
+    }
 
 
 POOL_NET_SIZE = 12
@@ -221,8 +258,14 @@ def pool_net(weights="random"):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(1)
         net = PoolNet()
-    return {"model": net, "input_size": POOL_NET_SIZE, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5),
-            "class_names": ["a", "b"], "layers": ["c1", "pool", "c2"]}
+    return {
+        "model": net,
+        "input_size": POOL_NET_SIZE,
+        "mean": (0.5, 0.5, 0.5),
+        "std": (0.5, 0.5, 0.5),
+        "class_names": ["a", "b"],
+        "layers": ["c1", "pool", "c2"],
+    }
 
 
 class FieldNet(nn.Module):
@@ -257,5 +300,11 @@ class FieldNet(nn.Module):
 
 
 def field_net(weights="random"):
-    return {"model": FieldNet(), "input_size": 12, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5),
-            "class_names": ["a", "b"], "layers": ["c1", "relu", "pool", "c2"]}
+    return {
+        "model": FieldNet(),
+        "input_size": 12,
+        "mean": (0.5, 0.5, 0.5),
+        "std": (0.5, 0.5, 0.5),
+        "class_names": ["a", "b"],
+        "layers": ["c1", "relu", "pool", "c2"],
+    }

@@ -7,6 +7,7 @@ as custom loaders ``tests.helpers.optvis_models:NAME``.
     dead_unit_net  a unit that is off on the grey starting image (redirected ReLU gradient)
     tf_style_net   timm's TF-style SAME convolutions, BN and in-place ReLU6 (speed-up rewrites)
 """
+
 import torch
 from timm.layers import Conv2dSame
 from torch import nn
@@ -32,8 +33,14 @@ def two_conv_net(weights="random"):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(1)
         net = TwoConvNet()
-    return {"model": net, "input_size": 32, "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25),
-            "class_names": ["a", "b", "c"], "layers": ["conv1", "conv2", "relu2"]}
+    return {
+        "model": net,
+        "input_size": 32,
+        "mean": (0.5, 0.5, 0.5),
+        "std": (0.25, 0.25, 0.25),
+        "class_names": ["a", "b", "c"],
+        "layers": ["conv1", "conv2", "relu2"],
+    }
 
 
 class StripeNet(nn.Module):
@@ -60,8 +67,14 @@ class StripeNet(nn.Module):
 
 
 def stripe_net(weights="random"):
-    return {"model": StripeNet(), "input_size": 32, "mean": (0.5, 0.5, 0.5),
-            "std": (0.5, 0.5, 0.5), "class_names": ["stripes"], "layers": ["detector"]}
+    return {
+        "model": StripeNet(),
+        "input_size": 32,
+        "mean": (0.5, 0.5, 0.5),
+        "std": (0.5, 0.5, 0.5),
+        "class_names": ["stripes"],
+        "layers": ["detector"],
+    }
 
 
 class BatchNormNet(nn.Module):
@@ -84,7 +97,7 @@ def batchnorm_net(weights="random"):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(2)
         net = BatchNormNet()
-        for bn in (net.bn0, net.bn1, net.bn2):   # non-trivial running statistics
+        for bn in (net.bn0, net.bn1, net.bn2):  # non-trivial running statistics
             bn.running_mean.uniform_(-1, 1)
             bn.running_var.uniform_(0.5, 2)
             if bn.affine:
@@ -113,8 +126,14 @@ class DeadUnitNet(nn.Module):
 
 
 def dead_unit_net(weights="random"):
-    return {"model": DeadUnitNet(), "input_size": 8, "mean": (0.0, 0.0, 0.0),
-            "std": (1.0, 1.0, 1.0), "class_names": ["unit"], "layers": ["unit"]}
+    return {
+        "model": DeadUnitNet(),
+        "input_size": 8,
+        "mean": (0.0, 0.0, 0.0),
+        "std": (1.0, 1.0, 1.0),
+        "class_names": ["unit"],
+        "layers": ["unit"],
+    }
 
 
 class TfStyleNet(nn.Module):

@@ -5,6 +5,7 @@
 ``XSS_ID`` id); :func:`pattern` makes its distinct small pictures; :func:`site_files`
 reads a built site back as {relative path: bytes}.
 """
+
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from pipeline.site import data as ad
 # that the flag stays unset.
 XSS_CLASS = '<script>window.__pwned = 1</script>"><img src=x onerror="window.__pwned=2">'
 XSS_FILE = 'photos/"><img src=x onerror="window.__pwned=3"><script>window.__pwned=4</script>.jpg'
-XSS_ID = '<script>window.__pwned=5</script>'
+XSS_ID = "<script>window.__pwned=5</script>"
 
 
 def pattern(seed: int, size: int = 16) -> np.ndarray:
@@ -30,56 +31,101 @@ def synthetic_atlas(channels=(4, 3)) -> ad.AtlasData:
     """Two layers ("conv" 4x4 and "mix.a" 2x2), 3 classes (one an XSS payload), two featured
     images (one with an XSS file name and id). Numbers are simple so pages can be checked."""
     classes = ["cat", XSS_CLASS, "dog"]
-    model = ad.ModelInfo("toy", weights="random", input_size=16, class_names=classes,
-                         aliases={"first": "conv"})
+    model = ad.ModelInfo(
+        "toy", weights="random", input_size=16, class_names=classes, aliases={"first": "conv"}
+    )
     layers = []
     for li, (name, c, hw) in enumerate([("conv", channels[0], 4), ("mix.a", channels[1], 2)]):
         units = []
         for i in range(c):
-            units.append(ad.Channel(
-                i, featurevis=pattern(10 * li + i),
-                diversity=[pattern(100 + i)] if (li, i) == (0, 1) else [],
-                negative=pattern(200 + i) if (li, i) == (0, 1) else None,
-                mean_activation=float((3 * i) % 4) if name == "conv" else None,   # conv: 0, 3, 2, 1
-                attribution=float(i % 2) - 0.5,
-                histogram=ad.Histogram([1, 3, 0, 2], [0.0, 0.5, 1.0, 1.5, 2.0]),
-                examples=[ad.Example("img0", "photos/img0.jpg", 2.5, 1, 2, (0, 4, 8, 12), pattern(300)),
-                          ad.Example(XSS_ID, XSS_FILE, 1.25, 0, 0, (0, 0, 4, 4), pattern(301))],
-                classes=[ad.ClassScore(1, XSS_CLASS, 0.75, 3), ad.ClassScore(0, "cat", -0.25, 2)],
-                similar=[ad.Similar((i + 1) % c, 0.9), ad.Similar((i + 2) % c, -0.5)]))
-        layers.append(ad.Layer(name, c, module=f"net.{name}", height=hw, width=hw, units=units,
-                               similarity_method="a test's made-up scores"))
+            units.append(
+                ad.Channel(
+                    i,
+                    featurevis=pattern(10 * li + i),
+                    diversity=[pattern(100 + i)] if (li, i) == (0, 1) else [],
+                    negative=pattern(200 + i) if (li, i) == (0, 1) else None,
+                    mean_activation=float((3 * i) % 4) if name == "conv" else None,  # conv: 0, 3, 2, 1
+                    attribution=float(i % 2) - 0.5,
+                    histogram=ad.Histogram([1, 3, 0, 2], [0.0, 0.5, 1.0, 1.5, 2.0]),
+                    examples=[
+                        ad.Example("img0", "photos/img0.jpg", 2.5, 1, 2, (0, 4, 8, 12), pattern(300)),
+                        ad.Example(XSS_ID, XSS_FILE, 1.25, 0, 0, (0, 0, 4, 4), pattern(301)),
+                    ],
+                    classes=[ad.ClassScore(1, XSS_CLASS, 0.75, 3), ad.ClassScore(0, "cat", -0.25, 2)],
+                    similar=[ad.Similar((i + 1) % c, 0.9), ad.Similar((i + 2) % c, -0.5)],
+                )
+            )
+        layers.append(
+            ad.Layer(
+                name,
+                c,
+                module=f"net.{name}",
+                height=hw,
+                width=hw,
+                units=units,
+                similarity_method="a test's made-up scores",
+            )
+        )
     dictionary = ad.SemanticDictionary(
         channels=np.stack([np.full((4, 4), 3), np.full((4, 4), 1)], -1).astype(np.int32),
         values=np.stack([np.full((4, 4), 2.0), np.full((4, 4), 1.0)], -1),
-        magnitude=np.arange(16, dtype=np.float32).reshape(4, 4))
-    dictionary.channels[1, 2] = [2, 0]            # one position with other channels
+        magnitude=np.arange(16, dtype=np.float32).reshape(4, 4),
+    )
+    dictionary.channels[1, 2] = [2, 0]  # one position with other channels
     icons = np.stack([np.stack([pattern(400 + 2 * y + x, 8) for x in range(2)]) for y in range(2)])
     image_layers = [
-        ad.ImageLayer("conv", dictionary=dictionary,
-                      grid=ad.ActivationGrid(icons, np.array([[1.0, 2.0], [3.0, 4.0]])),
-                      spatial_attribution=np.stack([np.eye(4), -np.eye(4)]),
-                      channel_attribution=np.array([[0.5, -1.0, 2.0, 0.0], [1.0, 0.0, -2.0, 0.25]]),
-                      groups=ad.NeuronGroups(np.stack([np.eye(4), 1 - np.eye(4)]),
-                                             np.stack([pattern(500, 8), pattern(501, 8)]),
-                                             np.array([[1.0, -1.0], [0.5, 0.25]]))),
-        ad.ImageLayer("mix.a", spatial_attribution=np.ones((2, 2, 2)))]
+        ad.ImageLayer(
+            "conv",
+            dictionary=dictionary,
+            grid=ad.ActivationGrid(icons, np.array([[1.0, 2.0], [3.0, 4.0]])),
+            spatial_attribution=np.stack([np.eye(4), -np.eye(4)]),
+            channel_attribution=np.array([[0.5, -1.0, 2.0, 0.0], [1.0, 0.0, -2.0, 0.25]]),
+            groups=ad.NeuronGroups(
+                np.stack([np.eye(4), 1 - np.eye(4)]),
+                np.stack([pattern(500, 8), pattern(501, 8)]),
+                np.array([[1.0, -1.0], [0.5, 0.25]]),
+            ),
+        ),
+        ad.ImageLayer("mix.a", spatial_attribution=np.ones((2, 2, 2))),
+    ]
     images = [
-        ad.FeaturedImage("img0", "photos/img0.jpg", pattern(600, 16), label="cat",
-                         predictions=[ad.ClassScore(0, "cat", 0.75), ad.ClassScore(1, XSS_CLASS, 0.25)],
-                         classes=[ad.ClassScore(0, "cat"), ad.ClassScore(1, XSS_CLASS)], second_class=1,
-                         layers=image_layers),
-        ad.FeaturedImage(XSS_ID, XSS_FILE, pattern(601, 16),
-                         predictions=[ad.ClassScore(1, XSS_CLASS, 0.5)],
-                         classes=[ad.ClassScore(1, XSS_CLASS), ad.ClassScore(2, "dog")], second_class=1,
-                         layers=[ad.ImageLayer("conv", dictionary=dictionary)])]
+        ad.FeaturedImage(
+            "img0",
+            "photos/img0.jpg",
+            pattern(600, 16),
+            label="cat",
+            predictions=[ad.ClassScore(0, "cat", 0.75), ad.ClassScore(1, XSS_CLASS, 0.25)],
+            classes=[ad.ClassScore(0, "cat"), ad.ClassScore(1, XSS_CLASS)],
+            second_class=1,
+            layers=image_layers,
+        ),
+        ad.FeaturedImage(
+            XSS_ID,
+            XSS_FILE,
+            pattern(601, 16),
+            predictions=[ad.ClassScore(1, XSS_CLASS, 0.5)],
+            classes=[ad.ClassScore(1, XSS_CLASS), ad.ClassScore(2, "dog")],
+            second_class=1,
+            layers=[ad.ImageLayer("conv", dictionary=dictionary)],
+        ),
+    ]
     return ad.AtlasData(
-        model=model, layers=layers,
-        dataset=ad.DatasetSummary(5, [ad.SkippedImage("bad", XSS_FILE, "not an image")], labelled=2,
-                                  label_classes=1, predicted_classes=2, attribution="gradient"),
-        classes=[ad.ClassPage(0, "cat", 2, {"conv": [ad.Similar(2, 0.5)]}),
-                 ad.ClassPage(1, XSS_CLASS, 3, {"mix.a": [ad.Similar(0, 0.25)]})],
-        images=images)
+        model=model,
+        layers=layers,
+        dataset=ad.DatasetSummary(
+            5,
+            [ad.SkippedImage("bad", XSS_FILE, "not an image")],
+            labelled=2,
+            label_classes=1,
+            predicted_classes=2,
+            attribution="gradient",
+        ),
+        classes=[
+            ad.ClassPage(0, "cat", 2, {"conv": [ad.Similar(2, 0.5)]}),
+            ad.ClassPage(1, XSS_CLASS, 3, {"mix.a": [ad.Similar(0, 0.25)]}),
+        ],
+        images=images,
+    )
 
 
 def site_files(root: Path) -> dict[str, bytes]:

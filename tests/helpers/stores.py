@@ -6,6 +6,7 @@ listed in the second). Images are files ``<photos>/img<row>.jpg``; odd rows are 
 "dog". :func:`build_store` writes the shards and reduces them into ``activations.h5``;
 :func:`brute_topk` is the top-k the reduction must find.
 """
+
 import math
 
 import numpy as np
@@ -16,11 +17,13 @@ from pipeline.extract.settings import ExtractSettings
 from pipeline.model.receptive_field import ReceptiveField
 from pipeline.store.activations import ShardLayout, ShardSet, reduced_writer, shard_writer
 
-LAYERS = [{"name": "early", "channels": 3, "height": 4, "width": 4},
-          {"name": "late", "channels": 2, "height": 2, "width": 2}]
+LAYERS = [
+    {"name": "early", "channels": 3, "height": 4, "width": 4},
+    {"name": "late", "channels": 2, "height": 2, "width": 2},
+]
 CLASSES = ["cat", "dog", "fish", "bird"]
-SIZES = (5, 7, 1, 4)     # rows per shard; the third shard is a single image
-SIZE = 8                 # input size of the fake model
+SIZES = (5, 7, 1, 4)  # rows per shard; the third shard is a single image
+SIZE = 8  # input size of the fake model
 
 
 class Summary:
@@ -45,36 +48,60 @@ def fake_data(seed=0):
         c, h, w = layer["channels"], layer["height"], layer["width"]
         maxima = rng.choice([0.0, 0.5, 1.0, 2.0], size=(n, c)).astype(np.float32)
         data[layer["name"]] = {
-            "max": maxima, "mean": (maxima / 2).astype(np.float32),
+            "max": maxima,
+            "mean": (maxima / 2).astype(np.float32),
             "argmax_y": rng.integers(0, h, (n, c)).astype(np.int16),
             "argmax_x": rng.integers(0, w, (n, c)).astype(np.int16),
-            "attr_predicted": rng.normal(size=(n, c)).astype(np.float32)}
+            "attr_predicted": rng.normal(size=(n, c)).astype(np.float32),
+        }
     data["early"]["max"][3, 1] = np.nan
-    data["late"]["max"][:, 1] = 1.0            # a channel where every image ties
-    top_ids = np.stack([rng.integers(0, 3, n), np.full(n, 3)], 1).astype(np.int32)   # never "bird"
+    data["late"]["max"][:, 1] = 1.0  # a channel where every image ties
+    top_ids = np.stack([rng.integers(0, 3, n), np.full(n, 3)], 1).astype(np.int32)  # never "bird"
     return data, top_ids, rng.normal(size=(n, 2)).astype(np.float32)
 
 
-def write_shards(folder, data, top_ids, top_logits, settings=None, skipped=("broken",), photos="/photos",
-                 model_checksum="sha256:fake"):
+def write_shards(
+    folder,
+    data,
+    top_ids,
+    top_logits,
+    settings=None,
+    skipped=("broken",),
+    photos="/photos",
+    model_checksum="sha256:fake",
+):
     """One shard file per SIZES block; images are files ``<photos>/<id>.jpg``."""
     paths, start = [], 0
     for i, size in enumerate(SIZES):
         stop = start + size
         path = folder / "extract" / "shards" / f"{start}-{stop}.h5"
-        layout = ShardLayout(layers=LAYERS, quantities=list(data["early"]), class_names=CLASSES,
-                             start=start, stop=stop, top=2)
-        with shard_writer(path, layout, settings=settings or {"layers": ["early", "late"]},
-                          model_checksum=model_checksum) as writer:
+        layout = ShardLayout(
+            layers=LAYERS, quantities=list(data["early"]), class_names=CLASSES, start=start, stop=stop, top=2
+        )
+        with shard_writer(
+            path, layout, settings=settings or {"layers": ["early", "late"]}, model_checksum=model_checksum
+        ) as writer:
             rows = slice(start, stop)
             records = [Record(f"img{j:02d}", "dog" if j % 2 else None, photos) for j in range(start, stop)]
-            writer.append(records, [1 if j % 2 else -1 for j in range(start, stop)],
-                          Summary({layer: {q: torch.from_numpy(v[rows]) for q, v in qs.items()}
-                                   for layer, qs in data.items()},
-                                  torch.from_numpy(top_ids[rows]), torch.from_numpy(top_logits[rows])))
+            writer.append(
+                records,
+                [1 if j % 2 else -1 for j in range(start, stop)],
+                Summary(
+                    {
+                        layer: {q: torch.from_numpy(v[rows]) for q, v in qs.items()}
+                        for layer, qs in data.items()
+                    },
+                    torch.from_numpy(top_ids[rows]),
+                    torch.from_numpy(top_logits[rows]),
+                ),
+            )
             if i == 1:
-                writer.skip([type("S", (), {"image_id": s, "path": f"{photos}/{s}.jpg",
-                                            "reason": "not an image"}) for s in skipped])
+                writer.skip(
+                    [
+                        type("S", (), {"image_id": s, "path": f"{photos}/{s}.jpg", "reason": "not an image"})
+                        for s in skipped
+                    ]
+                )
         paths.append(path)
         start = stop
     return paths
@@ -99,11 +126,21 @@ def build_store(folder, k=4, seed=0, photos="/photos"):
     data, top_ids, top_logits = fake_data(seed)
     shards = ShardSet(write_shards(folder, data, top_ids, top_logits, photos=photos))
     out = folder / "activations.h5"
-    with reduced_writer(out, shards, settings={"top_k": k, "attribution": "gradient"},
-                        model={"name": "fake", "weights": "random"},
-                        aliases={"mixed_early": "early"}) as writer:
-        reduce_store(shards, writer, fake_fields(), load_image,
-                     ExtractSettings(top_k=k, histogram_bins=4, thumbnail_size=4), progress=False)
+    with reduced_writer(
+        out,
+        shards,
+        settings={"top_k": k, "attribution": "gradient"},
+        model={"name": "fake", "weights": "random"},
+        aliases={"mixed_early": "early"},
+    ) as writer:
+        reduce_store(
+            shards,
+            writer,
+            fake_fields(),
+            load_image,
+            ExtractSettings(top_k=k, histogram_bins=4, thumbnail_size=4),
+            progress=False,
+        )
     return out, data, top_ids
 
 
@@ -111,5 +148,3 @@ def brute_topk(column, k):
     # NaN ranks last: its key is +inf after negation.
     key = [(math.inf if math.isnan(v) else -float(v), i) for i, v in enumerate(column)]
     return [i for _, i in sorted(key)[:k]]
-
-

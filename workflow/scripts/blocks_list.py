@@ -1,4 +1,5 @@
 """Snakemake adapter: list the featured images into blocks/images.json (no decoding)."""
+
 from pipeline.blocks import BlocksSettings, run_list_featured
 from pipeline.runtime import job_logging
 

@@ -1,4 +1,5 @@
 """Snakemake adapter: merge the per-image Building Blocks files into blocks.h5."""
+
 from pipeline.blocks import merge_blocks
 from pipeline.runtime import job_logging
 

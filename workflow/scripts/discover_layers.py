@@ -1,4 +1,5 @@
 """Snakemake adapter: write the model's discovered layers to JSON."""
+
 from pipeline.model import ModelSpec, run_discover_layers
 from pipeline.runtime import job_logging
 

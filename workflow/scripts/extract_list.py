@@ -1,4 +1,5 @@
 """Snakemake adapter: list the image source (no decoding) into dataset/images.json."""
+
 from pipeline.images import DatasetSettings, run_list_images
 from pipeline.runtime import job_logging
 

@@ -1,4 +1,5 @@
 """Snakemake adapter: merge the feature-visualization shards into the run's store."""
+
 from pipeline.featurevis import merge_featurevis
 from pipeline.runtime import job_logging
 
