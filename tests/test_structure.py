@@ -124,3 +124,84 @@ def test_the_check_sees_store_paths():
         "probe.py:4: ['top_ids']",
         "probe.py:5: 'grid/icons'",
     ]
+
+
+# Which parts of the package each part may import: dependencies point one way, from the
+# jobs down to the model and the stores; the site and the queries read stores only (no torch).
+ALLOWED_IMPORTS = {
+    "settings": (),
+    "runtime": (),
+    "store": (),
+    "model": ("runtime", "settings"),
+    "images": ("settings",),
+    "optvis": ("model",),
+    "featurevis": ("optvis", "model", "images", "store", "settings", "runtime"),
+    "extract": ("model", "images", "store", "settings", "runtime"),
+    "blocks": ("optvis", "model", "images", "store", "settings", "runtime"),
+    "query": ("store",),
+    # The site reads stores; of the stages it uses one NumPy-only analysis.
+    "site": ("store", "query", "settings", "extract.similarity"),
+    "cli": ("query", "model"),
+    "__init__": ("query",),
+}
+
+
+def _part(path: Path) -> str:
+    relative = path.relative_to(PIPELINE)
+    return relative.parts[0] if len(relative.parts) > 1 else relative.stem
+
+
+def _imported(tree: ast.AST) -> set[str]:
+    """``pipeline.X.Y`` names imported anywhere in a module (also inside functions)."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            if node.module == "pipeline":  # from pipeline import x
+                found.update(f"pipeline.{alias.name}" for alias in node.names)
+    return {name for name in found if name.startswith("pipeline.")}
+
+
+def test_dependencies_point_one_way():
+    wrong = []
+    for path in sorted(PIPELINE.rglob("*.py")):
+        part = _part(path)
+        allowed = ALLOWED_IMPORTS[part]
+        for name in sorted(_imported(ast.parse(path.read_text()))):
+            target = name.removeprefix("pipeline.")
+            if target.split(".")[0] == part:
+                continue
+            if not any(target == a or target.startswith(a + ".") for a in allowed):
+                wrong.append(f"{path.relative_to(PIPELINE.parent)} ({part}) imports {name}")
+    assert not wrong, "imports against the dependency direction:\n" + "\n".join(wrong)
+
+
+def test_the_store_the_site_and_the_queries_never_import_torch():
+    for path in sorted(PIPELINE.rglob("*.py")):
+        if _part(path) in ("store", "site", "query", "settings"):
+            names = {
+                alias.name.split(".")[0]
+                for node in ast.walk(ast.parse(path.read_text()))
+                if isinstance(node, (ast.Import, ast.ImportFrom))
+                for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])
+            }
+            assert not names & {"torch", "torchvision", "timm"}, path
+
+
+MAX_PARAMETERS = 8
+
+
+def test_no_function_takes_more_than_eight_parameters():
+    too_many = []
+    for path in sorted(PIPELINE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                a = node.args
+                names = [p.arg for p in (*a.posonlyargs, *a.args, *a.kwonlyargs)]
+                names += [p.arg for p in (a.vararg, a.kwarg) if p is not None]
+                count = len([n for n in names if n not in ("self", "cls")])
+                if count > MAX_PARAMETERS:
+                    too_many.append(f"{path.relative_to(PIPELINE.parent)}:{node.lineno} {node.name}: {count}")
+    assert not too_many, "functions with more than 8 parameters:\n" + "\n".join(too_many)
