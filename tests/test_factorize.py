@@ -1,4 +1,4 @@
-"""Neuron groups: NMF of positions x channels matrices (pipeline/factorize.py)."""
+"""Neuron groups: NMF of positions x channels matrices (pipeline/blocks/factorize.py)."""
 
 import numpy as np
 import pytest

@@ -27,7 +27,7 @@ whose attribution is 0), an ``int`` class for every image, the string
 ``"predicted"`` (each image's top class, fixed from the unperturbed logits), or a
 callable ``logits [N, K] -> Tensor [N]`` such as ``lambda z: z[:, a] - z[:, b]``.
 
-Parameters are frozen by :class:`pipeline.models.LoadedModel`, so no parameter
+Parameters are frozen by :class:`pipeline.model.LoadedModel`, so no parameter
 gradients are ever made, and no graph outlives a call.
 """
 
@@ -71,7 +71,7 @@ class AttributionResult:
 
 
 class LayerAttribution:
-    """Attribute a target to the units of fixed layers of a :class:`~pipeline.models.LoadedModel`."""
+    """Attribute a target to the units of fixed layers of a :class:`~pipeline.model.LoadedModel`."""
 
     def __init__(self, model, layers: Sequence[str] | str | None):
         self.model = model

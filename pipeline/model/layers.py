@@ -5,7 +5,7 @@ runs exactly once per forward pass. Each model entry nominates candidate modules
 :func:`discover_layers` keeps those that qualify and measures channels and spatial
 size with a real forward pass. A layer's ``name`` is the one name used as store
 key, URL part and CLI argument; article names such as ``mixed4d`` are aliases
-(:attr:`pipeline.models.LoadedModel.layer_aliases`).
+(:attr:`pipeline.model.LoadedModel.layer_aliases`).
 """
 
 from __future__ import annotations

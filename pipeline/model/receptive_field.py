@@ -155,7 +155,7 @@ def receptive_fields(
 ) -> dict[str, ReceptiveField]:
     """Receptive fields of the named layers (default: all) from one forward pass.
 
-    ``model`` is a :class:`pipeline.models.LoadedModel`; its weights do not matter
+    ``model`` is a :class:`pipeline.model.LoadedModel`; its weights do not matter
     beyond being non-degenerate. ``batch`` output rows share one batched backward pass.
     """
     infos = model.resolve_layers(layers)

@@ -55,7 +55,7 @@ class ModelError(ValueError):
 
 @dataclasses.dataclass
 class Built:
-    """A network and what :class:`~pipeline.models.LoadedModel` needs to feed and read it."""
+    """A network and what :class:`~pipeline.model.LoadedModel` needs to feed and read it."""
 
     net: nn.Module
     checksum: str
