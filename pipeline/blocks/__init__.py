@@ -15,8 +15,7 @@ Importing this package does not import torch (the workflow imports the settings)
 job entry points load their module on first use (PEP 562).
 """
 
-import importlib
-
+from pipeline._lazy import lazy_attributes
 from pipeline.blocks.settings import BlocksSettings
 
 _LAZY = {
@@ -28,11 +27,4 @@ _LAZY = {
 __all__ = ["BlocksSettings", "merge_blocks", "run_blocks_image", "run_list_featured"]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, __all__)

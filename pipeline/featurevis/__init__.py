@@ -16,8 +16,7 @@ Importing this package does not import torch (the workflow imports the settings 
 the plan functions); the job entry points load their module on first use (PEP 562).
 """
 
-import importlib
-
+from pipeline._lazy import lazy_attributes
 from pipeline.featurevis.plan import batches, parse_channels, plan_shards, shard_channels
 from pipeline.featurevis.settings import FeaturevisSettings
 
@@ -34,11 +33,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, __all__)

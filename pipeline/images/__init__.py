@@ -11,8 +11,7 @@ Importing this package does not import torch (the workflow reads listings to pla
 jobs); the decoding names load :mod:`~pipeline.images.dataset` on first use (PEP 562).
 """
 
-import importlib
-
+from pipeline._lazy import lazy_attributes
 from pipeline.images.listing import ImageListing, ImageRecord, read_listing, write_listing
 from pipeline.images.settings import DatasetSettings
 
@@ -31,11 +30,4 @@ _LAZY = {
 __all__ = ["DatasetSettings", "ImageListing", "ImageRecord", "read_listing", "write_listing", *_LAZY]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, __all__)

@@ -11,8 +11,7 @@ Importing this package does not import torch (the workflow imports :class:`Model
 to plan jobs): the other names load their module on first use (PEP 562).
 """
 
-import importlib
-
+from pipeline._lazy import lazy_attributes
 from pipeline.model.spec import ModelSpec
 
 _LAZY = {
@@ -39,11 +38,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, __all__)

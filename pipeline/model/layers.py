@@ -6,11 +6,18 @@ runs exactly once per forward pass. Each model entry nominates candidate modules
 size with a real forward pass. A layer's ``name`` is the one name used as store
 key, URL part and CLI argument; article names such as ``mixed4d`` are aliases
 (:attr:`pipeline.model.LoadedModel.layer_aliases`).
+
+Discovery also records whether a layer is **capped**: whether its output is made by a
+bounded activation module (ReLU6, hard-sigmoid, sigmoid, tanh, ...). Optimising such
+an output saturates at the bound, where the gradient vanishes; feature visualization
+optimises the tensor before it instead, the **pre-activation** (Lucid's
+``mixed4a_pre_relu``), which is the input of that activation module.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Sequence
 
 import torch
@@ -30,9 +37,28 @@ class LayerInfo:
     height: int  # spatial size at the model's input size
     width: int
     index: int  # execution order, 0 = closest to the input
+    cap: str | None = None  # class name of the bounded activation the layer ends in ("ReLU6")
+    pre_activation: str | None = None  # dotted path of that activation module: its input
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+# Bounded activations: modules whose output cannot exceed a fixed range. torch's own by
+# class (ReLU6 is a Hardtanh); other libraries' (timm's HardSigmoid, Sigmoid, Tanh, which
+# do not subclass torch's) by class name.
+BOUNDED_ACTIVATIONS = (nn.Hardtanh, nn.Hardsigmoid, nn.Sigmoid, nn.Tanh)
+BOUNDED_ACTIVATION_NAMES = frozenset(
+    {"ReLU6", "Hardtanh", "HardTanh", "Hardsigmoid", "HardSigmoid", "HardSigmoidMe", "Sigmoid", "Tanh"}
+)
+
+
+def bounded_activation(module: nn.Module) -> str | None:
+    """The class name of ``module`` if it is a bounded activation, else None."""
+    name = type(module).__name__
+    if isinstance(module, BOUNDED_ACTIVATIONS) or name in BOUNDED_ACTIVATION_NAMES:
+        return name
+    return None
 
 
 def default_candidates(net: nn.Module) -> list[tuple[str, str]]:
@@ -52,10 +78,11 @@ def discover_layers(
     input_size: int,
     device: torch.device | str = "cpu",
 ) -> list[LayerInfo]:
-    """Measure candidate layers with one forward pass on a blank image.
+    """Measure candidate layers with one forward pass on a blank image, and find the capped ones.
 
     Candidates whose output is not a 4-D map, or that run more than once (a shared
-    ReLU, say), are dropped: their activation would not be well defined.
+    ReLU, say), are dropped: their activation would not be well defined. For the
+    layers kept, :func:`find_caps` fills in ``cap`` and ``pre_activation``.
     """
     candidates = list(candidates) if candidates is not None else default_candidates(net)
     modules = dict(net.named_modules())
@@ -87,4 +114,57 @@ def discover_layers(
         layers.append(LayerInfo(name=name, module=path, channels=c, height=h, width=w, index=len(layers)))
     if not layers:
         raise ModelError("no layer with a 4-D output was found among the candidates")
-    return layers
+    with torch.no_grad():
+        return find_caps(net, layers, probe)
+
+
+def find_caps(net: nn.Module, layers: Sequence[LayerInfo], probe: torch.Tensor) -> list[LayerInfo]:
+    """``layers`` with ``cap`` and ``pre_activation`` set where a layer ends in a bounded activation.
+
+    A layer ends in the last leaf module run inside its module whose output tensor *is*
+    the layer's output tensor (the same object). Modules that hand back their input
+    unchanged (``Identity``, ``Dropout`` at eval) are looked through; an in-place bounded
+    activation (``ReLU6(inplace=True)``) also hands back its input, but is what computed
+    the values, so it counts. The activation must run exactly once in the pass, or its
+    input would not be one tensor.
+
+    A layer that ends in a *functional* bounded op (``F.relu6(x)`` in a ``forward``) is
+    not recorded as capped: there is no module whose input could be tapped.
+    """
+    modules = dict(net.named_modules())
+    leaves = {path: m for path, m in modules.items() if next(m.children(), None) is None}
+    # Every leaf call in execution order: (path, output, first input). The tensors are kept
+    # alive until the end, so that no two of them can share an id.
+    calls: list[tuple[str, object, object]] = []
+    outputs: dict[str, object] = {}
+
+    def leaf_hook(path):
+        def hook(_module, inputs, output):
+            calls.append((path, output, inputs[0] if inputs else None))
+
+        return hook
+
+    def layer_hook(name):
+        def hook(_module, _inputs, output):
+            outputs[name] = output
+
+        return hook
+
+    hooks = {f"leaf {path}": (m, leaf_hook(path)) for path, m in leaves.items()}
+    hooks.update({f"layer {info.name}": (modules[info.module], layer_hook(info.name)) for info in layers})
+    run_with_hooks(net, probe, hooks)
+    runs = Counter(path for path, _, _ in calls)
+    found = []
+    for info in layers:
+        inside = info.module + "."
+        for path, output, first_input in reversed(calls):
+            if output is not outputs[info.name] or not (path == info.module or path.startswith(inside)):
+                continue
+            cap = bounded_activation(leaves[path])
+            if cap is None and output is first_input:
+                continue  # hands its input back (Identity, Dropout at eval): look before it
+            if cap is not None and runs[path] == 1:
+                info = dataclasses.replace(info, cap=cap, pre_activation=path)
+            break
+        found.append(info)
+    return found

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from pipeline.model import zoo
+from pipeline.model.hooks import LayerTap
 from pipeline.model.layers import LayerInfo, default_candidates, discover_layers
 from pipeline.model.zoo import (
     GOOGLENET_ALIASES,
@@ -106,6 +107,9 @@ class LoadedModel:
         self._layer_candidates = built.candidates
         self.layer_aliases = dict(built.layer_aliases or {})
         self._layers: list[LayerInfo] | None = None
+        # Capped layer -> its activation module, held by object: a rewritten copy of the
+        # network (pipeline.optvis.speedup) moves modules to other paths.
+        self._caps: dict[str, nn.Module] | None = None
 
     # -- forward -----------------------------------------------------------------
     def __call__(self, images01: torch.Tensor) -> torch.Tensor:
@@ -143,6 +147,53 @@ class LoadedModel:
 
     def modules_for(self, layers: Sequence[LayerInfo]) -> dict[str, nn.Module]:
         return {layer.name: self.net.get_submodule(layer.module) for layer in layers}
+
+    # -- pre-activations of capped layers ----------------------------------------------
+    def cap_modules(self) -> dict[str, nn.Module]:
+        """``{layer name: bounded activation module}`` for every capped layer of the network."""
+        if self._caps is None:
+            self._caps = {
+                layer.name: self.net.get_submodule(layer.pre_activation)
+                for layer in self.layers
+                if layer.pre_activation is not None
+            }
+        return dict(self._caps)
+
+    def tap_points(
+        self, names: Sequence[str], *, pre_activation: bool = False
+    ) -> tuple[dict[str, nn.Module], frozenset[str]]:
+        """What to tap for layers ``names`` (or aliases): ``({name: module}, names to take
+        from the module's input)``, the arguments of :class:`~pipeline.model.hooks.LayerTap`.
+
+        With ``pre_activation``, a capped layer is tapped at the input of its bounded
+        activation (the pre-activation); other layers at their output either way.
+        """
+        caps = self.cap_modules() if pre_activation else {}
+        modules, inputs = {}, set()
+        for name in sorted(names):
+            canonical = self.layer(name).name
+            if canonical in caps:
+                modules[name] = caps[canonical]
+                inputs.add(name)
+            else:
+                modules[name] = self.module(name)
+        return modules, frozenset(inputs)
+
+    def tap(self, names: Sequence[str], *, pre_activation: bool = False) -> LayerTap:
+        """A :class:`~pipeline.model.hooks.LayerTap` of layers ``names`` (see :meth:`tap_points`)."""
+        modules, inputs = self.tap_points(names, pre_activation=pre_activation)
+        return LayerTap(self.net, modules, inputs)
+
+    def use_net(self, net: nn.Module, memo: dict | None = None) -> None:
+        """Run ``net`` from now on: a rewrite of the network that computes the same layers.
+
+        ``memo`` is the memo of the ``copy.deepcopy`` that made ``net`` from the current
+        network: the cap modules are mapped to their copies, wherever the rewrite moved
+        them. Without it, they are found again by path in ``net``.
+        """
+        caps = self.cap_modules()
+        self.net = net
+        self._caps = None if memo is None else {name: memo[id(m)] for name, m in caps.items()}
 
     def describe(self) -> dict:
         return {

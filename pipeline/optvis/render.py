@@ -32,7 +32,6 @@ import torch
 from tqdm.auto import tqdm
 
 from pipeline.model import LoadedModel
-from pipeline.model.hooks import LayerTap
 from pipeline.optvis import param as param_mod
 from pipeline.optvis import transforms as transforms_mod
 from pipeline.optvis.objectives import Objective, as_objective
@@ -52,7 +51,9 @@ class RenderOptions:
     For the first ``relu_override_steps`` steps ReLU gradients are redirected
     (:mod:`~pipeline.optvis.relu_grad`), so that units that are off on the starting noise
     can still be switched on. ``amp=True`` runs the forward pass under bfloat16 autocast
-    (CUDA only).
+    (CUDA only). ``pre_activation=True`` optimises (and measures) capped layers at their
+    pre-activation, the tensor before their bounded activation
+    (:meth:`~pipeline.model.LoadedModel.tap_points`); other layers at their output.
     """
 
     steps: int = 512
@@ -64,6 +65,7 @@ class RenderOptions:
     curve_points: int = 32
     relu_override_steps: int = RELU_OVERRIDE_STEPS
     amp: bool = False
+    pre_activation: bool = False
 
 
 @dataclasses.dataclass
@@ -101,16 +103,19 @@ def item_generators(seed: int, keys: Iterable[Hashable]) -> list[torch.Generator
     return [torch.Generator().manual_seed(item_seed(seed, k)) for k in keys]
 
 
-def layer_modules(model: LoadedModel, names: Iterable[str]) -> dict[str, torch.nn.Module]:
-    """``{name: module}`` for layer names or aliases; a KeyError lists the model's layers."""
-    return {name: model.module(name) for name in sorted(names)}
-
-
 def activations(
-    model: LoadedModel, images: torch.Tensor, layers: Iterable[str], *, truncate: bool = True
+    model: LoadedModel,
+    images: torch.Tensor,
+    layers: Iterable[str],
+    *,
+    truncate: bool = True,
+    pre_activation: bool = False,
 ) -> dict[str, torch.Tensor]:
-    """Activations ``{layer: Tensor[N, C, H, W]}`` of ``[0, 1]`` images ``[N, 3, H, W]``, no grad."""
-    tap = LayerTap(model.net, layer_modules(model, layers))
+    """Activations ``{layer: Tensor[N, C, H, W]}`` of ``[0, 1]`` images ``[N, 3, H, W]``, no grad.
+
+    ``pre_activation=True``: capped layers' pre-activations instead of their outputs.
+    """
+    tap = model.tap(list(layers), pre_activation=pre_activation)
     with torch.no_grad():
         acts, _ = tap(model.normalize(images.to(model.device)), truncate=truncate)
     return acts
@@ -151,7 +156,7 @@ def render(
 
     device = model.device
     model.net.eval()  # BatchNorm in training mode would mix the items of a batch
-    tap = LayerTap(model.net, layer_modules(model, objective.layers))
+    tap = model.tap(list(objective.layers), pre_activation=options.pre_activation)
     generators = item_generators(seed, keys)
     params, image_fn = param_mod.image(options.param, size, generators, device=device)
     transform = transforms_mod.resolve(options.transforms)
@@ -181,7 +186,9 @@ def render(
             bar.update()
     with torch.no_grad():
         final = image_fn().detach()
-    final_values = objective(activations(model, final, objective.layers, truncate=truncate))
+    final_values = objective(
+        activations(model, final, objective.layers, truncate=truncate, pre_activation=options.pre_activation)
+    )
     return RenderResult(
         images=final.cpu(),
         values=final_values.detach().float().cpu(),

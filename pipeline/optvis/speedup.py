@@ -20,7 +20,9 @@ times per image, so rewrites that pay once and save on every step are worth it.
    layout GPU tensor cores want.
 
 The result is checked against the original network on a random batch at every
-layer; any mismatch leaves the network as it was.
+layer (output and, for capped layers, pre-activation); any mismatch leaves the
+network as it was. Rewrites move modules (timm's ``bn2.act`` becomes ``bn2.1``), so
+the model is told which copy is which (:meth:`~pipeline.model.LoadedModel.use_net`).
 """
 
 from __future__ import annotations
@@ -41,16 +43,18 @@ log = logging.getLogger(__name__)
 
 def speed_up(model: LoadedModel) -> LoadedModel:
     """Apply the module docstring's rewrites to ``model`` in place; returns it."""
-    faster = _fold_batchnorm(copy.deepcopy(model.net), model.input_size, model.device)
+    model.cap_modules()  # found by path in the network as loaded, before anything moves
+    memo: dict = {}
+    faster = _fold_batchnorm(copy.deepcopy(model.net, memo), model.input_size, model.device)
     _unpad_same_convs(faster)
     for module in faster.modules():
         if isinstance(module, torch.nn.Hardtanh):  # ReLU6 is one
             module.inplace = False
     probe = torch.rand(2, 3, model.input_size, model.input_size, device=model.device)
-    names = [layer.name for layer in model.layers]
-    before = activations(model, probe, names, truncate=False)
-    original, model.net = model.net, faster
-    after = activations(model, probe, names, truncate=False)
+    before = _probe(model, probe)
+    original = model.net
+    model.use_net(faster, memo)
+    after = _probe(model, probe)
     changed = [
         k
         for k in before
@@ -62,9 +66,20 @@ def speed_up(model: LoadedModel) -> LoadedModel:
             "network as loaded (slower, same results)",
             ", ".join(changed),
         )
-        model.net = original
+        model.use_net(original)
     model.net.to(memory_format=torch.channels_last)
     return model
+
+
+def _probe(model: LoadedModel, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Every layer's output, and the pre-activation of every capped layer, on ``images``."""
+    names = [layer.name for layer in model.layers]
+    out = activations(model, images, names, truncate=False)
+    capped = list(model.cap_modules())
+    if capped:
+        pre = activations(model, images, capped, truncate=False, pre_activation=True)
+        out.update({f"{name} (pre-activation)": value for name, value in pre.items()})
+    return out
 
 
 def _replace(net: torch.nn.Module, name: str, module: torch.nn.Module) -> None:
