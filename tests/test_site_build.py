@@ -326,6 +326,8 @@ def real_run(tmp_path_factory):
             curve_steps=[0, 1],
             diversity=2,
             negatives=True,
+            tensor="pre-activation",  # "early" ends in a ReLU6
+            cap="ReLU6",
         ),
         settings={"steps": 2},
     ) as writer:
@@ -393,6 +395,9 @@ def test_from_results_reads_the_real_stores(real_run, tmp_path):
         np.testing.assert_array_equal(ad.load_image(fv[2].featurevis), pattern(2, 8))
         np.testing.assert_array_equal(ad.load_image(fv[2].diversity[1]), pattern(15, 8))
         np.testing.assert_array_equal(ad.load_image(fv[0].negative), pattern(20, 8))
+        early, late_layer = data.layer("early"), data.layer("late")
+        assert (early.featurevis_tensor, early.cap) == ("pre-activation", "ReLU6")
+        assert (late_layer.featurevis_tensor, late_layer.cap) == ("output", None)
         late = data.layer("late").units
         assert late[0].featurevis is None and late[1].diversity == [] and late[1].negative is None
         np.testing.assert_array_equal(ad.load_image(late[1].featurevis), pattern(31, 8))
@@ -405,6 +410,11 @@ def test_from_results_reads_the_real_stores(real_run, tmp_path):
         "img/featurevis/early/2-diversity1.png",
     } <= set(site_files(site))
     assert "img/featurevis/early/1.png" not in site_files(site)
+    early_page = (site / "channels/early/2.html").read_text()
+    assert "Optimised at the pre-activation (before ReLU6)" in early_page and "_pre_relu" in early_page
+    assert "by mean pre-activation" in early_page
+    late_page = (site / "channels/late/1.html").read_text()
+    assert "Optimised at the layer's output." in late_page and "pre-activation" not in late_page
     assert "img01" in (site / "index.html").read_text()
     assert "Non-negative factorization of the gradients" in (site / "images" / "img01.html").read_text()
 

@@ -62,7 +62,9 @@ def test_from_config_freezes_lists_and_ignores_the_switch():
 
 def test_featurevis_records_what_its_stores_always_recorded():
     # Every shard's settings_json (and config_hash) holds exactly these keys: a store made
-    # before the settings were a dataclass must hash like one made now.
+    # before the settings were a dataclass must hash like one made now. pre_activation came
+    # with format version 2 (it changes what capped layers' images are), so version 1
+    # stores hash otherwise on purpose.
     assert FeaturevisSettings().recorded() == {
         "steps": 512,
         "image_size": 128,
@@ -76,6 +78,7 @@ def test_featurevis_records_what_its_stores_always_recorded():
         "transforms": "standard",
         "curve_points": 32,
         "relu_override_steps": 16,
+        "pre_activation": True,
     }
 
 
@@ -83,7 +86,10 @@ def test_the_render_loop_defaults_are_the_featurevis_defaults():
     from pipeline.featurevis.render import render_options
     from pipeline.optvis.render import RenderOptions
 
-    assert render_options(FeaturevisSettings()) == RenderOptions()
+    # ... but for pre_activation: the render loop renders the tensor it is asked for (the
+    # output, as Building Blocks wants), the stage renders capped layers before their cap.
+    assert render_options(FeaturevisSettings()) == RenderOptions(pre_activation=True)
+    assert render_options(FeaturevisSettings(pre_activation=False)) == RenderOptions()
 
 
 def test_blocks_records_every_setting_but_the_images():

@@ -13,7 +13,14 @@ from collections.abc import Sequence
 from pipeline.featurevis.plan import batches, shard_channels
 from pipeline.featurevis.settings import FeaturevisSettings
 from pipeline.model.spec import ModelSpec
-from pipeline.store.featurevis import FeatureVisStore, ShardLayout, merge_shards, shard_writer
+from pipeline.store.featurevis import (
+    OUTPUT,
+    PRE_ACTIVATION,
+    FeatureVisStore,
+    ShardLayout,
+    merge_shards,
+    shard_writer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +60,13 @@ def run_featurevis_shard(
         loaded.device,
         recorded,
     )
+    if info.cap:
+        log.info(
+            "%s ends in %s: rendering its %s",
+            info.name,
+            info.cap,
+            "pre-activation" if settings.pre_activation else "output",
+        )
     layout = ShardLayout(
         layer=info.name,
         layer_channels=info.channels,
@@ -63,6 +77,8 @@ def run_featurevis_shard(
         curve_steps=curve_steps(settings.steps, settings.curve_points),
         diversity=settings.diversity,
         negatives=settings.negatives,
+        tensor=PRE_ACTIVATION if settings.pre_activation and info.cap else OUTPUT,
+        cap=info.cap or "",
     )
     with shard_writer(output, layout, settings=recorded, model_checksum=loaded.checksum) as writer:
         bar = tqdm(total=len(channels), desc=f"{info.name} {start}-{stop}", unit="ch", mininterval=5.0)

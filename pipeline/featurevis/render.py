@@ -9,8 +9,10 @@ For a batch of channels :func:`render_batch` renders
 * with ``negatives``, the image that **minimises** each channel;
 
 and then measures each channel's activation and rank on its own final image
-(:func:`measure_stored`). Tensors in, NumPy arrays out: the job
-(:mod:`pipeline.featurevis.job`) writes them to a shard.
+(:func:`measure_stored`). With ``pre_activation`` (the default), a layer that ends in a
+bounded activation (ReLU6, ...) is optimised and measured at its pre-activation.
+Tensors in, NumPy arrays out: the job (:mod:`pipeline.featurevis.job`) writes them to
+a shard.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ def render_options(settings: FeaturevisSettings) -> RenderOptions:
         transforms=settings.TRANSFORMS,
         curve_points=settings.curve_points,
         relu_override_steps=settings.relu_override_steps,
+        pre_activation=settings.pre_activation,
     )
 
 
@@ -49,15 +52,17 @@ def target_rank(means, channels):
     return own[:, 0], 1 + (means > own).sum(dim=1).to(torch.int32)
 
 
-def measure_stored(model, layer: str, images, channels: Sequence[int]):
+def measure_stored(model, layer: str, images, channels: Sequence[int], *, pre_activation: bool = False):
     """Quantise ``images [N, 3, H, W]`` as stored and measure each target channel on them.
 
     Returns ``(uint8 [N, H, W, 3], activation [N], rank [N])`` with activation and rank
-    taken on the stored uint8 image, so that anyone can recompute them from the store.
+    taken on the stored uint8 image, so that anyone can recompute them from the store;
+    with ``pre_activation``, on the capped layer's pre-activation (the optimised tensor).
     """
     stored = to_uint8(images)
     again = torch.from_numpy(stored).permute(0, 3, 1, 2).float() / 255
-    means = activations(model, again, [layer])[layer].mean(dim=(-2, -1)).cpu()
+    acts = activations(model, again, [layer], pre_activation=pre_activation)
+    means = acts[layer].mean(dim=(-2, -1)).cpu()
     activation, rank = target_rank(means, torch.tensor(list(channels)))
     return stored, activation.numpy(), rank.numpy()
 
@@ -76,7 +81,8 @@ def render_batch(
     each_channel = obj.per_item([obj.channel(layer, c) for c in channels])
 
     main = render(model, each_channel, k, options, item_keys=channels, progress=progress)
-    images, activation, rank = measure_stored(model, layer, main.images, channels)
+    pre = options.pre_activation
+    images, activation, rank = measure_stored(model, layer, main.images, channels, pre_activation=pre)
     out = {
         "images": images,
         "value": main.values.numpy(),
@@ -99,7 +105,7 @@ def render_batch(
             progress=progress,
             item_keys=[("diversity", c, i) for c in channels for i in range(d)],
         )
-        images, activation, _ = measure_stored(model, layer, diverse.images, repeated)
+        images, activation, _ = measure_stored(model, layer, diverse.images, repeated, pre_activation=pre)
         size = settings.image_size
         out["diversity_images"] = images.reshape(k, d, size, size, 3)
         out["diversity_activation"] = activation.reshape(k, d)
@@ -109,6 +115,6 @@ def render_batch(
             model, -each_channel, k, options, progress=progress, item_keys=[("negative", c) for c in channels]
         )
         out["negative_images"], out["negative_activation"], _ = measure_stored(
-            model, layer, negative.images, channels
+            model, layer, negative.images, channels, pre_activation=pre
         )
     return out

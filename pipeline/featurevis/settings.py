@@ -26,6 +26,7 @@ class FeaturevisSettings(StageSettings):
     relu_override_steps: int = 16
     param: str = "fft"
     curve_points: int = 32
+    pre_activation: bool = True  # capped layers (ReLU6, ...) at the tensor before the cap
 
     # The settings that decide a channel's images and every shard's config_hash; which
     # layers and channels are rendered, and how they are split into jobs, are left out
@@ -43,6 +44,7 @@ class FeaturevisSettings(StageSettings):
         "param",
         "curve_points",
         "relu_override_steps",
+        "pre_activation",
     )
     # The random transformations are not configurable, but recorded with the settings.
     TRANSFORMS: ClassVar[str] = "standard"

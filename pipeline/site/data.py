@@ -120,6 +120,8 @@ class Layer:
     width: int | None = None
     units: list[Channel] = dataclasses.field(default_factory=list)
     similarity_method: str | None = None  # how Channel.similar was computed, for the page
+    cap: str | None = None  # the bounded activation the layer ends in ("ReLU6"), if any
+    featurevis_tensor: str | None = None  # what its visualizations optimised: "output" or "pre-activation"
 
     def unit(self, index: int) -> Channel:
         return self.units[index]

@@ -76,6 +76,7 @@ def from_results(run_dir, settings: SiteSettings | None = None) -> AtlasData:
             module=r.get("module"),
             height=r.get("height"),
             width=r.get("width"),
+            cap=r.get("cap"),
         )
         for r in sorted(layer_records, key=lambda r: r.get("index", 0))
     ]
@@ -234,6 +235,8 @@ def _add_featurevis(data: AtlasData, run_dir: Path) -> None:
     for layer in data.layers:
         if layer.name not in rendered:
             continue
+        layer.featurevis_tensor, cap = store.tensor(layer.name)
+        layer.cap = cap or layer.cap  # the store's word on what was rendered comes first
         images = store.images(layer.name)
         diversity = store.diversity_images(layer.name)
         negative = store.negative_images(layer.name)

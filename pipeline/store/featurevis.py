@@ -6,7 +6,8 @@ file has ``layers/<layer>/`` groups with one row per rendered channel::
     channels    int32  [K]              channel ids, strictly increasing
     images      uint8  [K, H, W, 3]     one image per chunk
     value       float32 [K]             final objective value
-    activation  float32 [K]             the channel's spatial mean on its stored image
+    activation  float32 [K]             the channel's spatial mean on its stored image (of the
+                                        tensor the group's ``tensor`` attribute names)
     rank        int32  [K]              1 + channels of the layer with a larger mean there
     curve       float32 [K, P]          objective during optimisation, at curve_steps [P]
     diversity_images / diversity_activation      [K, D, H, W, 3] / [K, D]  (optional)
@@ -38,11 +39,16 @@ from pipeline.store._format import (
     write_json_attr,
 )
 
-SHARD_KIND, SHARD_VERSION = "featurevis-shard", 1
-STORE_KIND, STORE_VERSION = "featurevis", 1
-VERSIONS = (1,)
+# Version 2: each layer group says which tensor was optimised and measured (``tensor``,
+# ``cap``); a capped layer's activation and rank may be of its pre-activation. Version 1
+# files hold outputs only.
+SHARD_KIND, SHARD_VERSION = "featurevis-shard", 2
+STORE_KIND, STORE_VERSION = "featurevis", 2
+VERSIONS = (1, 2)
+OUTPUT, PRE_ACTIVATION = "output", "pre-activation"  # the values of a layer's `tensor`
 RANK_DEFINITION = (
     "1 + the number of channels of the layer whose spatial mean activation "
+    "(of the layer's `tensor`: output or pre-activation) "
     "on the channel's stored (uint8, untransformed) image is strictly larger "
     "than the channel's own; 1 = best, ties share the better rank"
 )
@@ -120,7 +126,9 @@ class ShardLayout:
     """What one shard holds: ``layer``'s ``channels`` (all in ``[start, stop)``, the layer
     has ``layer_channels``), and the shape of each channel's row: square images of
     ``image_size``, the objective curve sampled at ``curve_steps``, ``diversity`` diverse
-    images (when more than 1) and a negative image (when ``negatives``)."""
+    images (when more than 1) and a negative image (when ``negatives``). ``tensor`` is
+    what was optimised and measured (``"output"`` or ``"pre-activation"``), ``cap`` the
+    bounded activation the layer ends in (``"ReLU6"``; ``""`` for none)."""
 
     layer: str
     layer_channels: int
@@ -131,6 +139,8 @@ class ShardLayout:
     curve_steps: Sequence[int]
     diversity: int = 1
     negatives: bool = False
+    tensor: str = OUTPUT
+    cap: str = ""
 
 
 @contextlib.contextmanager
@@ -145,6 +155,11 @@ def shard_writer(
     """
     layer, layer_channels, start, stop = layout.layer, layout.layer_channels, layout.start, layout.stop
     image_size, diversity, curve_steps = layout.image_size, layout.diversity, layout.curve_steps
+    if layout.tensor not in (OUTPUT, PRE_ACTIVATION) or (layout.tensor == PRE_ACTIVATION and not layout.cap):
+        raise ValueError(
+            f"shard {layer}: tensor {layout.tensor!r} is not {OUTPUT!r} or {PRE_ACTIVATION!r} "
+            "(a pre-activation needs the layer's cap)"
+        )
     channels = np.asarray(sorted(int(c) for c in layout.channels), dtype=np.int32)
     if len(set(channels.tolist())) != len(channels):
         raise ValueError(f"shard {layer} {start}-{stop}: repeated channel ids")
@@ -155,7 +170,17 @@ def shard_writer(
         )
     with atomic_h5(path, SHARD_KIND, SHARD_VERSION, settings=settings, model_checksum=model_checksum) as fh:
         fh.attrs.update({"layer": layer, "start": int(start), "stop": int(stop)})
-        group = _layer_group(fh, layer, layer_channels, image_size, diversity)
+        group = _layer_group(
+            fh,
+            layer,
+            {
+                "layer_channels": layer_channels,
+                "image_size": image_size,
+                "diversity": diversity,
+                "tensor": layout.tensor,
+                "cap": layout.cap,
+            },
+        )
         group.create_dataset("channels", data=channels)
         group.create_dataset("curve_steps", data=np.asarray(curve_steps, dtype=np.int32))
         _create_arrays(group, len(channels), image_size, diversity, len(curve_steps), layout.negatives)
@@ -167,19 +192,26 @@ def shard_writer(
         write_json_attr(fh, "layer_order", [layer])
 
 
-def _layer_group(
-    fh: h5py.File, layer: str, layer_channels: int, image_size: int, diversity: int
-) -> h5py.Group:
+def _layer_group(fh: h5py.File, layer: str, attrs: Mapping) -> h5py.Group:
+    """``layers/<layer>`` with its attributes: ``layer_channels``, ``image_size``,
+    ``diversity``, ``tensor`` and ``cap`` from ``attrs``, and the rank definition."""
     group = fh.create_group(f"layers/{layer}", track_order=True)
     group.attrs.update(
         {
-            "layer_channels": int(layer_channels),
-            "image_size": int(image_size),
-            "diversity": int(diversity),
+            "layer_channels": int(attrs["layer_channels"]),
+            "image_size": int(attrs["image_size"]),
+            "diversity": int(attrs["diversity"]),
+            "tensor": str(attrs["tensor"]),
+            "cap": str(attrs["cap"]),
             "rank_definition": RANK_DEFINITION,
         }
     )
     return group
+
+
+def _tensor_attrs(group: h5py.Group) -> tuple[str, str]:
+    """``(tensor, cap)`` of a layer group; version 1 groups hold outputs and say no cap."""
+    return str(group.attrs.get("tensor", OUTPUT)), str(group.attrs.get("cap", ""))
 
 
 # ---------------------------------------------------------------------------------
@@ -231,8 +263,14 @@ def _merge_layer(dst: h5py.File, layer: str, parts: list[tuple[str, h5py.File]])
             "(a channel appears twice); delete the stale shards and re-run"
         )
     src = groups[0][1]
-    attrs = dict(src.attrs)
-    group = _layer_group(dst, layer, attrs["layer_channels"], attrs["image_size"], attrs["diversity"])
+    tensors = {_tensor_attrs(g) for _, g in groups}
+    if len(tensors) > 1:
+        raise StoreError(
+            f"layer {layer}: shards {[p for p, _ in groups]} optimised different tensors "
+            f"{sorted(tensors)}; delete the stale shards and re-run"
+        )
+    tensor, cap = tensors.pop()
+    group = _layer_group(dst, layer, {**src.attrs, "tensor": tensor, "cap": cap})
     group.create_dataset("channels", data=channels)
     group.create_dataset("curve_steps", data=src["curve_steps"][()])
     names = [n for n in src if n not in ("channels", "curve_steps")]
@@ -325,8 +363,16 @@ class FeatureVisStore(StoreReader):
         return self._group(layer)["value"][()]
 
     def activation(self, layer: str) -> np.ndarray:
-        """``float32 [K]``: each channel's spatial mean activation on its own image."""
+        """``float32 [K]``: each channel's spatial mean activation on its own image (of the
+        tensor :meth:`tensor` names)."""
         return self._group(layer)["activation"][()]
+
+    def tensor(self, layer: str) -> tuple[str, str]:
+        """``(tensor, cap)``: which tensor of ``layer`` was optimised and measured,
+        ``"output"`` or ``"pre-activation"`` (the input of its bounded activation), and
+        that activation's class name (``"ReLU6"``; ``""`` when the layer is not capped, or
+        not known: version 1 files rendered outputs and did not record caps)."""
+        return _tensor_attrs(self._group(layer))
 
     def curve(self, layer: str) -> tuple[np.ndarray, np.ndarray]:
         """``(steps int32 [P], values float32 [K, P])``: the subsampled objective curve."""

@@ -10,6 +10,7 @@ torch only. Each loader returns a fresh, deterministic network.
     tiny_featurevis_net  two conv layers to visualize (feature-visualization runs)
     pool_net             conv -> ReLU -> max pool -> conv (receptive fields)
     field_net            a dead ReLU, a tied max pool, 3x1 and 1x3 kernels (receptive fields)
+    capped_net           layers ending in ReLU6, Sigmoid, a functional relu6 and a ReLU (caps)
 """
 
 import torch
@@ -307,4 +308,58 @@ def field_net(weights="random"):
         "std": (0.5, 0.5, 0.5),
         "class_names": ["a", "b"],
         "layers": ["c1", "relu", "pool", "c2"],
+    }
+
+
+class FunctionalCap(nn.Module):
+    """A 1x1 convolution capped by ``F.relu6`` in ``forward``: no module to tap."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 1, bias=False)
+
+    def forward(self, x):
+        return nn.functional.relu6(self.conv(x))
+
+
+class CappedNet(nn.Module):
+    """Layers that end in bounded activations, to check by hand (input 4x4, identity
+    normalization, so pixels are in [0, 1])::
+
+        block   conv 1x1 (3->2, no bias): p0 = 3 (R + G + B) in [0, 9], p1 = R - G;
+                ReLU6 ("block.1"); Dropout (hands its input back at eval)
+                -> capped by ReLU6: output clamp(p, 0, 6), pre-activation p
+        gate    conv 1x1 (2->2) -> Sigmoid ("gate.1")            -> capped by Sigmoid
+        squash  conv 1x1 (2->2) -> F.relu6 (a function)          -> not recorded as capped
+        head    conv 1x1 (2->2) -> ReLU (unbounded)              -> not capped
+        logits  mean over space -> fc (2->2)
+
+    On a white image p0 = 9, so block's pre-activation is 9 where its output is 6.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.block = nn.Sequential(nn.Conv2d(3, 2, 1, bias=False), nn.ReLU6(), nn.Dropout(0.5))
+        self.gate = nn.Sequential(nn.Conv2d(2, 2, 1), nn.Sigmoid())
+        self.squash = FunctionalCap(2)
+        self.head = nn.Sequential(nn.Conv2d(2, 2, 1), nn.ReLU())
+        self.fc = nn.Linear(2, 2)
+        with torch.no_grad():
+            self.block[0].weight.copy_(torch.tensor([[3.0, 3.0, 3.0], [1.0, -1.0, 0.0]]).view(2, 3, 1, 1))
+
+    def forward(self, x):
+        return self.fc(self.head(self.squash(self.gate(self.block(x)))).mean((2, 3)))
+
+
+def capped_net(weights="random"):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = CappedNet()
+    return {
+        "model": net,
+        "input_size": 4,
+        "mean": (0.0, 0.0, 0.0),
+        "std": (1.0, 1.0, 1.0),
+        "class_names": ["a", "b"],
+        "layers": ["block", "gate", "squash", "head"],
     }
