@@ -64,7 +64,9 @@ def test_featurevis_records_what_its_stores_always_recorded():
     # Every shard's settings_json (and config_hash) holds exactly these keys: a store made
     # before the settings were a dataclass must hash like one made now. pre_activation came
     # with format version 2 (it changes what capped layers' images are), so version 1
-    # stores hash otherwise on purpose.
+    # stores hash otherwise on purpose. init_sd, decay_power and adam_betas (the knobs a
+    # fast preset turns, issue 12) came later in version 2: they decide the images, so
+    # they are recorded and hashed, and version 2 shards made before them hash otherwise.
     assert FeaturevisSettings().recorded() == {
         "steps": 512,
         "image_size": 128,
@@ -79,6 +81,9 @@ def test_featurevis_records_what_its_stores_always_recorded():
         "curve_points": 32,
         "relu_override_steps": 16,
         "pre_activation": True,
+        "init_sd": 0.01,
+        "decay_power": 1.0,
+        "adam_betas": [0.9, 0.999],
     }
 
 
@@ -90,6 +95,11 @@ def test_the_render_loop_defaults_are_the_featurevis_defaults():
     # output, as Building Blocks wants), the stage renders capped layers before their cap.
     assert render_options(FeaturevisSettings()) == RenderOptions(pre_activation=True)
     assert render_options(FeaturevisSettings(pre_activation=False)) == RenderOptions()
+    # The fast-preset knobs (issue 12) reach the render loop.
+    knobs = FeaturevisSettings.from_config({"init_sd": 0.1, "decay_power": 1.5, "adam_betas": [0.8, 0.99]})
+    assert render_options(knobs) == RenderOptions(
+        init_sd=0.1, decay_power=1.5, adam_betas=(0.8, 0.99), pre_activation=True
+    )
 
 
 def test_blocks_records_every_setting_but_the_images():

@@ -39,6 +39,9 @@ def render_options(settings: FeaturevisSettings) -> RenderOptions:
         transforms=settings.TRANSFORMS,
         curve_points=settings.curve_points,
         relu_override_steps=settings.relu_override_steps,
+        init_sd=settings.init_sd,
+        decay_power=settings.decay_power,
+        adam_betas=tuple(settings.adam_betas),
         pre_activation=settings.pre_activation,
     )
 

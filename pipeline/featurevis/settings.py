@@ -27,6 +27,11 @@ class FeaturevisSettings(StageSettings):
     param: str = "fft"
     curve_points: int = 32
     pre_activation: bool = True  # capped layers (ReLU6, ...) at the tensor before the cap
+    # Lucid's values (pipeline.optvis.param.INIT_SD, DECAY_POWER, render.ADAM_BETAS); not
+    # imported from there, as that would load torch in the workflow.
+    init_sd: float = 0.01  # standard deviation of the starting noise
+    decay_power: float = 1.0  # how fast the fft parameterization damps high frequencies
+    adam_betas: tuple[float, float] = (0.9, 0.999)
 
     # The settings that decide a channel's images and every shard's config_hash; which
     # layers and channels are rendered, and how they are split into jobs, are left out
@@ -45,6 +50,9 @@ class FeaturevisSettings(StageSettings):
         "curve_points",
         "relu_override_steps",
         "pre_activation",
+        "init_sd",
+        "decay_power",
+        "adam_betas",
     )
     # The random transformations are not configurable, but recorded with the settings.
     TRANSFORMS: ClassVar[str] = "standard"

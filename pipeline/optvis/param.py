@@ -9,9 +9,10 @@ starts from the same noise whether it is rendered alone or inside a batch.
 
 ``fft``
     Lucid's spectral parameterization: the image is the inverse real FFT of learnt
-    Fourier coefficients, each frequency scaled by ``1 / max(freq, 1 / max(h, w))`` so
-    that low frequencies dominate (decay power 1), times ``sqrt(h * w)``, divided by 4.
-    Gradient descent in this basis favours smooth images over high-frequency noise.
+    Fourier coefficients, each frequency scaled by ``1 / max(freq, 1 / max(h, w)) ** decay_power``
+    so that low frequencies dominate (Lucid's decay power 1; a larger power damps high
+    frequencies more), times ``sqrt(h * w)``, divided by 4. Gradient descent in this
+    basis favours smooth images over high-frequency noise.
 ``pixel``
     One learnt value per pixel and colour (Lucid's ``pixel_image``), for comparison.
 
@@ -26,8 +27,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-INIT_SD = 0.01
-DECAY_POWER = 1.0
+INIT_SD = 0.01  # Lucid's initial noise scale
+DECAY_POWER = 1.0  # Lucid's spectrum decay power
 # Square root of ImageNet's colour covariance ("svd sqrt"), rows = output RGB.
 _COLOR_SVD_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
 COLOR_CORRELATION = _COLOR_SVD_SQRT / _COLOR_SVD_SQRT.norm(dim=0).max()
@@ -43,13 +44,16 @@ def image(
     *,
     device: torch.device | str = "cpu",
     sd: float = INIT_SD,
+    decay_power: float = DECAY_POWER,
 ) -> tuple[list[torch.Tensor], ImageFn]:
     """A batch of ``len(generators)`` images of ``size x size`` pixels.
 
     Returns ``(params, image_fn)`` with ``image_fn() -> Tensor[N, 3, size, size]`` in ``(0, 1)``.
+    ``sd``: standard deviation of the initial noise; ``decay_power``: how fast the ``fft``
+    scale falls with frequency (``pixel`` has no spectrum and ignores it).
     """
     if kind == "fft":
-        return fft_image(size, generators, device=device, sd=sd)
+        return fft_image(size, generators, device=device, sd=sd, decay_power=decay_power)
     if kind == "pixel":
         return pixel_image(size, generators, device=device, sd=sd)
     raise ValueError(f"unknown image parameterization {kind!r}; choose one of {', '.join(PARAMS)}")

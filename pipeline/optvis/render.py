@@ -38,6 +38,7 @@ from pipeline.optvis.objectives import Objective, as_objective
 from pipeline.optvis.relu_grad import redirected_relu_gradients
 
 RELU_OVERRIDE_STEPS = 16  # Lucid's render_vis
+ADAM_BETAS = (0.9, 0.999)  # Lucid's (TensorFlow's) Adam defaults
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,8 +51,12 @@ class RenderOptions:
     seeds every item with its key. ``curve_points`` samples of the objective are kept.
     For the first ``relu_override_steps`` steps ReLU gradients are redirected
     (:mod:`~pipeline.optvis.relu_grad`), so that units that are off on the starting noise
-    can still be switched on. ``amp=True`` runs the forward pass under bfloat16 autocast
-    (CUDA only). ``pre_activation=True`` optimises (and measures) capped layers at their
+    can still be switched on. ``init_sd`` is the standard deviation of the starting noise,
+    ``decay_power`` how fast the ``fft`` spectrum's scale falls with frequency
+    (:func:`~pipeline.optvis.param.spectrum_scale`), ``adam_betas`` Adam's ``(beta1, beta2)``:
+    Lucid's values by default; short runs do better with others (docs/PERFORMANCE.md).
+    ``amp=True`` runs the forward pass under bfloat16 autocast (CUDA only).
+    ``pre_activation=True`` optimises (and measures) capped layers at their
     pre-activation, the tensor before their bounded activation
     (:meth:`~pipeline.model.LoadedModel.tap_points`); other layers at their output.
     """
@@ -64,6 +69,9 @@ class RenderOptions:
     transforms: str | transforms_mod.Transform | None = "standard"
     curve_points: int = 32
     relu_override_steps: int = RELU_OVERRIDE_STEPS
+    init_sd: float = param_mod.INIT_SD
+    decay_power: float = param_mod.DECAY_POWER
+    adam_betas: tuple[float, float] = ADAM_BETAS
     amp: bool = False
     pre_activation: bool = False
 
@@ -158,9 +166,11 @@ def render(
     model.net.eval()  # BatchNorm in training mode would mix the items of a batch
     tap = model.tap(list(objective.layers), pre_activation=options.pre_activation)
     generators = item_generators(seed, keys)
-    params, image_fn = param_mod.image(options.param, size, generators, device=device)
+    params, image_fn = param_mod.image(
+        options.param, size, generators, device=device, sd=options.init_sd, decay_power=options.decay_power
+    )
     transform = transforms_mod.resolve(options.transforms)
-    optimizer = torch.optim.Adam(params, lr=options.lr)
+    optimizer = torch.optim.Adam(params, lr=options.lr, betas=tuple(options.adam_betas))
     record_at = curve_steps(steps, options.curve_points)
     curve = torch.zeros(len(record_at), batch, device=device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=options.amp and device.type == "cuda")
