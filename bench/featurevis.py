@@ -1,189 +1,186 @@
-"""Benchmark: batched + truncated feature visualization against one channel at a time.
+"""Benchmark: feature-visualization presets per layer, quality against time.
 
     MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 .venv/bin/python bench/featurevis.py
 
-Every side uses the same engine (pipeline.optvis.render) on EfficientNet-Lite0 at 128 px:
+For each layer of EfficientNet-Lite0 (real weights) and each preset
+(:mod:`pipeline.featurevis.presets`), renders a seeded sample of the layer's channels
+exactly as the workflow does (``render_batch`` through ``speed_up``, the preset's
+per-layer schedule, pre-activation at capped layers) and prints:
 
-* **batched**: ``batch`` channels of one layer per forward/backward pass, the forward
-  pass stopped at that layer, through the network rewritten by ``speed_up`` (what the
-  workflow does); at the config default batch and at ``--also-batch``;
-* **one at a time**: one channel per call, full forward pass every step, through the
-  same rewritten network (the strict comparison: only batching and truncation differ);
-* **one at a time, as loaded**: the same, through the network as loaded (the Lucent
-  way: no BatchNorm folding, padding copies, in-place ReLU6).
+* **s/ch**: wall seconds per channel (the sample rendered as one batch);
+* **rank1 img**: the share of sampled channels whose own image excites them more than
+  any other sampled channel's image does (the store's ``image_rank``, over the sample);
+* **rank1 ch**: the share of sampled channels that out-respond every channel of the layer
+  on their own image (the store's ``rank``: compares channels of different scales);
+* **ratio**: median own-channel activation (spatial mean on the stored uint8 image, an
+  independent forward pass) over the same median for the reference preset (``lucid``,
+  512 steps: the same engine at Lucid's settings);
 
-Each side runs ``--steps`` optimisation steps (512 is the real count; fewer are scaled
-up linearly; the dearer redirected-ReLU steps, 16 of 512, keep their share), in
-alternating rounds so that a change
-in machine load hits both alike; the median round counts. Then it projects the time to
-render every channel of every layer of Lite0 and of GoogLeNet (random weights: the
-speed does not depend on them) from a short batched measurement per layer.
-Timings on a shared machine are noisy: compare the ratio, not the absolute numbers.
+then projects the time for every channel of Lite0 and of GoogLeNet (random weights: the
+speed does not depend on them; a few steps per layer, scaled) per preset. With
+``--montage PATH`` it also writes a side-by-side PNG of a few channels per layer,
+reference above each preset. Timings on a shared machine are noisy: read the ratios.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import time
 
+import numpy as np
 import torch
 
+from pipeline.featurevis.presets import layer_stride
+from pipeline.featurevis.render import render_batch
+from pipeline.featurevis.settings import FeaturevisSettings
 from pipeline.model import load_model
-from pipeline.optvis import objectives as obj
-from pipeline.optvis.render import RELU_OVERRIDE_STEPS, RenderOptions, render
 from pipeline.optvis.speedup import speed_up
+from pipeline.store.featurevis import image_ranks
 
-FULL_STEPS = 512
+REFERENCE = "lucid"
 
 
-def timed(fn) -> float:
+def sample_channels(n_channels: int, k: int, seed: int) -> list[int]:
+    return sorted(random.Random(seed).sample(range(n_channels), min(k, n_channels)))
+
+
+def measure(model, info, channels: list[int], settings: FeaturevisSettings, steps: int | None = None):
+    """Render ``channels`` of layer ``info`` under ``settings``; ``steps`` overrides the
+    schedule's (for timing only). Returns (seconds per channel, out dict, schedule)."""
+    schedule = settings.schedule(layer_stride(model.input_size, info.height))
+    if steps is not None:
+        schedule = settings.replace(steps=steps).schedule(layer_stride(model.input_size, info.height))
     start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+    out = render_batch(model, info.name, channels, settings, schedule)
+    return (time.perf_counter() - start) / len(channels), out, schedule
 
 
-def options(steps: int, size: int) -> RenderOptions:
-    """``steps`` at ``size`` px, with the redirected-ReLU steps (dearer than the rest) in the
-    same share as in 512 steps."""
-    return RenderOptions(
-        steps=steps, size=size, relu_override_steps=round(RELU_OVERRIDE_STEPS * steps / FULL_STEPS)
+def parse_variant(text: str) -> tuple[str, FeaturevisSettings]:
+    """``NAME=PRESET:KEY=VALUE,...`` -> (NAME, the preset's settings with those keys set)."""
+    name, _, rest = text.partition("=")
+    preset, _, pairs = rest.partition(":")
+    changes = {}
+    for pair in filter(None, pairs.split(",")):
+        key, _, value = pair.partition("=")
+        changes[key] = float(value) if "." in value else int(value)
+    return name, FeaturevisSettings(preset=preset, **changes)
+
+
+def quality(out, channels: list[int]) -> tuple[float, float, float]:
+    """(rank-1 share among the sample's images, rank-1 share among channels, median activation)."""
+    image_rank = image_ranks(out["responses"], np.asarray(channels))
+    return (
+        float(np.mean(image_rank == 1)),
+        float(np.mean(out["rank"] == 1)),
+        float(np.median(out["activation"])),
     )
 
 
-def batched_seconds(model, layer: str, channels: list[int], steps: int, size: int) -> float:
-    objective = obj.per_item([obj.channel(layer, c) for c in channels])
-    return timed(
-        lambda: render(
-            model, objective, len(channels), options(steps, size), item_keys=channels, truncate=True
-        )
-    )
-
-
-def single_seconds(model, layer: str, channel: int, steps: int, size: int) -> float:
-    return timed(
-        lambda: render(
-            model, obj.channel(layer, channel), 1, options(steps, size), item_keys=[channel], truncate=False
-        )
-    )
-
-
-def per_layer(model, batch: int, steps: int, size: int) -> list[tuple[str, int, float]]:
-    """``(layer, channels, seconds per channel at 512 steps)`` for every layer, batched + truncated."""
-    rows = []
+def project(model, variants: dict[str, FeaturevisSettings], steps: int, batch: int) -> dict[str, float]:
+    """Seconds to render every channel of ``model`` per preset, from ``steps`` timed steps."""
+    totals = dict.fromkeys(variants, 0.0)
     for info in model.layers:
-        n = min(batch, info.channels)
-        seconds = batched_seconds(model, info.name, list(range(n)), steps, size)
-        rows.append((info.name, info.channels, seconds / n * FULL_STEPS / steps))
-    return rows
+        channels = list(range(min(batch, info.channels)))
+        for preset, settings in variants.items():
+            full = settings.schedule(layer_stride(model.input_size, info.height)).steps
+            seconds, _, _ = measure(model, info, channels, settings.replace(batch_size=batch), steps=steps)
+            totals[preset] += seconds * full / steps * info.channels
+    return totals
+
+
+def montage(images: dict[tuple[str, str], np.ndarray], layers: list[str], presets: list[str], path: str):
+    """One row per (layer, preset), ``cell`` px per image; labels on the left."""
+    from PIL import Image, ImageDraw
+
+    cell, label_w = 96, 190
+    per_row = max(len(v) for v in images.values())
+    canvas = Image.new(
+        "RGB", (label_w + per_row * (cell + 4), len(layers) * len(presets) * (cell + 4)), "white"
+    )
+    draw = ImageDraw.Draw(canvas)
+    y = 0
+    for layer in layers:
+        for preset in presets:
+            draw.text((6, y + cell // 2 - 12), f"{layer}\n{preset}", fill="black")
+            for i, image in enumerate(images[(layer, preset)]):
+                tile = Image.fromarray(image).resize((cell, cell), Image.BICUBIC)
+                canvas.paste(tile, (label_w + i * (cell + 4), y))
+            y += cell + 4
+    canvas.save(path)
+    print(f"montage written to {path}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--layer", default="blocks.3.0")
-    parser.add_argument("--batch", type=int, default=32, help="channels per pass (the config default)")
-    parser.add_argument(
-        "--also-batch",
-        type=int,
-        default=8,
-        help="a second batch size to measure (0: none); 8 is about the best on a 2-core CPU",
-    )
-    parser.add_argument(
-        "--steps",
-        type=int,
-        default=32,
-        help="steps measured per round (scaled to 512; 1 in 32 with the ReLU override, as in 512)",
-    )
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument(
-        "--single-channels", type=int, default=2, help="channels rendered one at a time per round"
-    )
-    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--layers", nargs="*", help="layers to sample (default: every layer)")
+    parser.add_argument("--presets", nargs="+", default=["fast"], help=f"compared with {REFERENCE!r}")
+    parser.add_argument("--channels", type=int, default=8, help="sampled channels per layer")
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--projection-steps", type=int, default=4, help="timed steps per layer (0: skip)")
     parser.add_argument(
-        "--projection-steps",
-        type=int,
-        default=8,
-        help="steps per layer for the whole-model projections (0: skip them)",
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=PRESET:KEY=VALUE,...",
+        help="also measure PRESET with config keys overridden (e.g. fast64=fast:image_size=64,steps=64)",
     )
+    parser.add_argument("--montage", help="write a side-by-side PNG here")
+    parser.add_argument("--montage-layers", nargs="*", default=["stem", "blocks.2.0", "blocks.4.2", "head"])
+    parser.add_argument("--montage-channels", type=int, default=4)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    model = speed_up(load_model("efficientnet_lite0"))
+    variants = {REFERENCE: FeaturevisSettings(preset=REFERENCE)}
+    variants.update({p: FeaturevisSettings(preset=p) for p in args.presets})
+    variants.update(dict(parse_variant(text) for text in args.variant))
+    presets = list(variants)
+    layers = [model.layer(name) for name in args.layers] if args.layers else model.layers
+    measure(model, layers[0], [0, 1], FeaturevisSettings(preset="fast"), steps=2)  # warm-up
 
-    as_loaded = load_model("efficientnet_lite0")
-    model = speed_up(load_model("efficientnet_lite0"))  # what the workflow renders through
-    batches = [args.batch] + ([args.also_batch] if args.also_batch else [])
-    # Warm-up: first calls pay for allocations and kernel selection.
-    batched_seconds(model, args.layer, [0, 1], 2, args.size)
-    single_seconds(model, args.layer, 0, 2, args.size)
-    single_seconds(as_loaded, args.layer, 0, 2, args.size)
-
-    def one_at_a_time(net) -> float:
-        return (
-            sum(
-                single_seconds(net, args.layer, c, args.steps, args.size) for c in range(args.single_channels)
+    print(
+        f"efficientnet_lite0, {args.channels} seeded channels per layer, torch threads "
+        f"{torch.get_num_threads()}; ratio = median own activation / the {REFERENCE} preset's"
+    )
+    print(
+        f"{'layer':12s} {'preset':8s} {'steps':>5s} {'px':>4s} {'s/ch':>7s} {'rank1 img':>9s} "
+        f"{'rank1 ch':>8s} {'ratio':>6s}"
+    )
+    images: dict[tuple[str, str], np.ndarray] = {}
+    ratios: dict[str, list[float]] = {p: [] for p in presets}
+    for info in layers:
+        channels = sample_channels(info.channels, args.channels, args.seed)
+        reference = None
+        for preset in presets:
+            seconds, out, schedule = measure(model, info, channels, variants[preset])
+            img1, ch1, median = quality(out, channels)
+            reference = median if reference is None else reference
+            ratio = median / reference if reference > 0 else float("nan")
+            ratios[preset].append(ratio)
+            images[(info.name, preset)] = out["images"][: args.montage_channels]
+            print(
+                f"{info.name:12s} {preset:8s} {schedule.steps:5d} {schedule.image_size:4d} {seconds:7.2f} "
+                f"{img1:9.2f} {ch1:8.2f} {ratio:6.2f}",
+                flush=True,
             )
-            / args.single_channels
-        )
-
-    rounds: dict[str, list[float]] = {}  # side -> seconds per channel, one entry per round
-    for r in range(args.rounds):
-        for b in batches:
-            rounds.setdefault(f"batch {b}", []).append(
-                batched_seconds(model, args.layer, list(range(b)), args.steps, args.size) / b
-            )
-        rounds.setdefault("one", []).append(one_at_a_time(model))
-        rounds.setdefault("one, as loaded", []).append(one_at_a_time(as_loaded))
-        print(
-            f"round {r + 1} ({args.steps} steps), s/channel: "
-            + ", ".join(f"{side} {times[-1]:.3f}" for side, times in rounds.items()),
-            flush=True,
-        )
-    per_channel = {side: statistics.median(times) * FULL_STEPS / args.steps for side, times in rounds.items()}
-    single, lucent = per_channel["one"], per_channel["one, as loaded"]
-    batched = per_channel[f"batch {args.batch}"]
-    print()
-    print(
-        f"model efficientnet_lite0, layer {args.layer}, image {args.size} px, "
-        f"torch threads {torch.get_num_threads()}, "
-        f"{args.steps} steps measured x {args.rounds} rounds (median), scaled to {FULL_STEPS}"
-    )
-    for b in batches:
-        seconds = per_channel[f"batch {b}"]
-        print(
-            f"batched + truncated, batch {b:3d}        : {seconds:7.2f} s per channel "
-            f"({1 / seconds:.3f} channels/s)  {single / seconds:4.1f}x  "
-            f"{lucent / seconds:4.1f}x vs as loaded"
-        )
-    print(f"one channel, full forward (same engine) : {single:7.2f} s per channel")
-    print(
-        f"one channel, full forward, as loaded    : {lucent:7.2f} s per channel "
-        "(no BatchNorm folding or other rewrites: the Lucent way)"
-    )
-    print(
-        f"ratio at the default batch {args.batch}: {single / batched:.1f}x against the same engine "
-        f"one channel at a time (target >= 5x); {lucent / batched:.1f}x against the model as loaded"
-    )
+    for preset in presets[1:]:
+        lowest, median = min(ratios[preset]), statistics.median(ratios[preset])
+        print(f"{preset}: lowest ratio {lowest:.2f}, median {median:.2f}")
+    if args.montage:
+        shown = [name for name in args.montage_layers if (name, REFERENCE) in images]
+        montage(images, shown, presets, args.montage)
 
     if args.projection_steps:
-        # The one-at-a-time, full-forward cost is the same for every layer of a model.
-        print(f"\nper layer, batched + truncated ({args.projection_steps} steps measured, scaled):")
-        lite0 = per_layer(model, args.batch, args.projection_steps, args.size)
-        for name, count, seconds in lite0:
-            print(f"  {name:12s} {count:5d} ch  {seconds:6.2f} s/channel  {single / seconds:5.1f}x")
-        googlenet = load_model("googlenet", weights="random")
-        speed_up(googlenet)
-        print()
-        for name, rows in (
-            ("efficientnet_lite0", lite0),
-            (
-                "googlenet (random weights)",
-                per_layer(googlenet, args.batch, args.projection_steps, args.size),
-            ),
-        ):
-            total = sum(count * seconds for _, count, seconds in rows)
+        googlenet = speed_up(load_model("googlenet", weights="random"))
+        for name, net in (("efficientnet_lite0", model), ("googlenet (random weights)", googlenet)):
+            totals = project(net, variants, args.projection_steps, batch=32)
+            channels = sum(info.channels for info in net.layers)
             print(
-                f"projected: every channel of {name}: {sum(c for _, c, _ in rows)} channels in "
-                f"{len(rows)} layers, {total / 3600:.1f} h on this machine at 512 steps, batch {args.batch}"
+                f"projected, every channel of {name} ({channels} channels, {len(net.layers)} layers), "
+                f"one {torch.get_num_threads()}-thread process: "
+                + ", ".join(f"{p} {s / 3600:.2f} h" for p, s in totals.items())
             )
 
 

@@ -12,15 +12,23 @@ SETTINGS = {"steps": 8, "image_size": 4, "seed": 0}
 SIZE = 4
 
 
-def rows(channels, diversity=1, negatives=False):
-    """Arrays whose every value encodes its channel, so misplaced rows are caught."""
+def rows(channels, diversity=1, negatives=False, layer_channels=10):
+    """Arrays whose every value encodes its channel, so misplaced rows are caught.
+
+    Responses: each image excites its own channel by 1 and no other, except that channel
+    2's image excites channel 5 by 2 (so channel 5's own image ranks 2nd for it)."""
     k = len(channels)
     c = np.asarray(channels)
+    responses = np.zeros((k, layer_channels), np.float32)
+    responses[np.arange(k), c] = 1.0
+    if layer_channels > 5:
+        responses[c == 2, 5] = 2.0
     out = {
         "images": np.broadcast_to(c[:, None, None, None], (k, SIZE, SIZE, 3)).astype(np.uint8),
         "value": c + 0.5,
         "activation": c + 0.25,
         "rank": c % 3 + 1,
+        "responses": responses,
         "curve": np.stack([c * 10 + p for p in range(3)], axis=1),
     }
     if diversity > 1:
@@ -58,11 +66,13 @@ def write_shard(
         curve_steps=[0, 3, 7],
         diversity=diversity,
         negatives=negatives,
+        preset="fast",
+        schedule={"steps": 8, "image_size": SIZE},
     )
     with shard_writer(path, layout, settings=settings, model_checksum=model_checksum) as w:
         for i in range(0, len(channels), batch):
             group = channels[i : i + batch]
-            w.write(group, rows(group, diversity, negatives))
+            w.write(group, rows(group, diversity, negatives, layer_channels))
     return path
 
 
@@ -88,11 +98,20 @@ def test_shards_merge_into_a_store_the_reader_opens(tmp_path):
         steps, curve = fv.curve("conv")
         assert steps.tolist() == [0, 3, 7] and curve[7].tolist() == [70, 71, 72]
         assert fv.diversity_images("conv") is None and fv.negative_images("conv") is None
+        # Ranked across the layer's shards: channel 2's image (shard 0-4) beats channel 5's
+        # own (shard 4-8) for channel 5.
+        assert fv.image_rank("conv").tolist() == [1, 1, 1, 1, 1, 2, 1, 1]
+        assert fv.schedule("conv") == ("fast", {"steps": 8, "image_size": SIZE})
         assert fv.summary()["fc"] == {
             "rendered": 2,
             "layer_channels": 3,
+            "preset": "fast",
+            "steps": 8,
+            "image_size": SIZE,
             "rank1_fraction": pytest.approx(0.5),
+            "image_rank1_fraction": 1.0,
         }
+        assert fv.summary()["conv"]["image_rank1_fraction"] == pytest.approx(7 / 8)
         with pytest.raises(KeyError, match="no rendered channel 1"):
             fv.image("fc", 1)
         with pytest.raises(KeyError, match="no layer 'head'"):
@@ -234,9 +253,35 @@ def test_recorded_settings_fill_defaults_and_leave_out_the_selection():
         {"steps": 8, "layers": ["a"], "channels": "0-2", "channels_per_job": 2, "enabled": True}
     )
     recorded = settings.recorded()
-    assert recorded["steps"] == 8 and recorded["image_size"] == 128 and recorded["param"] == "fft"
+    assert recorded["steps"] == 8 and recorded["image_size"] is None and recorded["param"] == "fft"
+    assert recorded["preset"] == "lucid" and recorded["preset_rules"][0]["steps"] == 512
     assert recorded["transforms"] == "standard"
     assert not {"layers", "channels", "channels_per_job", "enabled"} & set(recorded)
+    # Another preset is another config_hash, even with the same keys set.
+    assert settings.replace(preset="fast").recorded()["preset_rules"] != recorded["preset_rules"]
+
+
+def test_presets_choose_a_schedule_per_layer_stride_and_config_keys_override_them():
+    from pipeline.featurevis.presets import layer_stride
+
+    # Lite0 at 224 px: stem 112x112, blocks.3.0 14x14, head 7x7.
+    assert [layer_stride(224, h) for h in (112, 56, 28, 14, 7)] == [2, 4, 8, 16, 32]
+    assert layer_stride(224, 15) == 16 and layer_stride(224, 224) == 1  # rounded up to a power of 2
+    lucid = FeaturevisSettings()
+    assert {lucid.schedule(s).steps for s in (2, 16, 32)} == {512}
+    assert lucid.schedule(32).image_size == 128 and lucid.schedule(2).decay_power == 1.0
+    fast = FeaturevisSettings(preset="fast")
+    early, middle, late = fast.schedule(8), fast.schedule(16), fast.schedule(32)
+    assert (early.steps, early.image_size, early.decay_power) == (64, 64, 1.5)
+    assert (middle.steps, middle.image_size) == (96, 64)
+    assert (late.steps, late.image_size, late.decay_power) == (96, 96, 1.25)
+    assert early.adam_betas == (0.8, 0.99) and early.init_sd == 0.1
+    # A key set in the config wins on every layer; the rest stay the preset's.
+    custom = FeaturevisSettings.from_config({"preset": "fast", "steps": 32, "adam_betas": [0.5, 0.9]})
+    assert custom.schedule(2).steps == custom.schedule(32).steps == 32
+    assert custom.schedule(32).image_size == 96 and custom.schedule(2).adam_betas == (0.5, 0.9)
+    with pytest.raises(ValueError, match="unknown preset 'slow'"):
+        FeaturevisSettings(preset="slow").schedule(2)
 
 
 def test_target_rank_by_hand():

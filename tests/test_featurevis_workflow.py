@@ -3,6 +3,7 @@
 import os
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -113,7 +114,7 @@ def test_render_batch_measures_each_channel_on_its_own_image():
 
     model = load_model(TINY_NET, weights="random")
     settings = FeaturevisSettings(steps=6, image_size=16, curve_points=3, diversity=3, negatives=True)
-    out = render_batch(model, "conv1", [4, 1], settings)
+    out = render_batch(model, "conv1", [4, 1], settings, settings.schedule(1))
     assert out["images"].shape == (2, 16, 16, 3) and out["images"].dtype.name == "uint8"
     assert out["curve"].shape == (2, 3)
     assert out["diversity_images"].shape == (2, 3, 16, 16, 3)
@@ -128,6 +129,8 @@ def test_render_batch_measures_each_channel_on_its_own_image():
         expected = 1 + int((means[row] > means[row, channel]).sum())
         assert out["rank"][row] == expected
         assert out["activation"][row] == pytest.approx(means[row, channel].item(), rel=1e-6)
+        # responses: every channel's mean on the row's image, the same measurement
+        np.testing.assert_allclose(out["responses"][row], means[row].numpy(), rtol=1e-6)
     # The negative images push the channel down, below its value on the positive image.
     assert (out["negative_activation"] < out["activation"]).all()
     assert batches([1, 2, 3, 4, 5], 4, diversity=2) == [[1, 2], [3, 4], [5]]

@@ -113,12 +113,13 @@ def test_the_defaults_are_lucids_so_existing_runs_do_not_change():
     assert image_defaults["decay_power"].default == param.DECAY_POWER
     torch_betas = inspect.signature(torch.optim.Adam).parameters["betas"].default
     assert options.adam_betas == render_mod.ADAM_BETAS == tuple(torch_betas) == (0.9, 0.999)
-    # The stage's settings spell the same values out (importing them would load torch
-    # in the workflow) and pass them on.
+    # The stage's lucid preset spells the same values out (importing them would load
+    # torch in the workflow) and passes them on.
     settings = FeaturevisSettings()
-    assert (settings.init_sd, settings.decay_power) == (param.INIT_SD, param.DECAY_POWER)
-    assert settings.adam_betas == render_mod.ADAM_BETAS
-    stage = render_options(settings)
+    schedule = settings.schedule(16)
+    assert (schedule.init_sd, schedule.decay_power) == (param.INIT_SD, param.DECAY_POWER)
+    assert schedule.adam_betas == render_mod.ADAM_BETAS
+    stage = render_options(settings, schedule)
     assert (stage.init_sd, stage.decay_power, stage.adam_betas) == (0.01, 1.0, (0.9, 0.999))
 
 

@@ -92,7 +92,7 @@ def test_the_featurevis_shard_records_the_optimised_tensor(tmp_path, capped):
     store = merge_shards([tmp_path / "block.h5", tmp_path / "head.h5"], tmp_path / "featurevis.h5")
     for path in (tmp_path / "block.h5", store):
         with FeatureVisStore(path) as fv:
-            assert fv.fh.attrs["format_version"] == 2 and fv.settings["pre_activation"] is True
+            assert fv.fh.attrs["format_version"] == 3 and fv.settings["pre_activation"] is True
             assert fv.tensor("block") == ("pre-activation", "ReLU6")
             activation = fv.activation("block")
             # Measured on the stored image's pre-activation: channel 0 past the cap.
@@ -123,6 +123,7 @@ def _write_version_1_shard(path):
     with h5py.File(path, "r+") as fh:
         fh.attrs["format_version"] = 1
         del fh["layers/conv"].attrs["tensor"], fh["layers/conv"].attrs["cap"]
+        del fh["layers/conv/responses"], fh["layers/conv"].attrs["preset"]
     return path
 
 
@@ -131,7 +132,8 @@ def test_a_version_1_file_reads_as_outputs(tmp_path):
     with FeatureVisStore(old) as fv:
         assert fv.tensor("conv") == ("output", "") and fv.activation("conv").tolist() == [1.0]
     with FeatureVisStore(merge_shards([old], tmp_path / "merged.h5")) as fv:
-        assert fv.fh.attrs["format_version"] == 2 and fv.tensor("conv") == ("output", "")
+        assert fv.fh.attrs["format_version"] == 3 and fv.tensor("conv") == ("output", "")
+        assert fv.image_rank("conv") is None  # a version 1 shard has no responses to rank by
 
 
 def test_shards_that_disagree_on_the_tensor_do_not_merge(tmp_path):

@@ -53,7 +53,7 @@ def test_from_config_freezes_lists_and_ignores_the_switch():
         {"layers": ["a", "b"], "channels": [3, 1], "steps": 8, "enabled": False}
     )
     assert settings.layers == ("a", "b") and settings.channels == (3, 1) and settings.steps == 8
-    assert settings.image_size == 128  # missing keys take the defaults
+    assert settings.preset == "lucid" and settings.image_size is None  # missing keys take the defaults
     assert settings.subset(("steps", "layers")) == {"steps": 8, "layers": ["a", "b"]}
     hash(settings)  # frozen and hashable
     with pytest.raises(AttributeError):
@@ -61,44 +61,60 @@ def test_from_config_freezes_lists_and_ignores_the_switch():
 
 
 def test_featurevis_records_what_its_stores_always_recorded():
-    # Every shard's settings_json (and config_hash) holds exactly these keys: a store made
-    # before the settings were a dataclass must hash like one made now. pre_activation came
-    # with format version 2 (it changes what capped layers' images are), so version 1
-    # stores hash otherwise on purpose. init_sd, decay_power and adam_betas (the knobs a
-    # fast preset turns, issue 12) came later in version 2: they decide the images, so
-    # they are recorded and hashed, and version 2 shards made before them hash otherwise.
+    # Every shard's settings_json (and config_hash) holds exactly these keys. Version 3
+    # (presets, issue 12) records the preset, its rules spelled out, and the schedule keys
+    # as set in the config (None: the preset's), so a store rendered before presets
+    # hashes otherwise on purpose: its layers were rendered by the keys alone.
+    from pipeline.featurevis.presets import PRESETS
+
     assert FeaturevisSettings().recorded() == {
-        "steps": 512,
-        "image_size": 128,
-        "batch_size": 32,
+        "preset": "lucid",
+        "preset_rules": [rule.to_dict() for rule in PRESETS["lucid"]],
+        "steps": None,
+        "image_size": None,
+        "batch_size": None,
         "seed": 0,
         "diversity": 1,
         "diversity_weight": 100.0,
         "negatives": False,
-        "lr": 0.05,
+        "lr": None,
         "param": "fft",
         "transforms": "standard",
         "curve_points": 32,
         "relu_override_steps": 16,
         "pre_activation": True,
-        "init_sd": 0.01,
-        "decay_power": 1.0,
-        "adam_betas": [0.9, 0.999],
+        "init_sd": None,
+        "decay_power": None,
+        "adam_betas": None,
     }
+    assert FeaturevisSettings().recorded()["preset_rules"] == [
+        {
+            "max_stride": None,
+            "steps": 512,
+            "image_size": 128,
+            "batch_size": 32,
+            "lr": 0.05,
+            "init_sd": 0.01,
+            "decay_power": 1.0,
+            "adam_betas": [0.9, 0.999],
+        }
+    ]
 
 
 def test_the_render_loop_defaults_are_the_featurevis_defaults():
     from pipeline.featurevis.render import render_options
     from pipeline.optvis.render import RenderOptions
 
-    # ... but for pre_activation: the render loop renders the tensor it is asked for (the
-    # output, as Building Blocks wants), the stage renders capped layers before their cap.
-    assert render_options(FeaturevisSettings()) == RenderOptions(pre_activation=True)
-    assert render_options(FeaturevisSettings(pre_activation=False)) == RenderOptions()
-    # The fast-preset knobs (issue 12) reach the render loop.
-    knobs = FeaturevisSettings.from_config({"init_sd": 0.1, "decay_power": 1.5, "adam_betas": [0.8, 0.99]})
-    assert render_options(knobs) == RenderOptions(
-        init_sd=0.1, decay_power=1.5, adam_betas=(0.8, 0.99), pre_activation=True
+    # The lucid preset is the render loop's defaults, but for pre_activation: the render
+    # loop renders the tensor it is asked for (the output, as Building Blocks wants), the
+    # stage renders capped layers before their cap.
+    lucid = FeaturevisSettings()
+    assert render_options(lucid, lucid.schedule(16)) == RenderOptions(pre_activation=True)
+    assert render_options(lucid.replace(pre_activation=False), lucid.schedule(2)) == RenderOptions()
+    # The fast preset's knobs (issue 12) reach the render loop.
+    fast = FeaturevisSettings(preset="fast")
+    assert render_options(fast, fast.schedule(32)) == RenderOptions(
+        steps=96, size=96, init_sd=0.1, decay_power=1.25, adam_betas=(0.8, 0.99), pre_activation=True
     )
 
 

@@ -11,6 +11,7 @@ import os
 from collections.abc import Sequence
 
 from pipeline.featurevis.plan import batches, shard_channels
+from pipeline.featurevis.presets import layer_stride
 from pipeline.featurevis.settings import FeaturevisSettings
 from pipeline.model.spec import ModelSpec
 from pipeline.store.featurevis import (
@@ -44,6 +45,8 @@ def run_featurevis_shard(
     loaded = model.load()
     speed_up(loaded)
     info = loaded.layer(layer)
+    stride = layer_stride(loaded.input_size, info.height)
+    schedule = settings.schedule(stride)
     channels = shard_channels(settings.channels, info.channels, start, stop, layer)
     if not channels:
         raise ValueError(
@@ -52,12 +55,15 @@ def run_featurevis_shard(
         )
     recorded = {**settings.recorded(), "model": {"name": model.name, "weights": model.weights}}
     log.info(
-        "featurevis %s channels %d-%d (%d channels) on %s: %s",
+        "featurevis %s channels %d-%d (%d channels) on %s: preset %s at stride %d: %s; settings %s",
         info.name,
         start,
         stop,
         len(channels),
         loaded.device,
+        settings.preset,
+        stride,
+        schedule,
         recorded,
     )
     if info.cap:
@@ -73,17 +79,19 @@ def run_featurevis_shard(
         channels=channels,
         start=start,
         stop=stop,
-        image_size=settings.image_size,
-        curve_steps=curve_steps(settings.steps, settings.curve_points),
+        image_size=schedule.image_size,
+        curve_steps=curve_steps(schedule.steps, settings.curve_points),
         diversity=settings.diversity,
         negatives=settings.negatives,
         tensor=PRE_ACTIVATION if settings.pre_activation and info.cap else OUTPUT,
         cap=info.cap or "",
+        preset=settings.preset,
+        schedule=schedule.to_dict(),
     )
     with shard_writer(output, layout, settings=recorded, model_checksum=loaded.checksum) as writer:
         bar = tqdm(total=len(channels), desc=f"{info.name} {start}-{stop}", unit="ch", mininterval=5.0)
-        for group in batches(channels, settings.batch_size, settings.diversity):
-            writer.write(group, render_batch(loaded, info.name, group, settings, progress=True))
+        for group in batches(channels, schedule.batch_size, settings.diversity):
+            writer.write(group, render_batch(loaded, info.name, group, settings, schedule, progress=True))
             bar.update(len(group))
         bar.close()
     log.info("wrote %s", output)
@@ -95,9 +103,14 @@ def merge_featurevis(shards: Sequence[str | os.PathLike], output: str | os.PathL
     with FeatureVisStore(output) as store:
         for layer, row in store.summary().items():
             log.info(
-                "%s: %d of %d channels rendered, %.1f%% rank 1 on their own image",
+                "%s: %d of %d channels rendered (%s, %s steps at %s px); "
+                "%.1f%% rank 1 among the layer's images, %.1f%% rank 1 among its channels",
                 layer,
                 row["rendered"],
                 row["layer_channels"],
+                row["preset"],
+                row["steps"],
+                row["image_size"],
+                100 * row["image_rank1_fraction"],
                 100 * row["rank1_fraction"],
             )

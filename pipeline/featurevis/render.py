@@ -22,26 +22,28 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from pipeline.featurevis.presets import Schedule
 from pipeline.featurevis.settings import FeaturevisSettings
 from pipeline.images.dataset import to_uint8
 from pipeline.optvis import objectives as obj
 from pipeline.optvis.render import RenderOptions, activations, render
 
 
-def render_options(settings: FeaturevisSettings) -> RenderOptions:
-    """The render loop's options for the stage's settings (same for every image of a run)."""
+def render_options(settings: FeaturevisSettings, schedule: Schedule) -> RenderOptions:
+    """The render loop's options for one layer: the stage's settings and the layer's
+    ``schedule`` (:meth:`FeaturevisSettings.schedule`)."""
     return RenderOptions(
-        steps=settings.steps,
-        size=settings.image_size,
+        steps=schedule.steps,
+        size=schedule.image_size,
         param=settings.param,
-        lr=settings.lr,
+        lr=schedule.lr,
         seed=settings.seed,
         transforms=settings.TRANSFORMS,
         curve_points=settings.curve_points,
         relu_override_steps=settings.relu_override_steps,
-        init_sd=settings.init_sd,
-        decay_power=settings.decay_power,
-        adam_betas=tuple(settings.adam_betas),
+        init_sd=schedule.init_sd,
+        decay_power=schedule.decay_power,
+        adam_betas=tuple(schedule.adam_betas),
         pre_activation=settings.pre_activation,
     )
 
@@ -58,39 +60,50 @@ def target_rank(means, channels):
 def measure_stored(model, layer: str, images, channels: Sequence[int], *, pre_activation: bool = False):
     """Quantise ``images [N, 3, H, W]`` as stored and measure each target channel on them.
 
-    Returns ``(uint8 [N, H, W, 3], activation [N], rank [N])`` with activation and rank
-    taken on the stored uint8 image, so that anyone can recompute them from the store;
-    with ``pre_activation``, on the capped layer's pre-activation (the optimised tensor).
+    Returns ``(uint8 [N, H, W, 3], activation [N], rank [N], responses [N, C])`` with
+    activation and rank taken on the stored uint8 image, so that anyone can recompute
+    them from the store; ``responses`` holds every channel's spatial mean on each image.
+    With ``pre_activation``, on the capped layer's pre-activation (the optimised tensor).
     """
     stored = to_uint8(images)
     again = torch.from_numpy(stored).permute(0, 3, 1, 2).float() / 255
     acts = activations(model, again, [layer], pre_activation=pre_activation)
     means = acts[layer].mean(dim=(-2, -1)).cpu()
     activation, rank = target_rank(means, torch.tensor(list(channels)))
-    return stored, activation.numpy(), rank.numpy()
+    return stored, activation.numpy(), rank.numpy(), means.numpy()
 
 
 def render_batch(
-    model, layer: str, channels: Sequence[int], settings: FeaturevisSettings, *, progress: bool = False
+    model,
+    layer: str,
+    channels: Sequence[int],
+    settings: FeaturevisSettings,
+    schedule: Schedule,
+    *,
+    progress: bool = False,
 ) -> dict[str, np.ndarray]:
-    """Render ``channels`` of ``layer`` together; numpy arrays for the shard writer.
+    """Render ``channels`` of ``layer`` together with the layer's ``schedule``; numpy
+    arrays for the shard writer.
 
-    Returns ``images [k, H, W, 3]``, ``value``, ``activation``, ``rank [k]``, ``curve [k, P]``
-    and, as the settings ask, ``diversity_images [k, D, H, W, 3]``,
+    Returns ``images [k, H, W, 3]``, ``value``, ``activation``, ``rank [k]``,
+    ``responses [k, C]``, ``curve [k, P]`` and, as the settings ask, ``diversity_images [k, D, H, W, 3]``,
     ``diversity_activation [k, D]``, ``negative_images``, ``negative_activation``.
     """
-    options = render_options(settings)
+    options = render_options(settings, schedule)
     k, channels = len(channels), list(channels)
     each_channel = obj.per_item([obj.channel(layer, c) for c in channels])
 
     main = render(model, each_channel, k, options, item_keys=channels, progress=progress)
     pre = options.pre_activation
-    images, activation, rank = measure_stored(model, layer, main.images, channels, pre_activation=pre)
+    images, activation, rank, responses = measure_stored(
+        model, layer, main.images, channels, pre_activation=pre
+    )
     out = {
         "images": images,
         "value": main.values.numpy(),
         "activation": activation,
         "rank": rank,
+        "responses": responses,
         "curve": main.curve.T,
     }
 
@@ -108,8 +121,8 @@ def render_batch(
             progress=progress,
             item_keys=[("diversity", c, i) for c in channels for i in range(d)],
         )
-        images, activation, _ = measure_stored(model, layer, diverse.images, repeated, pre_activation=pre)
-        size = settings.image_size
+        images, activation, _, _ = measure_stored(model, layer, diverse.images, repeated, pre_activation=pre)
+        size = schedule.image_size
         out["diversity_images"] = images.reshape(k, d, size, size, 3)
         out["diversity_activation"] = activation.reshape(k, d)
 
@@ -117,7 +130,7 @@ def render_batch(
         negative = render(
             model, -each_channel, k, options, progress=progress, item_keys=[("negative", c) for c in channels]
         )
-        out["negative_images"], out["negative_activation"], _ = measure_stored(
+        out["negative_images"], out["negative_activation"], _, _ = measure_stored(
             model, layer, negative.images, channels, pre_activation=pre
         )
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
+from pipeline.featurevis.presets import SCHEDULE_KEYS, Schedule, preset_rules, schedule_for
 from pipeline.settings import StageSettings
 
 
@@ -14,30 +15,32 @@ class FeaturevisSettings(StageSettings):
 
     layers: tuple[str, ...] | str = "all"  # layer names or aliases, or "all"
     channels: tuple[int, ...] | str = "all"  # "all", "START-STOP" or channel ids
-    steps: int = 512
-    image_size: int = 128
-    batch_size: int = 32
+    # How each layer is rendered (pipeline.featurevis.presets); the schedule keys below
+    # left at None take the preset's per-layer value, a value set overrides it everywhere.
+    preset: str = "lucid"
+    steps: int | None = None
+    image_size: int | None = None
+    batch_size: int | None = None
     channels_per_job: int = 256
     seed: int = 0
     diversity: int = 1
     diversity_weight: float = 100
     negatives: bool = False
-    lr: float = 0.05
+    lr: float | None = None
     relu_override_steps: int = 16
     param: str = "fft"
     curve_points: int = 32
     pre_activation: bool = True  # capped layers (ReLU6, ...) at the tensor before the cap
-    # Lucid's values (pipeline.optvis.param.INIT_SD, DECAY_POWER, render.ADAM_BETAS); not
-    # imported from there, as that would load torch in the workflow.
-    init_sd: float = 0.01  # standard deviation of the starting noise
-    decay_power: float = 1.0  # how fast the fft parameterization damps high frequencies
-    adam_betas: tuple[float, float] = (0.9, 0.999)
+    init_sd: float | None = None  # standard deviation of the starting noise
+    decay_power: float | None = None  # how fast the fft parameterization damps high frequencies
+    adam_betas: tuple[float, float] | None = None
 
     # The settings that decide a channel's images and every shard's config_hash; which
     # layers and channels are rendered, and how they are split into jobs, are left out
     # (every shard of a run must hash the same). batch_size is in: batching leaves each
     # image unchanged only up to floating-point rounding.
     RENDER_KEYS: ClassVar[tuple[str, ...]] = (
+        "preset",
         "steps",
         "image_size",
         "batch_size",
@@ -58,5 +61,12 @@ class FeaturevisSettings(StageSettings):
     TRANSFORMS: ClassVar[str] = "standard"
 
     def recorded(self) -> dict[str, Any]:
-        """The settings a shard records (``settings_json``) and hashes (``config_hash``)."""
-        return {**self.subset(self.RENDER_KEYS), "transforms": self.TRANSFORMS}
+        """The settings a shard records (``settings_json``) and hashes (``config_hash``),
+        with the preset's rules spelled out: changing a preset changes the hash."""
+        rules = [rule.to_dict() for rule in preset_rules(self.preset)]
+        return {**self.subset(self.RENDER_KEYS), "preset_rules": rules, "transforms": self.TRANSFORMS}
+
+    def schedule(self, stride: int) -> Schedule:
+        """How a layer of ``stride`` is rendered: the preset's rule, overridden by the
+        schedule keys this config sets."""
+        return schedule_for(self.preset, stride, self.subset(SCHEDULE_KEYS))

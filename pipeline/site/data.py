@@ -98,6 +98,7 @@ class Channel:
     diversity: list[Image] = dataclasses.field(default_factory=list)
     negative: Image | None = None
     featurevis_rank: int | None = None  # 1 = strongest of its layer on its own image
+    featurevis_image_rank: int | None = None  # 1 = its own image excites it most of the layer's images
     mean_activation: float | None = None  # mean over images of the spatial maximum
     std_activation: float | None = None
     active_fraction: float | None = None
@@ -122,6 +123,9 @@ class Layer:
     similarity_method: str | None = None  # how Channel.similar was computed, for the page
     cap: str | None = None  # the bounded activation the layer ends in ("ReLU6"), if any
     featurevis_tensor: str | None = None  # what its visualizations optimised: "output" or "pre-activation"
+    featurevis_preset: str | None = None  # the preset that rendered them ("lucid", "fast")
+    featurevis_steps: int | None = None  # optimisation steps per image
+    featurevis_size: int | None = None  # rendered image side in pixels
 
     def unit(self, index: int) -> Channel:
         return self.units[index]

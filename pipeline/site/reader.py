@@ -237,6 +237,11 @@ def _add_featurevis(data: AtlasData, run_dir: Path) -> None:
             continue
         layer.featurevis_tensor, cap = store.tensor(layer.name)
         layer.cap = cap or layer.cap  # the store's word on what was rendered comes first
+        preset, schedule = store.schedule(layer.name)
+        layer.featurevis_preset = preset or None
+        layer.featurevis_steps = schedule.get("steps")
+        layer.featurevis_size = schedule.get("image_size")
+        image_ranks = store.image_rank(layer.name)
         images = store.images(layer.name)
         diversity = store.diversity_images(layer.name)
         negative = store.negative_images(layer.name)
@@ -251,6 +256,8 @@ def _add_featurevis(data: AtlasData, run_dir: Path) -> None:
             # Defaults bind this layer's datasets now (a closure would see the last layer's).
             unit.featurevis = LazyImage(lambda r=row, ds=images: ds[r], f"featurevis {what}")
             unit.featurevis_rank = int(ranks[row])
+            if image_ranks is not None:
+                unit.featurevis_image_rank = int(image_ranks[row])
             if diversity is not None:
                 unit.diversity = [
                     LazyImage(lambda r=row, d=d, ds=diversity: ds[r, d], f"diversity {d} {what}")

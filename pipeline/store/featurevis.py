@@ -9,6 +9,9 @@ file has ``layers/<layer>/`` groups with one row per rendered channel::
     activation  float32 [K]             the channel's spatial mean on its stored image (of the
                                         tensor the group's ``tensor`` attribute names)
     rank        int32  [K]              1 + channels of the layer with a larger mean there
+    responses   float32 [K, C]          every channel's spatial mean on the channel's image
+    image_rank  int32  [K]              (store only) 1 + the layer's rendered images on which
+                                        the channel's mean is larger than on its own
     curve       float32 [K, P]          objective during optimisation, at curve_steps [P]
     diversity_images / diversity_activation      [K, D, H, W, 3] / [K, D]  (optional)
     negative_images / negative_activation        [K, H, W, 3] / [K]        (optional)
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -39,12 +43,14 @@ from pipeline.store._format import (
     write_json_attr,
 )
 
-# Version 2: each layer group says which tensor was optimised and measured (``tensor``,
-# ``cap``); a capped layer's activation and rank may be of its pre-activation. Version 1
-# files hold outputs only.
-SHARD_KIND, SHARD_VERSION = "featurevis-shard", 2
-STORE_KIND, STORE_VERSION = "featurevis", 2
-VERSIONS = (1, 2)
+# Version 3: each layer group records the preset and the schedule (steps, image size,
+# ...) that rendered it, every channel's response to each image (``responses``) and, in
+# the store, ``image_rank``. Version 2: each layer group says which tensor was optimised
+# and measured (``tensor``, ``cap``); a capped layer's activation and rank may be of its
+# pre-activation. Version 1 files hold outputs only.
+SHARD_KIND, SHARD_VERSION = "featurevis-shard", 3
+STORE_KIND, STORE_VERSION = "featurevis", 3
+VERSIONS = (1, 2, 3)
 OUTPUT, PRE_ACTIVATION = "output", "pre-activation"  # the values of a layer's `tensor`
 RANK_DEFINITION = (
     "1 + the number of channels of the layer whose spatial mean activation "
@@ -52,21 +58,29 @@ RANK_DEFINITION = (
     "on the channel's stored (uint8, untransformed) image is strictly larger "
     "than the channel's own; 1 = best, ties share the better rank"
 )
-# Per-row arrays: name -> (dtype, shape after K given the image size H, D and P).
+IMAGE_RANK_DEFINITION = (
+    "1 + the number of the layer's rendered images (one per rendered channel) on which "
+    "the channel's spatial mean activation (of the layer's `tensor`) is strictly larger "
+    "than on its own stored image; 1 = no other channel's image excites it more. Unlike "
+    "`rank`, it does not compare channels of different scales"
+)
+# Per-row arrays: name -> (dtype, shape after K given the image size H, D, P and the
+# layer's channels C).
 _ROW_ARRAYS = {
-    "images": (np.uint8, lambda h, d, p: (h, h, 3)),
-    "value": (np.float32, lambda h, d, p: ()),
-    "activation": (np.float32, lambda h, d, p: ()),
-    "rank": (np.int32, lambda h, d, p: ()),
-    "curve": (np.float32, lambda h, d, p: (p,)),
+    "images": (np.uint8, lambda h, d, p, c: (h, h, 3)),
+    "value": (np.float32, lambda h, d, p, c: ()),
+    "activation": (np.float32, lambda h, d, p, c: ()),
+    "rank": (np.int32, lambda h, d, p, c: ()),
+    "responses": (np.float32, lambda h, d, p, c: (c,)),
+    "curve": (np.float32, lambda h, d, p, c: (p,)),
 }
 _DIVERSITY_ARRAYS = {
-    "diversity_images": (np.uint8, lambda h, d, p: (d, h, h, 3)),
-    "diversity_activation": (np.float32, lambda h, d, p: (d,)),
+    "diversity_images": (np.uint8, lambda h, d, p, c: (d, h, h, 3)),
+    "diversity_activation": (np.float32, lambda h, d, p, c: (d,)),
 }
 _NEGATIVE_ARRAYS = {
-    "negative_images": (np.uint8, lambda h, d, p: (h, h, 3)),
-    "negative_activation": (np.float32, lambda h, d, p: ()),
+    "negative_images": (np.uint8, lambda h, d, p, c: (h, h, 3)),
+    "negative_activation": (np.float32, lambda h, d, p, c: ()),
 }
 
 
@@ -77,16 +91,15 @@ def _chunks(shape: tuple[int, ...], name: str) -> tuple[int, ...] | None:
     return None
 
 
-def _create_arrays(
-    group: h5py.Group, k: int, image_size: int, diversity: int, curve_points: int, negatives: bool
-) -> None:
+def _create_arrays(group: h5py.Group, k: int, layout: ShardLayout) -> None:
     arrays = dict(_ROW_ARRAYS)
-    if diversity > 1:
+    if layout.diversity > 1:
         arrays.update(_DIVERSITY_ARRAYS)
-    if negatives:
+    if layout.negatives:
         arrays.update(_NEGATIVE_ARRAYS)
+    sizes = (layout.image_size, layout.diversity, len(layout.curve_steps), layout.layer_channels)
     for name, (dtype, tail) in arrays.items():
-        shape = (k, *tail(image_size, diversity, curve_points))
+        shape = (k, *tail(*sizes))
         group.create_dataset(name, shape=shape, dtype=dtype, chunks=_chunks(shape, name) if k else None)
 
 
@@ -128,7 +141,9 @@ class ShardLayout:
     ``image_size``, the objective curve sampled at ``curve_steps``, ``diversity`` diverse
     images (when more than 1) and a negative image (when ``negatives``). ``tensor`` is
     what was optimised and measured (``"output"`` or ``"pre-activation"``), ``cap`` the
-    bounded activation the layer ends in (``"ReLU6"``; ``""`` for none)."""
+    bounded activation the layer ends in (``"ReLU6"``; ``""`` for none). ``preset`` and
+    ``schedule`` (steps, image_size, ... as :meth:`Schedule.to_dict` gives them) say how
+    the layer was rendered."""
 
     layer: str
     layer_channels: int
@@ -141,6 +156,8 @@ class ShardLayout:
     negatives: bool = False
     tensor: str = OUTPUT
     cap: str = ""
+    preset: str = ""
+    schedule: Mapping = dataclasses.field(default_factory=dict)
 
 
 @contextlib.contextmanager
@@ -179,11 +196,13 @@ def shard_writer(
                 "diversity": diversity,
                 "tensor": layout.tensor,
                 "cap": layout.cap,
+                "preset": layout.preset,
+                "schedule_json": json.dumps(dict(layout.schedule), sort_keys=True),
             },
         )
         group.create_dataset("channels", data=channels)
         group.create_dataset("curve_steps", data=np.asarray(curve_steps, dtype=np.int32))
-        _create_arrays(group, len(channels), image_size, diversity, len(curve_steps), layout.negatives)
+        _create_arrays(group, len(channels), layout)
         writer = ShardWriter(group, channels)
         yield writer
         missing = channels[~writer.written]
@@ -194,7 +213,8 @@ def shard_writer(
 
 def _layer_group(fh: h5py.File, layer: str, attrs: Mapping) -> h5py.Group:
     """``layers/<layer>`` with its attributes: ``layer_channels``, ``image_size``,
-    ``diversity``, ``tensor`` and ``cap`` from ``attrs``, and the rank definition."""
+    ``diversity``, ``tensor``, ``cap``, ``preset`` and ``schedule_json`` from ``attrs``,
+    and the rank definitions."""
     group = fh.create_group(f"layers/{layer}", track_order=True)
     group.attrs.update(
         {
@@ -203,10 +223,21 @@ def _layer_group(fh: h5py.File, layer: str, attrs: Mapping) -> h5py.Group:
             "diversity": int(attrs["diversity"]),
             "tensor": str(attrs["tensor"]),
             "cap": str(attrs["cap"]),
+            "preset": str(attrs.get("preset", "")),
+            "schedule_json": str(attrs.get("schedule_json", "{}")),
             "rank_definition": RANK_DEFINITION,
+            "image_rank_definition": IMAGE_RANK_DEFINITION,
         }
     )
     return group
+
+
+def image_ranks(responses: np.ndarray, channels: np.ndarray) -> np.ndarray:
+    """``int32 [K]``: for row i, 1 + the rows j whose image excites channel ``channels[i]``
+    more than row i's own image does (``responses [K, C]``: channel means per image)."""
+    column = responses[:, channels]  # [K images, K channels]: row j, channel of row i
+    own = np.diagonal(column)
+    return (1 + (column > own[None, :]).sum(axis=0)).astype(np.int32)
 
 
 def _tensor_attrs(group: h5py.Group) -> tuple[str, str]:
@@ -289,6 +320,8 @@ def _merge_layer(dst: h5py.File, layer: str, parts: list[tuple[str, h5py.File]])
             k = g[name].shape[0]
             ds[row : row + k] = g[name][()]
             row += k
+    if "responses" in group:  # version 3 shards: rank each channel's image among the layer's
+        group.create_dataset("image_rank", data=image_ranks(group["responses"][()], channels))
 
 
 # ---------------------------------------------------------------------------------
@@ -358,6 +391,21 @@ class FeatureVisStore(StoreReader):
         """``int32 [K]``: each channel's rank on its own image (see RANK_DEFINITION)."""
         return self._group(layer)["rank"][()]
 
+    def image_rank(self, layer: str) -> np.ndarray | None:
+        """``int32 [K]``: each channel's own image ranked among the layer's rendered images
+        by the channel's response (see IMAGE_RANK_DEFINITION); None before version 3."""
+        g = self._group(layer)
+        return g["image_rank"][()] if "image_rank" in g else None
+
+    def schedule(self, layer: str) -> tuple[str, dict]:
+        """``(preset, schedule)``: the preset and the per-layer schedule (``steps``,
+        ``image_size``, ``batch_size``, ``lr``, ...) that rendered ``layer``; before
+        version 3 the run's settings, with preset ``""``."""
+        g = self._group(layer)
+        if "preset" in g.attrs:
+            return str(g.attrs["preset"]), json.loads(str(g.attrs["schedule_json"]))
+        return "", {k: self.settings.get(k) for k in ("steps", "image_size", "batch_size", "lr")}
+
     def value(self, layer: str) -> np.ndarray:
         """``float32 [K]``: final objective value of each image."""
         return self._group(layer)["value"][()]
@@ -398,14 +446,22 @@ class FeatureVisStore(StoreReader):
         }
 
     def summary(self) -> dict[str, dict]:
-        """Per layer: rendered channels, of the layer's total, and the fraction with rank 1."""
+        """Per layer: rendered channels, of the layer's total, preset, steps and image
+        size, and the fractions of channels with rank 1 and with image rank 1."""
         out = {}
         for layer in self.layers:
             g = self._group(layer)
-            rank = g["rank"][()]
+            rank, image_rank = g["rank"][()], self.image_rank(layer)
+            preset, schedule = self.schedule(layer)
             out[layer] = {
                 "rendered": int(len(rank)),
                 "layer_channels": int(g.attrs["layer_channels"]),
+                "preset": preset,
+                "steps": schedule.get("steps"),
+                "image_size": int(g.attrs["image_size"]),
                 "rank1_fraction": float(np.mean(rank == 1)) if len(rank) else float("nan"),
+                "image_rank1_fraction": float(np.mean(image_rank == 1))
+                if image_rank is not None and len(rank)
+                else float("nan"),
             }
         return out

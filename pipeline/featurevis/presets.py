@@ -1,0 +1,99 @@
+"""Feature-visualization presets: how each layer is rendered, decided per layer.
+
+A preset is a list of :class:`Rule` s. A layer takes the first rule whose ``max_stride``
+covers the layer's **stride** (the model's input size over the layer's height: 2 for
+the stem, 32 for the last stage of an ImageNet network); the rule gives the layer's
+:class:`Schedule` (steps, image size, batch size and the optimiser's knobs).
+
+* ``lucid``: Lucid's defaults everywhere: 512 steps of Adam (lr 0.05, betas 0.9/0.999)
+  on 128 px images, starting noise sd 0.01, spectral decay power 1.
+* ``fast``: the demo's: 64-96 steps, 64 px (96 px at stride 32), starting noise sd 0.1,
+  decay power 1.5 (1.25 at stride 32), betas 0.8/0.99. Chosen by measurement
+  (docs/PERFORMANCE.md, section 7): a short run stalls on high-frequency noise, which a
+  stronger spectral decay damps, and it starts closer to a useful image from larger
+  noise; no learning-rate schedule we tried beat a constant rate at 64-96 steps.
+  The image sizes follow the receptive field: early layers see a few pixels, so 64 px
+  holds many copies of their pattern; the last stage sees most of a 224 px input.
+
+A key set in the ``featurevis:`` config (``steps: 256``) overrides the preset's value
+on every layer. No torch here: the workflow imports this.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any
+
+# The keys a preset decides per layer (and that a config key overrides).
+SCHEDULE_KEYS = ("steps", "image_size", "batch_size", "lr", "init_sd", "decay_power", "adam_betas")
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """How one layer's channels are rendered."""
+
+    steps: int
+    image_size: int
+    batch_size: int
+    lr: float
+    init_sd: float
+    decay_power: float
+    adam_betas: tuple[float, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "adam_betas": list(self.adam_betas)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """The schedule of layers whose stride is at most ``max_stride`` (None: any stride)."""
+
+    max_stride: int | None
+    schedule: Schedule
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"max_stride": self.max_stride, **self.schedule.to_dict()}
+
+
+LUCID = Schedule(
+    steps=512, image_size=128, batch_size=32, lr=0.05, init_sd=0.01, decay_power=1.0, adam_betas=(0.9, 0.999)
+)
+_FAST_OPTIMISER = {"lr": 0.05, "init_sd": 0.1, "adam_betas": (0.8, 0.99)}
+
+PRESETS: dict[str, tuple[Rule, ...]] = {
+    "lucid": (Rule(None, LUCID),),
+    "fast": (
+        Rule(8, Schedule(steps=64, image_size=64, batch_size=32, decay_power=1.5, **_FAST_OPTIMISER)),
+        Rule(16, Schedule(steps=96, image_size=64, batch_size=32, decay_power=1.5, **_FAST_OPTIMISER)),
+        Rule(None, Schedule(steps=96, image_size=96, batch_size=32, decay_power=1.25, **_FAST_OPTIMISER)),
+    ),
+}
+
+
+def layer_stride(input_size: int, height: int) -> int:
+    """How many input pixels one step of the layer's grid spans (rounded up to a power of 2)."""
+    ratio = max(1.0, input_size / max(1, height))
+    return 2 ** math.ceil(math.log2(ratio) - 1e-9)
+
+
+def preset_rules(preset: str) -> tuple[Rule, ...]:
+    if preset not in PRESETS:
+        raise ValueError(f"featurevis.preset: unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+    return PRESETS[preset]
+
+
+def schedule_for(preset: str, stride: int, overrides: Mapping[str, Any] | None = None) -> Schedule:
+    """The schedule of a layer of ``stride`` under ``preset``, with the non-None
+    ``overrides`` (config keys from :data:`SCHEDULE_KEYS`) applied on top."""
+    for rule in preset_rules(preset):
+        if rule.max_stride is None or stride <= rule.max_stride:
+            chosen = rule.schedule
+            break
+    else:  # pragma: no cover - every preset ends in a catch-all rule
+        raise ValueError(f"featurevis.preset {preset!r} has no rule for stride {stride}")
+    changes = {k: v for k, v in (overrides or {}).items() if k in SCHEDULE_KEYS and v is not None}
+    if "adam_betas" in changes:
+        changes["adam_betas"] = tuple(float(b) for b in changes["adam_betas"])
+    return dataclasses.replace(chosen, **changes)
