@@ -274,12 +274,12 @@ def test_presets_choose_a_schedule_per_layer_stride_and_config_keys_override_the
     early, middle, late = fast.schedule(8), fast.schedule(16), fast.schedule(32)
     assert (early.steps, early.image_size, early.decay_power) == (64, 64, 1.5)
     assert (middle.steps, middle.image_size) == (96, 64)
-    assert (late.steps, late.image_size, late.decay_power) == (96, 96, 1.25)
+    assert (late.steps, late.image_size, late.decay_power) == (80, 64, 1.25)
     assert early.adam_betas == (0.8, 0.99) and early.init_sd == 0.1
     # A key set in the config wins on every layer; the rest stay the preset's.
     custom = FeaturevisSettings.from_config({"preset": "fast", "steps": 32, "adam_betas": [0.5, 0.9]})
     assert custom.schedule(2).steps == custom.schedule(32).steps == 32
-    assert custom.schedule(32).image_size == 96 and custom.schedule(2).adam_betas == (0.5, 0.9)
+    assert custom.schedule(32).decay_power == 1.25 and custom.schedule(2).adam_betas == (0.5, 0.9)
     with pytest.raises(ValueError, match="unknown preset 'slow'"):
         FeaturevisSettings(preset="slow").schedule(2)
 

@@ -328,6 +328,8 @@ def real_run(tmp_path_factory):
             negatives=True,
             tensor="pre-activation",  # "early" ends in a ReLU6
             cap="ReLU6",
+            preset="fast",
+            schedule={"steps": 64, "image_size": 8},
         ),
         settings={"steps": 2},
     ) as writer:
@@ -338,6 +340,8 @@ def real_run(tmp_path_factory):
                 "value": [1.0, 2.0],
                 "activation": [1.0, 2.0],
                 "rank": [2, 1],
+                # channel 0's image excites channel 0 less than channel 2's image does
+                "responses": [[1.0, 0.0, 0.5], [3.0, 0.0, 2.0]],
                 "curve": [[0, 1], [0, 2]],
                 "diversity_images": np.stack(
                     [np.stack([pattern(10 + 2 * c + d, 8) for d in range(2)]) for c in (0, 2)]
@@ -392,6 +396,8 @@ def test_from_results_reads_the_real_stores(real_run, tmp_path):
         assert data.images[0].layers[0].grid.icons.shape == (2, 2, 4, 4, 3)
         fv = data.layer("early").units
         assert fv[1].featurevis is None and fv[2].featurevis_rank == 1
+        assert (fv[0].featurevis_image_rank, fv[2].featurevis_image_rank) == (2, 1)
+        assert (data.layer("early").featurevis_preset, data.layer("early").featurevis_steps) == ("fast", 64)
         np.testing.assert_array_equal(ad.load_image(fv[2].featurevis), pattern(2, 8))
         np.testing.assert_array_equal(ad.load_image(fv[2].diversity[1]), pattern(15, 8))
         np.testing.assert_array_equal(ad.load_image(fv[0].negative), pattern(20, 8))
@@ -413,6 +419,9 @@ def test_from_results_reads_the_real_stores(real_run, tmp_path):
     early_page = (site / "channels/early/2.html").read_text()
     assert "Optimised at the pre-activation (before ReLU6)" in early_page and "_pre_relu" in early_page
     assert "by mean pre-activation" in early_page
+    assert "Rendered with the <strong>fast</strong> preset: 64 steps at 8 px." in early_page
+    assert "this image excites the channel most" in early_page
+    assert "1 excite the channel more than this one" in (site / "channels/early/0.html").read_text()
     late_page = (site / "channels/late/1.html").read_text()
     assert "Optimised at the layer's output." in late_page and "pre-activation" not in late_page
     assert "img01" in (site / "index.html").read_text()

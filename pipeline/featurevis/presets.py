@@ -7,13 +7,14 @@ the stem, 32 for the last stage of an ImageNet network); the rule gives the laye
 
 * ``lucid``: Lucid's defaults everywhere: 512 steps of Adam (lr 0.05, betas 0.9/0.999)
   on 128 px images, starting noise sd 0.01, spectral decay power 1.
-* ``fast``: the demo's: 64-96 steps, 64 px (96 px at stride 32), starting noise sd 0.1,
-  decay power 1.5 (1.25 at stride 32), betas 0.8/0.99. Chosen by measurement
-  (docs/PERFORMANCE.md, section 7): a short run stalls on high-frequency noise, which a
-  stronger spectral decay damps, and it starts closer to a useful image from larger
-  noise; no learning-rate schedule we tried beat a constant rate at 64-96 steps.
-  The image sizes follow the receptive field: early layers see a few pixels, so 64 px
-  holds many copies of their pattern; the last stage sees most of a 224 px input.
+* ``fast``: the demo's: 64 px images; 64 steps up to stride 8, 96 at stride 16, 80 from
+  stride 32; starting noise sd 0.1, spectral decay power 1.5 (1.25 from stride 32), Adam
+  betas 0.8/0.99. Chosen by measurement (docs/PERFORMANCE.md, section 7) to render all of
+  Lite0 within the demo's time: a short run stalls on high-frequency noise, which a
+  stronger spectral decay damps, and starts closer to a useful image from larger noise;
+  no learning-rate schedule we tried (warm-up, cosine, step decay, coarse-to-fine) beat
+  a constant rate at 64-96 steps. 96 px at stride 32 gains 0.03-0.07 of the 512-step
+  objective at twice the time there.
 
 A key set in the ``featurevis:`` config (``steps: 256``) overrides the preset's value
 on every layer. No torch here: the workflow imports this.
@@ -67,7 +68,7 @@ PRESETS: dict[str, tuple[Rule, ...]] = {
     "fast": (
         Rule(8, Schedule(steps=64, image_size=64, batch_size=32, decay_power=1.5, **_FAST_OPTIMISER)),
         Rule(16, Schedule(steps=96, image_size=64, batch_size=32, decay_power=1.5, **_FAST_OPTIMISER)),
-        Rule(None, Schedule(steps=96, image_size=96, batch_size=32, decay_power=1.25, **_FAST_OPTIMISER)),
+        Rule(None, Schedule(steps=80, image_size=64, batch_size=32, decay_power=1.25, **_FAST_OPTIMISER)),
     ),
 }
 
