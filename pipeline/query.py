@@ -224,8 +224,19 @@ class Results:
             "top_examples": self.top_examples(name, channel, k),
             "top_classes": self.top_classes(name, channel, k),
             "stats": self.channel_stats(name, channel),
-            "featurevis": self._featurevis_path().is_file(),
+            "featurevis": self.featurevis_info(name, channel),
         }
+
+    def featurevis_info(self, layer: str, channel: int) -> dict | None:
+        """How the channel's feature visualization was made and how it scores (preset,
+        steps, image size, tensor, activation, rank, image rank); None when not rendered."""
+        name, channel = self._channel(layer, channel)
+        if not self._featurevis_path().is_file():
+            return None
+        from pipeline.store.featurevis import FeatureVisStore
+
+        with FeatureVisStore(self._featurevis_path()) as store:
+            return store.describe(name, channel)
 
     def featurevis(self, layer: str, channel: int) -> np.ndarray:
         """uint8 image of the channel's feature visualization (from ``featurevis.h5``)."""
@@ -367,6 +378,13 @@ def _channel_text(c: dict) -> str:
         f"box {e['box']}"
         for e in c["top_examples"]
     ]
+    fv = c["featurevis"]
+    if fv:
+        lines.append(
+            f"feature visualization: {fv['preset'] or 'run'} preset, {fv['steps']} steps at "
+            f"{fv['image_size']} px, {fv['tensor']}; activation {fv['activation']}, rank {fv['rank']} "
+            f"among channels, {fv['image_rank']} among the layer's images"
+        )
     if c["top_classes"]:
         lines.append("top classes (mean attribution over images predicted as the class):")
         lines += [

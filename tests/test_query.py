@@ -159,3 +159,51 @@ def test_featurevis_comes_from_the_featurevis_store(tmp_path, monkeypatch):
         assert results.featurevis("mixed_early", 1).shape == (2, 2, 3)
         assert results.summary()["stores"]["featurevis"] == str(tmp_path / "featurevis.h5")
     assert calls == [("open", str(tmp_path / "featurevis.h5")), ("image", "early", 1), ("close",)]
+
+
+def test_channel_says_how_its_feature_visualization_was_made(tmp_path, capsys):
+    from pipeline.store.featurevis import ShardLayout, merge_shards, shard_writer
+
+    build_store(tmp_path, k=4)
+    layout = ShardLayout(
+        layer="early",
+        layer_channels=3,
+        channels=[0, 2],
+        start=0,
+        stop=3,
+        image_size=4,
+        curve_steps=[0],
+        tensor="pre-activation",
+        cap="ReLU6",
+        preset="fast",
+        schedule={"steps": 64, "image_size": 4},
+    )
+    with shard_writer(tmp_path / "shard.h5", layout, settings={"preset": "fast"}) as writer:
+        writer.write(
+            [0, 2],
+            {
+                "images": np.zeros((2, 4, 4, 3)),
+                "value": [1.0, 2.5],
+                "activation": [1.0, 2.5],
+                "rank": [2, 1],
+                # channel 2 responds more to channel 0's image (3.0) than to its own (2.5)
+                "responses": [[1.0, 0.0, 3.0], [0.5, 0.0, 2.5]],
+                "curve": [[1.0], [2.5]],
+            },
+        )
+    merge_shards([tmp_path / "shard.h5"], tmp_path / "featurevis.h5")
+    with pipeline.open_results(tmp_path) as results:
+        assert results.channel("mixed_early", 2)["featurevis"] == {
+            "preset": "fast",
+            "steps": 64,
+            "image_size": 4,
+            "tensor": "pre-activation",
+            "cap": "ReLU6",
+            "activation": 2.5,
+            "rank": 1,
+            "image_rank": 2,
+        }
+        assert results.channel("early", 1)["featurevis"] is None  # not rendered
+        assert results.channel("late", 0)["featurevis"] is None  # layer not rendered
+    main(["query", str(tmp_path), "channel", "early", "0"])
+    assert "fast preset, 64 steps at 4 px, pre-activation; activation 1.0, rank 2" in capsys.readouterr().out

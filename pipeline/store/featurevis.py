@@ -36,6 +36,7 @@ from pipeline.store._format import (
     StoreError,
     StoreReader,
     atomic_h5,
+    json_number,
     open_h5_handle,
     read_json_attr,
     refuse_other_provenance,
@@ -405,6 +406,31 @@ class FeatureVisStore(StoreReader):
         if "preset" in g.attrs:
             return str(g.attrs["preset"]), json.loads(str(g.attrs["schedule_json"]))
         return "", {k: self.settings.get(k) for k in ("steps", "image_size", "batch_size", "lr")}
+
+    def describe(self, layer: str, channel: int) -> dict | None:
+        """What made one channel's image and how it scores, JSON-ready; None when the
+        layer or the channel was not rendered: ``preset``, ``steps``, ``image_size``,
+        ``tensor``, ``cap``, ``activation``, ``rank``, ``image_rank`` (None before version 3)."""
+        if layer not in self.fh["layers"]:
+            return None
+        channels = self.channels(layer)
+        row = int(np.searchsorted(channels, channel))
+        if row >= len(channels) or channels[row] != channel:
+            return None
+        g = self._group(layer)
+        preset, schedule = self.schedule(layer)
+        tensor, cap = self.tensor(layer)
+        image_rank = g["image_rank"][row] if "image_rank" in g else None
+        return {
+            "preset": preset or None,
+            "steps": schedule.get("steps"),
+            "image_size": int(g.attrs["image_size"]),
+            "tensor": tensor,
+            "cap": cap or None,
+            "activation": json_number(g["activation"][row]),
+            "rank": int(g["rank"][row]),
+            "image_rank": None if image_rank is None else int(image_rank),
+        }
 
     def value(self, layer: str) -> np.ndarray:
         """``float32 [K]``: final objective value of each image."""
