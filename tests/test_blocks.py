@@ -268,3 +268,14 @@ def test_the_job_records_every_setting_but_the_images(model, tmp_path):
             **{k: v for k, v in settings.to_dict().items() if k != "images"},
             "layers": list(LAYERS),
         }
+
+
+def test_icons_take_the_optimiser_of_their_preset_for_the_layer_stride():
+    fast = BlocksSettings(grid_steps=64, seed=3)
+    assert bb.icon_options(fast, 64, stride=16) == RenderOptions(
+        steps=64, size=64, seed=3, init_sd=0.1, decay_power=1.5, adam_betas=(0.8, 0.99)
+    )
+    assert bb.icon_options(fast, 80, stride=32).decay_power == 1.25
+    # The lucid preset is the render loop's own defaults: icons as before the presets.
+    lucid = fast.replace(icon_preset="lucid")
+    assert bb.icon_options(lucid, 64, stride=16) == RenderOptions(steps=64, size=64, seed=3)

@@ -138,7 +138,7 @@ ALLOWED_IMPORTS = {
     "optvis": ("model",),
     "featurevis": ("optvis", "model", "images", "store", "settings", "runtime"),
     "extract": ("model", "images", "store", "settings", "runtime"),
-    "blocks": ("optvis", "model", "images", "store", "settings", "runtime"),
+    "blocks": ("optvis", "featurevis", "model", "images", "store", "settings", "runtime"),
     "query": ("store",),
     # The site reads stores; of the stages it uses one NumPy-only analysis.
     "site": ("store", "query", "settings", "extract.similarity"),

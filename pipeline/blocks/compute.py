@@ -46,6 +46,8 @@ import torch.nn.functional as F
 
 from pipeline.blocks import factorize as fz
 from pipeline.blocks.settings import FULL, RUNNER_UP, BlocksSettings
+from pipeline.featurevis.presets import layer_stride
+from pipeline.featurevis.settings import FeaturevisSettings
 from pipeline.images.dataset import to_uint8
 from pipeline.model.attribution import LayerAttribution
 from pipeline.model.hooks import LayerTap
@@ -96,10 +98,22 @@ def direction_objectives(layer: str, vectors: torch.Tensor, cossim_pow: float = 
     return obj.per_item([obj.direction(layer, v, cossim_pow=cossim_pow) for v in vectors])
 
 
-def icon_options(settings: BlocksSettings, size: int) -> RenderOptions:
-    """How the icons of the activation grid and of the neuron groups are rendered: the
-    settings' ``grid_steps`` and ``seed``, at ``size`` pixels, otherwise Lucid's defaults."""
-    return RenderOptions(steps=settings.grid_steps, size=size, seed=settings.seed)
+def icon_options(settings: BlocksSettings, size: int, stride: int) -> RenderOptions:
+    """How the icons of the activation grid and of the neuron groups of a layer of
+    ``stride`` are rendered: the settings' ``grid_steps`` and ``seed``, at ``size`` pixels,
+    with the optimiser of the feature-visualization preset ``icon_preset`` for that
+    stride. The ``fast`` preset's reach Lucid's 96-step objective in 48-64 steps
+    (docs/PERFORMANCE.md, section 8)."""
+    knobs = FeaturevisSettings(preset=settings.icon_preset).schedule(stride)
+    return RenderOptions(
+        steps=settings.grid_steps,
+        size=size,
+        seed=settings.seed,
+        lr=knobs.lr,
+        init_sd=knobs.init_sd,
+        decay_power=knobs.decay_power,
+        adam_betas=knobs.adam_betas,
+    )
 
 
 def render_directions(
@@ -360,6 +374,7 @@ def compute_blocks(
         else None
     )
     groups = _neuron_groups(names, acts, attrs, gradients_top, classes, settings)
+    strides = {i.name: layer_stride(model.input_size, i.height) for i in infos}
     for i, name in enumerate(names):
         act, attr = acts[name], attrs[name]
         layer = {
@@ -372,7 +387,7 @@ def compute_blocks(
                 model,
                 name,
                 act,
-                icon_options(settings, settings.grid_size),
+                icon_options(settings, settings.grid_size, strides[name]),
                 grid=settings.grid,
                 batch=settings.grid_batch,
                 cossim_pow=settings.cossim_pow,
@@ -382,7 +397,7 @@ def compute_blocks(
                 model,
                 name,
                 torch.from_numpy(groups[name]["directions"]),
-                icon_options(settings, settings.group_icon_size),
+                icon_options(settings, settings.group_icon_size, strides[name]),
                 batch=settings.groups,
                 cossim_pow=settings.cossim_pow,
                 progress=progress,

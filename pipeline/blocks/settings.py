@@ -19,7 +19,8 @@ class BlocksSettings(StageSettings):
     layers: tuple[str, ...] = ("blocks.4.2",)
     top_channels: int = 4
     grid: int | str = 7  # cells per side of the activation grid, or "full"
-    grid_steps: int = 96
+    grid_steps: int = 64
+    icon_preset: str = "fast"  # whose optimiser renders the icons (pipeline.featurevis.presets)
     grid_size: int = 64
     grid_batch: int = 49
     cossim_pow: float = 0
