@@ -411,11 +411,9 @@ class FeatureVisStore(StoreReader):
         """What made one channel's image and how it scores, JSON-ready; None when the
         layer or the channel was not rendered: ``preset``, ``steps``, ``image_size``,
         ``tensor``, ``cap``, ``activation``, ``rank``, ``image_rank`` (None before version 3)."""
-        if layer not in self.fh["layers"]:
-            return None
-        channels = self.channels(layer)
-        row = int(np.searchsorted(channels, channel))
-        if row >= len(channels) or channels[row] != channel:
+        try:
+            row = self.row(layer, channel)
+        except KeyError:  # the layer or the channel was not rendered
             return None
         g = self._group(layer)
         preset, schedule = self.schedule(layer)
