@@ -104,6 +104,7 @@ def test_attributed_classes_runner_up_name_and_id():
     assert bb.attributed_classes(logits, 1, "runner-up", names) == ([1, 2], 2)
     assert bb.attributed_classes(logits, 2, "EEL", names) == ([1, 2, 4], 4)
     assert bb.attributed_classes(logits, 2, "3", names) == ([1, 2, 3], 3)
+    assert bb.attributed_classes(logits, 1, "runner-up", names, ["ant", 1]) == ([1, 0, 2], 2)
     with pytest.raises(ValueError, match="no class named 'cow'"):
         bb.attributed_classes(logits, 2, "cow", names)
     with pytest.raises(ValueError, match="class id 9 out of range"):
@@ -130,25 +131,53 @@ def test_spatial_and_channel_attribution_both_sum_to_the_total_linear_attributio
         )
 
 
-def test_layer_to_layer_rows_sum_to_the_later_layers_spatial_attribution(model, image):
-    # features2 is a linear, bias-free function of features1, so the earlier layer's
-    # attribution to each later position adds up to that position's attribution.
-    out = bb.compute_blocks(model, image, _settings(), render_icons=False)
-    link = out["layers"]["features2"]["from_previous"]
-    assert link["layer"] == "features1"
-    assert link["attribution"].shape == (16, 64)
-    spatial = out["layers"]["features2"]["attribution"]["spatial"][0]
-    np.testing.assert_allclose(link["attribution"].sum(axis=1), spatial.ravel(), rtol=1e-4, atol=1e-7)
-    assert "from_previous" not in out["layers"]["features1"]
-    # Pooled: sums over cells keep every total.
-    pooled = bb.compute_blocks(model, image, _settings(layer_to_layer_grid=2), render_icons=False)
-    small = pooled["layers"]["features2"]["from_previous"]
-    assert small["attribution"].shape == (4, 4)
-    assert small["attribution"].sum() == pytest.approx(link["attribution"].sum(), rel=1e-4)
+def test_cell_flows_add_up_to_both_layers_attribution_for_every_class(model, image):
+    # features2 is a linear, bias-free function of features1: the earlier layer's
+    # attribution to each later cell adds up to that cell's attribution (Euler), and,
+    # by the chain rule, each earlier cell's flows add up to its own attribution.
+    out = bb.compute_blocks(model, image, _settings(top_classes=3), render_icons=False)
+    later, earlier = out["layers"]["features2"], out["layers"]["features1"]
+    flows = later["from_previous"]
+    assert flows["layer"] == "features1" and "from_previous" not in earlier
+    assert flows["cells"].shape == (3, 4, 4)  # 3 classes, 2 x 2 cells of each layer
+    assert flows["later_grid"].tolist() == [2, 2] and flows["earlier_grid"].tolist() == [2, 2]
+    later_cells = later["attribution"]["spatial_grid"].reshape(3, 4)
+    earlier_cells = earlier["attribution"]["spatial_grid"].reshape(3, 4)
+    np.testing.assert_allclose(flows["cells"].sum(axis=2), later_cells, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(flows["cells"].sum(axis=1), earlier_cells, rtol=1e-4, atol=1e-6)
+    # The grid is the sum of the full-resolution map over each cell.
+    full = later["attribution"]["spatial"]
+    np.testing.assert_allclose(
+        later["attribution"]["spatial_grid"][:, 0, 0], full[:, :2, :2].sum(axis=(1, 2)), rtol=1e-5
+    )
+    # A full grid keeps every position; totals do not change.
+    fine = bb.compute_blocks(model, image, _settings(top_classes=3, grid="full"), render_icons=False)
+    fine_flows = fine["layers"]["features2"]["from_previous"]["cells"]
+    assert fine_flows.shape == (3, 16, 64)
+    np.testing.assert_allclose(fine_flows.sum(axis=(1, 2)), flows["cells"].sum(axis=(1, 2)), rtol=1e-4)
+
+
+def test_group_flows_add_up_to_the_later_groups_attribution(model, image):
+    out = bb.compute_blocks(model, image, _settings(groups=4, shared=False), render_icons=False)
+    later = out["layers"]["features2"]
+    groups = later["from_previous"]["groups"]  # [T, G2, G1]
+    assert groups.shape == (5, 4, 4)  # every class of the tiny net
+    # Linear bias-free map, and the earlier groups cover every non-zero entry (4 groups
+    # for 4 channels): what flows into a group is that group's attribution to the class.
+    np.testing.assert_allclose(groups.sum(axis=2), later["groups"]["attribution"].T, rtol=2e-2, atol=1e-4)
+
+
+def test_groups_are_sorted_by_attribution_to_the_top_class(model, image):
+    for shared in (False, True):
+        out = bb.compute_blocks(model, image, _settings(groups=3, shared=shared), render_icons=False)
+        per_layer = [out["layers"][n]["groups"]["attribution"][:, 0] for n in LAYERS]
+        keys = per_layer if not shared else [sum(per_layer)]  # shared groups: one order for all
+        for key in keys:
+            assert list(key) == sorted(key, reverse=True)
 
 
 def test_neuron_groups_have_nonnegative_maps_and_split_the_attribution(model, image):
-    out = bb.compute_blocks(model, image, _settings(groups=4), render_icons=False)
+    out = bb.compute_blocks(model, image, _settings(groups=4, shared=False), render_icons=False)
     groups = out["layers"]["features1"]["groups"]
     assert groups["maps"].shape == (4, 8, 8) and (groups["maps"] >= 0).all()
     assert groups["directions"].shape == (4, 4)
@@ -162,6 +191,26 @@ def test_neuron_groups_have_nonnegative_maps_and_split_the_attribution(model, im
         ]["features2"]["groups"]
         assert other["target"] == target and other["shared"] is True
         assert (other["maps"] >= 0).all()
+
+
+def test_named_classes_are_attributed_after_the_top_ones_and_logits_are_kept(model, image):
+    out = bb.compute_blocks(model, image, _settings(top_classes=2, classes=("eel", 0)), render_icons=False)
+    logits = model(image[None])[0].detach()
+    ids = out["classes"]["ids"].tolist()
+    top2 = logits.argsort(descending=True)[:2].tolist()
+    assert ids[:2] == top2 and {4, 0} <= set(ids) and len(ids) == len(set(ids))
+    np.testing.assert_allclose(out["classes"]["logits"], logits[ids].numpy(), rtol=1e-6)
+    assert out["layers"]["features1"]["attribution"]["spatial"].shape[0] == len(ids)
+    with pytest.raises(ValueError, match="blocks.classes: no class named 'cow'"):
+        bb.compute_blocks(model, image, _settings(classes=("cow",)), render_icons=False)
+
+
+def test_the_default_layers_are_the_models_own_or_spread_from_a_third_on():
+    lite0 = load_model("efficientnet_lite0", weights="random")
+    assert [i.name for i in lite0.blocks_layers()] == ["blocks.2.1", "blocks.3.2", "blocks.4.2", "blocks.5.3"]
+    tiny = load_model(TINY, weights="random")
+    assert [i.name for i in tiny.blocks_layers()] == ["features1", "features2"]  # fewer than 4: all
+    assert [i.name for i in bb.blocks_layers(tiny, BlocksSettings())] == ["features1", "features2"]
 
 
 # -- store -------------------------------------------------------------------------------------
@@ -279,3 +328,13 @@ def test_icons_take_the_optimiser_of_their_preset_for_the_layer_stride():
     # The lucid preset is the render loop's own defaults: icons as before the presets.
     lucid = fast.replace(icon_preset="lucid")
     assert bb.icon_options(lucid, 64, stride=16) == RenderOptions(steps=64, size=64, seed=3)
+
+
+def test_a_version_1_store_is_refused_with_a_message_to_re_run(tmp_path):
+    import h5py
+
+    old = tmp_path / "blocks.h5"
+    with h5py.File(old, "w") as fh:
+        fh.attrs.update({"format": "model-atlas.blocks", "format_version": 1, "complete": True})
+    with pytest.raises(StoreError, match=r"blocks\.h5.*version 1 .*older model-atlas: re-run the workflow"):
+        BlocksStore(old)

@@ -51,6 +51,7 @@ def config(images: Path, featured, **blocks) -> dict:
             "grid_batch": 4,
             "group_icon_size": 16,
             "groups": 2,
+            "top_classes": 2,
             "second_class": "cat",
             **blocks,
         },
@@ -78,8 +79,10 @@ def test_workflow_writes_blocks_that_the_store_and_the_query_return(tmp_path):
         assert info["classes"]["second"] == 2  # "cat"
     with open_results(run_dir) as results:
         blocks = results.blocks("red.png", "features2")
+        classes = len(results.image("red.png")["blocks"]["classes"])
         assert blocks["grid"]["icons"].shape == (2, 2, 16, 16, 3)
-        assert blocks["from_previous"]["attribution"].shape == (16, 64)
+        assert blocks["from_previous"]["cells"].shape == (classes, 4, 4)
+        assert blocks["from_previous"]["groups"].shape == (classes, 2, 2)
         assert (blocks["groups"]["maps"] >= 0).all()
 
     proc = subprocess.run(
@@ -93,11 +96,29 @@ def test_workflow_writes_blocks_that_the_store_and_the_query_return(tmp_path):
     assert proc.returncode == 0, proc.stderr
     image = json.loads(proc.stdout)["blocks"]
     assert image["classes"][-1]["class_name"] == "cat" and image["second_class"] == 2
+    assert len(image["classes"]) == classes and all("logit" in k for k in image["classes"])
     layer = image["layers"]["features2"]
-    assert np.asarray(layer["dictionary"]["channels"]).shape == (4, 4, 4)
+    assert np.asarray(layer["dictionary"]["channels"]).shape == (2, 2, 4)  # on the 2 x 2 grid
     assert np.asarray(layer["attribution"]["spatial"]).shape[1:] == (4, 4)
+    assert np.asarray(layer["attribution"]["spatial_grid"]).shape == (classes, 2, 2)
     assert layer["grid"]["icons"]["shape"] == [2, 2, 16, 16, 3]
     assert layer["from_previous"]["layer"] == "features1"
+
+    # The image page explains the same layers and classes as the query.
+    from pipeline.site import reader
+    from pipeline.site.build import build_site
+
+    with reader.from_results(run_dir) as data:
+        site = build_site(data, tmp_path / "site")
+    html = (site / "images" / "red.png.html").read_text()
+    page = json.loads(html.split('id="blocks-data">', 1)[1].split("</script>", 1)[0])
+    assert [layer["name"] for layer in page["layers"]] == list(image["layers"])
+    assert [k["id"] for k in page["classes"]] == [k["class_id"] for k in image["classes"]]
+    np.testing.assert_allclose(
+        np.asarray(page["layers"][1]["spatial"], float),
+        np.asarray(layer["attribution"]["spatial_grid"], float).reshape(classes, 4),
+        rtol=1e-3,
+    )
 
 
 @pytest.mark.slow

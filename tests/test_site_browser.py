@@ -2,6 +2,7 @@
 opened from file://, navigated by clicking, images load, the semantic dictionary answers
 the pointer, sorting and search work, hostile text stays text, and nothing leaves file://."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -112,26 +113,121 @@ def test_layer_grid_loads_thumbnails_near_the_viewport_only(tmp_path, page):
     assert page.evaluate(loaded) > first
 
 
-def test_hovering_the_dictionary_shows_that_positions_channels(site, page):
-    page.goto((site / "images" / "img0.html").as_uri())
-    target = page.locator(".hover-target").first
-    panel = page.locator(".dictionary-panel").first
-    target.hover(position={"x": 10, "y": 10})  # position (0, 0) of 4 x 4
-    assert panel.locator("li a").all_inner_texts() == ["conv:3", "conv:1"]
-    assert "position (0, 0)" in panel.inner_text()
-    target.hover(position={"x": 2.5 * 56, "y": 1.5 * 56})  # position (1, 2)
-    assert panel.locator("li a").all_inner_texts() == ["conv:2", "conv:0"]
-    assert panel.locator("li .value").all_inner_texts() == ["2", "1"]
-    icons = panel.locator("img")
-    assert icons.count() == 2
-    page.wait_for_function(
-        "() => Array.from(document.querySelectorAll('.dictionary-panel img'))"
-        ".every(i => i.complete && i.naturalWidth > 0)"
+def _cells(page, layer: int, view: str):
+    return page.locator(f".bb-layer[data-layer='{layer}'] .view[data-view={view}] .cell")
+
+
+def _on(page, layer: int) -> dict[str, list[str]]:
+    """The highlighted cells of every view of a layer: {view: [cell index, ...]}."""
+    return page.evaluate(
+        """(layer) => {
+        const out = {};
+        document.querySelectorAll(`.bb-layer[data-layer='${layer}'] .view`).forEach(v => {
+          out[v.dataset.view] = Array.from(v.querySelectorAll('.cell.on')).map(c => c.dataset.cell);
+        });
+        return out;
+      }""",
+        layer,
     )
-    box = page.locator(".cursor").first.bounding_box()
-    assert box is not None and abs(box["width"] - 56) < 1
-    panel.locator("li a", has_text="conv:2").click()
-    page.wait_for_url("**/channels/conv/2.html")
+
+
+def _values(page, layer: int, view: str) -> list[float]:
+    return [float(v) for v in _cells(page, layer, view).evaluate_all("cs => cs.map(c => c.dataset.value)")]
+
+
+def _blocks_json(page) -> dict:
+    return json.loads(page.locator("#blocks-data").text_content())
+
+
+def test_hovering_a_cell_highlights_it_in_every_view_and_lists_its_channels(site, page):
+    page.goto((site / "images" / "img0.html").as_uri())
+    _cells(page, 0, "grid").nth(2).hover()  # conv cell (1, 0) in the activation grid
+    assert _on(page, 0) == {"photo": ["2"], "dictionary": ["2"], "grid": ["2"], "attribution": ["2"]}
+    assert _on(page, 1)["flows"] == ["2"]  # conv's cell as a source of mix.a
+    panel = page.locator("#bb-panel")
+    assert "conv cell (1, 0)" in panel.inner_text()
+    assert panel.locator("li a").all_inner_texts() == ["conv:2", "conv:0"]  # as stored, largest first
+    assert panel.locator("li .value").all_inner_texts() == ["2", "1"]
+    page.wait_for_function(
+        "() => Array.from(document.querySelectorAll('#bb-panel img'))"
+        ".every(i => i.complete && i.naturalWidth >= 64)"
+    )
+    size = panel.bounding_box()
+    _cells(page, 0, "photo").nth(0).hover()  # another cell: the panel does not move or resize
+    assert _on(page, 0)["dictionary"] == ["0"]
+    assert panel.locator("li a").all_inner_texts() == ["conv:3", "conv:1"]
+    assert panel.bounding_box() == size
+    # The flows view of mix.a follows its hovered cell: row q of the stored flows.
+    _cells(page, 1, "attribution").nth(3).hover()
+    assert _values(page, 1, "flows") == [v / 8 for v in range(12, 16)]
+    panel.locator("li a", has_text="mix.a:0").click()
+    page.wait_for_url("**/channels/mix.a/0.html")
+
+
+def test_switching_the_class_shows_that_classes_stored_attribution(site, page):
+    page.goto((site / "images" / "img0.html").as_uri())
+    stored = _blocks_json(page)["layers"]
+    assert _values(page, 0, "attribution") == [2, 0, 0, 2] == stored[0]["spatial"][0]
+    assert _values(page, 1, "attribution") == [1, 2, 3, 4]
+    page.select_option("#explain-class", "1")
+    assert _values(page, 0, "attribution") == [-2, 0, 0, -2] == stored[0]["spatial"][1]
+    assert _values(page, 1, "attribution") == [-1, 0, 0, 1]
+    assert page.locator(".bb-layer[data-layer='0'] .channel-bars ol").first.locator(
+        "a"
+    ).all_inner_texts() == [
+        "conv:0",
+        "conv:3",
+    ]
+    # The difference view: cat minus the second class, cell by cell.
+    page.select_option("#explain-class", "0")
+    page.select_option("#compare-class", "1")
+    assert _values(page, 0, "attribution") == [4, 0, 0, 4]
+    assert _values(page, 1, "attribution") == [2, 2, 3, 3]
+    assert "minus" in page.locator("#explain-sentence").inner_text()
+
+
+def test_group_flows_add_up_to_the_stored_attribution(site, page):
+    page.goto((site / "images" / "img0.html").as_uri())
+    stored = _blocks_json(page)["layers"]
+
+    def shown(pair):
+        return sum(
+            page.locator(f"#group-flows path[data-pair='{pair}']").evaluate_all(
+                "ps => ps.map(p => parseFloat(p.dataset.value))"
+            )
+        )
+
+    for t in (0, 1):
+        page.select_option("#explain-class", str(t))
+        assert shown(0) == pytest.approx(sum(map(sum, stored[1]["flows"]["groups"][t])), abs=1e-6)
+        assert shown(1) == pytest.approx(sum(row[t] for row in stored[1]["groups"]["attribution"]), abs=1e-6)
+    assert page.locator("#group-flows path").count() == 2 * 2 + 2
+
+
+def test_keyboard_alone_moves_and_pins_the_cursor(site, page):
+    page.goto((site / "images" / "img0.html").as_uri())
+    for _ in range(30):  # Tab through the page until the first layer's views have the focus
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.classList.contains('bb-views')"):
+            break
+    assert page.evaluate("document.activeElement.closest('.bb-layer').dataset.layer") == "0"
+    assert _on(page, 0)["photo"] == ["3"]  # focus puts the cursor on the centre cell (1, 1)
+    page.keyboard.press("ArrowUp")
+    page.keyboard.press("ArrowLeft")
+    assert _on(page, 0)["grid"] == ["0"]
+    page.keyboard.press("Enter")
+    assert "pinned" in page.locator("#bb-panel .badge").inner_text()
+    _cells(page, 0, "photo").nth(3).hover()  # the pointer does not move a pinned cursor
+    assert _on(page, 0)["photo"] == ["0"]
+    page.locator(".bb-layer[data-layer='0'] .bb-views").focus()
+    page.keyboard.press("ArrowRight")  # arrow keys still move it
+    assert _on(page, 0)["photo"] == ["1"]
+    page.keyboard.press("Escape")
+    _cells(page, 0, "photo").nth(2).hover()
+    assert _on(page, 0)["photo"] == ["2"]
+    page.wait_for_function(
+        "() => document.getElementById('bb-live').textContent.includes('conv cell (1, 0)')"
+    )
 
 
 def test_layer_page_sorts_by_mean_activation_and_attribution(site, page):

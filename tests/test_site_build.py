@@ -15,11 +15,12 @@ import pytest
 from pipeline.extract.similarity import correlation_neighbours
 from pipeline.site import data as ad
 from pipeline.site import reader as atlas_reader
-from pipeline.site.build import Urls, build_site, heatmap, json_script
+from pipeline.site.build import Urls, build_site, json_script
+from pipeline.site.image_page import GROUP_COLOURS, groups_overlay
 from pipeline.site.settings import SiteSettings
 from pipeline.store.blocks import RunHeader
 from tests.helpers.images import plant_images
-from tests.helpers.site import XSS_ID, pattern, site_files, synthetic_atlas
+from tests.helpers.site import XSS_CLASS, XSS_ID, pattern, site_files, synthetic_atlas
 from tests.helpers.stores import CLASSES, LAYERS, build_store
 from tests.helpers.workflow import REPO, extract_config, run_on_two_cores
 
@@ -140,35 +141,45 @@ def test_layer_page_has_sort_keys_and_deferred_thumbnails(site):
     assert 'data-sort="mean" aria-pressed="false" disabled' in mix  # no statistics there
 
 
-def test_image_page_embeds_the_dictionary_and_products(site):
+def test_image_page_embeds_every_layer_on_its_grid_with_classes_and_flows(site):
     html = (site / "images/img0.html").read_text()
     payload = json.loads(
-        re.search(r'<script type="application/json" id="dict-0">(.*?)</script>', html).group(1)
+        re.search(r'<script type="application/json" id="blocks-data">(.*?)</script>', html).group(1)
     )
-    assert (payload["h"], payload["w"], payload["k"]) == (4, 4, 2)
-    assert payload["channels"][(1 * 4 + 2) * 2 : (1 * 4 + 2) * 2 + 2] == [2, 0]
-    assert payload["icons"]["3"] == "../img/featurevis/conv/3-thumb.png"
-    assert payload["pages"]["3"] == "../channels/conv/3.html"
+    assert [k["name"] for k in payload["classes"]] == ["cat", XSS_CLASS]
+    assert payload["classes"][0]["page"] == "../classes/0.html" and payload["second"] == 1
+    conv, mix = payload["layers"]
+    assert (conv["name"], conv["gh"], conv["gw"], conv["dictionary"]["k"]) == ("conv", 2, 2, 2)
+    assert conv["dictionary"]["channels"][2 * 2 : 2 * 2 + 2] == [2, 0]  # cell (1, 0)
+    assert conv["icons"]["3"] == "../img/featurevis/conv/3-thumb.png"
+    assert conv["pages"]["3"] == "../channels/conv/3.html"
+    assert conv["spatial"] == [[2, 0, 0, 2], [-2, 0, 0, -2]] and conv["total"] == [4, -4]
+    assert conv["channel"][1] == [1, 0, -2, 0.25]
+    assert conv["groups"]["members"] == [[0], [2, 1]]  # positive weights, largest first
+    assert mix["flows"]["source"] == "conv" and (mix["flows"]["gh"], mix["flows"]["gw"]) == (2, 2)
+    assert mix["flows"]["cells"][1][3] == [-0.75, -0.8125, -0.875, -0.9375]
+    assert mix["flows"]["groups"][0] == [[0.5, 0.25], [-0.125, 0.0625]]
+    # Both layers have every view that has data, the same cells in each, and one class picker.
+    assert html.count('class="bb-layer"') == 2 and html.count('data-view="grid"') == 1
+    assert html.count('data-view="flows"') == 1 and "From conv" in html
+    assert html.count('id="explain-class"') == 1 and html.count("<option") == 2 + 3
+    assert html.count('class="heat"') == 2  # one groups overlay per layer
     for heading in (
         "Semantic dictionary",
         "Activation grid",
-        "Spatial attribution across layers",
-        "Channel attribution",
-        "Neuron groups",
+        "Attribution",
+        "How neuron groups build the decision",
     ):
         assert heading in html
-    # Channel attribution: the top class ranks 2 > 0 > 3 > 1; the contrast class 0 > 3 > 1 > 2.
-    top, second = re.findall(r'<ol class="attr-list">(.*?)</ol>', html, re.S)
-    assert re.findall(r"<span>(\d)</span>", top) == ["2", "0", "3", "1"]
-    assert re.findall(r"<span>(\d)</span>", second) == ["0", "3", "1", "2"]
-    assert html.count('class="heat"') == 2 * 2 + 2  # 2 classes x 2 layers + 2 groups
 
 
-def test_heatmap_colours_sign_and_scales_opacity():
-    rgba = heatmap(np.array([[2.0, -1.0], [0.0, 4.0]]))
-    assert rgba.shape == (2, 2, 4) and rgba.dtype == np.uint8
-    assert tuple(rgba[0, 0, :3]) == (230, 85, 13) and tuple(rgba[0, 1, :3]) == (33, 113, 181)
-    assert rgba[1, 1, 3] == 220 and rgba[0, 0, 3] == 110 and rgba[1, 0, 3] == 0
+def test_groups_overlay_colours_each_position_by_its_strongest_group():
+    maps = np.array([[[2.0, 0.0]], [[1.0, 0.5]]])  # 2 groups on a 1 x 2 map
+    rgba = groups_overlay(maps)
+    assert rgba.shape == (1, 2, 4) and rgba.dtype == np.uint8
+    colour = [tuple(int(c[i : i + 2], 16) for i in (1, 3, 5)) for c in GROUP_COLOURS[:2]]
+    assert tuple(rgba[0, 0, :3]) == colour[0] and tuple(rgba[0, 1, :3]) == colour[1]
+    assert rgba[0, 0, 3] == 230 and rgba[0, 1, 3] == 58  # opacity by value / largest (0.25)
 
 
 def test_same_inputs_give_the_same_bytes(tmp_path, site):

@@ -1,34 +1,38 @@
 """Per-image Building Blocks (Olah et al., Distill 2018): what the network sees, where, and why.
 
-For one image and each selected layer, :func:`compute_blocks` returns
+For one image and each selected layer, :func:`compute_blocks` returns everything on one
+**grid per layer**: the layer's own positions, or at most ``blocks.grid`` cells a side
+(average-pooled activations, sum-pooled attributions), so that every view of a layer
+lines up cell for cell.
 
 semantic dictionary
-    at each position ``(y, x)`` the ``K`` channels with the largest activation, their
+    at each cell ``(y, x)`` the ``K`` channels with the largest (mean) activation, their
     values, and the activation vector's L2 magnitude.
 activation grid
-    the feature visualization of each position's whole activation vector (a
-    ``direction`` objective per position, rendered batched over positions), on the
-    full layer grid or average-pooled to a coarser one (cost), with magnitudes.
+    the feature visualization of each cell's mean activation vector (a ``direction``
+    objective per cell, rendered batched over cells), with magnitudes.
 spatial attribution
-    gradient x activation summed over channels: ``[H, W]`` per attributed class
-    (the top predicted classes and a second class, by default the runner-up).
+    gradient x activation summed over channels, per attributed class: ``[T, H, W]`` at
+    the layer's resolution and ``[T, gh, gw]`` on the grid. The attributed classes are
+    the top ``blocks.top_classes`` predictions, the classes named in ``blocks.classes``
+    and the second class (by default the runner-up).
 channel attribution
-    the same summed over space: ``[C]`` per class, and for the difference of the top
-    and the second class (``logit_top - logit_second``; by linearity of the gradient it
-    is exactly the difference of the two channel attributions).
-layer-to-layer attribution
-    between consecutive selected layers ``L1 -> L2``: for each position ``q`` of ``L2``
-    the gradient x activation of ``L1``'s positions for the target
-    ``sum_c g2[c, q] * a2[c, q]``, where ``g2`` is the gradient of the top class with
-    respect to ``L2`` held constant: "which earlier positions feed this later
-    position's attribution to the top class". Rows are ``L2`` positions, columns ``L1``
-    positions; both are sum-pooled to at most ``layer_to_layer_grid`` per side (sums
-    keep totals). For a linear bias-free ``L1 -> L2`` map, row ``q`` sums to ``L2``'s
-    spatial attribution at ``q``.
+    the same summed over space: ``[T, C]``, and the difference of the top and the second
+    class (by linearity of the gradient, exactly the attribution of
+    ``logit_top - logit_second``; the same holds for any two classes).
+layer-to-layer flows
+    between consecutive selected layers ``L1 -> L2`` and for each class ``t``: the
+    gradient x activation of ``L1``'s cells for the target "``L2``'s attribution to ``t``
+    in cell ``q``", ``sum_c g2[c, q] * a2[c, q]`` (``g2``: the gradient of ``t``'s logit
+    at ``L2``, held constant). Rows are ``L2`` cells, columns ``L1`` cells. The same for
+    neuron groups: the target is group ``g2``'s part of that attribution, and ``L1``'s
+    attribution is split between its groups by their share of each entry. For a linear
+    bias-free ``L1 -> L2`` map a row sums to its target exactly.
 neuron groups
     NMF of the ``positions x channels`` matrix (see :mod:`pipeline.blocks.factorize`): maps,
-    directions, a feature visualization per group, and each group's attribution to
-    the attributed classes.
+    directions, a feature visualization per group, and each group's attribution to the
+    attributed classes. Groups are sorted by their attribution to the top class (shared
+    groups by their sum over the layers), so group 0 is the one that argues most for it.
 
 Everything here is computation: tensors in, NumPy arrays out. The job
 (:mod:`pipeline.blocks.job`) decodes the image and writes the results to
@@ -45,7 +49,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.blocks import factorize as fz
-from pipeline.blocks.settings import FULL, RUNNER_UP, BlocksSettings
+from pipeline.blocks.settings import FULL, MODEL_LAYERS, RUNNER_UP, BlocksSettings
 from pipeline.featurevis.presets import layer_stride
 from pipeline.featurevis.settings import FeaturevisSettings
 from pipeline.images.dataset import to_uint8
@@ -74,8 +78,11 @@ def semantic_dictionary(act: torch.Tensor, top: int = 4) -> dict[str, np.ndarray
     }
 
 
-def grid_shape(height: int, width: int, grid: int | str) -> tuple[int, int]:
-    """Cells of the activation grid: the layer's own grid for ``"full"``, else at most ``grid`` per side."""
+def grid_shape(height: int, width: int, grid: int | str | tuple[int, int]) -> tuple[int, int]:
+    """A layer's cell grid: the layer's own positions for ``"full"``, else at most ``grid``
+    per side (a ``(gh, gw)`` pair is taken as it is)."""
+    if isinstance(grid, tuple):
+        return int(grid[0]), int(grid[1])
     if grid == FULL:
         return height, width
     if not isinstance(grid, int) or grid < 1:
@@ -83,7 +90,7 @@ def grid_shape(height: int, width: int, grid: int | str) -> tuple[int, int]:
     return min(height, grid), min(width, grid)
 
 
-def grid_vectors(act: torch.Tensor, grid: int | str) -> torch.Tensor:
+def grid_vectors(act: torch.Tensor, grid: int | str | tuple[int, int]) -> torch.Tensor:
     """``act [C, H, W]`` -> ``[Hg, Wg, C]``: each cell's mean activation vector."""
     _check_map(act, "activation")
     gh, gw = grid_shape(act.shape[1], act.shape[2], grid)
@@ -166,7 +173,7 @@ def activation_grid(
     act: torch.Tensor,
     options: RenderOptions,
     *,
-    grid: int | str,
+    grid: int | str | tuple[int, int],
     batch: int,
     cossim_pow: float = 0.0,
     progress: bool = False,
@@ -198,15 +205,15 @@ def activation_grid(
 # ---------------------------------------------------------------------------------
 
 
-def resolve_class(value: str | int, class_names: Sequence[str]) -> int:
-    """A class id from an id, a numeric string or a class name (case-insensitive)."""
+def resolve_class(value: str | int, class_names: Sequence[str], what: str = "blocks.second_class") -> int:
+    """A class id from an id, a numeric string or a class name (case-insensitive);
+    errors name the config key ``what``."""
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         value = int(value)
     if isinstance(value, int):
         if not 0 <= value < len(class_names):
             raise ValueError(
-                f"blocks.second_class: class id {value} out of range "
-                f"(the model has {len(class_names)} classes)"
+                f"{what}: class id {value} out of range (the model has {len(class_names)} classes)"
             )
         return value
     lowered = [n.lower() for n in class_names]
@@ -214,16 +221,27 @@ def resolve_class(value: str | int, class_names: Sequence[str]) -> int:
         return lowered.index(str(value).lower())
     close = [n for n in class_names if str(value).lower() in n.lower()][:10]
     hint = f"; did you mean: {', '.join(close)}" if close else ""
-    raise ValueError(f"blocks.second_class: no class named {value!r}{hint}")
+    raise ValueError(f"{what}: no class named {value!r}{hint}")
 
 
 def attributed_classes(
-    logits: torch.Tensor, top_classes: int, second: str | int, class_names: Sequence[str]
+    logits: torch.Tensor,
+    top_classes: int,
+    second: str | int,
+    class_names: Sequence[str],
+    named: Sequence[str | int] = (),
 ) -> tuple[list[int], int]:
-    """The classes to attribute (``top_classes`` predicted ones, then the second class if
-    not among them) and the second class. ``logits`` is ``[K]``; the top class is first."""
+    """The classes to attribute and the second class. ``logits`` is ``[K]``.
+
+    In order: the ``top_classes`` predicted ones (the top class first), the ``named``
+    classes, then the second class, each once.
+    """
     order = logits.detach().float().argsort(descending=True).tolist()
     classes = order[: max(1, min(int(top_classes), len(order)))]
+    for value in named:
+        class_id = resolve_class(value, class_names, "blocks.classes")
+        if class_id not in classes:
+            classes.append(class_id)
     if second == RUNNER_UP:
         if len(order) < 2:
             raise ValueError("blocks.second_class: runner-up needs a model with at least 2 classes")
@@ -253,44 +271,97 @@ def layer_gradients(
     }
 
 
-def layer_to_layer(
-    model, image01: torch.Tensor, earlier: str, later: str, later_gradient: torch.Tensor, max_side: int = 14
-) -> dict[str, np.ndarray]:
-    """Attribution of ``earlier``'s positions to each position of ``later`` (see the module doc).
+def attribute_to_earlier(model, image01: torch.Tensor, earlier: str, later: str, weights, reduce):
+    """Gradient x activation at ``earlier`` for targets at ``later``, reduced one at a time.
 
-    ``later_gradient [C2, H2, W2]`` weights the later layer's channels (the top class's
-    gradient). Returns ``attribution`` ``[Hq*Wq, Hp*Wp]`` (rows: later cells, columns:
-    earlier cells, row-major), and the grids ``later_grid`` ``(Hq, Wq)`` and
-    ``earlier_grid`` ``(Hp, Wp)``.
+    ``weights`` yields ``[C2, H2, W2]`` tensors; target ``n`` is ``sum(weights[n] * a2)``
+    (``a2``: ``later``'s activation; the weights are constants). For each target,
+    ``reduce(attribution [C1, H1, W1])`` is called and its results are returned in a list.
+    The network runs forward once (up to ``later``); each target costs one backward pass
+    from ``later`` to ``earlier`` only.
     """
     infos = model.resolve_layers([earlier, later])
     if [i.name for i in infos] != [model.layer(earlier).name, model.layer(later).name]:
         raise ValueError(f"layer-to-layer attribution needs {earlier!r} to run before {later!r}")
     modules = model.modules_for(infos)
     inputs = model.normalize(image01[None].to(model.device, non_blocking=True)).requires_grad_(True)
-    weight = later_gradient.detach().to(model.device)
+    out = []
     with torch.enable_grad():
         acts, _ = LayerTap(model.net, modules)(inputs, truncate=True)
         # Gradients are taken w.r.t. the captured batch tensor (a slice of it is not
         # part of the graph); the batch holds this one image.
         a1_batch = acts[infos[0].name]
-        a1, a2 = a1_batch[0], acts[infos[1].name][0]
-        later_grid = grid_shape(a2.shape[1], a2.shape[2], max_side)
-        earlier_grid = grid_shape(a1.shape[1], a1.shape[2], max_side)
-        # Each later cell's target: the weighted activation summed over the cell's positions.
-        weighted = (weight * a2).sum(dim=0)  # [H2, W2]
-        cell_targets = _sum_pool(weighted[None], later_grid)[0].flatten()  # [Hq*Wq]
-        spatial = []
-        for q in range(len(cell_targets)):
-            (grad,) = torch.autograd.grad(cell_targets[q], a1_batch, retain_graph=q + 1 < len(cell_targets))
-            spatial.append((grad[0] * a1).sum(dim=0).detach())  # [H1, W1]
-        # Pooled once for all later cells (the first axis of _sum_pool is a batch).
-        rows = _sum_pool(torch.stack(spatial), earlier_grid).flatten(1)  # [Hq*Wq, Hp*Wp]
-    return {
-        "attribution": rows.float().cpu().numpy(),
+        a1, a2 = a1_batch[0].detach(), acts[infos[1].name][0]
+        weights = list(weights)
+        for n, w in enumerate(weights):
+            target = (w.to(a2.device) * a2).sum()
+            (grad,) = torch.autograd.grad(target, a1_batch, retain_graph=n + 1 < len(weights))
+            out.append(reduce((grad[0] * a1).float().cpu()))
+    return out
+
+
+def cell_masks(height: int, width: int, grid: tuple[int, int]) -> torch.Tensor:
+    """``[gh * gw, H, W]`` 0/1 masks of the grid's cells (PyTorch's adaptive-pool cells), row-major."""
+    masks = []
+    for y0, y1 in fz.adaptive_cells(height, grid[0]):
+        for x0, x1 in fz.adaptive_cells(width, grid[1]):
+            m = torch.zeros(height, width)
+            m[y0:y1, x0:x1] = 1
+            masks.append(m)
+    return torch.stack(masks)
+
+
+def layer_flows(
+    model,
+    image01: torch.Tensor,
+    earlier: str,
+    later: str,
+    later_gradients: Sequence[torch.Tensor],
+    grids: tuple[tuple[int, int], tuple[int, int]],
+    shares: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """Flows of attribution from ``earlier`` to ``later`` for each class (see the module doc).
+
+    ``later_gradients``: one ``[C2, H2, W2]`` gradient per class (``T``); ``grids``: the
+    two layers' cell grids (earlier, later); ``shares``: the two layers' neuron-group
+    shares ``[G, H*W, C]`` (:func:`pipeline.blocks.factorize.group_shares`), or None.
+    Returns ``cells [T, Q, P]`` (``Q`` later cells, ``P`` earlier cells, row-major) and,
+    with ``shares``, ``groups [T, G2, G1]``.
+    """
+    earlier_grid, later_grid = grids
+    info2 = model.layer(later)
+    c2, h2, w2 = info2.channels, info2.height, info2.width
+    masks = cell_masks(h2, w2, later_grid)[:, None]  # [Q, 1, H2, W2]
+    group_weights = []
+    if shares is not None:
+        share1 = torch.from_numpy(np.ascontiguousarray(shares[0], np.float32))  # [G1, P1, C1]
+        share2 = torch.from_numpy(np.ascontiguousarray(shares[1], np.float32))
+        group_weights = [s.T.reshape(c2, h2, w2) for s in share2]  # [C2, H2, W2] each
+
+    def weights():
+        for g in later_gradients:
+            g = g.detach().float().cpu()
+            yield from (g[None] * masks).unbind(0)
+            yield from (g * s for s in group_weights)
+
+    def reduce(attr1):  # [C1, H1, W1] -> (cells [P], groups [G1])
+        cells = _sum_pool(attr1.sum(dim=0)[None], earlier_grid)[0].flatten()
+        if shares is None:
+            return cells, None
+        return cells, torch.einsum("gpc,cp->g", share1, attr1.flatten(1))
+
+    parts = attribute_to_earlier(model, image01, earlier, later, weights(), reduce)
+    per_class = len(masks) + len(group_weights)
+    t = len(later_gradients)
+    out = {
+        "cells": torch.stack([p[0] for p in parts]).reshape(t, per_class, -1)[:, : len(masks)].numpy(),
         "later_grid": np.asarray(later_grid, np.int32),
         "earlier_grid": np.asarray(earlier_grid, np.int32),
     }
+    if shares is not None:
+        groups = torch.stack([p[1] for i, p in enumerate(parts) if i % per_class >= len(masks)])
+        out["groups"] = groups.reshape(t, len(group_weights), -1).numpy()
+    return out
 
 
 def _sum_pool(x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
@@ -314,6 +385,13 @@ def _sum_pool(x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
 # ---------------------------------------------------------------------------------
 
 
+def blocks_layers(model, settings: BlocksSettings):
+    """The layers of ``blocks.layers`` (``"model"``: the model's own choice), in execution order."""
+    if settings.layers == MODEL_LAYERS:
+        return model.blocks_layers()
+    return model.resolve_layers(list(settings.layers))
+
+
 def compute_blocks(
     model,
     image01: torch.Tensor,
@@ -332,13 +410,13 @@ def compute_blocks(
     """
     if image01.dim() != 3 or image01.shape[0] != 3:
         raise ValueError(f"image01 must be [3, S, S], got {tuple(image01.shape)}")
-    infos = model.resolve_layers(list(settings.layers))
+    infos = blocks_layers(model, settings)
     names = [i.name for i in infos]
     attribution = LayerAttribution(model, names)
     with torch.no_grad():
         logits = model(image01[None].to(model.device, non_blocking=True))[0].float().cpu()
     classes, second = attributed_classes(
-        logits, settings.top_classes, settings.second_class, model.class_names
+        logits, settings.top_classes, settings.second_class, model.class_names, settings.classes
     )
     targets = {int(c): torch.tensor([c], dtype=torch.long) for c in classes}
     results = attribution.attribute_targets(
@@ -356,6 +434,8 @@ def compute_blocks(
         },
         "classes": {
             "ids": np.asarray(classes, np.int32),
+            "logits": logits[classes].numpy(),
+            "probabilities": probs[classes].numpy(),
             "top": int(classes[0]),
             "second": int(second),
             "second_index": classes.index(second),
@@ -366,20 +446,22 @@ def compute_blocks(
     attrs = {
         n: torch.stack([results[c].attributions[n][0] for c in classes]).float().cpu() for n in names
     }  # [T, C, H, W]
-    # The top class's gradients at every layer: for layer-to-layer attribution, and the
-    # factorization target when that is "gradients". One backward pass serves both.
-    gradients_top = (
-        layer_gradients(model, image01, names, classes[0])
-        if len(names) > 1 or settings.factorize == "gradients"
-        else None
-    )
-    groups = _neuron_groups(names, acts, attrs, gradients_top, classes, settings)
+    grids = {i.name: grid_shape(i.height, i.width, settings.grid) for i in infos}
+    # Every class's gradients at every layer, for the flows (and the top class's for a
+    # "gradients" factorization): one backward pass per class serves all layers.
+    needs_gradients = len(names) > 1 or settings.factorize == "gradients"
+    gradients = {c: layer_gradients(model, image01, names, c) for c in classes} if needs_gradients else {}
+    groups, fitted = _neuron_groups(names, acts, attrs, gradients.get(classes[0]), classes, settings)
     strides = {i.name: layer_stride(model.input_size, i.height) for i in infos}
     for i, name in enumerate(names):
         act, attr = acts[name], attrs[name]
+        vectors = grid_vectors(act, grids[name])  # [gh, gw, C]
         layer = {
-            "dictionary": semantic_dictionary(act, settings.top_channels),
-            "attribution": _attribution_products(attr, classes, second),
+            "dictionary": semantic_dictionary(vectors.permute(2, 0, 1), settings.top_channels),
+            "attribution": {
+                **_attribution_products(attr, classes, second),
+                "spatial_grid": _sum_pool(attr.sum(dim=1), grids[name]).numpy(),
+            },
             "groups": groups[name],
         }
         if render_icons:
@@ -388,7 +470,7 @@ def compute_blocks(
                 name,
                 act,
                 icon_options(settings, settings.grid_size, strides[name]),
-                grid=settings.grid,
+                grid=grids[name],
                 batch=settings.grid_batch,
                 cossim_pow=settings.cossim_pow,
                 progress=progress,
@@ -404,10 +486,17 @@ def compute_blocks(
                 desc=f"groups {name}",
             )
         if i > 0:
-            link = layer_to_layer(
-                model, image01, names[i - 1], name, gradients_top[name], settings.layer_to_layer_grid
+            before = names[i - 1]
+            flows = layer_flows(
+                model,
+                image01,
+                before,
+                name,
+                [gradients[c][name] for c in classes],
+                (grids[before], grids[name]),
+                (fz.group_shares(fitted[before]), fz.group_shares(fitted[name])),
             )
-            layer["from_previous"] = {**link, "layer": names[i - 1]}
+            layer["from_previous"] = {**flows, "layer": before}
         out["layers"][name] = layer
     return out
 
@@ -424,8 +513,9 @@ def _attribution_products(attr: torch.Tensor, classes: list[int], second: int) -
     }
 
 
-def _neuron_groups(names, acts, attrs, gradients_top, classes, settings) -> dict[str, dict]:
-    """NMF groups of every layer (shared across layers if asked) with their class attribution."""
+def _neuron_groups(names, acts, attrs, gradients_top, classes, settings):
+    """NMF groups of every layer (shared across layers if asked), sorted by attribution to
+    the top class, with their class attribution: ``({layer: stored dict}, {layer: Groups})``."""
     if settings.factorize == "activations":
         matrices = {n: acts[n] for n in names}
     elif settings.factorize == "attributions":
@@ -437,7 +527,8 @@ def _neuron_groups(names, acts, attrs, gradients_top, classes, settings) -> dict
             f"blocks.factorize {settings.factorize!r} unknown; use one of {', '.join(fz.TARGETS)}"
         )
     arrays = {n: m.detach().float().cpu().numpy() for n, m in matrices.items()}
-    if settings.shared and len(names) > 1:
+    shared = bool(settings.shared and len(names) > 1)
+    if shared:
         fitted = fz.factorize_shared(arrays, settings.groups, target=settings.factorize, seed=settings.seed)
     else:
         fitted = {
@@ -446,19 +537,33 @@ def _neuron_groups(names, acts, attrs, gradients_top, classes, settings) -> dict
             )
             for n, a in arrays.items()
         }
+
+    def class_attribution(n, g):  # [k, T]
+        c, h, w = arrays[n].shape
+        return fz.group_attribution(g, attrs[n].reshape(len(classes), c, h * w).permute(0, 2, 1).numpy())
+
+    # Sorted by attribution to the top class, largest first (shared groups keep one order).
+    if shared:
+        total = sum(class_attribution(n, fitted[n])[:, 0] for n in names)
+        order = np.argsort(-total, kind="stable")
+        fitted = {n: fz.reorder(g, order) for n, g in fitted.items()}
+    else:
+        fitted = {
+            n: fz.reorder(g, np.argsort(-class_attribution(n, g)[:, 0], kind="stable"))
+            for n, g in fitted.items()
+        }
     out = {}
     for n in names:
-        g, (c, h, w) = fitted[n], arrays[n].shape
-        per_position = attrs[n].reshape(len(classes), c, h * w).permute(0, 2, 1).numpy()
+        g, (h, w) = fitted[n], arrays[n].shape[1:]
         out[n] = {
             "maps": g.maps.reshape(g.k, h, w),
             "directions": g.directions,
-            "attribution": fz.group_attribution(g, per_position),  # [k, T]
+            "attribution": class_attribution(n, g),  # [k, T]
             "relative_error": g.relative_error,
             "target": settings.factorize,
-            "shared": bool(settings.shared and len(names) > 1),
+            "shared": shared,
         }
-    return out
+    return out, fitted
 
 
 def _check_map(x: torch.Tensor, what: str) -> None:

@@ -264,6 +264,17 @@ def solve_maps(xp: np.ndarray, h: np.ndarray, max_iter: int = 500) -> np.ndarray
 # ---------------------------------------------------------------------------------
 
 
+def group_shares(groups: Groups) -> np.ndarray:
+    """``[k, P, C]``: each group's share of every entry of the factorized matrix,
+    ``W[p, g] |H[g, c]| / sum_g' W[p, g'] |H[g', c]|`` (0 where no group reconstructs it)."""
+    c = groups.directions.shape[1]
+    h = groups.weights.astype(np.float64)
+    magnitude = h[:, :c] + h[:, c:] if h.shape[1] == 2 * c else h  # [k, C] >= 0
+    mass = groups.maps.astype(np.float64)[:, :, None] * magnitude[:, None, :]  # [k, P, C]
+    total = mass.sum(axis=0)
+    return np.divide(mass, total[None], out=np.zeros_like(mass), where=total[None] > 0)
+
+
 def group_attribution(groups: Groups, attribution) -> np.ndarray:
     """``[k]`` (or ``[k, T]`` for a stack ``[T, P, C]``): each group's share of ``attribution [P, C]``.
 
@@ -273,16 +284,19 @@ def group_attribution(groups: Groups, attribution) -> np.ndarray:
     a = np.asarray(attribution, dtype=np.float64)
     stacked = a.ndim == 3
     a = a if stacked else a[None]
-    c = groups.directions.shape[1]
-    h = groups.weights.astype(np.float64)
-    magnitude = h[:, :c] + h[:, c:] if h.shape[1] == 2 * c else h  # [k, C] >= 0
-    w = groups.maps.astype(np.float64)  # [k, P]
-    if a.shape[1:] != (w.shape[1], c):
+    share = group_shares(groups)
+    if a.shape[1:] != share.shape[1:]:
         raise ValueError(
-            f"attribution shape {a.shape[1:]} does not match groups [{w.shape[1]} positions, {c} channels]"
+            f"attribution shape {a.shape[1:]} does not match groups "
+            f"[{share.shape[1]} positions, {share.shape[2]} channels]"
         )
-    mass = w[:, :, None] * magnitude[:, None, :]  # [k, P, C]
-    total = mass.sum(axis=0)
-    share = np.divide(mass, total[None], out=np.zeros_like(mass), where=total[None] > 0)
     out = np.einsum("kpc,tpc->kt", share, a).astype(np.float32)
     return out if stacked else out[:, 0]
+
+
+def reorder(groups: Groups, order) -> Groups:
+    """The same groups in the order ``order`` (a permutation of ``range(k)``)."""
+    order = np.asarray(order, dtype=np.int64)
+    return dataclasses.replace(
+        groups, maps=groups.maps[order], directions=groups.directions[order], weights=groups.weights[order]
+    )

@@ -58,7 +58,7 @@ def run_blocks_image(
 ) -> None:
     """Compute the Building Blocks of image ``index`` of the listing ``listing`` and write
     them to ``output`` (see :func:`pipeline.store.blocks.write_image_file`)."""
-    from pipeline.blocks.compute import compute_blocks
+    from pipeline.blocks.compute import blocks_layers, compute_blocks
     from pipeline.images.dataset import BadImage, load_rgb, to_model_input
 
     record = read_listing(listing).records[index]
@@ -67,7 +67,7 @@ def run_blocks_image(
         image = to_model_input(load_rgb(record.path), loaded.input_size)
     except BadImage as exc:
         raise ValueError(f"featured image {record.image_id!r} ({record.path}): {exc.reason}") from None
-    layers = loaded.resolve_layers(list(settings.layers))
+    layers = blocks_layers(loaded, settings)
     log.info("Building Blocks of %s at %s", record.image_id, ", ".join(i.name for i in layers))
     blocks = compute_blocks(loaded, image, settings, progress=True)
     recorded = {

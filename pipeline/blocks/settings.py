@@ -9,6 +9,7 @@ from pipeline.settings import StageSettings
 
 RUNNER_UP = "runner-up"
 FULL = "full"
+MODEL_LAYERS = "model"  # the model's own Building Blocks layers (pipeline.model.LoadedModel.blocks_layers)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -16,7 +17,7 @@ class BlocksSettings(StageSettings):
     """Which images are featured, and what to compute for each of them."""
 
     images: tuple[str, ...] | str = "bundled"  # "bundled" or image files
-    layers: tuple[str, ...] = ("blocks.4.2",)
+    layers: tuple[str, ...] | str = MODEL_LAYERS
     top_channels: int = 4
     grid: int | str = 7  # cells per side of the activation grid, or "full"
     grid_steps: int = 64
@@ -26,14 +27,14 @@ class BlocksSettings(StageSettings):
     cossim_pow: float = 0
     group_icon_size: int = 80
     predictions: int = 5
-    top_classes: int = 2
+    top_classes: int = 5
+    classes: tuple[str | int, ...] = ()  # attributed as well, by name or id
     second_class: str | int = RUNNER_UP
     groups: int = 6
     factorize: str = "activations"
-    shared: bool = False
+    shared: bool = True
     attribution: str = "gradient"
     integration_steps: int = 20
-    layer_to_layer_grid: int = 14
     seed: int = 0
 
     def per_image(self) -> dict[str, Any]:

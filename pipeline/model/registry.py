@@ -106,6 +106,7 @@ class LoadedModel:
         self.checksum = built.checksum
         self._layer_candidates = built.candidates
         self.layer_aliases = dict(built.layer_aliases or {})
+        self._blocks_layers = tuple(built.blocks_layers or ())
         self._layers: list[LayerInfo] | None = None
         # Capped layer -> its activation module, held by object: a rewritten copy of the
         # network (pipeline.optvis.speedup) moves modules to other paths.
@@ -140,6 +141,19 @@ class LoadedModel:
             names = [names]
         chosen = {self.layer(n).name for n in names}
         return [layer for layer in self.layers if layer.name in chosen]
+
+    def blocks_layers(self, count: int = 4) -> list[LayerInfo]:
+        """The Building Blocks' default layers: the model's own choice, else ``count``
+        layers spread from a third of the way through the network to its last layer but one
+        (early-middle to late, like the article's mixed3b..mixed5a)."""
+        if self._blocks_layers:
+            return self.resolve_layers(list(self._blocks_layers))
+        layers = self.layers
+        if len(layers) <= count:
+            return list(layers)
+        first, last = len(layers) // 3, max(len(layers) // 3, len(layers) - 2)
+        picks = sorted({round(first + i * (last - first) / max(1, count - 1)) for i in range(count)})
+        return [layers[i] for i in picks]
 
     def module(self, name: str) -> nn.Module:
         """The module whose output is layer ``name`` (or an alias of it)."""
@@ -227,6 +241,8 @@ class ModelEntry:
     candidates: Callable[[nn.Module], list[tuple[str, str]]] | None = None
     aliases: tuple[str, ...] = ()
     layer_aliases: dict = dataclasses.field(default_factory=dict)
+    # Building Blocks layers when the config names none: early to late, as the article's.
+    blocks_layers: tuple[str, ...] = ()
 
 
 REGISTRY: dict[str, ModelEntry] = {}
@@ -256,6 +272,8 @@ register(
         std=HALF,
         candidates=zoo.lite0_candidates,
         aliases=("lite0", "tf_efficientnet_lite0"),
+        # Strides 8, 16, 16, 32: the stages that play the article's mixed3b..mixed5a.
+        blocks_layers=("blocks.2.1", "blocks.3.2", "blocks.4.2", "blocks.5.3"),
     )
 )
 
@@ -272,6 +290,7 @@ register(
         candidates=lambda net: [(n, n) for n in GOOGLENET_LAYERS],
         aliases=("inceptionv1",),
         layer_aliases=GOOGLENET_ALIASES,
+        blocks_layers=("inception3b", "inception4b", "inception4d", "inception5a"),  # the article's
     )
 )
 
@@ -323,6 +342,7 @@ def _build_registered(entry: ModelEntry, weights: str) -> Built:
         imagenet_class_names(),
         entry.candidates(net) if entry.candidates else None,
         entry.layer_aliases,
+        entry.blocks_layers,
     )
 
 
@@ -349,4 +369,5 @@ def layers_document(model: LoadedModel) -> dict:
         "input_size": model.input_size,
         "aliases": model.layer_aliases,
         "layers": [layer.to_dict() for layer in model.layers],
+        "blocks_layers": [layer.name for layer in model.blocks_layers()],
     }

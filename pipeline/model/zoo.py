@@ -65,6 +65,7 @@ class Built:
     class_names: Sequence[str]
     candidates: Sequence[tuple[str, str]] | None = None  # None: pipeline.model.layers.default_candidates
     layer_aliases: dict = dataclasses.field(default_factory=dict)
+    blocks_layers: Sequence[str] = ()  # the Building Blocks' default layers; () = spread out
 
 
 # ---------------------------------------------------------------------------------

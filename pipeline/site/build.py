@@ -26,14 +26,12 @@ from urllib.parse import quote
 
 import numpy as np
 
+from pipeline.site import image_page
 from pipeline.site.data import AtlasData, Channel, FeaturedImage, Layer, load_image
 from pipeline.site.settings import SiteSettings
 
 SITE_SOURCES = Path(__file__).resolve().parents[2] / "site"
 MARKER = ".model-atlas-site"
-# Image pages draw the semantic dictionary's icon grid up to this many positions (H * W);
-# larger layers show only its interactive view.
-DICTIONARY_CELLS = 400
 
 
 # ---------------------------------------------------------------------------------
@@ -120,21 +118,6 @@ def resize(array: np.ndarray, size: int) -> np.ndarray:
     if array.shape[0] == size and array.shape[1] == size:
         return array
     return np.asarray(Image.fromarray(np.ascontiguousarray(array)).resize((size, size), Image.LANCZOS))
-
-
-POSITIVE, NEGATIVE = (230, 85, 13), (33, 113, 181)
-
-
-def heatmap(values: np.ndarray, scale: float | None = None) -> np.ndarray:
-    """``[H, W]`` signed values -> RGBA uint8 overlay: orange for positive, blue for negative,
-    opacity by magnitude relative to ``scale`` (default: the largest magnitude)."""
-    values = np.nan_to_num(np.asarray(values, np.float64))
-    scale = float(np.abs(values).max()) if scale is None else float(scale)
-    strength = np.clip(np.abs(values) / scale, 0, 1) if scale > 0 else np.zeros_like(values)
-    rgba = np.zeros((*values.shape, 4), np.uint8)
-    rgba[..., :3] = np.where(values[..., None] >= 0, POSITIVE, NEGATIVE)
-    rgba[..., 3] = np.round(strength * 220).astype(np.uint8)
-    return rgba
 
 
 def _fmt(value, digits: int = 4) -> str:
@@ -354,151 +337,35 @@ class _Builder:
         if picture is not None:
             _check_rgb(picture, f"image {image.image_id!r}")
             self.png(self.urls.image_file(image.image_id), picture)
-        layers = [self._image_layer(image, il, path) for il in image.layers]
+        known = {layer.name for layer in self.data.layers}
+
+        def href(target):
+            return Urls.href(path, target)
+
+        layers, payload = [], []
+        for il in image.layers:
+            context, data = image_page.layer_data(
+                image,
+                il,
+                asset=lambda a: href(self.asset(a)),
+                thumb=lambda name, c: href(self.thumb(name, c)),
+                channel_page=lambda name, c: href(Urls.channel(name, c)) if name in known else None,
+            )
+            context["known"] = il.name in known
+            layers.append(context)
+            payload.append(data)
         self.page(
             path,
             "image.html",
             image=image,
             layers=layers,
             picture=self.urls.image_file(image.image_id) if picture is not None else None,
-            contrast=_contrast(image),
+            blocks=image_page.page_data(
+                image,
+                payload,
+                lambda c: href(Urls.klass(c)) if c in self.class_pages else None,
+            ),
         )
-
-    def _image_layer(self, image: FeaturedImage, il, page: str) -> dict:
-        """Everything one layer section of an image page needs, with its images written."""
-        known = {layer.name: layer for layer in self.data.layers}
-        out = {
-            "layer": il,
-            "known": il.name in known,
-            "dictionary": None,
-            "grid": None,
-            "spatial": [],
-            "channel_attribution": [],
-            "groups": [],
-        }
-        d = il.dictionary
-        if d is not None:
-            h, w, k = d.channels.shape
-            used = sorted({int(c) for c in np.asarray(d.channels).ravel().tolist()})
-            top_magnitude = float(np.nanmax(d.magnitude)) if d.magnitude.size else 0.0
-            out["dictionary"] = {
-                "h": h,
-                "w": w,
-                "k": k,
-                "json": {
-                    "layer": il.name,
-                    "h": h,
-                    "w": w,
-                    "k": k,
-                    "channels": np.asarray(d.channels).astype(int).ravel().tolist(),
-                    "values": _finite_list(d.values),
-                    "magnitude": _finite_list(d.magnitude),
-                    "icons": {
-                        str(c): Urls.href(page, self.thumb(il.name, c))
-                        for c in used
-                        if self.thumb(il.name, c)
-                    },
-                    "pages": {
-                        str(c): Urls.href(page, Urls.channel(il.name, c)) for c in used if il.name in known
-                    },
-                },
-                "cells": [
-                    [
-                        {
-                            "channel": int(d.channels[y, x, 0]),
-                            "thumb": self.thumb(il.name, int(d.channels[y, x, 0])),
-                            "scale": _ratio(d.magnitude[y, x], top_magnitude),
-                        }
-                        for x in range(w)
-                    ]
-                    for y in range(h)
-                ]
-                if h * w <= DICTIONARY_CELLS
-                else None,
-            }
-        if il.grid is not None:
-            icons, mags = np.asarray(il.grid.icons), np.asarray(il.grid.magnitude)
-            top = float(np.nanmax(mags)) if mags.size else 0.0
-            out["grid"] = [
-                [
-                    {
-                        "icon": self.asset(icons[y, x]),
-                        "scale": _ratio(mags[y, x], top),
-                        "magnitude": float(mags[y, x]),
-                    }
-                    for x in range(icons.shape[1])
-                ]
-                for y in range(icons.shape[0])
-            ]
-        if il.spatial_attribution is not None:
-            maps = np.asarray(il.spatial_attribution, np.float64)
-            scale = float(np.abs(np.nan_to_num(maps)).max()) if maps.size else 0.0
-            out["spatial"] = [
-                {"klass": k, "overlay": self.asset(heatmap(m, scale)), "total": float(np.nansum(m))}
-                for k, m in zip(image.classes, maps)
-            ]
-        if il.channel_attribution is not None:
-            attr = np.asarray(il.channel_attribution, np.float64)
-            for t, klass in _contrast(image):
-                row = attr[t]
-                order = np.lexsort((np.arange(len(row)), -np.nan_to_num(row, nan=-np.inf)))
-                best = order[: self.settings.class_channels]
-                scale = float(np.nanmax(np.abs(row[best]))) if len(best) else 0.0
-                out["channel_attribution"].append(
-                    {
-                        "klass": klass,
-                        "channels": [
-                            {
-                                "channel": int(c),
-                                "value": float(row[c]),
-                                "thumb": self.thumb(il.name, int(c)),
-                                "scale": _ratio(abs(row[c]), scale),
-                            }
-                            for c in best
-                        ],
-                    }
-                )
-        if il.groups is not None:
-            maps = np.asarray(il.groups.maps, np.float64)
-            attr = None if il.groups.attribution is None else np.asarray(il.groups.attribution, np.float64)
-            for g in range(len(maps)):
-                out["groups"].append(
-                    {
-                        "overlay": self.asset(heatmap(maps[g])),
-                        "icon": self.asset(np.asarray(il.groups.icons[g]))
-                        if il.groups.icons is not None
-                        else None,
-                        "attribution": []
-                        if attr is None
-                        else [
-                            (k, float(attr[g, t])) for t, k in enumerate(image.classes) if t < attr.shape[1]
-                        ],
-                    }
-                )
-        return out
-
-
-def _contrast(image: FeaturedImage) -> list:
-    """The two classes of the channel attribution: the top class and the contrast class."""
-    if not image.classes:
-        return []
-    second = image.second_class if image.second_class is not None else min(1, len(image.classes) - 1)
-    pairs = [(0, image.classes[0])]
-    if second != 0 and second < len(image.classes):
-        pairs.append((second, image.classes[second]))
-    return pairs
-
-
-def _finite_list(values) -> list:
-    """Floats for JSON, 4 significant digits; NaN becomes null."""
-    return [None if np.isnan(v) else float(f"{v:.4g}") for v in np.asarray(values, np.float64).ravel()]
-
-
-def _ratio(value, top: float) -> float:
-    value = float(value)
-    if not top > 0 or np.isnan(value):
-        return 0.0
-    return round(min(1.0, max(0.0, value / top)), 3)
 
 
 def histogram_bars(unit: Channel, width: int = 320, height: int = 96) -> dict | None:

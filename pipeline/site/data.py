@@ -175,7 +175,8 @@ class ClassPage:
 
 @dataclasses.dataclass
 class SemanticDictionary:
-    """``channels`` int ``[H, W, K]`` (largest first), ``values`` ``[H, W, K]``, ``magnitude [H, W]``."""
+    """On the layer's cell grid: ``channels`` int ``[gh, gw, K]`` (largest first), ``values``
+    ``[gh, gw, K]``, ``magnitude [gh, gw]``."""
 
     channels: np.ndarray
     values: np.ndarray
@@ -184,7 +185,7 @@ class SemanticDictionary:
 
 @dataclasses.dataclass
 class ActivationGrid:
-    """``icons`` uint8 ``[Hg, Wg, S, S, 3]``: one feature visualization per cell, ``magnitude [Hg, Wg]``.
+    """``icons`` uint8 ``[gh, gw, S, S, 3]``: one feature visualization per cell, ``magnitude [gh, gw]``.
 
     ``icons`` is any array-like (a store's unread HDF5 dataset, say): it is sliced when a
     page is written.
@@ -197,30 +198,50 @@ class ActivationGrid:
 @dataclasses.dataclass
 class NeuronGroups:
     """NMF groups: ``maps [G, H, W]``, ``icons`` uint8 ``[G, S, S, 3]`` (optional, array-like
-    as :class:`ActivationGrid`'s) and ``attribution [G, T]`` to the image's attributed classes."""
+    as :class:`ActivationGrid`'s), ``attribution [G, T]`` to the image's attributed classes,
+    ``directions [G, C]`` (which channels make each group), and whether the groups are
+    shared by all the image's layers (group ``g`` the same concept in each)."""
 
     maps: np.ndarray
     icons: Any = None
     attribution: np.ndarray | None = None
     target: str | None = None
+    directions: np.ndarray | None = None
+    shared: bool = False
+
+
+@dataclasses.dataclass
+class Flows:
+    """Attribution flowing into a layer from the image's previous layer ``source``, per
+    attributed class: ``cells [T, Q, P]`` (this layer's cells by the previous layer's, both
+    row-major on their grids) and ``groups [T, G, G_source]`` (None without groups)."""
+
+    source: str
+    cells: np.ndarray
+    groups: np.ndarray | None = None
 
 
 @dataclasses.dataclass
 class ImageLayer:
-    """One layer of one image. ``spatial_attribution [T, H, W]`` and ``channel_attribution [T, C]``
-    follow the order of :attr:`FeaturedImage.classes`."""
+    """One layer of one image, on its cell grid ``grid_shape (gh, gw)``. ``spatial_attribution
+    [T, H, W]`` (at the layer's resolution), ``spatial_grid [T, gh, gw]`` (summed over each
+    cell) and ``channel_attribution [T, C]`` follow the order of :attr:`FeaturedImage.classes`."""
 
     name: str
+    grid_shape: tuple[int, int] | None = None
     dictionary: SemanticDictionary | None = None
     grid: ActivationGrid | None = None
     spatial_attribution: np.ndarray | None = None
+    spatial_grid: np.ndarray | None = None
     channel_attribution: np.ndarray | None = None
     groups: NeuronGroups | None = None
+    flows: Flows | None = None
 
 
 @dataclasses.dataclass
 class FeaturedImage:
-    """An image with its Building Blocks (its own page)."""
+    """An image with its Building Blocks (its own page). ``classes`` are the attributed
+    classes, top first (``score``: probability), and ``class_logits`` their logits."""
 
     image_id: str
     path: str  # shown: relative to the source root
@@ -230,6 +251,7 @@ class FeaturedImage:
     classes: list[ClassScore] = dataclasses.field(default_factory=list)  # attributed, top first
     second_class: int | None = None  # index into classes of the contrast class
     layers: list[ImageLayer] = dataclasses.field(default_factory=list)
+    class_logits: list[float] = dataclasses.field(default_factory=list)  # per attributed class
 
 
 @dataclasses.dataclass

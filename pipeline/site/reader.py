@@ -24,6 +24,7 @@ from pipeline.site.data import (
     DatasetSummary,
     Example,
     FeaturedImage,
+    Flows,
     Histogram,
     ImageLayer,
     Layer,
@@ -291,27 +292,43 @@ def _add_blocks(data: AtlasData, run_dir: Path, labels: dict[str, str]) -> None:
                 ClassScore(int(c), names[int(c)], float(p))
                 for c, p in zip(np.asarray(preds.get("ids", [])), np.asarray(preds.get("probabilities", [])))
             ],
-            classes=[ClassScore(c, names[c]) for c in class_ids],
+            classes=[
+                ClassScore(c, names[c], float(p))
+                for c, p in zip(class_ids, np.asarray(cls.get("probabilities", [np.nan] * len(class_ids))))
+            ],
             second_class=int(cls["second_index"]) if "second_index" in cls else None,
+            class_logits=[float(z) for z in np.asarray(cls.get("logits", []))],
         )
         for name in sorted(store.layers, key=lambda n: order.get(n, len(order))):
             # Small arrays now; the icons stay in the file until a page is written.
             b = store.blocks(image_id, name, icons=False)
             grid_icons, group_icons = store.grid_icons(image_id, name), store.group_icons(image_id, name)
-            d, g, a, groups = (b.get(k, {}) for k in ("dictionary", "grid", "attribution", "groups"))
+            d, g, a, groups, flows = (
+                b.get(k, {}) for k in ("dictionary", "grid", "attribution", "groups", "from_previous")
+            )
             featured.layers.append(
                 ImageLayer(
                     name=name,
+                    grid_shape=tuple(int(n) for n in d["channels"].shape[:2]) if "channels" in d else None,
                     dictionary=SemanticDictionary(d["channels"], d["values"], d["magnitude"])
                     if "channels" in d
                     else None,
                     grid=ActivationGrid(grid_icons, g["magnitude"]) if grid_icons is not None else None,
                     spatial_attribution=a.get("spatial"),
+                    spatial_grid=a.get("spatial_grid"),
                     channel_attribution=a.get("channel"),
                     groups=NeuronGroups(
-                        groups["maps"], group_icons, groups.get("attribution"), groups.get("target")
+                        groups["maps"],
+                        group_icons,
+                        groups.get("attribution"),
+                        groups.get("target"),
+                        groups.get("directions"),
+                        bool(groups.get("shared", False)),
                     )
                     if "maps" in groups
+                    else None,
+                    flows=Flows(flows["layer"], flows["cells"], flows.get("groups"))
+                    if "cells" in flows
                     else None,
                 )
             )

@@ -242,10 +242,14 @@ def open_h5_handle(
             )
         version = int(fh.attrs.get("format_version", -1))
         if version not in versions:
+            advice = (
+                "it was written by an older model-atlas: re-run the workflow to rewrite it"
+                if version < min(versions)
+                else "upgrade model-atlas or re-run the workflow"
+            )
             raise StoreError(
                 f"{path}: {found} version {version} is not supported by this "
-                f"model-atlas (supported: {', '.join(map(str, versions))}); "
-                "upgrade model-atlas or re-run the workflow"
+                f"model-atlas (supported: {', '.join(map(str, versions))}); {advice}"
             )
         if not bool(fh.attrs.get("complete", False)):
             raise StoreError(

@@ -38,7 +38,9 @@ from pipeline.store._format import (
     write_table,
 )
 
-KIND, VERSIONS, VERSION = "blocks", (1,), 1
+# Version 2: several layers on one cell grid each, any number of attributed classes,
+# flows between layers and neuron groups (docs/STORE.md). Version 1 files are refused.
+KIND, VERSIONS, VERSION = "blocks", (2,), 2
 # Feature-visualization icons are read one at a time by the site: one icon per chunk.
 _ICON_KEYS = ("icons",)
 
@@ -271,7 +273,15 @@ def json_summary(store: BlocksStore, image_id: str) -> dict:
             {"class_id": int(c), "class_name": names[c], "probability": json_number(p)}
             for c, p in zip(predictions["ids"], predictions["probabilities"])
         ],
-        "classes": [{"class_id": int(c), "class_name": names[c]} for c in classes["ids"]],
+        "classes": [
+            {
+                "class_id": int(c),
+                "class_name": names[c],
+                "logit": json_number(z),
+                "probability": json_number(p),
+            }
+            for c, z, p in zip(classes["ids"], classes["logits"], classes["probabilities"])
+        ],
         "top_class": int(classes["top"]),
         "second_class": int(classes["second"]),
         "layers": {},

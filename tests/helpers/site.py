@@ -66,27 +66,58 @@ def synthetic_atlas(channels=(4, 3)) -> ad.AtlasData:
                 similarity_method="a test's made-up scores",
             )
         )
+    # Both layers on 2 x 2 cells (conv: 4 x 4 positions pooled); two attributed classes.
     dictionary = ad.SemanticDictionary(
-        channels=np.stack([np.full((4, 4), 3), np.full((4, 4), 1)], -1).astype(np.int32),
-        values=np.stack([np.full((4, 4), 2.0), np.full((4, 4), 1.0)], -1),
-        magnitude=np.arange(16, dtype=np.float32).reshape(4, 4),
+        channels=np.stack([np.full((2, 2), 3), np.full((2, 2), 1)], -1).astype(np.int32),
+        values=np.stack([np.full((2, 2), 2.0), np.full((2, 2), 1.0)], -1),
+        magnitude=np.arange(4, dtype=np.float32).reshape(2, 2),
     )
-    dictionary.channels[1, 2] = [2, 0]  # one position with other channels
+    dictionary.channels[1, 0] = [2, 0]  # one cell with other channels
     icons = np.stack([np.stack([pattern(400 + 2 * y + x, 8) for x in range(2)]) for y in range(2)])
+    conv_spatial = np.stack([np.eye(4), -np.eye(4)])
     image_layers = [
         ad.ImageLayer(
             "conv",
+            grid_shape=(2, 2),
             dictionary=dictionary,
             grid=ad.ActivationGrid(icons, np.array([[1.0, 2.0], [3.0, 4.0]])),
-            spatial_attribution=np.stack([np.eye(4), -np.eye(4)]),
+            spatial_attribution=conv_spatial,
+            spatial_grid=conv_spatial.reshape(2, 2, 2, 2, 2).sum(axis=(2, 4)),  # [[2, 0], [0, 2]], negated
             channel_attribution=np.array([[0.5, -1.0, 2.0, 0.0], [1.0, 0.0, -2.0, 0.25]]),
             groups=ad.NeuronGroups(
                 np.stack([np.eye(4), 1 - np.eye(4)]),
                 np.stack([pattern(500, 8), pattern(501, 8)]),
                 np.array([[1.0, -1.0], [0.5, 0.25]]),
+                directions=np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 0.6, 0.8, 0.0]]),
+                shared=True,
             ),
         ),
-        ad.ImageLayer("mix.a", spatial_attribution=np.ones((2, 2, 2))),
+        ad.ImageLayer(
+            "mix.a",
+            grid_shape=(2, 2),
+            dictionary=ad.SemanticDictionary(
+                channels=np.tile(np.array([0, 2], np.int32), (2, 2, 1)),
+                values=np.tile(np.array([1.5, 0.5]), (2, 2, 1)),
+                magnitude=np.ones((2, 2)),
+            ),
+            spatial_attribution=np.stack(
+                [np.arange(1.0, 5.0).reshape(2, 2), np.array([[-1.0, 0.0], [0.0, 1.0]])]
+            ),
+            spatial_grid=np.stack([np.arange(1.0, 5.0).reshape(2, 2), np.array([[-1.0, 0.0], [0.0, 1.0]])]),
+            channel_attribution=np.array([[0.5, 0.25, -0.75], [-0.5, 0.0, 0.125]]),
+            groups=ad.NeuronGroups(
+                np.stack([np.eye(2), 1 - np.eye(2)]),
+                np.stack([pattern(502, 8), pattern(503, 8)]),
+                np.array([[0.75, 0.5], [-0.25, 0.125]]),
+                directions=np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]),
+                shared=True,
+            ),
+            flows=ad.Flows(
+                "conv",
+                cells=np.stack([np.arange(16.0).reshape(4, 4) / 8, -np.arange(16.0).reshape(4, 4) / 16]),
+                groups=np.array([[[0.5, 0.25], [-0.125, 0.0625]], [[0.25, -0.5], [1.0, 0.0]]]),
+            ),
+        ),
     ]
     images = [
         ad.FeaturedImage(
@@ -106,7 +137,7 @@ def synthetic_atlas(channels=(4, 3)) -> ad.AtlasData:
             predictions=[ad.ClassScore(1, XSS_CLASS, 0.5)],
             classes=[ad.ClassScore(1, XSS_CLASS), ad.ClassScore(2, "dog")],
             second_class=1,
-            layers=[ad.ImageLayer("conv", dictionary=dictionary)],
+            layers=[ad.ImageLayer("conv", grid_shape=(2, 2), dictionary=dictionary)],
         ),
     ]
     return ad.AtlasData(

@@ -57,7 +57,8 @@ def discovered_layers():
 
 
 def select_layers(selection):
-    """Resolve a config layer selection ("all" or names/aliases) to layer records.
+    """Resolve a config layer selection ("all", "model": the model's Building Blocks
+    layers, or names/aliases) to layer records.
 
     An unknown name stops the workflow with a message listing the layers that exist.
     """
@@ -65,6 +66,8 @@ def select_layers(selection):
     layers = info["layers"]
     if selection == "all":
         return layers
+    if selection == "model":
+        selection = info["blocks_layers"]
     by_name = {l["name"]: l for l in layers}
     chosen = []
     for name in selection:
