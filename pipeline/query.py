@@ -404,5 +404,28 @@ def _image_text(i: dict) -> str:
             f"  {name:<16} " + ", ".join(f"{s['channel']} ({s['activation']})" for s in layer["strongest"])
         )
     for section in IMAGE_SECTIONS:
-        lines.append(f"{section}: {json.dumps(i[section], default=str)[:200]}")
+        if section == "blocks":
+            lines.extend(_blocks_text(i[section]))
+        else:
+            lines.append(f"{section}: {json.dumps(i[section], default=str)[:200]}")
     return "\n".join(lines)
+
+
+def _blocks_text(blocks: dict | None) -> list[str]:
+    """The Building Blocks of an image in a few lines (``--json`` has every array)."""
+    if not blocks:
+        return ["Building Blocks: none (not a featured image)"]
+    classes = blocks["classes"]
+    lines = [
+        "Building Blocks, attributed classes: "
+        + ", ".join(f"{k['class_name']} (logit {k['logit']})" for k in classes),
+        f"  layer total attribution to {classes[0]['class_name']} (gradient x activation; --json for all):",
+    ]
+    for name, layer in blocks["layers"].items():
+        cells = layer["dictionary"]["magnitude"]
+        source = layer.get("from_previous", {}).get("layer")
+        lines.append(
+            f"  {name:<16} {len(cells)}x{len(cells[0])} cells, total {layer['attribution']['total'][0]}"
+            + (f", flows from {source}" if source else "")
+        )
+    return lines

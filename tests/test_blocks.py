@@ -328,6 +328,9 @@ def test_icons_take_the_optimiser_of_their_preset_for_the_layer_stride():
     # The lucid preset is the render loop's own defaults: icons as before the presets.
     lucid = fast.replace(icon_preset="lucid")
     assert bb.icon_options(lucid, 64, stride=16) == RenderOptions(steps=64, size=64, seed=3)
+    # Grid icons span at least two of their layer's strides.
+    small = BlocksSettings(grid_size=48)
+    assert [bb.grid_icon_size(small, s) for s in (8, 16, 32)] == [48, 48, 64]
 
 
 def test_a_version_1_store_is_refused_with_a_message_to_re_run(tmp_path):

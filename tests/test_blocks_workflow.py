@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -103,6 +104,18 @@ def test_workflow_writes_blocks_that_the_store_and_the_query_return(tmp_path):
     assert np.asarray(layer["attribution"]["spatial_grid"]).shape == (classes, 2, 2)
     assert layer["grid"]["icons"]["shape"] == [2, 2, 16, 16, 3]
     assert layer["from_previous"]["layer"] == "features1"
+
+    text = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "query", str(run_dir), "image", "red.png"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        timeout=120,
+    ).stdout
+    assert "Building Blocks, attributed classes: " in text and "cat (logit " in text
+    assert re.search(r"features1 +2x2 cells, total \S+\n", text)
+    assert re.search(r"features2 +2x2 cells, total \S+, flows from features1", text)
 
     # The image page explains the same layers and classes as the query.
     from pipeline.site import reader

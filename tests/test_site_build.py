@@ -163,7 +163,7 @@ def test_image_page_embeds_every_layer_on_its_grid_with_classes_and_flows(site):
     assert html.count('class="bb-layer"') == 2 and html.count('data-view="grid"') == 1
     assert html.count('data-view="flows"') == 1 and "From conv" in html
     assert html.count('id="explain-class"') == 1 and html.count("<option") == 2 + 3
-    assert html.count('class="heat"') == 2  # one groups overlay per layer
+    assert html.count('class="heat"') == 2 + 2 * 2  # per layer: the groups overlay and each group's map
     for heading in (
         "Semantic dictionary",
         "Activation grid",
@@ -179,7 +179,7 @@ def test_groups_overlay_colours_each_position_by_its_strongest_group():
     assert rgba.shape == (1, 2, 4) and rgba.dtype == np.uint8
     colour = [tuple(int(c[i : i + 2], 16) for i in (1, 3, 5)) for c in GROUP_COLOURS[:2]]
     assert tuple(rgba[0, 0, :3]) == colour[0] and tuple(rgba[0, 1, :3]) == colour[1]
-    assert rgba[0, 0, 3] == 230 and rgba[0, 1, 3] == 58  # opacity by value / largest (0.25)
+    assert rgba[0, 0, 3] == 230 and rgba[0, 1, 3] == 115  # opacity: sqrt(value / largest), sqrt(0.25)
 
 
 def test_same_inputs_give_the_same_bytes(tmp_path, site):

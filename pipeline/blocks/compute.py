@@ -123,6 +123,13 @@ def icon_options(settings: BlocksSettings, size: int, stride: int) -> RenderOpti
     )
 
 
+def grid_icon_size(settings: BlocksSettings, stride: int) -> int:
+    """Side of a layer's activation-grid icons: ``grid_size``, but at least two of the
+    layer's strides, so that an icon spans a few of its positions (at stride 32, 48 px
+    icons reach 0.74x the objective of 64 px ones; docs/PERFORMANCE.md, section 9)."""
+    return max(int(settings.grid_size), 2 * int(stride))
+
+
 def render_directions(
     model,
     layer: str,
@@ -469,7 +476,7 @@ def compute_blocks(
                 model,
                 name,
                 act,
-                icon_options(settings, settings.grid_size, strides[name]),
+                icon_options(settings, grid_icon_size(settings, strides[name]), strides[name]),
                 grid=grids[name],
                 batch=settings.grid_batch,
                 cossim_pow=settings.cossim_pow,

@@ -44,12 +44,14 @@ def groups_overlay(maps: np.ndarray) -> np.ndarray:
     rgba = np.zeros((*maps.shape[1:], 4), np.uint8)
     rgba[..., :3] = palette[strongest]
     strength = maps.max(axis=0) / top if top > 0 else np.zeros(maps.shape[1:])
-    rgba[..., 3] = np.round(strength * 230).astype(np.uint8)
+    # A gamma below 1 so that groups weaker than the strongest still show.
+    rgba[..., 3] = np.round(np.sqrt(strength) * 230).astype(np.uint8)
     return rgba
 
 
 def group_map(values: np.ndarray, colour: str, top: float) -> np.ndarray:
-    """One group's map ``[H, W]`` -> RGBA in the group's colour, opacity by value / ``top``."""
+    """One group's map ``[H, W]`` -> RGBA in the group's colour, opacity by value / ``top``
+    (the group's own largest value: each map shows where its group is, whatever its size)."""
     values = np.nan_to_num(np.asarray(values, np.float64)).clip(0)
     rgba = np.zeros((*values.shape, 4), np.uint8)
     rgba[..., :3] = _rgb(colour)
@@ -110,7 +112,6 @@ def layer_data(
         data["flows"].update(gh=sgh, gw=sgw)
     if il.groups is not None:
         maps = np.asarray(il.groups.maps, np.float64)
-        top = float(np.nan_to_num(maps).max()) if maps.size else 0.0
         members = []
         for g in range(len(maps)):
             direction = None if il.groups.directions is None else np.asarray(il.groups.directions[g])
@@ -123,7 +124,7 @@ def layer_data(
                     "index": g,
                     "colour": group_colour(g),
                     "icon": asset(np.asarray(il.groups.icons[g])) if il.groups.icons is not None else None,
-                    "map": asset(group_map(maps[g], group_colour(g), top)),
+                    "map": asset(group_map(maps[g], group_colour(g), float(np.nan_to_num(maps[g]).max()))),
                     "members": chosen,
                 }
             )
@@ -134,6 +135,7 @@ def layer_data(
             "attribution": rounded(il.groups.attribution) if il.groups.attribution is not None else None,
             "members": members,
             "colours": [group_colour(g) for g in range(len(maps))],
+            "icons": [g["icon"] for g in context["groups"]],
             "shared": bool(il.groups.shared),
         }
     data["icons"] = {str(c): thumb(il.name, c) for c in sorted(channels) if thumb(il.name, c)}

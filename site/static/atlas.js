@@ -264,12 +264,12 @@
       if (range) range.textContent = "±" + fmt(scale);
       section.querySelectorAll(".view[data-view=attribution] .cell").forEach(function (cell, i) {
         var v = values[i], bar = cell.querySelector(".bar"), t = scale > 0 ? Math.min(1, Math.abs(v) / scale) : 0;
-        cell.style.background = diverging(v, scale * 2.5);
+        cell.style.background = diverging(v, scale * 1.5);
         cell.setAttribute("data-value", String(v));
         cell.title = "cell " + rowCol(layer, i) + ": " + signed(v);
         bar.style.height = (t * 50).toFixed(1) + "%";
         bar.style.top = v >= 0 ? (50 - t * 50).toFixed(1) + "%" : "50%";
-        bar.style.background = diverging(v, scale);
+        bar.style.background = diverging(v, Math.abs(v));   // the full colour: the bar's length is the size
       });
       var totals = chosen(layer.total);
       var sentence = section.querySelector(".layer-sentence");
@@ -332,17 +332,30 @@
       if (!columns.length) return;
       var NS = "http://www.w3.org/2000/svg", width = Math.max(600, svg.parentNode.clientWidth - 8);
       var groupsPer = Math.max.apply(null, columns.map(function (l) { return l.groups.colours.length; }));
-      var rowH = 46, height = groupsPer * rowH + 40, colW = (width - 160) / columns.length;
+      var rowH = 46, TOP = 34, height = groupsPer * rowH + TOP + 10, colW = (width - 160) / columns.length;
       svg.setAttribute("viewBox", "0 0 " + width + " " + height);
       svg.setAttribute("width", String(width));
       svg.setAttribute("height", String(height));
-      function node(x, y, colour, label) {
+      // A node: its colour as a stripe, its feature visualization, its number. Flows leave
+      // a node on its right (x + NODE_W) and enter it on its left (x).
+      var NODE_W = 44;
+      function node(x, y, colour, label, icon) {
         var g = document.createElementNS(NS, "g");
         var rect = document.createElementNS(NS, "rect");
-        [["x", x], ["y", y], ["width", 18], ["height", rowH - 14], ["rx", 3], ["fill", colour]].forEach(function (a) { rect.setAttribute(a[0], a[1]); });
+        [["x", x], ["y", y], ["width", icon ? 8 : 18], ["height", rowH - 14], ["fill", colour]].forEach(function (a) { rect.setAttribute(a[0], a[1]); });
+        g.appendChild(rect);
+        if (icon) {
+          var image = document.createElementNS(NS, "image");
+          [["x", x + 10], ["y", y], ["width", rowH - 14], ["height", rowH - 14], ["href", icon]].forEach(function (a) { image.setAttribute(a[0], a[1]); });
+          g.appendChild(image);
+        }
         var text = document.createElementNS(NS, "text");
-        text.setAttribute("x", x + 22); text.setAttribute("y", y + rowH / 2 - 4); text.textContent = label;
-        g.appendChild(rect); g.appendChild(text);
+        // Beside a plain node; above an icon (flows leave from the icon's right side).
+        text.setAttribute("x", icon ? x + 10 : x + 22);
+        text.setAttribute("y", icon ? y - 2 : y + rowH - 16);
+        if (icon) text.setAttribute("class", "small");
+        text.textContent = label;
+        g.appendChild(text);
         svg.appendChild(g);
       }
       var links = [], top = 0;
@@ -351,7 +364,7 @@
         var head = document.createElementNS(NS, "text");
         head.setAttribute("x", x); head.setAttribute("y", 14); head.setAttribute("class", "column"); head.textContent = layer.name;
         svg.appendChild(head);
-        layer.groups.colours.forEach(function (colour, g) { node(x, 24 + g * rowH, colour, String(g + 1)); });
+        layer.groups.colours.forEach(function (colour, g) { node(x, TOP + g * rowH, colour, "group " + (g + 1), (layer.groups.icons || [])[g]); });
         if (ci > 0 && layer.flows && layer.flows.groups && layer.flows.source === columns[ci - 1].name) {
           chosen(layer.flows.groups).forEach(function (row, g2) {
             row.forEach(function (v, g1) { links.push({ pair: ci - 1, from: [ci - 1, g1], to: [ci, g2], v: v }); });
@@ -365,12 +378,12 @@
       var label = document.createElementNS(NS, "text");
       label.setAttribute("x", classX - 4); label.setAttribute("y", 14); label.setAttribute("class", "column"); label.textContent = "class";
       svg.appendChild(label);
-      node(classX - 4, 24 + (groupsPer - 1) * rowH / 2, "#333", className());
+      node(classX - 4, TOP + (groupsPer - 1) * rowH / 2, "#333", className());
       links.forEach(function (l) { if (Math.abs(l.v) > top) top = Math.abs(l.v); });
       links.forEach(function (l) {
-        var x1 = 10 + l.from[0] * colW + 18, y1 = 24 + l.from[1] * rowH + (rowH - 14) / 2;
+        var x1 = 10 + l.from[0] * colW + NODE_W, y1 = TOP + l.from[1] * rowH + (rowH - 14) / 2;
         var x2 = l.to[0] === columns.length ? classX - 4 : 10 + l.to[0] * colW;
-        var y2 = l.to[0] === columns.length ? 24 + (groupsPer - 1) * rowH / 2 + (rowH - 14) / 2 : 24 + l.to[1] * rowH + (rowH - 14) / 2;
+        var y2 = l.to[0] === columns.length ? TOP + (groupsPer - 1) * rowH / 2 + (rowH - 14) / 2 : TOP + l.to[1] * rowH + (rowH - 14) / 2;
         // Sign by side as well as colour: flows for enter their node's top half, flows against its bottom half.
         y2 += l.v >= 0 ? -6 : 6;
         var path = document.createElementNS(NS, "path"), mid = (x1 + x2) / 2;
@@ -451,6 +464,11 @@
       state.t = parseInt(explain.value, 10);
       state.minus = minus.value === "" || parseInt(minus.value, 10) === state.t ? null : parseInt(minus.value, 10);
       var k = data.classes[state.t], sentence = document.getElementById("explain-sentence");
+      var classLink = document.getElementById("explain-class-page");
+      if (classLink) {
+        classLink.hidden = !k.page;
+        if (k.page) { classLink.setAttribute("href", k.page); classLink.textContent = k.name + ": class page"; }
+      }
       if (state.minus === null) {
         sentence.textContent = "Explaining " + k.name + " (logit " + fmt(k.logit) + ", probability " + fmt(k.probability) +
           "). A layer's sum is gradient × activation: a linear estimate of how far the logit would move if that layer's activations were zero. It is not the logit, and it can be negative for the predicted class when most of a layer pulls against it while a few cells carry the evidence.";
@@ -469,7 +487,6 @@
 
     explain.addEventListener("change", renderClass);
     minus.addEventListener("change", renderClass);
-    if (data.second !== null && data.second !== 0) minus.setAttribute("data-suggested", String(data.second));
     renderClass();
   }
 
