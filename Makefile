@@ -10,7 +10,7 @@ CONFIG ?= workflow/config/default.yaml
 export MALLOC_MMAP_MAX_ ?= 0
 export MALLOC_TRIM_THRESHOLD_ ?= 100000000000
 
-.PHONY: setup demo test test-fast lint ruff format report bench browser clean
+.PHONY: setup demo test test-fast lint ruff format report bench browser axe clean
 
 setup: $(VENV)/.installed
 
@@ -25,12 +25,23 @@ demo: setup
 	$(BIN)/snakemake --profile workflow/profiles/local --cores $(CORES) --configfile $(CONFIG)
 	@$(BIN)/python -c "import yaml; c = yaml.safe_load(open('$(CONFIG)')); r = c.get('results_dir', 'results') + '/' + c.get('run', 'demo'); print('\nResults are in', r + '/'); print('Open the atlas:', r + '/site/index.html')"
 
-## The test suite (installs Chromium from Debian's packages for the browser tests when root).
-test: setup browser
+## The test suite (installs Chromium from Debian's packages for the browser tests when root,
+## and axe-core from its npm package for the accessibility tests).
+test: setup browser axe
 	$(BIN)/python -m pytest -q
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow and not browser"
+
+# axe-core (WCAG checks run inside the browser tests), fetched from the npm registry into
+# .cache/ at a pinned version: never part of the repository.
+AXE_VERSION ?= 4.10.3
+AXE := .cache/npm/node_modules/axe-core/axe.min.js
+axe: $(AXE)
+
+$(AXE):
+	@command -v npm >/dev/null 2>&1 || { echo "npm not found: the accessibility tests will be skipped"; exit 0; }; \
+	npm install --silent --no-save --no-package-lock --no-audit --no-fund --prefix .cache/npm axe-core@$(AXE_VERSION)
 
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \

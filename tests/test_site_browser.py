@@ -3,23 +3,14 @@ opened from file://, navigated by clicking, images load, the semantic dictionary
 the pointer, sorting and search work, hostile text stays text, and nothing leaves file://."""
 
 import json
-import shutil
-from pathlib import Path
 
 import pytest
 
 from pipeline.site.build import build_site
+from tests.helpers.browser import BROWSER_MARKS, launched_chromium
 from tests.helpers.site import XSS_CLASS, XSS_FILE, XSS_ID, site_files, synthetic_atlas
 
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists() or shutil.which("chromium") is None,
-        reason="needs Chromium at /usr/bin/chromium (`make browser` or `apt-get install chromium`)",
-    ),
-]
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"]
+pytestmark = BROWSER_MARKS
 
 # Loads every image of the page (lazy ones too) and returns the sources that did not decode.
 BROKEN_IMAGES = """async () => {
@@ -37,11 +28,8 @@ def site(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+    with launched_chromium() as browser:
         yield browser
-        browser.close()
 
 
 class Watch:

@@ -62,6 +62,9 @@ class Urls:
     def image_file(self, image_id: str) -> str:
         return f"img/images/{self._slugs[image_id]}.png"
 
+    # The list pages that breadcrumbs lead to (at the root: a layer may be called "index").
+    layers_list, images_list, classes_list = "layers.html", "images.html", "classes.html"
+
     @staticmethod
     def klass(class_id: int) -> str:
         return f"classes/{int(class_id)}.html"
@@ -208,6 +211,7 @@ class _Builder:
         def link(target):
             return Urls.href(path, target)
 
+        context.setdefault("shortcuts", [])
         # The templates know the site's settings as `options` (options.thumbnail_size).
         html = self.env.get_template(template).render(
             page=path,
@@ -243,12 +247,14 @@ class _Builder:
                 Urls.klass(klass.class_id),
                 "class.html",
                 klass=klass,
+                shortcuts=_shortcuts(("u", "all classes", Urls.classes_list)),
                 images=[
                     i
                     for i in self.data.images
                     if i.predictions and i.predictions[0].class_id == klass.class_id
                 ],
             )
+        self._lists()
         self._index()
 
     def _featurevis_files(self, layer: Layer, unit: Channel) -> None:
@@ -270,6 +276,51 @@ class _Builder:
         """Site path of a channel's thumbnail, or None when it has no feature visualization."""
         return Urls.featurevis(layer, c, "-thumb") if c in self.featurevis.get(layer, ()) else None
 
+    # -- whole-model overview and list pages ---------------------------------------------
+    def _overview(self) -> list[dict]:
+        """Per layer: its strongest channels (by mean activation when the run has statistics)
+        with their icons, falling back to the channel's top dataset crop, and its coverage."""
+        featured = {il.name for image in self.data.images for il in image.layers}
+        rows = []
+        for layer in self.data.layers:
+            units = layer.units
+            ranked = sorted(
+                units,
+                key=lambda u: (u.mean_activation is None, -(u.mean_activation or 0.0), u.index),
+            )
+            strongest = []
+            for u in ranked[: self.settings.overview_channels]:
+                thumb, crop = self.thumb(layer.name, u.index), None
+                if thumb is None and u.examples and u.examples[0].crop is not None:
+                    crop = self.asset(resize(load_image(u.examples[0].crop), self.settings.thumbnail_size))
+                strongest.append({"unit": u, "thumb": thumb, "crop": crop})
+            rows.append(
+                {
+                    "layer": layer,
+                    "strongest": strongest,
+                    "by_mean": any(u.mean_activation is not None for u in units),
+                    "featurevis": len(self.featurevis.get(layer.name, ())),
+                    "statistics": sum(u.mean_activation is not None for u in units),
+                    "examples": sum(bool(u.examples) for u in units),
+                    "featured": layer.name in featured,
+                }
+            )
+        return rows
+
+    def _lists(self) -> None:
+        overview = self._overview()
+        self.overview = overview
+        self.page(Urls.layers_list, "layers.html", overview=overview)
+        self.page(
+            Urls.images_list,
+            "images.html",
+            images=[
+                (i, self.urls.image_file(i.image_id) if i.image is not None else None)
+                for i in self.data.images
+            ],
+        )
+        self.page(Urls.classes_list, "classes.html")
+
     def _index(self) -> None:
         search = {
             "layers": [[layer.name, layer.channels] for layer in self.data.layers],
@@ -286,6 +337,12 @@ class _Builder:
             Urls.index,
             "index.html",
             search=search,
+            overview=self.overview,
+            shortcuts=_shortcuts(
+                ("l", "all layers", Urls.layers_list),
+                ("i", "all images", Urls.images_list),
+                ("c", "all classes", Urls.classes_list),
+            ),
             images=[
                 (i, self.urls.image_file(i.image_id) if i.image is not None else None)
                 for i in self.data.images
@@ -294,17 +351,30 @@ class _Builder:
 
     def _layer_page(self, layer: Layer) -> None:
         cells = [{"unit": u, "thumb": self.thumb(layer.name, u.index)} for u in layer.units]
+        before, after = self._neighbours(layer)
         self.page(
             Urls.layer(layer.name),
             "layer.html",
             layer=layer,
             cells=cells,
+            shortcuts=_shortcuts(
+                ("[", "previous layer", Urls.layer(before.name) if before else None),
+                ("]", "next layer", Urls.layer(after.name) if after else None),
+                ("u", "all layers", Urls.layers_list),
+            ),
             has_attribution=any(u.attribution is not None for u in layer.units),
             has_mean=any(u.mean_activation is not None for u in layer.units),
         )
 
+    def _neighbours(self, layer: Layer) -> tuple[Layer | None, Layer | None]:
+        """The layers before and after ``layer`` in the model."""
+        i = self.data.layers.index(layer)
+        layers = self.data.layers
+        return (layers[i - 1] if i > 0 else None), (layers[i + 1] if i + 1 < len(layers) else None)
+
     def _channel_page(self, layer: Layer, unit: Channel) -> None:
         c = unit.index
+        before, after = self._neighbours(layer)
         examples = [
             {
                 "example": e,
@@ -327,6 +397,17 @@ class _Builder:
             examples=examples,
             histogram=histogram_bars(unit),
             similar=[(s, self.thumb(layer.name, s.channel)) for s in unit.similar],
+            shortcuts=_shortcuts(
+                ("ArrowLeft", "previous channel", Urls.channel(layer.name, c - 1) if c > 0 else None),
+                (
+                    "ArrowRight",
+                    "next channel",
+                    Urls.channel(layer.name, c + 1) if c + 1 < layer.channels else None,
+                ),
+                ("[", "previous layer", Urls.layer(before.name) if before else None),
+                ("]", "next layer", Urls.layer(after.name) if after else None),
+                ("u", f"layer {layer.name}", Urls.layer(layer.name)),
+            ),
             previous=Urls.channel(layer.name, c - 1) if c > 0 else None,
             next=Urls.channel(layer.name, c + 1) if c + 1 < layer.channels else None,
         )
@@ -360,12 +441,27 @@ class _Builder:
             image=image,
             layers=layers,
             picture=self.urls.image_file(image.image_id) if picture is not None else None,
+            shortcuts=_shortcuts(("u", "all images", Urls.images_list)),
             blocks=image_page.page_data(
                 image,
                 payload,
                 lambda c: href(Urls.klass(c)) if c in self.class_pages else None,
             ),
         )
+
+
+# What a shortcut's key is shown as on the page.
+KEY_LABELS = {"ArrowLeft": "\u2190", "ArrowRight": "\u2192"}
+
+
+def _shortcuts(*entries) -> list[dict]:
+    """``(key, what it opens, site path or None)`` -> the page's shortcut links (the ones
+    with a target): ``static/atlas.js`` follows the link whose ``data-shortcut`` is the key."""
+    return [
+        {"key": key, "label": KEY_LABELS.get(key, key), "what": what, "target": target}
+        for key, what, target in entries
+        if target is not None
+    ]
 
 
 def histogram_bars(unit: Channel, width: int = 320, height: int = 96) -> dict | None:

@@ -140,15 +140,19 @@ def _add_activations(data: AtlasData, run_dir: Path, settings: SiteSettings) -> 
 
 
 def _channels_by_class(classes, k: int) -> dict[int, list[Similar]]:
-    """Per class ever predicted, the ``k`` channels of the layer with the highest mean
-    attribution to it (lower channel first on ties), from a ``ClassAttribution``."""
+    """Per class ever predicted, the ``k`` channels of the layer with the highest positive
+    mean attribution to it (supporting it), then the ``k`` with the most negative (opposing
+    it), from a ``ClassAttribution``; lower channel first on ties."""
     scores = np.asarray(classes.attribution, np.float64)
     out = {}
     for class_id in np.flatnonzero(classes.count > 0).tolist():
         column = scores[:, class_id]
         valid = np.flatnonzero(~np.isnan(column))
-        best = valid[np.lexsort((valid, -column[valid]))][:k]
-        out[class_id] = [Similar(int(c), float(column[c])) for c in best]
+        down = valid[np.lexsort((valid, -column[valid]))]
+        up = valid[np.lexsort((valid, column[valid]))]
+        supporting = [c for c in down if column[c] > 0][:k]
+        opposing = [c for c in up if column[c] < 0][:k]
+        out[class_id] = [Similar(int(c), float(column[c])) for c in supporting + opposing]
     return out
 
 

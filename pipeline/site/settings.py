@@ -17,3 +17,4 @@ class SiteSettings(StageSettings):
     top_classes: int = 10  # classes per channel page, by mean attribution
     similar_channels: int = 8  # most similar channels per channel page; 0 to skip
     class_channels: int = 8  # channels per layer on class pages and per class on image pages
+    overview_channels: int = 8  # strongest channels per layer in the whole-model overview

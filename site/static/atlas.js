@@ -504,6 +504,25 @@
     images.forEach(function (img) { observer.observe(img); });
   }
 
+  /* ---- keyboard shortcuts: each page lists its keys as links (data-shortcut) in the footer ---- */
+  function setupShortcuts() {
+    document.addEventListener("keydown", function (event) {
+      if (event.defaultPrevented || event.altKey || event.ctrlKey || event.metaKey) return;
+      var target = event.target;
+      // Keys typed into a field, or moving a Building Blocks cursor, are theirs.
+      if (target.closest && target.closest("input, select, textarea, [contenteditable], .bb-views")) return;
+      var links = document.querySelectorAll("a[data-shortcut]");
+      for (var i = 0; i < links.length; i++) {
+        if (links[i].getAttribute("data-shortcut") === event.key) {
+          event.preventDefault();
+          window.location.href = links[i].href;
+          return;
+        }
+      }
+    });
+  }
+
+  setupShortcuts();
   setupDeferredImages();
   setupSearch();
   setupSorting();

@@ -1,0 +1,116 @@
+"""Accessibility of every kind of page, checked in Chromium by axe-core (WCAG 2 A and AA
+rules), with the keyboard shortcuts and breadcrumbs that the pages announce.
+
+axe-core comes from its npm package, installed by `make axe` (part of `make test`) into
+.cache/: it is not in the repository."""
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.site.build import build_site
+from tests.helpers.browser import BROWSER_MARKS, launched_chromium
+from tests.helpers.site import synthetic_atlas
+
+AXE = Path(__file__).resolve().parents[1] / ".cache/npm/node_modules/axe-core/axe.min.js"
+pytestmark = BROWSER_MARKS
+# One page of every kind the site has.
+PAGES = [
+    "index.html",
+    "layers.html",
+    "layers/conv.html",
+    "channels/conv/1.html",
+    "images.html",
+    "images/img0.html",
+    "classes.html",
+    "classes/0.html",
+]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    return build_site(synthetic_atlas(), tmp_path_factory.mktemp("a11y") / "site")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with launched_chromium() as browser:
+        yield browser
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+# axe-core's WCAG 2.0 and 2.1 rules of levels A and AA; each violation as one readable line.
+RUN_AXE = """async () => {
+  const tags = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];
+  const result = await axe.run(document, {runOnly: {type: 'tag', values: tags}});
+  const where = n => n.target.join(' ') + ' (' + (n.failureSummary || '').split('\\n')[1] + ')';
+  return result.violations.map(v => v.id + ': ' + v.help + ' -> ' + v.nodes.slice(0, 3).map(where).join(';'));
+}"""
+
+
+def _violations(page) -> list[str]:
+    page.add_script_tag(path=str(AXE))
+    return page.evaluate(RUN_AXE)
+
+
+@pytest.mark.skipif(not AXE.exists(), reason="needs axe-core in .cache/ (`make axe`, from npm)")
+@pytest.mark.parametrize("path", PAGES)
+def test_every_kind_of_page_has_no_axe_violation(site, page, path):
+    page.goto((site / path).as_uri())
+    page.wait_for_load_state("load")
+    assert _violations(page) == []
+
+
+@pytest.mark.skipif(not AXE.exists(), reason="needs axe-core in .cache/ (`make axe`, from npm)")
+def test_an_image_page_with_a_pinned_cell_and_another_class_has_no_axe_violation(site, page):
+    page.goto((site / "images/img0.html").as_uri())
+    page.locator(".bb-layer[data-layer='0'] .view[data-view=grid] .cell").nth(1).click()
+    page.select_option("#explain-class", "1")
+    page.select_option("#compare-class", "0")
+    assert _violations(page) == []
+
+
+@pytest.mark.parametrize(
+    "path, crumbs",
+    [
+        ("layers/conv.html", {"layers": "layers.html"}),
+        ("channels/conv/1.html", {"layers": "layers.html", "conv": "layers/conv.html"}),
+        ("images/img0.html", {"images": "images.html"}),
+        ("classes/0.html", {"classes": "classes.html"}),
+    ],
+)
+def test_breadcrumbs_lead_to_the_list_pages(site, page, path, crumbs):
+    page.goto((site / path).as_uri())
+    for text, target in crumbs.items():
+        page.goto((site / path).as_uri())
+        page.locator("nav.crumbs a", has_text=text).first.click()
+        assert page.url == (site / target).as_uri()
+
+
+def test_keyboard_shortcuts_move_between_channels_and_layers(site, page):
+    page.goto((site / "channels/conv/1.html").as_uri())
+    assert "next channel" in page.locator(".shortcuts").inner_text()
+    for key, url in (
+        ("ArrowRight", "**/channels/conv/2.html"),
+        ("ArrowLeft", "**/channels/conv/1.html"),
+        ("]", "**/layers/mix.a.html"),  # the next layer's page
+        ("[", "**/layers/conv.html"),
+        ("u", "**/site/layers.html"),  # up: the list of layers
+    ):
+        page.keyboard.press(key)
+        page.wait_for_url(url)
+    # Keys typed into a form field stay there.
+    page.goto((site / "index.html").as_uri())
+    page.locator("#search-box").type("lic")
+    page.wait_for_timeout(300)
+    assert page.url.endswith("/index.html") and page.locator("#search-box").input_value() == "lic"
+    page.locator("h1").click()  # out of the field, the same key opens the list of layers
+    page.keyboard.press("l")
+    page.wait_for_url("**/site/layers.html")
