@@ -63,6 +63,9 @@ def test_googlenet_article_aliases():
     assert [layer.name for layer in resolved] == ["inception3a", "inception5b"]
     with pytest.raises(KeyError, match="inception4a"):
         model.layer("mixed9z")
+    # The Building Blocks' default layers are the article's mixed3b, mixed4b, mixed4d, mixed5a.
+    blocks = [model.layer(alias).name for alias in ("mixed3b", "mixed4b", "mixed4d", "mixed5a")]
+    assert [layer.name for layer in model.blocks_layers()] == blocks
 
 
 def test_googlenet_missing_weights_says_how_to_get_them(tmp_path, monkeypatch):

@@ -1,6 +1,7 @@
 """The static site builder on hand-made AtlasData: every page kind, links, escaping,
 reproducible bytes, absent stages, most-similar channels, and the adapter over real stores."""
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -576,3 +577,18 @@ def test_the_site_and_the_query_show_the_same_examples_and_classes(real_run):
                 assert classes and [(k.class_id, json_number(k.score), k.images) for k in unit.classes] == [
                     (q["class_id"], q["score"], q["images"]) for q in classes
                 ]
+
+
+def test_images_where_the_channel_does_not_fire_are_not_top_examples(tmp_path):
+    data = synthetic_atlas()
+    unit = data.layers[0].units[2]
+    unit.examples[1].activation = 0.0  # the channel's largest value in that image
+    data.layers[0].units[3].examples = [dataclasses.replace(e, activation=-0.5) for e in unit.examples]
+    site = build_site(data, tmp_path / "site")
+    page = (site / "channels/conv/2.html").read_text()
+    examples = page.split('<ol class="examples">')[1].split("</ol>")[0]
+    assert examples.count("<li>") == 1 and "the crop of img0 where conv channel 2 is strongest" in examples
+    assert "1 more of its best images are left out: the channel does not fire on them" in page
+    silent = (site / "channels/conv/3.html").read_text()
+    assert '<ol class="examples">' not in silent
+    assert "does not fire on any of its 2 best images" in silent

@@ -375,13 +375,16 @@ class _Builder:
     def _channel_page(self, layer: Layer, unit: Channel) -> None:
         c = unit.index
         before, after = self._neighbours(layer)
+        # An image where the channel's maximum is not above zero does not excite it: it is
+        # no "top example", whatever its rank (a layer can be silent on most images).
+        firing = [e for e in unit.examples if e.activation is not None and e.activation > 0]
         examples = [
             {
                 "example": e,
                 "crop": self.asset(load_image(e.crop)) if e.crop is not None else None,
                 "page": self.urls.image(e.image_id),
             }
-            for e in unit.examples
+            for e in firing
         ]
         extra = [Urls.featurevis(layer.name, c, f"-diversity{i}") for i in range(len(unit.diversity))]
         self.page(
@@ -395,6 +398,7 @@ class _Builder:
             if unit.negative is not None and unit.featurevis is not None
             else None,
             examples=examples,
+            silent_examples=len(unit.examples) - len(firing),
             histogram=histogram_bars(unit),
             similar=[(s, self.thumb(layer.name, s.channel)) for s in unit.similar],
             shortcuts=_shortcuts(
