@@ -124,6 +124,12 @@ def test_channel_page_content(site):
     assert "diversity 1" in html and ">negative<" in html
     assert html.index("conv:2</span>") < html.index("conv:3</span>")  # similar, in order
     assert "a test&#39;s made-up scores" in html
+    # Class attribution is signed: bars grow right for and left against, with the sign shown.
+    assert '<ol class="bars signed">' in html
+    assert 'class="bar for" style="width:50.0%"' in html
+    assert 'class="bar against" style="width:16.65%"' in html
+    assert "+0.75" in html and "-0.25" in html
+    assert "maximum activation per image" in html  # the histogram's axis
     first, last = (site / "channels/conv/0.html").read_text(), (site / "channels/conv/3.html").read_text()
     assert 'rel="prev"' not in first and 'rel="next"' not in last
     no_fv = (site / "channels/mix.a/0.html").read_text()

@@ -321,7 +321,7 @@
         cell.setAttribute("data-value", String(values[p]));
       });
       var caption = section.querySelector(".view[data-view=flows] figcaption");
-      caption.textContent = "From " + layer.flows.source + (state.layer === li && state.cell !== null ? " into cell " + rowCol(layer, state.cell) : " into the whole layer");
+      caption.textContent = "From " + layer.flows.source + (state.layer === li && state.cell !== null ? " into " + rowCol(layer, state.cell) : ", all cells");
     }
 
     function paintGroupFlows() {
