@@ -12,3 +12,12 @@ torch.set_num_threads(int(os.environ.get("ATLAS_TEST_THREADS", "2")))
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for every browser test of the session (tests/helpers/browser.py)."""
+    from tests.helpers.browser import launched_chromium
+
+    with launched_chromium() as chromium:
+        yield chromium

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.site.build import build_site
-from tests.helpers.browser import BROWSER_MARKS, launched_chromium
+from tests.helpers.browser import BROWSER_MARKS
 from tests.helpers.site import synthetic_atlas
 
 AXE = Path(__file__).resolve().parents[1] / ".cache/npm/node_modules/axe-core/axe.min.js"
@@ -30,12 +30,6 @@ PAGES = [
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     return build_site(synthetic_atlas(), tmp_path_factory.mktemp("a11y") / "site")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with launched_chromium() as browser:
-        yield browser
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from pipeline.site.build import build_site
-from tests.helpers.browser import BROWSER_MARKS, launched_chromium
+from tests.helpers.browser import BROWSER_MARKS
 from tests.helpers.site import XSS_CLASS, XSS_FILE, XSS_ID, site_files, synthetic_atlas
 
 pytestmark = BROWSER_MARKS
@@ -24,12 +24,6 @@ BROKEN_IMAGES = """async () => {
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     return build_site(synthetic_atlas(), tmp_path_factory.mktemp("browser") / "site")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with launched_chromium() as browser:
-        yield browser
 
 
 class Watch:
