@@ -437,7 +437,9 @@ def test_from_results_reads_the_real_stores(real_run, tmp_path):
     early_page = (site / "channels/early/2.html").read_text()
     assert "Optimised at the pre-activation (before ReLU6)" in early_page and "_pre_relu" in early_page
     assert "by mean pre-activation" in early_page
-    assert "Rendered with the <strong>fast</strong> preset: 64 steps at 8 px." in early_page
+    made = "Rendered with the <strong>fast</strong> preset: 64 steps at 8 px, shown at 2&times; with square"
+    assert made in early_page
+    assert 'class="fv" src="../../img/featurevis/early/2.png" width="16" height="16"' in early_page
     assert "this image excites the channel most" in early_page
     assert "1 excite the channel more than this one" in (site / "channels/early/0.html").read_text()
     late_page = (site / "channels/late/1.html").read_text()

@@ -348,7 +348,7 @@ def layer_flows(
     def weights():
         for g in later_gradients:
             g = g.detach().float().cpu()
-            yield from (g[None] * masks).unbind(0)
+            yield from (g * m for m in masks)  # one target at a time: Q x C2 x H2 x W2 can be large
             yield from (g * s for s in group_weights)
 
     def reduce(attr1):  # [C1, H1, W1] -> (cells [P], groups [G1])

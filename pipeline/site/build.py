@@ -186,6 +186,7 @@ class _Builder:
         self.env.filters["fmt"] = _fmt
         self.env.filters["json_script"] = json_script
         self.featurevis: dict[str, set[int]] = {}  # layer -> channels with an image written
+        self.featurevis_sizes: dict[tuple[str, int], int] = {}  # (layer, channel) -> native side
         self.class_pages = {k.class_id for k in data.classes}
 
     # -- files ------------------------------------------------------------------------
@@ -271,6 +272,7 @@ class _Builder:
         if unit.negative is not None:
             self.png(Urls.featurevis(layer.name, unit.index, "-negative"), load_image(unit.negative))
         self.featurevis.setdefault(layer.name, set()).add(unit.index)
+        self.featurevis_sizes[(layer.name, unit.index)] = int(image.shape[0])
 
     def thumb(self, layer: str, c: int) -> str | None:
         """Site path of a channel's thumbnail, or None when it has no feature visualization."""
@@ -393,6 +395,7 @@ class _Builder:
             layer=layer,
             unit=unit,
             featurevis=Urls.featurevis(layer.name, c) if c in self.featurevis.get(layer.name, ()) else None,
+            featurevis_shown=shown_size(self.featurevis_sizes.get((layer.name, c))),
             diversity=extra if unit.featurevis is not None else [],
             negative=Urls.featurevis(layer.name, c, "-negative")
             if unit.negative is not None and unit.featurevis is not None
@@ -452,6 +455,15 @@ class _Builder:
                 lambda c: href(Urls.klass(c)) if c in self.class_pages else None,
             ),
         )
+
+
+def shown_size(native: int | None, largest: int = 256) -> int | None:
+    """The side a feature visualization of ``native`` pixels is shown at: its own size, or
+    twice it when that still fits ``largest`` (drawn pixelated, so it stays crisp instead of
+    being smoothed up to a fixed size)."""
+    if native is None:
+        return None
+    return native * 2 if native * 2 <= largest else native
 
 
 # What a shortcut's key is shown as on the page.
