@@ -136,6 +136,12 @@ def test_channel_page_content(site):
     assert "Not rendered" not in no_fv
 
 
+def test_layer_pages_link_their_neighbours(site):
+    conv, mix = (site / "layers/conv.html").read_text(), (site / "layers/mix.a.html").read_text()
+    assert '<a rel="next" href="mix.a.html">mix.a &rarr;</a>' in conv and 'rel="prev"' not in conv
+    assert '<a rel="prev" href="conv.html">&larr; conv</a>' in mix and 'rel="next"' not in mix
+
+
 def test_layer_page_has_sort_keys_and_deferred_thumbnails(site):
     html = (site / "layers/conv.html").read_text()
     cells = re.findall(r'<li data-channel="(\d+)" data-mean="([^"]*)" data-attr="([^"]*)">', html)

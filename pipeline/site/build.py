@@ -364,6 +364,8 @@ class _Builder:
                 ("]", "next layer", Urls.layer(after.name) if after else None),
                 ("u", "all layers", Urls.layers_list),
             ),
+            before=before,
+            after=after,
             has_attribution=any(u.attribution is not None for u in layer.units),
             has_mean=any(u.mean_activation is not None for u in layer.units),
         )
