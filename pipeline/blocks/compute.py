@@ -545,27 +545,26 @@ def _neuron_groups(names, acts, attrs, gradients_top, classes, settings):
             for n, a in arrays.items()
         }
 
-    def class_attribution(n, g):  # [k, T]
+    # Each group's attribution to each class [k, T]; the groups are then sorted by their
+    # attribution to the top class, largest first (shared groups keep one order for all).
+    attribution = {}
+    for n, g in fitted.items():
         c, h, w = arrays[n].shape
-        return fz.group_attribution(g, attrs[n].reshape(len(classes), c, h * w).permute(0, 2, 1).numpy())
-
-    # Sorted by attribution to the top class, largest first (shared groups keep one order).
+        per_position = attrs[n].reshape(len(classes), c, h * w).permute(0, 2, 1).numpy()
+        attribution[n] = fz.group_attribution(g, per_position)
     if shared:
-        total = sum(class_attribution(n, fitted[n])[:, 0] for n in names)
-        order = np.argsort(-total, kind="stable")
-        fitted = {n: fz.reorder(g, order) for n, g in fitted.items()}
+        order = np.argsort(-sum(a[:, 0] for a in attribution.values()), kind="stable")
+        orders = {n: order for n in names}
     else:
-        fitted = {
-            n: fz.reorder(g, np.argsort(-class_attribution(n, g)[:, 0], kind="stable"))
-            for n, g in fitted.items()
-        }
+        orders = {n: np.argsort(-a[:, 0], kind="stable") for n, a in attribution.items()}
+    fitted = {n: fz.reorder(g, orders[n]) for n, g in fitted.items()}
     out = {}
     for n in names:
         g, (h, w) = fitted[n], arrays[n].shape[1:]
         out[n] = {
             "maps": g.maps.reshape(g.k, h, w),
             "directions": g.directions,
-            "attribution": class_attribution(n, g),  # [k, T]
+            "attribution": attribution[n][orders[n]],  # [k, T]
             "relative_error": g.relative_error,
             "target": settings.factorize,
             "shared": shared,

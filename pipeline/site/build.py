@@ -255,8 +255,9 @@ class _Builder:
                     if i.predictions and i.predictions[0].class_id == klass.class_id
                 ],
             )
-        self._lists()
-        self._index()
+        overview = self._overview()
+        self._lists(overview)
+        self._index(overview)
 
     def _featurevis_files(self, layer: Layer, unit: Channel) -> None:
         image = load_image(unit.featurevis)
@@ -309,21 +310,18 @@ class _Builder:
             )
         return rows
 
-    def _lists(self) -> None:
-        overview = self._overview()
-        self.overview = overview
+    def _featured_tiles(self) -> list[tuple[FeaturedImage, str | None]]:
+        """The featured images with their picture's site path (None without one)."""
+        return [
+            (i, self.urls.image_file(i.image_id) if i.image is not None else None) for i in self.data.images
+        ]
+
+    def _lists(self, overview: list[dict]) -> None:
         self.page(Urls.layers_list, "layers.html", overview=overview)
-        self.page(
-            Urls.images_list,
-            "images.html",
-            images=[
-                (i, self.urls.image_file(i.image_id) if i.image is not None else None)
-                for i in self.data.images
-            ],
-        )
+        self.page(Urls.images_list, "images.html", images=self._featured_tiles())
         self.page(Urls.classes_list, "classes.html")
 
-    def _index(self) -> None:
+    def _index(self, overview: list[dict]) -> None:
         search = {
             "layers": [[layer.name, layer.channels] for layer in self.data.layers],
             "aliases": dict(sorted(self.data.model.aliases.items())),
@@ -339,16 +337,13 @@ class _Builder:
             Urls.index,
             "index.html",
             search=search,
-            overview=self.overview,
+            overview=overview,
             shortcuts=_shortcuts(
                 ("l", "all layers", Urls.layers_list),
                 ("i", "all images", Urls.images_list),
                 ("c", "all classes", Urls.classes_list),
             ),
-            images=[
-                (i, self.urls.image_file(i.image_id) if i.image is not None else None)
-                for i in self.data.images
-            ],
+            images=self._featured_tiles(),
         )
 
     def _layer_page(self, layer: Layer) -> None:
@@ -379,6 +374,8 @@ class _Builder:
     def _channel_page(self, layer: Layer, unit: Channel) -> None:
         c = unit.index
         before, after = self._neighbours(layer)
+        previous = Urls.channel(layer.name, c - 1) if c > 0 else None
+        following = Urls.channel(layer.name, c + 1) if c + 1 < layer.channels else None
         # An image where the channel's maximum is not above zero does not excite it: it is
         # no "top example", whatever its rank (a layer can be silent on most images).
         firing = [e for e in unit.examples if e.activation is not None and e.activation > 0]
@@ -407,18 +404,14 @@ class _Builder:
             histogram=histogram_bars(unit),
             similar=[(s, self.thumb(layer.name, s.channel)) for s in unit.similar],
             shortcuts=_shortcuts(
-                ("ArrowLeft", "previous channel", Urls.channel(layer.name, c - 1) if c > 0 else None),
-                (
-                    "ArrowRight",
-                    "next channel",
-                    Urls.channel(layer.name, c + 1) if c + 1 < layer.channels else None,
-                ),
+                ("ArrowLeft", "previous channel", previous),
+                ("ArrowRight", "next channel", following),
                 ("[", "previous layer", Urls.layer(before.name) if before else None),
                 ("]", "next layer", Urls.layer(after.name) if after else None),
                 ("u", f"layer {layer.name}", Urls.layer(layer.name)),
             ),
-            previous=Urls.channel(layer.name, c - 1) if c > 0 else None,
-            next=Urls.channel(layer.name, c + 1) if c + 1 < layer.channels else None,
+            previous=previous,
+            next=following,
         )
 
     def _image_page(self, image: FeaturedImage) -> None:

@@ -76,8 +76,8 @@ def layer_data(
     thumb: Callable[[str, int], str | None],
     channel_page: Callable[[str, int], str | None],
 ) -> tuple[dict, dict]:
-    """One layer's ``(template context, JSON)``. Site paths are returned as they are; the
-    caller makes them relative to the page."""
+    """One layer's ``(template context, JSON)``. The callbacks return links as the page
+    uses them (relative to it), and the context and JSON hold those links."""
     gh, gw = il.grid_shape or (il.dictionary.channels.shape[:2] if il.dictionary is not None else (0, 0))
     context = {"name": il.name, "gh": gh, "gw": gw, "grid": None, "groups": [], "flows": None}
     data: dict = {"name": il.name, "gh": gh, "gw": gw}
@@ -138,8 +138,10 @@ def layer_data(
             "icons": [g["icon"] for g in context["groups"]],
             "shared": bool(il.groups.shared),
         }
-    data["icons"] = {str(c): thumb(il.name, c) for c in sorted(channels) if thumb(il.name, c)}
-    data["pages"] = {str(c): channel_page(il.name, c) for c in sorted(channels) if channel_page(il.name, c)}
+    icons = {str(c): thumb(il.name, c) for c in sorted(channels)}
+    pages = {str(c): channel_page(il.name, c) for c in sorted(channels)}
+    data["icons"] = {c: link for c, link in icons.items() if link}
+    data["pages"] = {c: link for c, link in pages.items() if link}
     return context, data
 
 
