@@ -15,6 +15,8 @@ include: "workflow/rules/model.smk"
 include: "workflow/rules/featurevis.smk"
 include: "workflow/rules/extract.smk"
 include: "workflow/rules/blocks.smk"
+include: "workflow/rules/circuits.smk"
+include: "workflow/rules/atlas.smk"
 include: "workflow/rules/site.smk"
 
 
@@ -24,5 +26,7 @@ rule all:
         FEATUREVIS_TARGETS,
         EXTRACT_TARGETS,
         BLOCKS_TARGETS,
+        CIRCUITS_TARGETS,
+        ATLAS_TARGETS,
         SITE_TARGETS,
     default_target: True

@@ -5,6 +5,7 @@
     model-atlas query RESULTS summary [--json]  what a run's stores hold
     model-atlas query RESULTS channel LAYER C   top examples, classes and statistics of a channel
     model-atlas query RESULTS image ID          one image's predictions, activations, blocks
+    model-atlas query RESULTS atlas LAYER       a layer's activation atlas: levels, cells, classes
 
 The workflow itself runs through Snakemake (see the README); this CLI inspects
 models and answers questions about finished runs offline.
@@ -107,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     q = qsub.add_parser("image", help="one image: predictions, strongest channels, Building Blocks")
     q.add_argument("image_id", help="image id as listed by `summary`")
     q.add_argument("--json", action="store_true")
+    q = qsub.add_parser("atlas", help="a layer's activation atlas: cells per level, largest cells' classes")
+    q.add_argument("layer", help="layer name (or alias)")
+    q.add_argument("--json", action="store_true", help="every cell of every level, with its examples")
     p.set_defaults(func=cmd_query)
     return parser
 

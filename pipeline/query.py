@@ -6,11 +6,13 @@
 >>> results.top_classes("blocks.3.0", 42)        # classes it supports on average
 >>> results.activations("head")["max"]          # lazy dask [N, C]
 >>> results.image("coffee")                     # predictions and strongest channels
+>>> results.circuits("blocks.3.0", 42)           # channels it is driven by and feeds
+>>> results.atlas("blocks.4.2")                 # the layer's activation atlas: levels and cells
 
 Everything is read from the run's stores (``activations.h5`` and the shard files it
-stitches, ``featurevis.h5``); no model, no dataset, no torch. Arrays are lazy:
-nothing reads a whole store into memory. Unknown layers, channels and images raise
-``KeyError``/``ValueError`` whose message lists what exists.
+stitches, ``featurevis.h5``, ``blocks.h5``, ``circuits.h5``, ``atlas.h5``); no model, no dataset, no
+torch. Arrays are lazy: nothing reads a whole store into memory. Unknown layers, channels
+and images raise ``KeyError``/``ValueError`` whose message lists what exists.
 
 Other stages add per-image products with :func:`register_image_section`.
 """
@@ -29,6 +31,9 @@ from pipeline.store.activations_reader import ActivationsStore
 STORE_NAME = "activations.h5"
 FEATUREVIS_NAME = "featurevis.h5"
 BLOCKS_NAME = "blocks.h5"
+CIRCUITS_NAME = "circuits.h5"
+ATLAS_NAME = "atlas.h5"
+CIRCUIT_CHANNELS = 6  # channels listed each way by Results.channel when k is not given
 # name -> fn(results, image_id, row) -> JSON-able value; shown by Results.image()
 IMAGE_SECTIONS: dict[str, Callable] = {}
 
@@ -136,14 +141,18 @@ class Results:
             "stores": {
                 "activations": str(store.path),
                 "featurevis": str(self._featurevis_path()) if self._featurevis_path().is_file() else None,
+                "circuits": str(self._circuits_path()) if self._circuits_path().is_file() else None,
+                "atlas": str(self._atlas_path()) if self._atlas_path().is_file() else None,
             },
         }
 
     # -- lazy per-image arrays ---------------------------------------------------------
     def activations(self, layer: str) -> dict:
-        """Lazy dask ``[N, C]`` arrays: ``max``, ``mean``, ``argmax_y``, ``argmax_x``."""
+        """Lazy dask ``[N, C]`` arrays: ``max``, ``mean``, ``argmax_y``, ``argmax_x`` and (stores
+        extracted with minima) ``min``, ``argmin_y``, ``argmin_x``."""
         name = self.layer_name(layer)
-        return {q: self.store.per_image(name, q) for q in ("max", "mean", "argmax_y", "argmax_x")}
+        wanted = ("max", "mean", "argmax_y", "argmax_x", "min", "argmin_y", "argmin_x")
+        return {q: self.store.per_image(name, q) for q in wanted if q in self.store.quantities}
 
     def attributions(self, layer: str) -> dict:
         """Lazy dask ``[N, C]`` channel attributions: ``predicted`` (and ``label`` when labelled)."""
@@ -161,20 +170,14 @@ class Results:
         """The images that drive ``channel`` most, strongest first (value desc, then row asc);
         at most ``k``, by default all stored."""
         name, channel = self._channel(layer, channel)
-        return [
-            {
-                "rank": e.rank,
-                "image_id": e.image_id,
-                "path": e.path,
-                "label": e.label,
-                "activation": json_number(e.value),
-                "y": e.y,
-                "x": e.x,
-                "box": list(e.box),
-                "row": e.row,
-            }
-            for e in self.store.top_examples(name, channel, k)
-        ]
+        return [_example_json(e) for e in self.store.top_examples(name, channel, k)]
+
+    def negative_examples(self, layer: str, channel: int, k: int | None = None) -> list[dict]:
+        """The images on which ``channel`` is most negative (its spatial minimum, lowest
+        first), only those where it is below 0; [] for channels that are never negative
+        (a ReLU's output) and stores without minima."""
+        name, channel = self._channel(layer, channel)
+        return [_example_json(e) for e in self.store.bottom_examples(name, channel, k) if e.value < 0]
 
     def thumbnail(self, layer: str, channel: int, rank: int) -> np.ndarray:
         """uint8 ``[T, T, 3]``: the receptive-field crop of the ``rank``-th top example."""
@@ -222,9 +225,13 @@ class Results:
             "layer": name,
             "channel": channel,
             "top_examples": self.top_examples(name, channel, k),
+            "negative_examples": self.negative_examples(name, channel, k),
             "top_classes": self.top_classes(name, channel, k),
             "stats": self.channel_stats(name, channel),
             "featurevis": self.featurevis_info(name, channel),
+            "circuits": self.circuits(name, channel, CIRCUIT_CHANNELS if k is None else k)
+            if self._circuits_path().is_file()
+            else None,
         }
 
     def featurevis_info(self, layer: str, channel: int) -> dict | None:
@@ -254,6 +261,57 @@ class Results:
 
     def _featurevis_path(self) -> Path:
         return self.run_dir / FEATUREVIS_NAME
+
+    # -- circuits (circuits.h5, pipeline/store/circuits.py) -----------------------------
+    def circuits_store(self):
+        """The run's circuits store, opened (the caller closes it)."""
+        from pipeline.store.circuits import CircuitsStore
+
+        path = self._circuits_path()
+        if not path.is_file():
+            raise FileNotFoundError(f"no circuits store at {path}; run the workflow with circuits enabled")
+        return CircuitsStore(path)
+
+    def circuits(self, layer: str, channel: int, k: int = CIRCUIT_CHANNELS) -> dict:
+        """The channels of the previous extracted layer that drive ``channel`` most (``upstream``,
+        positive attribution; ``upstream_negative``, negative) and those of the next layer it
+        feeds most (``downstream``, ``downstream_negative``), at most ``k`` each, with the
+        previous and next layer's names (see :meth:`pipeline.store.circuits.CircuitsStore.connections`)."""
+        name, channel = self._channel(layer, channel)
+        with self.circuits_store() as store:
+            return store.connections(name, channel, k)
+
+    def _circuits_path(self) -> Path:
+        return self.run_dir / CIRCUITS_NAME
+
+    # -- activation atlases (atlas.h5, pipeline/store/atlas.py) ---------------------------
+    def atlas_store(self):
+        """The run's activation-atlas store, opened lazily (the caller closes it)."""
+        from pipeline.store.atlas import AtlasStore
+
+        path = self._atlas_path()
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"no activation atlas store at {path}; run the workflow with atlas enabled"
+            )
+        return AtlasStore(path)
+
+    def atlas(self, layer: str) -> dict:
+        """The activation atlas of ``layer`` (a name or alias): its shape, UMAP settings and
+        samples, and per zoom level (coarsest first) its cells with position ``i``, ``j``,
+        ``count``, top classes (by the attribution of the cell's mean vector) and dataset
+        examples (see :meth:`pipeline.store.atlas.AtlasStore.describe`)."""
+        with self.atlas_store() as store:
+            name = self.aliases.get(layer, layer)
+            if name not in store.layers():
+                raise KeyError(
+                    f"no activation atlas of layer {layer!r}; atlas layers in this run: "
+                    f"{', '.join(store.layers()) or 'none'}"
+                )
+            return store.describe(name)
+
+    def _atlas_path(self) -> Path:
+        return self.run_dir / ATLAS_NAME
 
     # -- images ---------------------------------------------------------------------------
     def image(self, image_id: str, channels: int = 5) -> dict:
@@ -342,6 +400,8 @@ def run_cli(args) -> int:
             value, text = results.channel(args.layer, args.channel, args.k), _channel_text
         elif args.what == "image":
             value, text = results.image(args.image_id), _image_text
+        elif args.what == "atlas":
+            value, text = results.atlas(args.layer), _atlas_text
         else:
             raise ValueError(f"unknown query {args.what!r}")
     if args.json:
@@ -366,6 +426,27 @@ def _summary_text(s: dict) -> str:
     return "\n".join(lines)
 
 
+def _example_json(e) -> dict:
+    return {
+        "rank": e.rank,
+        "image_id": e.image_id,
+        "path": e.path,
+        "label": e.label,
+        "activation": json_number(e.value),
+        "y": e.y,
+        "x": e.x,
+        "box": list(e.box),
+        "row": e.row,
+    }
+
+
+def _example_line(e: dict) -> str:
+    return (
+        f"  {e['rank'] + 1:>3}. {e['image_id']:<24} {e['activation']:>10} at (y={e['y']}, x={e['x']}) "
+        f"box {e['box']}"
+    )
+
+
 def _channel_text(c: dict) -> str:
     stats = c["stats"]
     lines = [
@@ -373,11 +454,10 @@ def _channel_text(c: dict) -> str:
         f"active in {stats['active_fraction']} of images",
         "top examples:",
     ]
-    lines += [
-        f"  {e['rank'] + 1:>3}. {e['image_id']:<24} {e['activation']:>10} at (y={e['y']}, x={e['x']}) "
-        f"box {e['box']}"
-        for e in c["top_examples"]
-    ]
+    lines += [_example_line(e) for e in c["top_examples"]]
+    if c.get("negative_examples"):
+        lines.append("most negative examples (the channel's spatial minimum):")
+        lines += [_example_line(e) for e in c["negative_examples"]]
     fv = c["featurevis"]
     if fv:
         lines.append(
@@ -390,6 +470,55 @@ def _channel_text(c: dict) -> str:
         lines += [
             f"  {t['class_name']:<30} {t['score']:>10}  ({t['images']} images)" for t in c["top_classes"]
         ]
+    if c.get("circuits"):
+        lines.extend(_circuits_text(c["circuits"]))
+    return "\n".join(lines)
+
+
+def _circuits_text(circuits: dict) -> list[str]:
+    """Upstream and downstream channels in a few lines (``--json`` has the numbers as well)."""
+
+    def listed(entries: list[dict]) -> str:
+        return ", ".join(f"{e['channel']} ({e['attribution']:+.3g})" for e in entries) or "none"
+
+    if circuits["previous_layer"]:
+        how = f"mean over {circuits['examples']} of its top examples"
+    else:
+        how = "over the next layer's top examples"
+    lines = [f"circuits ({circuits['method']}: gradient x activation, {how}):"]
+    if circuits["previous_layer"]:
+        lines.append(f"  upstream from {circuits['previous_layer']}: {listed(circuits['upstream'])}")
+        lines.append(f"    inhibited by: {listed(circuits['upstream_negative'])}")
+    else:
+        lines.append("  upstream: none (the first extracted layer)")
+    if circuits["next_layer"]:
+        lines.append(f"  downstream into {circuits['next_layer']}: {listed(circuits['downstream'])}")
+        lines.append(f"    inhibits: {listed(circuits['downstream_negative'])}")
+    else:
+        lines.append("  downstream: none (the last extracted layer)")
+    return lines
+
+
+ATLAS_CELLS = 10  # largest cells listed per level by `query ... atlas`
+
+
+def _atlas_text(a: dict) -> str:
+    """Per level how many cells, and its largest cells with their top classes."""
+    umap = a["umap"]
+    lines = [
+        f"activation atlas of {a['layer']}: {a['samples']} vectors of {a['channels']} channels "
+        f"({a['positions_per_image']} positions per image), UMAP {umap.get('metric')} "
+        f"n_neighbors={umap.get('n_neighbors')} min_dist={umap.get('min_dist')} seed={umap.get('seed')}"
+    ]
+    for level in a["levels"]:
+        cells = level["cells"]
+        lines.append(
+            f"level {level['side']}x{level['side']}: {len(cells)} cells of >= {level['min_count']} vectors"
+        )
+        largest = sorted(cells, key=lambda c: (-c["count"], c["i"], c["j"]))[:ATLAS_CELLS]
+        for c in largest:
+            classes = ", ".join(f"{t['class_name']} ({t['attribution']})" for t in c["top_classes"]) or "none"
+            lines.append(f"  ({c['i']:>3}, {c['j']:>3}) {c['count']:>6} vectors: {classes}")
     return "\n".join(lines)
 
 

@@ -44,6 +44,14 @@ def test_summaries_equal_hand_values(model):
     assert conv["argmax_y"].dtype == torch.int16
     close(conv["mean"], [[7.5 / 16, 0.3 / 16], [1.4 / 16, -0.25]])
     close(relu["max"], [[15 / 16, 0.8], [0.7, 0.0]])
+    # The minimum and where it is: image 1's channel 1 is -0.25 everywhere (first position).
+    close(conv["min"], a.amin(dim=(2, 3)))
+    assert float(conv["min"][1, 1]) == -0.25 and (conv["argmin_y"][1, 1], conv["argmin_x"][1, 1]) == (0, 0)
+    flat = a.flatten(2).argmin(dim=2)
+    assert (
+        conv["argmin_y"].tolist() == (flat // 4).tolist() and conv["argmin_x"].tolist() == (flat % 4).tolist()
+    )
+    close(relu["min"], r.amin(dim=(2, 3)))
     # All-zero channel: the tie resolves to the first position.
     assert (relu["argmax_y"][1, 1], relu["argmax_x"][1, 1]) == (0, 0)
     # Predictions: logits [m0, 2 m1, m0 - m1 + .5]; image 0 predicts gamma, image 1 gamma.
@@ -60,15 +68,17 @@ def test_summaries_equal_hand_values(model):
 
 def test_activation_only_mode_has_no_attribution_and_no_graph(model):
     out = Extractor(model, attribution="none")(hand_images())
-    assert set(out.layers["conv"]) == {"max", "argmax_y", "argmax_x", "mean"}
+    assert set(out.layers["conv"]) == {"max", "argmax_y", "argmax_x", "min", "argmin_y", "argmin_x", "mean"}
     assert not any(t.requires_grad for t in out.layers["conv"].values())
 
 
 def test_summarize_activation_positions_are_row_major_first_max():
     act = torch.zeros(1, 1, 3, 5)
     act[0, 0, 2, 1] = act[0, 0, 1, 4] = 2.0
+    act[0, 0, 0, 3] = act[0, 0, 2, 0] = -1.0
     out = summarize_activation(act)
     assert (int(out["argmax_y"]), int(out["argmax_x"])) == (1, 4)
+    assert (int(out["argmin_y"]), int(out["argmin_x"])) == (0, 3)
 
 
 def test_labels_match_class_names_and_imagenet_wnids():

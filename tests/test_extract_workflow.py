@@ -1,9 +1,6 @@
 """End to end: the Snakemake extraction stage on a tiny source with planted bad files."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,19 +10,7 @@ import yaml
 from pipeline.images import read_listing
 from tests.helpers.images import BAD_IMAGES, GOOD_IMAGES, plant_images
 from tests.helpers.models import TINY_CONV_CLASSES as CLASSES
-from tests.helpers.workflow import REPO, extract_config, run_on_two_cores
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.helpers.workflow import cli, extract_config, run_on_two_cores
 
 
 @pytest.mark.slow
@@ -33,7 +18,7 @@ def test_workflow_extracts_good_images_and_lists_bad_ones(tmp_path):
     images = tmp_path / "images"
     plant_images(images)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(extract_config(images)))
-    run_on_two_cores(tmp_path, "results/e2e/activations.h5")
+    run_on_two_cores(tmp_path, "results/e2e/activations.h5", "results/e2e/circuits.h5")
     run_dir = tmp_path / "results" / "e2e"
     listing = read_listing(run_dir / "dataset" / "images.json")
     assert len(listing.records) == 8
@@ -59,6 +44,21 @@ def test_workflow_extracts_good_images_and_lists_bad_ones(tmp_path):
     assert values == sorted(values, reverse=True)
     assert all(len(e["box"]) == 4 for e in channel["top_examples"])
     assert channel["top_classes"] and channel["top_classes"][0]["class_name"] in CLASSES
+    # Circuits: "late" is computed from "early" (one job, the first layer has none), over
+    # the top examples on which the channel fires.
+    assert sorted(p.name for p in (run_dir / "circuits" / "parts").iterdir()) == ["late.h5"]
+    circuits = channel["circuits"]
+    assert circuits["previous_layer"] == "early" and circuits["next_layer"] is None
+    assert circuits["method"] == "attribution" and circuits["examples"] == sum(v > 0 for v in values)
+    assert circuits["downstream"] == [] and len(circuits["upstream"]) <= 4
+    strengths = [e["attribution"] for e in circuits["upstream"]]
+    assert strengths == sorted(strengths, reverse=True) and all(v > 0 for v in strengths)
+    assert circuits["upstream"] or circuits["upstream_negative"] or not circuits["examples"]
+    early = json.loads(cli("query", str(run_dir), "channel", "early", "0", "--json").stdout)["circuits"]
+    assert early["previous_layer"] is None and early["next_layer"] == "late"
+    assert all(0 <= e["channel"] < 6 for e in early["downstream"] + early["downstream_negative"])
+    text = cli("query", str(run_dir), "channel", "late", "2")
+    assert text.returncode == 0 and "upstream from early" in text.stdout, text.stderr
 
     image_id = channel["top_examples"][0]["image_id"]
     image = cli("query", str(run_dir), "image", image_id, "--json")

@@ -34,8 +34,14 @@ def tiny_config(**featurevis):
             "curve_points": 4,
             "diversity": 2,
             "negatives": True,
+            "neurons": True,
+            # The extra images on the Building Blocks layers only (resolved by the workflow).
+            "extra_layers": "blocks",
+            "extra_steps": 4,
+            "extra_image_size": 16,
             **featurevis,
         },
+        "blocks": {"enabled": False, "layers": ["conv2"]},
     }
 
 
@@ -69,8 +75,15 @@ def test_workflow_renders_every_requested_channel(finished_run):
         assert fv.channels("conv2").tolist() == [0, 1, 2]
         assert fv.images("conv1").shape == (5, 24, 24, 3)
         assert fv.image("conv2", 2).shape == (24, 24, 3)
-        assert fv.diversity_images("conv2").shape == (3, 2, 24, 24, 3)
-        assert fv.negative_images("conv1").shape == (5, 24, 24, 3)
+        # The extra images at their own size and steps.
+        assert fv.diversity_images("conv2").shape == (3, 2, 16, 16, 3)
+        assert fv.negative_images("conv2").shape == (3, 16, 16, 3)
+        assert fv.neuron_images("conv2").shape == (3, 16, 16, 3)
+        extra = fv.extra_schedule("conv2")
+        assert (extra["steps"], extra["image_size"]) == (4, 16) and fv.schedule("conv2")[1]["steps"] == 8
+        # conv1 is not a Building Blocks layer: its channel images only.
+        assert fv.diversity_images("conv1") is None and fv.negative_images("conv1") is None
+        assert fv.neuron_images("conv1") is None
         assert fv.settings["steps"] == 8 and fv.settings["model"]["name"] == TINY_NET
         assert ((fv.rank("conv1") >= 1) & (fv.rank("conv1") <= 5)).all()
         steps, curve = fv.curve("conv1")
@@ -113,7 +126,9 @@ def test_render_batch_measures_each_channel_on_its_own_image():
     from pipeline.optvis.render import activations
 
     model = load_model(TINY_NET, weights="random")
-    settings = FeaturevisSettings(steps=6, image_size=16, curve_points=3, diversity=3, negatives=True)
+    settings = FeaturevisSettings(
+        steps=6, image_size=16, curve_points=3, diversity=3, negatives=True, neurons=True
+    )
     out = render_batch(model, "conv1", [4, 1], settings, settings.schedule(1))
     assert out["images"].shape == (2, 16, 16, 3) and out["images"].dtype.name == "uint8"
     assert out["curve"].shape == (2, 3)
@@ -133,6 +148,14 @@ def test_render_batch_measures_each_channel_on_its_own_image():
         np.testing.assert_allclose(out["responses"][row], means[row].numpy(), rtol=1e-6)
     # The negative images push the channel down, below its value on the positive image.
     assert (out["negative_activation"] < out["activation"]).all()
+    # The neuron image is measured at the centre position of its stored image.
+    neurons = torch.from_numpy(out["neuron_images"]).permute(0, 3, 1, 2).float() / 255
+    centre = activations(model, neurons, ["conv1"])["conv1"]
+    h, w = centre.shape[-2:]
+    for row, channel in enumerate([4, 1]):
+        assert out["neuron_activation"][row] == pytest.approx(
+            centre[row, channel, h // 2, w // 2].item(), rel=1e-6
+        )
     assert batches([1, 2, 3, 4, 5], 4, diversity=2) == [[1, 2], [3, 4], [5]]
 
 

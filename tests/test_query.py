@@ -52,6 +52,17 @@ def test_top_examples_and_aliases(results, run):
     assert results.thumbnail("early", 2, 0).shape == (4, 4, 3)
 
 
+def test_negative_examples_are_the_lowest_minima_below_zero(results, run):
+    _, data, _ = run
+    for c in range(3):
+        minima = data["early"]["min"][:, c]
+        rows = [r for r in brute_topk(-minima, 4) if minima[r] < 0]
+        found = results.negative_examples("early", c)
+        assert [e["image_id"] for e in found] == [f"img{r:02d}" for r in rows]
+        assert [e["activation"] for e in found] == pytest.approx([float(minima[r]) for r in rows])
+        assert results.channel("early", c)["negative_examples"] == found  # and the channel query carries them
+
+
 def test_top_classes_rank_mean_attribution_of_predicted_images(results, run):
     _, data, top_ids = run
     attr = data["late"]["attr_predicted"][:, 0]

@@ -8,6 +8,7 @@ import pytest
 from pipeline.extract.reduce import (
     channel_statistics,
     class_attribution,
+    crop_maps,
     crop_thumbnail,
     reduce_store,
     topk_rows,
@@ -94,8 +95,14 @@ def test_reduced_store_holds_every_reduction(tmp_path):
         # Per-image arrays are stitched, not copied, and read back exactly.
         with h5py.File(path, "r") as fh:
             assert fh["layers/early/max"].is_virtual
-            # Deduplicated: no more thumbnails than distinct (image, box) pairs.
-            assert len(fh["layers/late/thumbnails"]) <= 2 * 4
+            # Deduplicated: one thumbnail per distinct (image, box) of the top and bottom examples.
+            late = fh["layers/late"]
+            pairs = {
+                (int(r), tuple(b))
+                for t in ("top", "bottom")
+                for r, b in zip(late[t]["row"][()].ravel(), late[t]["box"][()].reshape(-1, 4))
+            }
+            assert len(late["thumbnails"]) == len(pairs)
         np.testing.assert_array_equal(store.per_image("early", "max").compute(), data["early"]["max"])
         np.testing.assert_array_equal(
             store.per_image("late", "argmax_x")[5:13].compute(), data["late"]["argmax_x"][5:13]
@@ -114,6 +121,25 @@ def test_reduced_store_holds_every_reduction(tmp_path):
                 assert thumb.shape == (4, 4, 3) and thumb.dtype == np.uint8
                 # The crop of a flat image is that colour (grey padding aside).
                 assert round(row / 100 * 255) in thumb[..., 0]
+        # Bottom examples: the lowest spatial minima first, at their argmin; the maps are
+        # the channel over each example's box (constant r + c/10 here), 0 where the box
+        # left the image.
+        bottom = store.bottom("early")
+        for c in range(3):
+            rows = brute_topk(-data["early"]["min"][:, c], 4)
+            assert bottom.row[c].tolist() == rows
+            np.testing.assert_array_equal(bottom.value[c], data["early"]["min"][rows, c])
+            ys, xs = data["early"]["argmin_y"][rows, c], data["early"]["argmin_x"][rows, c]
+            assert [tuple(b) for b in bottom.box[c]] == [fields.box(int(y), int(x)) for y, x in zip(ys, xs)]
+            for table in (top, bottom):
+                for j, row in enumerate(table.row[c]):
+                    shown = table.map[c, j].astype(np.float64)
+                    assert shown.shape == (4, 4) and shown.max() == pytest.approx(row + c / 10, abs=0.02)
+                    y0, x0, y1, x1 = table.box[c, j]
+                    if y0 == 0 and y1 - y0 < x1 - x0:  # clipped at the top: padding above
+                        assert shown[0].max() < shown[-1].min()
+        examples = store.bottom_examples("early", 2, k=2)
+        assert [e.row for e in examples] == bottom.row[2, :2].tolist() and examples[0].map.shape == (4, 4)
         classes = store.classes("early")
         assert classes.count.tolist() == np.bincount(top_ids[:, 0], minlength=4).tolist()
         assert -1 in classes.top_ids[0].tolist()  # "bird" is never predicted: never a top class
@@ -212,6 +238,22 @@ def coordinate_image(size=8):
 
     ys, xs = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
     return torch.stack([10 * (ys + 1) / 255, 10 * (xs + 1) / 255, torch.ones(size, size)]).float()
+
+
+def test_maps_follow_the_thumbnail_geometry():
+    import torch
+
+    # A stride-2 layer on an 8-pixel input: one hot position (1, 1) covers pixels 2-3.
+    hot = torch.zeros(1, 4, 4)
+    hot[0, 1, 1] = 1.0
+    inside = crop_maps(hot, [(2, 2, 4, 4)], 8, 2)[0].astype(np.float64)
+    elsewhere = crop_maps(hot, [(4, 4, 8, 8)], 8, 2)[0].astype(np.float64)
+    assert inside.min() > 0.5 and elsewhere.max() < 0.1
+    # A flat map clipped at the left border: the padded (left) column reads 0, the rest 1.
+    flat = torch.ones(1, 4, 4)
+    clipped = crop_maps(flat, [(2, 0, 6, 3)], 8, 4)[0].astype(np.float64)
+    np.testing.assert_allclose(clipped[:, 0], 0.0)
+    np.testing.assert_allclose(clipped[:, 1:], 1.0)
 
 
 @pytest.mark.parametrize(

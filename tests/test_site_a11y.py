@@ -24,6 +24,7 @@ PAGES = [
     "images/img0.html",
     "classes.html",
     "classes/0.html",
+    "atlas/conv.html",
 ]
 
 
@@ -108,3 +109,22 @@ def test_keyboard_shortcuts_move_between_channels_and_layers(site, page):
     page.locator("h1").click()  # out of the field, the same key opens the list of layers
     page.keyboard.press("l")
     page.wait_for_url("**/site/layers.html")
+
+
+@pytest.mark.skipif(not AXE.exists(), reason="needs axe-core in .cache/ (`make axe`, from npm)")
+def test_heat_overlays_toggle_from_the_keyboard_and_stay_accessible(site, page):
+    page.goto((site / "channels/conv/1.html").as_uri())
+    heat = page.locator(".dataset-examples").first.locator("img.heat")
+    assert heat.count() == 1 and not heat.is_visible()
+    toggle = page.locator("#heat-top")
+    for _ in range(60):  # Tab through the page to the toggle, as a keyboard user would
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "heat-top":
+            break
+    assert page.evaluate("document.activeElement.id") == "heat-top"
+    page.keyboard.press("Space")
+    assert toggle.is_checked() and heat.is_visible()
+    # The overlay lies exactly over its crop.
+    crop = heat.locator("xpath=preceding-sibling::img").bounding_box()
+    assert heat.bounding_box() == crop
+    assert _violations(page) == []

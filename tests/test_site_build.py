@@ -99,11 +99,13 @@ def test_data_text_is_escaped_everywhere(site):
         if name.endswith(".html"):
             html = content.decode()
             assert "<img src=x" not in html and "<script>window" not in html, name
-            # Only our own two kinds of script element: the classic atlas.js and JSON data.
+            # Only our own kinds of script element: the classic atlas.js (and atlas-map.js on
+            # activation-atlas pages) and JSON data.
+            ours = [
+                f'<script src="{Urls.href(name, f"static/{js}")}">' for js in ("atlas.js", "atlas-map.js")
+            ]
             for tag in re.findall(r"<script[^>]*>", html):
-                assert tag == '<script src="' + Urls.href(name, "static/atlas.js") + '">' or tag.startswith(
-                    '<script type="application/json"'
-                ), (name, tag)
+                assert tag in ours or tag.startswith('<script type="application/json"'), (name, tag)
     index = (site / "index.html").read_text()
     assert "&lt;script&gt;window.__pwned=4&lt;/script&gt;" in index  # the skipped file, as text
     channel = (site / "channels/conv/0.html").read_text()
@@ -121,7 +123,13 @@ def test_channel_page_content(site):
     assert 'href="0.html"' in html and 'href="2.html"' in html  # previous / next
     assert "2.5" in html and "1.25" in html  # example activations
     assert html.count("<rect ") == 4  # histogram bins
-    assert "diversity 1" in html and ">negative<" in html
+    # The other visualizations, each labelled with its objective.
+    for label in (">neuron<", ">diverse 1<", ">negative<"):
+        assert label in html
+    assert "neuron feature visualization of conv channel 1: the channel at the centre position" in html
+    # Top and most negative examples, each crop with its heat overlay behind a toggle.
+    assert "Most negative dataset examples" in html and "-0.5" in html
+    assert html.count('class="heat-toggle"') == 2 and html.count('class="heat"') == 2
     assert html.index("conv:2</span>") < html.index("conv:3</span>")  # similar, in order
     assert "a test&#39;s made-up scores" in html
     # Class attribution is signed: bars grow right for and left against, with the sign shown.
@@ -134,6 +142,35 @@ def test_channel_page_content(site):
     assert 'rel="prev"' not in first and 'rel="next"' not in last
     no_fv = (site / "channels/mix.a/0.html").read_text()
     assert "Not rendered" not in no_fv
+
+
+def test_channel_pages_show_circuits_both_ways(site):
+    conv = (site / "channels/conv/1.html").read_text()
+    feeds = conv[conv.index("<h3>Feeds") :]
+    assert '<a href="../../layers/mix.a.html">mix.a</a>' in feeds
+    # What it excites (+0.5, linked with its icon) and what it inhibits (-0.25), signed.
+    assert 'href="../mix.a/1.html"' in feeds and "+0.5" in feeds
+    assert 'href="../mix.a/2.html"' in feeds and "-0.25" in feeds
+    assert "The first layer of the atlas" in conv
+    mix = (site / "channels/mix.a/2.html").read_text()
+    fed = mix[mix.index("<h3>Fed by") : mix.index("<h3>Feeds")]
+    assert 'href="../conv/2.html"' in fed and "(same index)" in fed and "(2 here)" in mix
+    assert 'alt="feature visualization of conv channel 2"' in fed
+
+
+def test_heat_overlays_show_the_map_on_one_scale_per_list(site):
+    from PIL import Image
+
+    html = (site / "channels/conv/1.html").read_text()
+    heats = re.findall(r'<img class="heat" src="../../(img/assets/[0-9a-f]+\.png)"', html)
+    top, negative = (np.asarray(Image.open(site / h)) for h in heats)
+    # Top: the map's 2.5 is the list's strongest activation (2.5): 80 % opaque orange there,
+    # clear elsewhere. Negative: -0.5 over the list's scale 0.5, purple.
+    assert top.shape == (4, 4, 4) and (top[:2, :2, 3] == 204).all() and (top[2:, :, 3] == 0).all()
+    assert tuple(top[0, 0, :3]) == (255, 127, 0)
+    assert (negative[:2, :2, 3] == 204).all() and tuple(negative[0, 0, :3]) == (118, 42, 131)
+    # A channel without a negative example has no such section.
+    assert "Most negative" not in (site / "channels/conv/2.html").read_text()
 
 
 def test_layer_pages_link_their_neighbours(site):
@@ -606,3 +643,26 @@ def test_images_where_the_channel_does_not_fire_are_not_top_examples(tmp_path):
     silent = (site / "channels/conv/3.html").read_text()
     assert '<ol class="examples">' not in silent
     assert "does not fire on any of its 2 best images" in silent
+
+
+def test_atlas_page_and_class_scripts(site):
+    html = (site / "atlas/conv.html").read_text()
+    data = json.loads(re.search(r'id="atlas-data">(.*?)</script>', html, re.S).group(1))
+    assert [level["side"] for level in data["levels"]] == [2, 4]
+    first = data["levels"][0]["cells"][0]
+    assert (first["i"], first["j"], first["n"]) == (0, 0, 5) and first["classes"][0] == [0, 2.0]
+    assert first["examples"][0]["page"] == "../images/img0.html"
+    assert first["channels"][0] == {
+        "c": 0,
+        "value": 1.5,
+        "page": "../channels/conv/0.html",
+        "thumb": "../img/featurevis/conv/0-thumb.png",
+    }
+    assert (site / "atlas" / first["icon"]).is_file()
+    # One script per filter class, holding every cell's attribution per level.
+    script = (site / "atlas/conv/class-1.js").read_text()
+    payload = json.loads(script[script.index("(") + 1 : script.rindex(")")])
+    assert script.startswith("modelAtlasClass(") and payload["class"] == 1
+    assert payload["levels"] == [[-1.0, 1.0], [0.0, 0.0, 2.0, 4.0]]
+    assert data["classScripts"] == {"0": "conv/class-0.js", "1": "conv/class-1.js"}
+    assert '<a href="../layers/conv.html">conv</a>' in html and "activation atlas" in html

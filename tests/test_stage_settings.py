@@ -64,7 +64,8 @@ def test_featurevis_records_what_its_stores_always_recorded():
     # Every shard's settings_json (and config_hash) holds exactly these keys. Version 3
     # (presets, issue 12) records the preset, its rules spelled out, and the schedule keys
     # as set in the config (None: the preset's), so a store rendered before presets
-    # hashes otherwise on purpose: its layers were rendered by the keys alone.
+    # hashes otherwise on purpose: its layers were rendered by the keys alone. Issue 14
+    # adds the neuron images and which layers get the extra images.
     from pipeline.featurevis.presets import PRESETS
 
     assert FeaturevisSettings().recorded() == {
@@ -77,6 +78,10 @@ def test_featurevis_records_what_its_stores_always_recorded():
         "diversity": 1,
         "diversity_weight": 100.0,
         "negatives": False,
+        "neurons": False,
+        "extra_layers": "all",
+        "extra_steps": None,
+        "extra_image_size": None,
         "lr": None,
         "param": "fft",
         "transforms": "standard",
@@ -134,3 +139,25 @@ def test_the_stage_packages_import_without_torch():
         "assert 'torch' not in sys.modules, 'torch imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_extra_images_go_to_the_extra_layers_only():
+    settings = FeaturevisSettings(diversity=4, negatives=True, neurons=True, extra_layers=("b",))
+    assert settings.for_layer("b") is settings
+    plain = settings.for_layer("a")
+    assert (plain.diversity, plain.negatives, plain.neurons) == (1, False, False)
+    assert plain.recorded() != settings.recorded() and plain.steps == settings.steps
+    assert FeaturevisSettings(diversity=4).for_layer("anything").diversity == 4  # "all"
+    with pytest.raises(ValueError, match="extra_layers 'blocks' must be resolved"):
+        FeaturevisSettings(extra_layers="blocks").for_layer("b")
+
+
+def test_extra_images_take_their_own_schedule():
+    settings = FeaturevisSettings(preset="fast", extra_steps=48, extra_image_size=48)
+    main, extra = settings.schedule(8), settings.extra_schedule(8)
+    assert (main.steps, main.image_size) == (64, 64) and (extra.steps, extra.image_size) == (48, 48)
+    assert extra.lr == main.lr and extra.decay_power == main.decay_power
+    assert settings.extra_schedule(32).image_size == 64  # at least two strides
+    assert FeaturevisSettings(preset="fast").extra_schedule(16) == FeaturevisSettings(preset="fast").schedule(
+        16
+    )

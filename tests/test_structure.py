@@ -139,6 +139,20 @@ ALLOWED_IMPORTS = {
     "featurevis": ("optvis", "model", "images", "store", "settings", "runtime"),
     "extract": ("model", "images", "store", "settings", "runtime"),
     "blocks": ("optvis", "featurevis", "model", "images", "store", "settings", "runtime"),
+    "circuits": ("model", "images", "store", "settings"),
+    # The atlas's layout job cuts thumbnails as the reduction does, with its settings' defaults;
+    # its render jobs draw the cells' icons with the feature-visualization engine.
+    "atlas": (
+        "optvis",
+        "featurevis",
+        "model",
+        "images",
+        "store",
+        "settings",
+        "runtime",
+        "extract.settings",
+        "extract.reduce",
+    ),
     "query": ("store",),
     # The site reads stores; of the stages it uses one NumPy-only analysis.
     "site": ("store", "query", "settings", "extract.similarity"),

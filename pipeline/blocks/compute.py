@@ -50,12 +50,13 @@ import torch.nn.functional as F
 
 from pipeline.blocks import factorize as fz
 from pipeline.blocks.settings import FULL, MODEL_LAYERS, RUNNER_UP, BlocksSettings
-from pipeline.featurevis.presets import layer_stride
+from pipeline.featurevis.presets import at_least_two_strides, layer_stride
+from pipeline.featurevis.render import render_directions
 from pipeline.featurevis.settings import FeaturevisSettings
 from pipeline.images.dataset import to_uint8
-from pipeline.model.attribution import LayerAttribution
+from pipeline.model.attribution import LayerAttribution, attribute_to_earlier
 from pipeline.model.hooks import LayerTap
-from pipeline.optvis.render import RenderOptions, render
+from pipeline.optvis.render import RenderOptions
 
 log = logging.getLogger(__name__)
 
@@ -98,13 +99,6 @@ def grid_vectors(act: torch.Tensor, grid: int | str | tuple[int, int]) -> torch.
     return pooled.permute(1, 2, 0).contiguous()
 
 
-def direction_objectives(layer: str, vectors: torch.Tensor, cossim_pow: float = 0.0):
-    """One ``direction`` objective per row of ``vectors [N, C]``, as a per-item batch objective."""
-    from pipeline.optvis import objectives as obj
-
-    return obj.per_item([obj.direction(layer, v, cossim_pow=cossim_pow) for v in vectors])
-
-
 def icon_options(settings: BlocksSettings, size: int, stride: int) -> RenderOptions:
     """How the icons of the activation grid and of the neuron groups of a layer of
     ``stride`` are rendered: the settings' ``grid_steps`` and ``seed``, at ``size`` pixels,
@@ -124,54 +118,8 @@ def icon_options(settings: BlocksSettings, size: int, stride: int) -> RenderOpti
 
 
 def grid_icon_size(settings: BlocksSettings, stride: int) -> int:
-    """Side of a layer's activation-grid icons: ``grid_size``, but at least two of the
-    layer's strides, so that an icon spans a few of its positions (at stride 32, 48 px
-    icons reach 0.74x the objective of 64 px ones; docs/PERFORMANCE.md, section 9)."""
-    return max(int(settings.grid_size), 2 * int(stride))
-
-
-def render_directions(
-    model,
-    layer: str,
-    vectors: torch.Tensor,
-    options: RenderOptions,
-    *,
-    batch: int,
-    cossim_pow: float = 0.0,
-    progress: bool = False,
-    desc: str = "directions",
-) -> np.ndarray:
-    """Feature visualizations of ``vectors [N, C]`` at ``layer`` -> uint8 ``[N, size, size, 3]``
-    (``size`` of the ``options``).
-
-    Rendered ``batch`` at a time, one image per vector. Item ``i`` is seeded by its
-    index, so an icon does not depend on the batch size.
-    """
-    vectors = vectors.detach().float()
-    batch = max(1, int(batch))
-    icons = []
-    bar = _progress(len(vectors), desc) if progress else None
-    try:
-        for start in range(0, len(vectors), batch):
-            part = vectors[start : start + batch].to(model.device, non_blocking=True)
-            keys = list(range(start, start + len(part)))
-            result = render(
-                model,
-                direction_objectives(layer, part, cossim_pow),
-                len(part),
-                options,
-                item_keys=keys,
-                truncate=True,
-            )
-            icons.append(to_uint8(result.images))
-            if bar is not None:
-                bar.update(len(part))
-    finally:
-        if bar is not None:
-            bar.close()
-    if not icons:
-        return np.zeros((0, options.size, options.size, 3), np.uint8)
-    return np.concatenate(icons)
+    """Side of a layer's activation-grid icons: ``grid_size``, at least two strides."""
+    return at_least_two_strides(settings.grid_size, stride)
 
 
 def activation_grid(
@@ -197,8 +145,7 @@ def activation_grid(
         options,
         batch=batch,
         cossim_pow=cossim_pow,
-        progress=progress,
-        desc=f"grid {layer}",
+        progress=f"grid {layer}" if progress else None,
     )
     return {
         "icons": icons.reshape(gh, gw, size, size, 3),
@@ -276,35 +223,6 @@ def layer_gradients(
         n: (g[0].detach() if g is not None else torch.zeros_like(acts[n][0]).detach())
         for n, g in zip(names, grads)
     }
-
-
-def attribute_to_earlier(model, image01: torch.Tensor, earlier: str, later: str, weights, reduce):
-    """Gradient x activation at ``earlier`` for targets at ``later``, reduced one at a time.
-
-    ``weights`` yields ``[C2, H2, W2]`` tensors; target ``n`` is ``sum(weights[n] * a2)``
-    (``a2``: ``later``'s activation; the weights are constants). For each target,
-    ``reduce(attribution [C1, H1, W1])`` is called and its results are returned in a list.
-    The network runs forward once (up to ``later``); each target costs one backward pass
-    from ``later`` to ``earlier`` only.
-    """
-    infos = model.resolve_layers([earlier, later])
-    if [i.name for i in infos] != [model.layer(earlier).name, model.layer(later).name]:
-        raise ValueError(f"layer-to-layer attribution needs {earlier!r} to run before {later!r}")
-    modules = model.modules_for(infos)
-    inputs = model.normalize(image01[None].to(model.device, non_blocking=True)).requires_grad_(True)
-    out = []
-    with torch.enable_grad():
-        acts, _ = LayerTap(model.net, modules)(inputs, truncate=True)
-        # Gradients are taken w.r.t. the captured batch tensor (a slice of it is not
-        # part of the graph); the batch holds this one image.
-        a1_batch = acts[infos[0].name]
-        a1, a2 = a1_batch[0].detach(), acts[infos[1].name][0]
-        weights = list(weights)
-        for n, w in enumerate(weights):
-            target = (w.to(a2.device) * a2).sum()
-            (grad,) = torch.autograd.grad(target, a1_batch, retain_graph=n + 1 < len(weights))
-            out.append(reduce((grad[0] * a1).float().cpu()))
-    return out
 
 
 def cell_masks(height: int, width: int, grid: tuple[int, int]) -> torch.Tensor:
@@ -489,8 +407,7 @@ def compute_blocks(
                 icon_options(settings, settings.group_icon_size, strides[name]),
                 batch=settings.groups,
                 cossim_pow=settings.cossim_pow,
-                progress=progress,
-                desc=f"groups {name}",
+                progress=f"groups {name}" if progress else None,
             )
         if i > 0:
             before = names[i - 1]
@@ -575,9 +492,3 @@ def _neuron_groups(names, acts, attrs, gradients_top, classes, settings):
 def _check_map(x: torch.Tensor, what: str) -> None:
     if x.dim() != 3:
         raise ValueError(f"{what} must be one image's [C, H, W] map, got shape {tuple(x.shape)}")
-
-
-def _progress(total: int, desc: str):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="img")

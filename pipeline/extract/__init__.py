@@ -10,6 +10,7 @@ attribution per channel.
 * :mod:`~pipeline.extract.extractor`   per-image summaries of a batch (tensors in, tensors out)
 * :mod:`~pipeline.extract.reduce`      the dask reductions over all shards (arrays in, arrays out)
 * :mod:`~pipeline.extract.similarity`  channel similarity over the dataset (NumPy only)
+* :mod:`~pipeline.extract.sampling`    the activation atlas's vectors, sampled in the same pass
 * :mod:`~pipeline.extract.job`         the jobs: :func:`run_extract_shard`, :func:`run_reduce`
 
 Importing this package does not import torch (the workflow imports the settings); the

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 from pipeline.extract.extractor import TOP_PREDICTIONS, Extractor, extract_batches, label_classes, make_loader
 from pipeline.extract.reduce import reduce_store
+from pipeline.extract.sampling import AtlasSampling, PositionSampler
 from pipeline.extract.settings import ExtractSettings
 from pipeline.images.dataset import ImageDataset, ImageRecord, collate, skipped_from_batch
 from pipeline.images.listing import read_listing
@@ -22,14 +23,21 @@ from pipeline.store.activations import ShardLayout, ShardSet, reduced_writer, sh
 log = logging.getLogger(__name__)
 
 
-def extraction_settings(model, layers: Sequence[str], settings: ExtractSettings, source: Mapping) -> dict:
+def extraction_settings(
+    model,
+    layers: Sequence[str],
+    settings: ExtractSettings,
+    source: Mapping,
+    sampler: PositionSampler | None = None,
+) -> dict:
     """What determines a shard's contents; hashed into ``config_hash`` so merges can compare.
 
     ``model`` is the loaded model, ``layers`` the resolved layer names, ``source`` the
-    listing's source description.
+    listing's source description, ``sampler`` the atlas sampling (recorded only when
+    there is one, so that shards without atlas samples hash as they always did).
     """
     integrated = settings.attribution == "integrated"
-    return {
+    recorded = {
         "model": model.name,
         "weights": str(model.weights),
         "input_size": model.input_size,
@@ -43,6 +51,9 @@ def extraction_settings(model, layers: Sequence[str], settings: ExtractSettings,
             "max_images": source["max_images"],
         },
     }
+    if sampler is not None:
+        recorded["atlas"] = sampler.recorded()
+    return recorded
 
 
 def run_extract_shard(
@@ -52,22 +63,30 @@ def run_extract_shard(
     start: int,
     stop: int,
     output: str | os.PathLike,
+    atlas: AtlasSampling | None = None,
 ) -> dict:
     """Extract the images ``[start, stop)`` of the image listing ``listing`` into the shard
     ``output``. Returns counts for the log.
 
     Whether label attribution is stored is decided on the labels of the whole listing, so
-    that it never differs between shards.
+    that it never differs between shards. With ``atlas`` (layers given), the shard also
+    holds the activation-atlas samples of its images (:mod:`pipeline.extract.sampling`);
+    the atlas layers need not be among ``settings.layers``.
     """
     images = read_listing(listing)
     records = images.records[start:stop]
     loaded = model.load()
+    sampler = None
+    if atlas is not None and atlas.layers:
+        names = [info.name for info in loaded.resolve_layers(list(atlas.layers))]
+        sampler = atlas.sampler(names, len(images.records))
     extractor = Extractor(
         loaded,
         settings.layers,
         attribution=settings.attribution,
         steps=settings.integration_steps,
         amp=settings.amp,
+        sampler=sampler,
     )
     every_class, unmatched = label_classes([r.label for r in images.records], loaded.class_names)
     if unmatched:
@@ -77,7 +96,7 @@ def run_extract_shard(
             loaded.name,
             ", ".join(unmatched[:20]),
         )
-    quantities = ["max", "argmax_y", "argmax_x", "mean"]
+    quantities = ["max", "argmax_y", "argmax_x", "min", "argmin_y", "argmin_x", "mean"]
     if settings.attribution != "none":
         quantities.append("attr_predicted")
         if bool((every_class >= 0).any()):
@@ -98,11 +117,13 @@ def run_extract_shard(
         start=start,
         stop=stop,
         top=min(TOP_PREDICTIONS, len(loaded.class_names)),
+        atlas=[i.to_dict() for i in loaded.resolve_layers(extractor.atlas_layers)] if sampler else (),
     )
-    recorded = extraction_settings(loaded, extractor.layers, settings, images.source)
+    recorded = extraction_settings(loaded, extractor.layers, settings, images.source, sampler)
     kept = skipped = 0
     with shard_writer(output, layout, settings=recorded, model_checksum=loaded.checksum) as writer:
-        for batch, summary in extract_batches(extractor, loader, shard_classes, total=len(records)):
+        batches = extract_batches(extractor, loader, shard_classes, total=len(records), first_index=start)
+        for batch, summary in batches:
             bad = skipped_from_batch(records, batch)
             writer.skip(bad)
             skipped += len(bad)
@@ -111,6 +132,10 @@ def run_extract_shard(
                 writer.append([records[i] for i in rows], shard_classes[rows].tolist(), summary)
                 kept += len(rows)
     log.info("shard %d-%d: %d images extracted, %d skipped", start, stop, kept, skipped)
+    if sampler is not None:
+        log.info(
+            "atlas samples: %d position(s) per image of %s", sampler.per_image, ", ".join(sampler.layers)
+        )
     return {"images": kept, "skipped": skipped}
 
 
@@ -122,8 +147,9 @@ def run_reduce(
 ) -> dict:
     """Reduce the shards of a run into the store ``output`` (see docs/STORE.md).
 
-    The model gives the receptive fields and the input size at which thumbnails are
-    cropped; shards made with other settings or weights are refused.
+    The model gives the receptive fields, the input size at which thumbnails are
+    cropped, and the examples' activation maps; shards made with other settings or
+    weights are refused.
     """
     loaded = model.load()
     shard_set = ShardSet(list(shards))
@@ -146,6 +172,7 @@ def run_reduce(
         "top_k": int(settings.top_k),
         "histogram_bins": int(settings.histogram_bins),
         "thumbnail_size": int(settings.thumbnail_size),
+        "map_size": int(settings.map_size),
     }
     with reduced_writer(
         output,
@@ -154,7 +181,14 @@ def run_reduce(
         model={**loaded.describe(), "layers": names},
         aliases=loaded.layer_aliases,
     ) as writer:
-        reduce_store(shard_set, writer, fields, lambda row: dataset[row]["image"], settings)
+        reduce_store(
+            shard_set,
+            writer,
+            fields,
+            lambda row: dataset[row]["image"],
+            settings,
+            layer_maps=lambda images01: loaded.activations(images01, names),
+        )
     log.info(
         "reduced %d shards: %d images, %d skipped",
         len(shard_set.shards),

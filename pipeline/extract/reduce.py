@@ -6,6 +6,9 @@ Per layer and channel:
   receptive-field box of that position. Ordering is deterministic: value
   descending, then image row ascending (NaN ranks last). Each block of rows
   proposes its own top-k with the same rule; the winners of all blocks are merged.
+  The **bottom-k** of the spatial minimum (the most negative responses) alike,
+  value ascending. Each example gets a thumbnail of its box and, with a model at
+  hand, the channel's **activation map** over that box.
 * **statistics** of the spatial maximum over images: mean, std, fraction of
   images where the channel is active (max > 0), and a histogram whose
   ``bins + 1`` edges span the channel's own [min, max] (values equal to the
@@ -196,29 +199,57 @@ def top_classes(mean: np.ndarray, k: int) -> dict[str, np.ndarray]:
 # ---------------------------------------------------------------------------------
 
 
-def crop_thumbnail(image01, box, size: int) -> np.ndarray:
-    """uint8 ``[size, size, 3]``: the box ``(y0, x0, y1, x1)`` of ``image01 [3, S, S]``.
+def crop_square(image, box, size: int, fill: float, *, antialias: bool = True):
+    """float ``[K, size, size]``: the box ``(y0, x0, y1, x1)`` of ``image [K, S, S]``.
 
     A box clipped at the image border is not stretched: it is placed in a square of
-    neutral grey on the side away from the border, where the field left the image.
+    ``fill`` on the side away from the border, where the field left the image.
     """
     import torch
     import torch.nn.functional as F
 
-    from pipeline.images.dataset import to_uint8
-
     y0, x0, y1, x1 = (int(v) for v in box)
-    crop = image01[:, y0:y1, x0:x1].float()
+    crop = image[:, y0:y1, x0:x1].float()
     h, w = crop.shape[1:]
     side = max(h, w, 1)
-    canvas = torch.full((3, side, side), 0.5)
+    canvas = torch.full((image.shape[0], side, side), float(fill))
     top = side - h if (y0 == 0 and h < side) else 0
     left = side - w if (x0 == 0 and w < side) else 0
     canvas[:, top : top + h, left : left + w] = crop
-    thumb = F.interpolate(
-        canvas[None], size=(size, size), mode="bilinear", antialias=side > size, align_corners=False
+    return F.interpolate(
+        canvas[None],
+        size=(size, size),
+        mode="bilinear",
+        antialias=antialias and side > size,
+        align_corners=False,
     )[0]
-    return to_uint8(thumb)
+
+
+def crop_thumbnail(image01, box, size: int) -> np.ndarray:
+    """uint8 ``[size, size, 3]``: the box of ``image01 [3, S, S]``, grey where it left the image."""
+    from pipeline.images.dataset import to_uint8
+
+    return to_uint8(crop_square(image01, box, size, 0.5))
+
+
+def crop_maps(channel_maps, boxes, input_size: int, size: int) -> np.ndarray:
+    """float16 ``[n, size, size]``: map ``i`` of ``channel_maps [n, H, W]`` over box ``i``,
+    in the same geometry as :func:`crop_thumbnail` (so it can be laid over the thumbnail).
+
+    The feature map is first spread over the ``input_size`` square (bilinear: each position
+    at the centre of its stride), then cut like the image; outside the image reads 0.
+    """
+    import torch.nn.functional as F
+
+    spread = F.interpolate(
+        channel_maps[None].float(), size=(input_size, input_size), mode="bilinear", align_corners=False
+    )[0]
+    out = [crop_square(spread[i : i + 1], box, size, 0.0)[0] for i, box in enumerate(boxes)]
+    return (
+        np.stack([m.numpy() for m in out]).astype(np.float16)
+        if out
+        else np.zeros((0, size, size), np.float16)
+    )
 
 
 def plan_thumbnails(rows: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, list[tuple[int, tuple]]]:
@@ -238,6 +269,13 @@ def plan_thumbnails(rows: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, li
 # ---------------------------------------------------------------------------------
 
 
+# The example tables of a layer: which per-image quantity ranks the images, and whether
+# the strongest are its largest ("top": the images that drive a channel most) or its
+# smallest values ("bottom": its most negative responses, where the layer has any).
+EXAMPLE_TABLES = {"top": ("max", "argmax", False), "bottom": ("min", "argmin", True)}
+MAP_BATCH = 16  # images per forward pass when computing the examples' activation maps
+
+
 def reduce_store(
     shards,
     writer,
@@ -245,15 +283,18 @@ def reduce_store(
     load_image: Callable[[int], object],
     settings: ExtractSettings | None = None,
     *,
+    layer_maps: Callable[[object], Mapping[str, object]] | None = None,
     progress: bool = True,
 ) -> None:
     """Compute every reduction of ``shards`` (a :class:`~pipeline.store.activations.ShardSet`)
     and write it with ``writer`` (a :class:`~pipeline.store.activations.ReducedWriter`).
 
     ``fields[layer]`` is a :class:`~pipeline.model.receptive_field.ReceptiveField`;
-    ``load_image(row)`` returns image ``row`` as ``[3, S, S]`` in ``[0, 1]``. Of the
-    ``settings`` (default: the defaults), ``top_k``, ``histogram_bins`` and
-    ``thumbnail_size`` apply.
+    ``load_image(row)`` returns image ``row`` as ``[3, S, S]`` in ``[0, 1]``;
+    ``layer_maps(images [B, 3, S, S])`` returns every layer's activations
+    ``{layer: [B, C, H, W]}`` for the examples' activation maps (None: no maps). Of the
+    ``settings`` (default: the defaults), ``top_k``, ``histogram_bins``,
+    ``thumbnail_size`` and ``map_size`` apply.
     """
     from tqdm import tqdm
 
@@ -261,23 +302,25 @@ def reduce_store(
     top_k, bins, thumbnail_size = settings.top_k, settings.histogram_bins, settings.thumbnail_size
     num_classes = len(shards.class_names)
     predicted = shards.predicted_classes() if shards.rows else np.zeros(0, np.int64)
-    requests: dict[int, list] = {}  # image row -> [(thumbnail dataset, index, box)]
+    thumbnails: dict[int, list] = {}  # image row -> [(thumbnail dataset, index, box)]
+    maps = _MapRequests(settings.map_size) if layer_maps is not None else None
     for layer in tqdm(shards.layers, desc="reduce", unit="layer", disable=not progress):
         name = layer["name"]
-        field = fields[name]
-        maxima = shards.per_image(name, "max")
-        rows, values = topk_rows(maxima, top_k)
-        ys, xs = _positions(shards, name, rows)
-        boxes = field.boxes().numpy()[ys, xs]  # (y0, x0, y1, x1) per top example
-        thumb_index, crops = plan_thumbnails(rows, boxes)
-        top = {
-            "row": rows.astype(np.int64),
-            "value": values.astype(np.float32),
-            "y": ys.astype(np.int16),
-            "x": xs.astype(np.int16),
-            "box": boxes.astype(np.int16),
-            "thumbnail": thumb_index,
+        tables = {
+            table: _examples(shards, name, fields[name], table, top_k)
+            for table, (quantity, _, _) in EXAMPLE_TABLES.items()
+            if quantity in shards.quantities
         }
+        # One thumbnail per distinct (image, box) of the layer, whichever table shows it.
+        both_rows = np.concatenate([t["row"] for t in tables.values()], axis=1)
+        both_boxes = np.concatenate([t["box"] for t in tables.values()], axis=1)
+        thumb_index, crops = plan_thumbnails(both_rows, both_boxes)
+        offset = 0
+        for table in tables.values():
+            width = table["row"].shape[1]
+            table["thumbnail"] = thumb_index[:, offset : offset + width]
+            offset += width
+        maxima = shards.per_image(name, "max")
         stats = channel_statistics(maxima, bins)
         stats["mean_of_mean"] = _column_mean(shards.per_image(name, "mean"))
         classes = {}
@@ -292,30 +335,95 @@ def reduce_store(
             }
         writer.write_layer(
             name,
-            rf_rows=np.asarray(field.rows),
-            rf_cols=np.asarray(field.cols),
-            top=top,
+            rf_rows=np.asarray(fields[name].rows),
+            rf_cols=np.asarray(fields[name].cols),
+            examples=tables,
             stats=stats,
             classes=classes,
         )
         dataset = writer.create_thumbnails(name, len(crops), thumbnail_size)
         for i, (row, box) in enumerate(crops):
-            requests.setdefault(row, []).append((dataset, i, box))
-    # Decode each image once, however many channels and layers show it.
-    for row in tqdm(sorted(requests), desc="thumbnails", unit="img", disable=not progress):
-        image = load_image(row)
-        for dataset, i, box in requests[row]:
-            dataset[i] = crop_thumbnail(image, box, thumbnail_size)
+            thumbnails.setdefault(row, []).append((dataset, i, box))
+        if maps is not None:
+            for table, arrays in tables.items():
+                maps.ask(name, table, arrays["row"], arrays["box"])
+    # Decode each image once (and run it through the model once), however many channels
+    # and layers show it.
+    rows = sorted(set(thumbnails) | (set(maps.rows) if maps else set()))
+    bar = tqdm(total=len(rows), desc="examples", unit="img", disable=not progress)
+    for first in range(0, len(rows), MAP_BATCH):
+        batch = rows[first : first + MAP_BATCH]
+        images = [load_image(row) for row in batch]
+        for row, image in zip(batch, images):
+            for dataset, i, box in thumbnails.get(row, ()):
+                dataset[i] = crop_thumbnail(image, box, thumbnail_size)
+        if maps is not None:
+            import torch
+
+            acts = layer_maps(torch.stack([torch.as_tensor(im) for im in images]))
+            for b, row in enumerate(batch):
+                maps.fill(row, {layer: a[b].cpu() for layer, a in acts.items()}, images[b].shape[-1])
+        bar.update(len(batch))
+    bar.close()
+    if maps is not None:
+        for (name, table), array in maps.arrays.items():
+            writer.write_maps(name, table, array)
 
 
-def _positions(shards, name: str, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """argmax y/x of the top rows ``[C, k]`` (reads only those rows)."""
+def _examples(shards, name: str, field, table: str, k: int) -> dict[str, np.ndarray]:
+    """One layer's example table (``row``, ``value``, ``y``, ``x``, ``box``; see EXAMPLE_TABLES)."""
+    quantity, position, lowest = EXAMPLE_TABLES[table]
+    values = shards.per_image(name, quantity)
+    rows, found = topk_rows(-values if lowest else values, k)
+    found = -found if lowest else found
+    ys, xs = _positions(shards, name, rows, position)
+    boxes = field.boxes().numpy()[ys, xs]  # (y0, x0, y1, x1) per example
+    return {
+        "row": rows.astype(np.int64),
+        "value": found.astype(np.float32),
+        "y": ys.astype(np.int16),
+        "x": xs.astype(np.int16),
+        "box": boxes.astype(np.int16),
+    }
+
+
+class _MapRequests:
+    """Which (layer, table, channel, rank) activation maps each image row must fill."""
+
+    def __init__(self, size: int):
+        self.size = int(size)
+        self.arrays: dict[tuple[str, str], np.ndarray] = {}  # float16 [C, k, size, size]
+        self.rows: dict[int, list] = {}  # row -> [(layer, table, channel, rank, box)]
+
+    def ask(self, layer: str, table: str, rows: np.ndarray, boxes: np.ndarray) -> None:
+        c, k = rows.shape
+        self.arrays[layer, table] = np.zeros((c, k, self.size, self.size), np.float16)
+        for channel, rank in zip(*np.nonzero(rows >= 0)):
+            request = (layer, table, int(channel), int(rank), boxes[channel, rank])
+            self.rows.setdefault(int(rows[channel, rank]), []).append(request)
+
+    def fill(self, row: int, acts: Mapping[str, object], input_size: int) -> None:
+        """Fill the maps of image ``row`` from its activations ``{layer: [C, H, W]}``."""
+        by_layer: dict[str, list] = {}
+        for request in self.rows.get(row, ()):
+            by_layer.setdefault(request[0], []).append(request)
+        for layer, requests in by_layer.items():
+            channels = [r[2] for r in requests]
+            cropped = crop_maps(acts[layer][channels], [r[4] for r in requests], input_size, self.size)
+            for (_, table, channel, rank, _), m in zip(requests, cropped):
+                self.arrays[layer, table][channel, rank] = m
+
+
+def _positions(
+    shards, name: str, rows: np.ndarray, position: str = "argmax"
+) -> tuple[np.ndarray, np.ndarray]:
+    """``<position>_y/x`` of the example rows ``[C, k]`` (reads only those rows)."""
     c, k = rows.shape
     if k == 0:
         return np.zeros((c, 0), np.int64), np.zeros((c, 0), np.int64)
     wanted = np.unique(rows)
-    ys = shards.per_image(name, "argmax_y")[wanted].compute()
-    xs = shards.per_image(name, "argmax_x")[wanted].compute()
+    ys = shards.per_image(name, f"{position}_y")[wanted].compute()
+    xs = shards.per_image(name, f"{position}_x")[wanted].compute()
     where = np.searchsorted(wanted, rows)
     channels = np.arange(c)[:, None]
     return ys[where, channels].astype(np.int64), xs[where, channels].astype(np.int64)

@@ -46,14 +46,17 @@ def run_featurevis_shard(
     speed_up(loaded)
     info = loaded.layer(layer)
     stride = layer_stride(loaded.input_size, info.height)
-    schedule = settings.schedule(stride)
+    schedule, extra_schedule = settings.schedule(stride), settings.extra_schedule(stride)
     channels = shard_channels(settings.channels, info.channels, start, stop, layer)
     if not channels:
         raise ValueError(
             f"shard {layer} {start}-{stop}: no selected channel in this range "
             f"(selection {settings.channels!r}, layer has {info.channels} channels)"
         )
+    # Every shard of the run records (and hashes) the run's settings; this layer is
+    # rendered with its own (no extra images unless it is one of extra_layers).
     recorded = {**settings.recorded(), "model": {"name": model.name, "weights": model.weights}}
+    settings = settings.for_layer(info.name)
     log.info(
         "featurevis %s channels %d-%d (%d channels) on %s: preset %s at stride %d: %s; settings %s",
         info.name,
@@ -83,15 +86,20 @@ def run_featurevis_shard(
         curve_steps=curve_steps(schedule.steps, settings.curve_points),
         diversity=settings.diversity,
         negatives=settings.negatives,
+        neurons=settings.neurons,
         tensor=PRE_ACTIVATION if settings.pre_activation and info.cap else OUTPUT,
         cap=info.cap or "",
         preset=settings.preset,
         schedule=schedule.to_dict(),
+        extra_schedule=extra_schedule.to_dict(),
     )
     with shard_writer(output, layout, settings=recorded, model_checksum=loaded.checksum) as writer:
         bar = tqdm(total=len(channels), desc=f"{info.name} {start}-{stop}", unit="ch", mininterval=5.0)
         for group in batches(channels, schedule.batch_size, settings.diversity):
-            writer.write(group, render_batch(loaded, info.name, group, settings, schedule, progress=True))
+            rendered = render_batch(
+                loaded, info.name, group, settings, schedule, extra_schedule=extra_schedule, progress=True
+            )
+            writer.write(group, rendered)
             bar.update(len(group))
         bar.close()
     log.info("wrote %s", output)

@@ -79,6 +79,13 @@ def layer_stride(input_size: int, height: int) -> int:
     return 2 ** math.ceil(math.log2(ratio) - 1e-9)
 
 
+def at_least_two_strides(size: int, stride: int) -> int:
+    """An image side of ``size``, but at least two of the layer's strides, so that a short
+    render still spans a few of its positions (at stride 32, 48 px images reach 0.74x the
+    objective of 64 px ones; docs/PERFORMANCE.md, section 9)."""
+    return max(int(size), 2 * int(stride))
+
+
 def preset_rules(preset: str) -> tuple[Rule, ...]:
     if preset not in PRESETS:
         raise ValueError(f"featurevis.preset: unknown preset {preset!r}; known: {', '.join(PRESETS)}")

@@ -7,12 +7,17 @@ For a batch of channels :func:`render_batch` renders
 * with ``diversity = D > 1``, a **diverse set** of D images per channel, optimised for
   ``channel - diversity_weight * diversity`` within each channel's group;
 * with ``negatives``, the image that **minimises** each channel;
+* with ``neurons``, the image that maximises each channel at the **centre position**
+  only (Lucid's neuron objective), measured there;
 
 and then measures each channel's activation and rank on its own final image
 (:func:`measure_stored`). With ``pre_activation`` (the default), a layer that ends in a
 bounded activation (ReLU6, ...) is optimised and measured at its pre-activation.
 Tensors in, NumPy arrays out: the job (:mod:`pipeline.featurevis.job`) writes them to
 a shard.
+
+:func:`render_directions` renders directions of a layer's activation space instead of
+channels: the Building Blocks' icons and the activation atlas's cells.
 """
 
 from __future__ import annotations
@@ -80,14 +85,16 @@ def render_batch(
     settings: FeaturevisSettings,
     schedule: Schedule,
     *,
+    extra_schedule: Schedule | None = None,
     progress: bool = False,
 ) -> dict[str, np.ndarray]:
-    """Render ``channels`` of ``layer`` together with the layer's ``schedule``; numpy
-    arrays for the shard writer.
+    """Render ``channels`` of ``layer`` together with the layer's ``schedule`` (the extra
+    images with ``extra_schedule``, default the same); numpy arrays for the shard writer.
 
     Returns ``images [k, H, W, 3]``, ``value``, ``activation``, ``rank [k]``,
     ``responses [k, C]``, ``curve [k, P]`` and, as the settings ask, ``diversity_images [k, D, H, W, 3]``,
-    ``diversity_activation [k, D]``, ``negative_images``, ``negative_activation``.
+    ``diversity_activation [k, D]``, ``negative_images``, ``negative_activation``,
+    ``neuron_images``, ``neuron_activation`` (at the centre position).
     """
     options = render_options(settings, schedule)
     k, channels = len(channels), list(channels)
@@ -107,6 +114,7 @@ def render_batch(
         "curve": main.curve.T,
     }
 
+    options = render_options(settings, extra_schedule or schedule)
     d = int(settings.diversity)
     if d > 1:
         repeated = [c for c in channels for _ in range(d)]
@@ -122,7 +130,7 @@ def render_batch(
             item_keys=[("diversity", c, i) for c in channels for i in range(d)],
         )
         images, activation, _, _ = measure_stored(model, layer, diverse.images, repeated, pre_activation=pre)
-        size = schedule.image_size
+        size = options.size
         out["diversity_images"] = images.reshape(k, d, size, size, 3)
         out["diversity_activation"] = activation.reshape(k, d)
 
@@ -133,4 +141,69 @@ def render_batch(
         out["negative_images"], out["negative_activation"], _, _ = measure_stored(
             model, layer, negative.images, channels, pre_activation=pre
         )
+
+    if settings.neurons:
+        each_neuron = obj.per_item([obj.neuron(layer, c) for c in channels])
+        neuron = render(
+            model, each_neuron, k, options, progress=progress, item_keys=[("neuron", c) for c in channels]
+        )
+        out["neuron_images"] = to_uint8(neuron.images)
+        out["neuron_activation"] = measure_centre(model, layer, out["neuron_images"], channels, pre)
     return out
+
+
+def measure_centre(model, layer: str, stored: np.ndarray, channels: Sequence[int], pre_activation: bool):
+    """float32 ``[N]``: each channel at the centre position of its stored uint8 image."""
+    again = torch.from_numpy(stored).permute(0, 3, 1, 2).float() / 255
+    acts = activations(model, again, [layer], pre_activation=pre_activation)[layer]
+    h, w = acts.shape[-2:]
+    centre = acts[torch.arange(len(channels)), torch.tensor(list(channels)), h // 2, w // 2]
+    return centre.float().cpu().numpy()
+
+
+def direction_objectives(layer: str, vectors: torch.Tensor, cossim_pow: float = 0.0):
+    """One ``direction`` objective per row of ``vectors [N, C]``, as a per-item batch objective."""
+    return obj.per_item([obj.direction(layer, v, cossim_pow=cossim_pow) for v in vectors])
+
+
+def render_directions(
+    model,
+    layer: str,
+    vectors: torch.Tensor,
+    options: RenderOptions,
+    *,
+    batch: int,
+    cossim_pow: float = 0.0,
+    first_key: int = 0,
+    progress: str | None = None,
+) -> np.ndarray:
+    """Feature visualizations of ``vectors [N, C]`` at ``layer`` -> uint8 ``[N, size, size, 3]``
+    (``size`` of the ``options``).
+
+    Rendered ``batch`` at a time, one image per vector. Item ``i`` is seeded by
+    ``first_key + i``, so an image depends neither on the batch size nor, when a caller
+    splits a list of vectors into jobs and passes each part's offset, on the split.
+    ``progress``: the label of a progress bar, or None for none.
+    """
+    from tqdm.auto import tqdm
+
+    vectors = vectors.detach().float()
+    batch = max(1, int(batch))
+    icons = []
+    with tqdm(total=len(vectors), desc=progress, unit="img", disable=progress is None) as bar:
+        for start in range(0, len(vectors), batch):
+            part = vectors[start : start + batch].to(model.device, non_blocking=True)
+            keys = list(range(first_key + start, first_key + start + len(part)))
+            result = render(
+                model,
+                direction_objectives(layer, part, cossim_pow),
+                len(part),
+                options,
+                item_keys=keys,
+                truncate=True,
+            )
+            icons.append(to_uint8(result.images))
+            bar.update(len(part))
+    if not icons:
+        return np.zeros((0, options.size, options.size, 3), np.uint8)
+    return np.concatenate(icons)

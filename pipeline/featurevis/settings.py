@@ -5,7 +5,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from pipeline.featurevis.presets import SCHEDULE_KEYS, Schedule, preset_rules, schedule_for
+from pipeline.featurevis.presets import (
+    SCHEDULE_KEYS,
+    Schedule,
+    at_least_two_strides,
+    preset_rules,
+    schedule_for,
+)
 from pipeline.settings import StageSettings
 
 
@@ -23,9 +29,18 @@ class FeaturevisSettings(StageSettings):
     batch_size: int | None = None
     channels_per_job: int = 256
     seed: int = 0
+    # The extra images of each channel (its diverse set, negative and neuron image), on
+    # the layers of ``extra_layers``: "all", or the names the workflow resolved (the
+    # config may say "blocks": the Building Blocks layers).
     diversity: int = 1
     diversity_weight: float = 100
     negatives: bool = False
+    neurons: bool = False
+    extra_layers: tuple[str, ...] | str = "all"
+    # The extra images' own steps and side (None: the layer's schedule's); the side is
+    # kept at two strides or more (presets.at_least_two_strides).
+    extra_steps: int | None = None
+    extra_image_size: int | None = None
     lr: float | None = None
     relu_override_steps: int = 16
     param: str = "fft"
@@ -48,6 +63,10 @@ class FeaturevisSettings(StageSettings):
         "diversity",
         "diversity_weight",
         "negatives",
+        "neurons",
+        "extra_layers",
+        "extra_steps",
+        "extra_image_size",
         "lr",
         "param",
         "curve_points",
@@ -66,7 +85,32 @@ class FeaturevisSettings(StageSettings):
         rules = [rule.to_dict() for rule in preset_rules(self.preset)]
         return {**self.subset(self.RENDER_KEYS), "preset_rules": rules, "transforms": self.TRANSFORMS}
 
+    def for_layer(self, layer: str) -> FeaturevisSettings:
+        """The settings ``layer`` is rendered with: without the extra images (diversity,
+        negative, neuron) unless the layer is one of ``extra_layers``."""
+        if self.extra_layers == "all":
+            return self
+        if isinstance(self.extra_layers, str):
+            raise ValueError(
+                f"featurevis.extra_layers {self.extra_layers!r} must be resolved to layer names "
+                "first (the workflow does this); give 'all' or a list of names"
+            )
+        if layer in self.extra_layers:
+            return self
+        return dataclasses.replace(self, diversity=1, negatives=False, neurons=False)
+
     def schedule(self, stride: int) -> Schedule:
         """How a layer of ``stride`` is rendered: the preset's rule, overridden by the
         schedule keys this config sets."""
         return schedule_for(self.preset, stride, self.subset(SCHEDULE_KEYS))
+
+    def extra_schedule(self, stride: int) -> Schedule:
+        """How a layer's extra images (diverse, negative, neuron) are rendered: its
+        schedule with ``extra_steps`` and ``extra_image_size`` when set."""
+        schedule = self.schedule(stride)
+        changes = {}
+        if self.extra_steps is not None:
+            changes["steps"] = int(self.extra_steps)
+        if self.extra_image_size is not None:
+            changes["image_size"] = at_least_two_strides(self.extra_image_size, stride)
+        return dataclasses.replace(schedule, **changes)

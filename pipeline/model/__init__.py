@@ -5,7 +5,8 @@ receptive fields. Everything that needs a network to compute lives here or in a 
 ``timm/NAME`` or ``package.module:function`` -> a :class:`LoadedModel` with its
 discovered layers (:class:`LayerInfo`). A :class:`ModelSpec` names a model and its
 device without loading it (the workflow's jobs are given one); :func:`run_discover_layers`
-is the job that lists a model's layers.
+is the job that lists a model's layers; :func:`attribute_to_earlier` attributes targets
+on one layer to an earlier one (Building Blocks flows, circuits).
 
 Importing this package does not import torch (the workflow imports :class:`ModelSpec`
 to plan jobs): the other names load their module on first use (PEP 562).
@@ -17,6 +18,7 @@ from pipeline.model.spec import ModelSpec
 _LAZY = {
     "LayerInfo": "pipeline.model.layers",
     "LoadedModel": "pipeline.model.registry",
+    "attribute_to_earlier": "pipeline.model.attribution",
     "layers_document": "pipeline.model.registry",
     "list_models": "pipeline.model.registry",
     "load_model": "pipeline.model.registry",
@@ -30,6 +32,7 @@ __all__ = [
     "LoadedModel",
     "ModelError",
     "ModelSpec",
+    "attribute_to_earlier",
     "layers_document",
     "list_models",
     "load_model",

@@ -22,6 +22,11 @@ Methods (Olah et al., "The Building Blocks of Interpretability", 2018):
     layer at a time; the attributions of a layer then sum to
     ``target(act) - target(0)`` up to the integration error.
 
+Between two layers, :func:`attribute_to_earlier` attributes targets defined on a later
+layer (a weighted sum of its activations, or one unit ``(channel, y, x)``) to an earlier
+one: one forward pass, then one backward pass per target through the layers between them
+only (the Building Blocks' flows, the circuits between channels).
+
 A target is one of: a LongTensor ``[N]`` of class ids (entries < 0 mean "no target",
 whose attribution is 0), an ``int`` class for every image, the string
 ``"predicted"`` (each image's top class, fixed from the unperturbed logits), or a
@@ -34,7 +39,8 @@ gradients are ever made, and no graph outlives a call.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -163,6 +169,61 @@ class LayerAttribution:
             for name in resolved:
                 results[name][layer] = act * grad_sums[name] / steps
         return {name: AttributionResult(acts, attrs, logits) for name, attrs in results.items()}
+
+
+# ---------------------------------------------------------------------------------
+# Layer to layer
+# ---------------------------------------------------------------------------------
+
+Unit = tuple[int, int, int]  # (channel, y, x) of a layer's output
+
+
+def attribute_to_earlier(
+    model,
+    image01: torch.Tensor,
+    earlier: str,
+    later: str,
+    weights: Iterable[torch.Tensor | Unit],
+    reduce: Callable[[torch.Tensor], Any],
+    *,
+    to_cpu: bool = True,
+) -> list:
+    """Gradient x activation at ``earlier`` for targets at ``later``, reduced one at a time.
+
+    ``weights`` yields one target at a time, either a ``[C2, H2, W2]`` tensor ``w``: the
+    target is ``sum(w * a2)`` (``a2``: ``later``'s activation on ``image01 [3, S, S]``;
+    the weights are constants), or a unit ``(channel, y, x)``: the target is
+    ``a2[channel, y, x]``, with no dense weight tensor built. For each target,
+    ``reduce(attribution [C1, H1, W1])`` is called and its results are returned in a list
+    (the attribution is float32, on the CPU, or on the model's device with
+    ``to_cpu=False``: cheaper when ``reduce`` shrinks it). The network runs forward once
+    (up to ``later``); each target costs one backward pass from ``later`` to ``earlier``
+    only. When ``later`` does not depend on ``earlier`` (a side branch), attributions are 0.
+    """
+    infos = model.resolve_layers([earlier, later])
+    if [i.name for i in infos] != [model.layer(earlier).name, model.layer(later).name]:
+        raise ValueError(f"layer-to-layer attribution needs {earlier!r} to run before {later!r}")
+    modules = model.modules_for(infos)
+    inputs = model.normalize(image01[None].to(model.device, non_blocking=True)).requires_grad_(True)
+    out = []
+    with torch.enable_grad():
+        acts, _ = LayerTap(model.net, modules)(inputs, truncate=True)
+        # Gradients are taken w.r.t. the captured batch tensor (a slice of it is not
+        # part of the graph); the batch holds this one image.
+        a1_batch = acts[infos[0].name]
+        a1, a2 = a1_batch[0].detach(), acts[infos[1].name][0]
+        # The graph is kept for every target (weights are consumed lazily, so a generator
+        # of large weight tensors holds one at a time) and freed when this call returns.
+        for w in weights:
+            if isinstance(w, tuple):
+                target = a2[int(w[0]), int(w[1]), int(w[2])]
+            else:
+                target = (w.to(a2.device) * a2).sum()
+            (grad,) = torch.autograd.grad(target, a1_batch, retain_graph=True, allow_unused=True)
+            attr = torch.zeros_like(a1) if grad is None else grad[0] * a1
+            attr = attr.float()
+            out.append(reduce(attr.cpu() if to_cpu else attr))
+    return out
 
 
 def _check_logits(logits, n: int) -> None:

@@ -155,6 +155,13 @@ class LoadedModel:
         picks = sorted({round(first + i * (last - first) / max(1, count - 1)) for i in range(count)})
         return [layers[i] for i in picks]
 
+    def atlas_layer(self) -> LayerInfo:
+        """The activation atlas's default layer: the third of :meth:`blocks_layers` (the
+        last when there are fewer), a mid-level layer like the article's mixed4d
+        (GoogLeNet: inception4d; EfficientNet-Lite0: blocks.4.2)."""
+        layers = self.blocks_layers()
+        return layers[min(2, len(layers) - 1)]
+
     def module(self, name: str) -> nn.Module:
         """The module whose output is layer ``name`` (or an alias of it)."""
         return self.net.get_submodule(self.layer(name).module)
@@ -197,6 +204,21 @@ class LoadedModel:
         """A :class:`~pipeline.model.hooks.LayerTap` of layers ``names`` (see :meth:`tap_points`)."""
         modules, inputs = self.tap_points(names, pre_activation=pre_activation)
         return LayerTap(self.net, modules, inputs)
+
+    def activations(
+        self,
+        images01: torch.Tensor,
+        names: Sequence[str],
+        *,
+        truncate: bool = True,
+        pre_activation: bool = False,
+    ) -> dict[str, torch.Tensor]:
+        """``{layer: Tensor[N, C, H, W]}`` of ``[0, 1]`` images ``[N, 3, S, S]``, no grad
+        (capped layers' pre-activations with ``pre_activation``)."""
+        tap = self.tap(list(names), pre_activation=pre_activation)
+        with torch.no_grad():
+            acts, _ = tap(self.normalize(images01.to(self.device)), truncate=truncate)
+        return acts
 
     def use_net(self, net: nn.Module, memo: dict | None = None) -> None:
         """Run ``net`` from now on: a rewrite of the network that computes the same layers.
@@ -370,4 +392,5 @@ def layers_document(model: LoadedModel) -> dict:
         "aliases": model.layer_aliases,
         "layers": [layer.to_dict() for layer in model.layers],
         "blocks_layers": [layer.name for layer in model.blocks_layers()],
+        "atlas_layers": [model.atlas_layer().name],
     }

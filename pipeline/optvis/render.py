@@ -123,10 +123,7 @@ def activations(
 
     ``pre_activation=True``: capped layers' pre-activations instead of their outputs.
     """
-    tap = model.tap(list(layers), pre_activation=pre_activation)
-    with torch.no_grad():
-        acts, _ = tap(model.normalize(images.to(model.device)), truncate=truncate)
-    return acts
+    return model.activations(images, list(layers), truncate=truncate, pre_activation=pre_activation)
 
 
 def curve_steps(steps: int, points: int) -> np.ndarray:

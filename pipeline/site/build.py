@@ -26,8 +26,8 @@ from urllib.parse import quote
 
 import numpy as np
 
-from pipeline.site import image_page
-from pipeline.site.data import AtlasData, Channel, FeaturedImage, Layer, load_image
+from pipeline.site import atlas_page, image_page
+from pipeline.site.data import ActivationAtlas, AtlasData, Channel, FeaturedImage, Layer, load_image
 from pipeline.site.settings import SiteSettings
 
 SITE_SOURCES = Path(__file__).resolve().parents[2] / "site"
@@ -68,6 +68,14 @@ class Urls:
     @staticmethod
     def klass(class_id: int) -> str:
         return f"classes/{int(class_id)}.html"
+
+    @staticmethod
+    def atlas(layer: str) -> str:
+        return f"atlas/{layer}.html"
+
+    @staticmethod
+    def atlas_class(layer: str, class_id: int) -> str:
+        return f"atlas/{layer}/class-{int(class_id)}.js"
 
     @staticmethod
     def featurevis(layer: str, c: int, variant: str = "") -> str:
@@ -187,6 +195,7 @@ class _Builder:
         self.env.filters["json_script"] = json_script
         self.featurevis: dict[str, set[int]] = {}  # layer -> channels with an image written
         self.featurevis_sizes: dict[tuple[str, int], int] = {}  # (layer, channel) -> native side
+        self.extra_sizes: dict[tuple[str, int], int] = {}  # the same of its extra images
         self.class_pages = {k.class_id for k in data.classes}
 
     # -- files ------------------------------------------------------------------------
@@ -225,6 +234,7 @@ class _Builder:
             home=link(Urls.index),
             thumbs=self.thumb,
             class_pages=self.class_pages,
+            atlas_layers={atlas.layer for atlas in self.data.atlases},
             **context,
         )
         self.write(path, html)
@@ -243,6 +253,8 @@ class _Builder:
             self._channel_page(layer, unit)
         for image in self.data.images:
             self._image_page(image)
+        for atlas in self.data.atlases:
+            self._atlas_page(atlas)
         for klass in self.data.classes:
             self.page(
                 Urls.klass(klass.class_id),
@@ -268,10 +280,13 @@ class _Builder:
         self.png(
             Urls.featurevis(layer.name, unit.index, "-thumb"), resize(image, self.settings.thumbnail_size)
         )
-        for i, extra in enumerate(unit.diversity):
-            self.png(Urls.featurevis(layer.name, unit.index, f"-diversity{i}"), load_image(extra))
-        if unit.negative is not None:
-            self.png(Urls.featurevis(layer.name, unit.index, "-negative"), load_image(unit.negative))
+        extras = {f"-diversity{i}": extra for i, extra in enumerate(unit.diversity)}
+        extras.update({"-negative": unit.negative, "-neuron": unit.neuron})
+        for variant, extra in extras.items():
+            if extra is not None:
+                picture = load_image(extra)
+                self.png(Urls.featurevis(layer.name, unit.index, variant), picture)
+                self.extra_sizes[(layer.name, unit.index)] = int(picture.shape[0])
         self.featurevis.setdefault(layer.name, set()).add(unit.index)
         self.featurevis_sizes[(layer.name, unit.index)] = int(image.shape[0])
 
@@ -379,27 +394,21 @@ class _Builder:
         # An image where the channel's maximum is not above zero does not excite it: it is
         # no "top example", whatever its rank (a layer can be silent on most images).
         firing = [e for e in unit.examples if e.activation is not None and e.activation > 0]
-        examples = [
-            {
-                "example": e,
-                "crop": self.asset(load_image(e.crop)) if e.crop is not None else None,
-                "page": self.urls.image(e.image_id),
-            }
-            for e in firing
-        ]
-        extra = [Urls.featurevis(layer.name, c, f"-diversity{i}") for i in range(len(unit.diversity))]
+        examples = self._examples(firing, POSITIVE_HEAT)
+        negative_examples = self._examples(unit.negative_examples, NEGATIVE_HEAT)
+        native = self.featurevis_sizes.get((layer.name, c))
+        extra_native = self.extra_sizes.get((layer.name, c))
+        variants = _featurevis_variants(layer.name, unit, shown_size(extra_native, 128)) if native else []
         self.page(
             Urls.channel(layer.name, c),
             "channel.html",
             layer=layer,
             unit=unit,
             featurevis=Urls.featurevis(layer.name, c) if c in self.featurevis.get(layer.name, ()) else None,
-            featurevis_shown=shown_size(self.featurevis_sizes.get((layer.name, c))),
-            diversity=extra if unit.featurevis is not None else [],
-            negative=Urls.featurevis(layer.name, c, "-negative")
-            if unit.negative is not None and unit.featurevis is not None
-            else None,
+            featurevis_shown=shown_size(native),
+            variants=variants,
             examples=examples,
+            negative_examples=negative_examples,
             silent_examples=len(unit.examples) - len(firing),
             histogram=histogram_bars(unit),
             similar=[(s, self.thumb(layer.name, s.channel)) for s in unit.similar],
@@ -412,6 +421,55 @@ class _Builder:
             ),
             previous=previous,
             next=following,
+        )
+
+    def _examples(self, examples, heat) -> list[dict]:
+        """Dataset examples as a channel page lists them: the crop, the heat overlay of the
+        channel's activation over it (one scale for the list: the strongest example's), and
+        the link to the image's page."""
+        scale = max((abs(e.activation) for e in examples if e.activation is not None), default=0.0)
+        return [
+            {
+                "example": e,
+                "crop": self.asset(load_image(e.crop)) if e.crop is not None else None,
+                "heat": self.asset(heat_overlay(e.map, scale, heat)) if e.map is not None and scale else None,
+                "page": self.urls.image(e.image_id),
+            }
+            for e in examples
+        ]
+
+    def _atlas_page(self, atlas: ActivationAtlas) -> None:
+        path = Urls.atlas(atlas.layer)
+
+        def href(target):
+            return Urls.href(path, target)
+
+        def cells(cell):
+            return atlas_page.cell_data(
+                cell,
+                icon=lambda c: href(self.asset(load_image(c.icon))) if c.icon is not None else None,
+                crop=lambda image: href(self.asset(load_image(image))) if image is not None else None,
+                image_page=lambda image_id: href(self.urls.image(image_id)),
+                channel_page=lambda c: href(Urls.channel(atlas.layer, c)),
+                thumb=lambda c: href(self.thumb(atlas.layer, c)),
+            )
+
+        data = atlas_page.page_data(atlas, self.data.model.class_names, cells)
+        data["classScripts"] = {str(c): href(Urls.atlas_class(atlas.layer, c)) for c in atlas.filter_classes}
+        data["classPages"] = {
+            str(c): href(Urls.klass(c)) for c in atlas.filter_classes if c in self.class_pages
+        }
+        for class_id in atlas.filter_classes:
+            self.write(Urls.atlas_class(atlas.layer, class_id), atlas_page.class_script(atlas, class_id))
+        layer = self.data.layer(atlas.layer)
+        self.page(
+            path,
+            "atlas.html",
+            atlas=atlas,
+            layer=layer,
+            atlas_json=json_script(data),
+            map_js=href(Urls.static("atlas-map.js")),
+            shortcuts=_shortcuts(("u", f"layer {layer.name}", Urls.layer(layer.name))),
         )
 
     def _image_page(self, image: FeaturedImage) -> None:
@@ -450,6 +508,57 @@ class _Builder:
                 lambda c: href(Urls.klass(c)) if c in self.class_pages else None,
             ),
         )
+
+
+# The heat overlays of dataset examples: the colour of where a channel fires (the site's
+# "for" orange, brighter to show on photos) and of where it is most negative (purple).
+POSITIVE_HEAT = (255, 127, 0, 1)
+NEGATIVE_HEAT = (118, 42, 131, -1)
+
+
+def heat_overlay(activation_map: np.ndarray, scale: float, heat=POSITIVE_HEAT) -> np.ndarray:
+    """uint8 RGBA ``[m, m, 4]``: ``heat``'s colour, as opaque as the map's value over
+    ``scale`` in ``heat``'s sign (0 transparent, ``scale`` and beyond 80 % opaque)."""
+    *colour, sign = heat
+    strength = np.clip(sign * np.asarray(activation_map, np.float64) / scale, 0.0, 1.0)
+    out = np.zeros((*strength.shape, 4), np.uint8)
+    out[..., :3] = colour
+    out[..., 3] = np.round(strength * 0.8 * 255).astype(np.uint8)
+    return out
+
+
+def _featurevis_variants(layer: str, unit: Channel, shown: int) -> list[dict]:
+    """The channel's other feature visualizations, each labelled with its objective."""
+    name = f"{layer} channel {unit.index}"
+    out = []
+    if unit.neuron is not None:
+        out.append(
+            {
+                "path": Urls.featurevis(layer, unit.index, "-neuron"),
+                "label": "neuron",
+                "title": "the channel at the centre position only",
+                "alt": f"neuron feature visualization of {name}: the channel at the centre position",
+            }
+        )
+    for i in range(len(unit.diversity)):
+        out.append(
+            {
+                "path": Urls.featurevis(layer, unit.index, f"-diversity{i}"),
+                "label": f"diverse {i + 1}",
+                "title": "one of a set optimised to differ from each other",
+                "alt": f"feature visualization {i + 1} of a diverse set for {name}",
+            }
+        )
+    if unit.negative is not None:
+        out.append(
+            {
+                "path": Urls.featurevis(layer, unit.index, "-negative"),
+                "label": "negative",
+                "title": "optimised to lower the channel as far as possible",
+                "alt": f"negative feature visualization of {name}: what lowers it most",
+            }
+        )
+    return [{**v, "size": shown} for v in out]
 
 
 def shown_size(native: int | None, largest: int = 256) -> int | None:

@@ -63,7 +63,8 @@ class ClassScore:
 
 @dataclasses.dataclass
 class Example:
-    """A top dataset example of a channel: the image, where the maximum is and its crop."""
+    """A dataset example of a channel (a top one, or one of its most negative): the image,
+    where its maximum (minimum) is, its crop and the channel's activation over the crop."""
 
     image_id: str
     path: str  # shown: relative to the source root
@@ -73,6 +74,7 @@ class Example:
     box: tuple[int, int, int, int] | None = None  # (y0, x0, y1, x1) in the model's input crop
     crop: Image | None = None  # the receptive field of (y, x)
     label: str | None = None
+    map: np.ndarray | None = None  # float [m, m]: the channel's activation over the crop
 
 
 @dataclasses.dataclass
@@ -90,6 +92,29 @@ class Similar:
 
 
 @dataclasses.dataclass
+class Connection:
+    """A channel of a neighbouring layer and its mean attribution (circuits.h5)."""
+
+    layer: str
+    channel: int
+    attribution: float
+
+
+@dataclasses.dataclass
+class Circuits:
+    """A channel's strongest connections to the layer before (``upstream``: what feeds it,
+    as attribution of its activation to their channels) and after (``downstream``: what it
+    feeds); ``*_negative`` the ones that lower it / that it lowers. ``examples``: how many
+    of its top examples its upstream averages."""
+
+    upstream: list[Connection] = dataclasses.field(default_factory=list)
+    upstream_negative: list[Connection] = dataclasses.field(default_factory=list)
+    downstream: list[Connection] = dataclasses.field(default_factory=list)
+    downstream_negative: list[Connection] = dataclasses.field(default_factory=list)
+    examples: int = 0
+
+
+@dataclasses.dataclass
 class Channel:
     """One unit of a layer and everything known about it."""
 
@@ -97,6 +122,7 @@ class Channel:
     featurevis: Image | None = None
     diversity: list[Image] = dataclasses.field(default_factory=list)
     negative: Image | None = None
+    neuron: Image | None = None  # the channel at the centre position only
     featurevis_rank: int | None = None  # 1 = strongest of its layer on its own image
     featurevis_image_rank: int | None = None  # 1 = its own image excites it most of the layer's images
     mean_activation: float | None = None  # mean over images of the spatial maximum
@@ -105,8 +131,10 @@ class Channel:
     attribution: float | None = None  # mean attribution to the predicted class
     histogram: Histogram | None = None
     examples: list[Example] = dataclasses.field(default_factory=list)
+    negative_examples: list[Example] = dataclasses.field(default_factory=list)  # below zero only
     classes: list[ClassScore] = dataclasses.field(default_factory=list)
     similar: list[Similar] = dataclasses.field(default_factory=list)
+    circuits: Circuits | None = None
 
 
 @dataclasses.dataclass
@@ -126,6 +154,9 @@ class Layer:
     featurevis_preset: str | None = None  # the preset that rendered them ("lucid", "fast")
     featurevis_steps: int | None = None  # optimisation steps per image
     featurevis_size: int | None = None  # rendered image side in pixels
+    previous_layer: str | None = None  # circuits: the layer before, and after, in the chain
+    next_layer: str | None = None
+    circuits_examples: int | None = None  # top examples per channel the circuits consider
 
     def unit(self, index: int) -> Channel:
         return self.units[index]
@@ -255,6 +286,44 @@ class FeaturedImage:
 
 
 @dataclasses.dataclass
+class AtlasCell:
+    """One cell of an activation atlas's level: where it is on the ``side x side`` grid,
+    how many sampled vectors fell in it, the icon of their mean vector, the classes that
+    mean supports most, dataset examples (crops) of vectors near it, and the channels
+    strongest in it."""
+
+    i: int  # row
+    j: int  # column
+    count: int
+    icon: Image | None = None
+    classes: list[ClassScore] = dataclasses.field(default_factory=list)
+    examples: list[Example] = dataclasses.field(default_factory=list)
+    channels: list[Similar] = dataclasses.field(default_factory=list)  # channel, value in the mean
+
+
+@dataclasses.dataclass
+class AtlasLevel:
+    """One zoom level: its grid side, its kept cells, and every cell's attribution to every
+    class (``class_attribution [M, K]``, for the class filter)."""
+
+    side: int
+    cells: list[AtlasCell]
+    class_attribution: np.ndarray | None = None
+
+
+@dataclasses.dataclass
+class ActivationAtlas:
+    """The activation atlas of one layer: its levels (coarsest first), how many vectors
+    were laid out, and the classes the page can filter by."""
+
+    layer: str
+    levels: list[AtlasLevel]
+    samples: int = 0
+    filter_classes: list[int] = dataclasses.field(default_factory=list)
+    umap: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
 class AtlasData:
     """The whole site's content. Only ``model`` is required."""
 
@@ -263,6 +332,7 @@ class AtlasData:
     dataset: DatasetSummary | None = None
     classes: list[ClassPage] = dataclasses.field(default_factory=list)
     images: list[FeaturedImage] = dataclasses.field(default_factory=list)
+    atlases: list[ActivationAtlas] = dataclasses.field(default_factory=list)
     title: str | None = None
     _close: list[Callable[[], None]] = dataclasses.field(default_factory=list, repr=False)
 

@@ -17,10 +17,15 @@ import numpy as np
 
 from pipeline.extract.similarity import SIMILARITY_METHOD, correlation_neighbours
 from pipeline.site.data import (
+    ActivationAtlas,
     ActivationGrid,
+    AtlasCell,
     AtlasData,
+    AtlasLevel,
+    Circuits,
     ClassPage,
     ClassScore,
+    Connection,
     DatasetSummary,
     Example,
     FeaturedImage,
@@ -85,6 +90,8 @@ def from_results(run_dir, settings: SiteSettings | None = None) -> AtlasData:
     try:
         labels = _add_activations(data, run_dir, settings)
         _add_featurevis(data, run_dir)
+        _add_circuits(data, run_dir, settings)
+        _add_atlases(data, run_dir, settings)
         _add_blocks(data, run_dir, labels)
     except BaseException:
         data.close()
@@ -190,6 +197,11 @@ def _add_layer_activations(store, layer: Layer, settings: SiteSettings, classes)
             _example(store, name, c, example)
             for example in store.top_examples(name, c, settings.top_examples)
         ]
+        unit.negative_examples = [
+            _example(store, name, c, example)
+            for example in store.bottom_examples(name, c, settings.negative_examples)
+            if example.value < 0
+        ]
         unit.classes = (
             []
             if classes is None
@@ -216,6 +228,7 @@ def _example(store, layer: str, channel: int, example) -> Example:
             lambda i=example.thumbnail: store.thumbnail(layer, i), f"{layer}:{channel} example {example.rank}"
         ),
         example.label,
+        None if example.map is None else np.asarray(example.map, np.float32),
     )
 
 
@@ -250,6 +263,7 @@ def _add_featurevis(data: AtlasData, run_dir: Path) -> None:
         images = store.images(layer.name)
         diversity = store.diversity_images(layer.name)
         negative = store.negative_images(layer.name)
+        neuron = store.neuron_images(layer.name)
         ranks = store.rank(layer.name)
         for row, c in enumerate(store.channels(layer.name).tolist()):
             if not 0 <= c < layer.channels:
@@ -270,6 +284,101 @@ def _add_featurevis(data: AtlasData, run_dir: Path) -> None:
                 ]
             if negative is not None:
                 unit.negative = LazyImage(lambda r=row, ds=negative: ds[r], f"negative {what}")
+            if neuron is not None:
+                unit.neuron = LazyImage(lambda r=row, ds=neuron: ds[r], f"neuron {what}")
+
+
+def _add_circuits(data: AtlasData, run_dir: Path, settings: SiteSettings) -> None:
+    from pipeline.store.circuits import CircuitsStore
+
+    path = run_dir / "circuits.h5"
+    store = _open_if_present(data, path, CircuitsStore, "the channel pages show no circuits")
+    if store is None or settings.circuit_channels == 0:
+        return
+    chain = set(store.layers())
+    for layer in data.layers:
+        if layer.name not in chain:
+            continue
+        layer.previous_layer, layer.next_layer = store.previous(layer.name), store.next(layer.name)
+        layer.circuits_examples = store.info(layer.name).get("top_examples") if layer.previous_layer else None
+        if layer.circuits_examples is None and layer.next_layer:
+            layer.circuits_examples = store.info(layer.next_layer).get("top_examples")
+        sides = {"upstream": layer.previous_layer, "downstream": layer.next_layer}
+        for unit in layer.units:
+            found = store.connections(layer.name, unit.index, settings.circuit_channels)
+            lists = {
+                f"{side}{sign}": [
+                    Connection(other, int(e["channel"]), e["attribution"]) for e in found[side + sign]
+                ]
+                for side, other in sides.items()
+                for sign in ("", "_negative")
+            }
+            unit.circuits = Circuits(**lists, examples=int(found["examples"]))
+
+
+ATLAS_CELL_CHANNELS = 5  # strongest channels listed per atlas cell
+
+
+def _add_atlases(data: AtlasData, run_dir: Path, settings: SiteSettings) -> None:
+    from pipeline.store.atlas import AtlasStore
+
+    path = run_dir / "atlas.h5"
+    store = _open_if_present(data, path, AtlasStore, "the site has no activation atlas")
+    if store is None:
+        return
+    names = store.class_names
+    for layer in store.layers():
+        samples, ids = store.samples(layer), store.image_ids(layer)
+        levels, shown = [], set()
+        for side in store.levels(layer):
+            cells = store.cells(layer, side)
+            icons = store.icons(layer, side)
+            strongest = np.argsort(-cells.mean, axis=1, kind="stable")[:, :ATLAS_CELL_CHANNELS]
+            out = []
+            for m in range(len(cells)):
+                classes = [
+                    ClassScore(int(c), names[c], finite_number(v), None)
+                    for c, v in zip(cells.top_classes[m], cells.top_scores[m])
+                    if c >= 0
+                ]
+                shown.update(k.class_id for k in classes)
+                examples = []
+                for s in cells.examples[m]:
+                    if s < 0:
+                        continue
+                    row, thumb = int(samples.row[s]), int(samples.thumbnail[s])
+                    image_id = ids.get(row, str(row))
+                    crop = (
+                        LazyImage(lambda i=thumb, n=layer: store.thumbnail(n, i), f"atlas {layer} example")
+                        if thumb >= 0
+                        else None
+                    )
+                    examples.append(
+                        Example(image_id, image_id, None, int(samples.y[s]), int(samples.x[s]), crop=crop)
+                    )
+                out.append(
+                    AtlasCell(
+                        int(cells.cell[m, 0]),
+                        int(cells.cell[m, 1]),
+                        int(cells.count[m]),
+                        icon=None
+                        if icons is None
+                        else LazyImage(lambda m=m, ds=icons: ds[m], f"atlas {layer} {side} cell {m}"),
+                        classes=classes,
+                        examples=examples,
+                        channels=[Similar(int(c), float(cells.mean[m, c])) for c in strongest[m]],
+                    )
+                )
+            levels.append(AtlasLevel(side, out, np.asarray(cells.class_attribution, np.float32)))
+        data.atlases.append(
+            ActivationAtlas(
+                layer,
+                levels,
+                samples=len(samples),
+                filter_classes=sorted(shown, key=lambda c: names[c]),
+                umap=store.info(layer).get("umap", {}),
+            )
+        )
 
 
 def _add_blocks(data: AtlasData, run_dir: Path, labels: dict[str, str]) -> None:

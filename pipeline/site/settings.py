@@ -14,6 +14,8 @@ class SiteSettings(StageSettings):
     title: str | None = None  # shown on every page; None: the model's name
     thumbnail_size: int = 64  # channel thumbnails on layer pages and in icon lists, px per side
     top_examples: int = 12  # dataset examples per channel page (at most extract.top_k)
+    negative_examples: int = 4  # most negative examples per channel page (where below zero)
+    circuit_channels: int = 6  # upstream and downstream channels per channel page
     top_classes: int = 10  # classes per channel page, by mean attribution
     similar_channels: int = 8  # most similar channels per channel page; 0 to skip
     class_channels: int = 8  # channels per layer on class pages and per class on image pages

@@ -6,6 +6,8 @@ One module per kind of file, each with its writer and lazy reader:
 * :mod:`pipeline.store.activations` dataset-wide activations, attributions and reductions;
   :mod:`pipeline.store.activations_reader` reads the reduced store
 * :mod:`pipeline.store.blocks`      per-image Building Blocks
+* :mod:`pipeline.store.circuits`    circuits between channels of consecutive layers (per layer, merged)
+* :mod:`pipeline.store.atlas`       activation atlases (a layer's layout, render jobs' icons, merged)
 
 Readers answer in typed records (frozen dataclasses, NumPy arrays, lazy datasets), so
 that no other module names an HDF5 path (tests/test_structure.py checks it). Conventions

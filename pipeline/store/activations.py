@@ -3,7 +3,9 @@
 Layouts are specified in docs/STORE.md ("Activations store"). In short:
 
 * a **shard** (``model-atlas.activations-shard``) holds the per-image arrays of one
-  range of images, written batch by batch by :func:`shard_writer`;
+  range of images, written batch by batch by :func:`shard_writer`, and optionally the
+  activation-atlas samples of its images (``atlas/<layer>/``, read with
+  :meth:`ShardSet.atlas_samples`);
 * the **reduced store** (``model-atlas.activations``, ``results/<run>/activations.h5``)
   stitches the shards' per-image arrays with HDF5 virtual datasets (no copy; source
   paths relative to the store) and adds the reductions: top-k examples with
@@ -42,9 +44,17 @@ from pipeline.store._format import (
 SHARD_KIND, SHARD_VERSIONS = "activations-shard", (1,)
 STORE_KIND, STORE_VERSIONS = "activations", (1,)
 SHARD_VERSION, STORE_VERSION = 1, 1
-FLOAT_QUANTITIES = ("max", "mean", "attr_predicted", "attr_label")
-INT_QUANTITIES = ("argmax_y", "argmax_x")
+FLOAT_QUANTITIES = ("max", "min", "mean", "attr_predicted", "attr_label")
+INT_QUANTITIES = ("argmax_y", "argmax_x", "argmin_y", "argmin_x")
 IMAGE_COLUMNS = ("image_id", "path", "label", "label_class")
+# The activation-atlas samples of a shard, per atlas layer: dtype, and whether [n, C] or [n].
+ATLAS_SAMPLES = {
+    "vectors": np.float32,
+    "row": np.int64,
+    "y": np.int16,
+    "x": np.int16,
+    "attribution": np.float32,
+}
 # Fill values of the virtual datasets: a missing shard reads as NaN / -1, never as data.
 _FILL = {"f": np.nan, "i": -1}
 
@@ -63,7 +73,8 @@ class ShardLayout:
     """What one shard holds: room for the images ``[start, stop)`` of a listing and, per
     image, the ``quantities`` of each of ``layers`` (dicts with ``name``, ``channels``,
     ``height``, ``width``; see ``pipeline.extract.extractor``) and the ``top`` predictions
-    among ``class_names``."""
+    among ``class_names``; and the activation-atlas samples of the ``atlas`` layers (dicts
+    like ``layers``'; see ``pipeline.extract.sampling``), none by default."""
 
     layers: Sequence[Mapping]
     quantities: Sequence[str]
@@ -71,6 +82,7 @@ class ShardLayout:
     start: int
     stop: int
     top: int = 5
+    atlas: Sequence[Mapping] = ()
 
     @property
     def capacity(self) -> int:
@@ -108,6 +120,16 @@ class ShardWriter:
         self.top_logits = pred.create_dataset(
             "top_logits", (0, top), maxshape=(size, top), chunks=(chunk, top), dtype=np.float32
         )
+        self.atlas: dict[tuple[str, str], h5py.Dataset] = {}
+        for layer in layout.atlas:
+            group = fh.create_group(f"atlas/{layer['name']}")
+            for key in ("channels", "height", "width"):
+                group.attrs[key] = int(layer[key])
+            for key, dtype in ATLAS_SAMPLES.items():
+                tail = (int(layer["channels"]),) if key == "vectors" else ()
+                self.atlas[layer["name"], key] = group.create_dataset(
+                    key, shape=(0, *tail), maxshape=(None, *tail), chunks=(1024, *tail), dtype=dtype
+                )
 
     def append(self, records: Sequence, label_classes: Sequence[int], summary) -> None:
         """Add the kept images ``records`` (``image_id``, ``path``, ``label``) and their summary rows."""
@@ -126,12 +148,38 @@ class ShardWriter:
         for ds, values in ((self.top_ids, summary.top_ids), (self.top_logits, summary.top_logits)):
             ds.resize(stop, axis=0)
             ds[start:stop] = np.asarray(values, dtype=ds.dtype)
+        self._append_atlas(summary, n)
         for record, label_class in zip(records, label_classes):
             self.images["image_id"].append(record.image_id)
             self.images["path"].append(str(record.path))
             self.images["label"].append(record.label or "")
             self.images["label_class"].append(int(label_class))
         self.rows = stop
+
+    def _append_atlas(self, summary, n: int) -> None:
+        """The batch's atlas samples, their rows (batch rows) made the shard's kept rows."""
+        for layer in {name for name, _ in self.atlas}:
+            sample = summary.atlas.get(layer) if getattr(summary, "atlas", None) else None
+            if sample is None:
+                raise ValueError(
+                    f"the shard samples {layer} for the atlas, but the batch holds no samples of it"
+                )
+            count = len(sample["row"])
+            rows = np.asarray(sample["row"], np.int64)
+            if count and (rows.min() < 0 or rows.max() >= n):
+                raise ValueError(f"atlas samples of {layer} name batch rows outside 0-{n - 1}")
+            values = {**sample, "row": rows + self.rows}
+            for key in ATLAS_SAMPLES:
+                ds = self.atlas[layer, key]
+                array = np.asarray(values[key], dtype=ds.dtype)
+                if array.shape != (count, *ds.shape[1:]):
+                    raise ValueError(
+                        f"atlas samples of {layer}: {key} is {list(array.shape)}, "
+                        f"expected {[count, *ds.shape[1:]]}"
+                    )
+                old = ds.shape[0]
+                ds.resize(old + count, axis=0)
+                ds[old:] = array
 
     def skip(self, skipped: Sequence) -> None:
         """Record images that could not be used (``image_id``, ``path``, ``reason``)."""
@@ -233,6 +281,10 @@ class ShardSet:
                         "class_names": read_strings(fh["class_names"]),
                         "top": fh["predictions/top_ids"].shape[1],
                         "datasets": _dataset_shapes(fh),
+                        "atlas": {
+                            name: {k: int(v) for k, v in g.attrs.items()}
+                            for name, g in fh.get("atlas", {}).items()
+                        },
                     }
                 )
         infos.sort(key=lambda info: info["start"])
@@ -249,6 +301,8 @@ class ShardSet:
         self.settings, self.config_hash = first["settings"], first["config_hash"]
         self.model_checksum, self.class_names = first["model_checksum"], first["class_names"]
         self.layers, self.quantities, self.top = first["layers"], first["quantities"], first["top"]
+        # name -> channels, height, width of each layer sampled for the activation atlas.
+        self.atlas_layers: dict[str, dict[str, int]] = first["atlas"]
         self.offsets = np.cumsum([0] + [info["rows"] for info in infos])
         self.rows = int(self.offsets[-1])
 
@@ -262,6 +316,25 @@ class ShardSet:
     def predicted_classes(self):
         """Lazy dask ``int32 [N]``: each image's top-1 predicted class."""
         return self._array("predictions/top_ids")[:, 0]
+
+    def atlas_samples(self, layer: str) -> dict[str, np.ndarray]:
+        """Every shard's activation-atlas samples of ``layer``, in shard order, read whole:
+        ``vectors`` float32 ``[n, C]``, ``row`` int64 ``[n]`` (the image's row in the run's
+        stores, as in :meth:`per_image`: global), ``y``, ``x`` int16 and ``attribution``
+        float32 (to the image's predicted class; NaN without attribution)."""
+        if layer not in self.atlas_layers:
+            held = ", ".join(self.atlas_layers) or "none (the extraction sampled no atlas layer)"
+            raise KeyError(f"the shards hold no atlas samples of {layer!r}; atlas layers: {held}")
+        parts: dict[str, list[np.ndarray]] = {key: [] for key in ATLAS_SAMPLES}
+        for info, offset in zip(self.shards, self.offsets):
+            if layer not in info["atlas"]:
+                raise StoreError(f"{info['path']}: holds no atlas samples of {layer!r}")
+            with h5py.File(info["path"], "r") as fh:
+                group = fh["atlas"][layer]
+                for key in ATLAS_SAMPLES:
+                    values = group[key][()]
+                    parts[key].append(values + offset if key == "row" else values)
+        return {key: np.concatenate(values).astype(ATLAS_SAMPLES[key]) for key, values in parts.items()}
 
     def _array(self, key: str):
         """``[N, ...]`` dask array of dataset ``key`` over all shards."""
@@ -304,17 +377,22 @@ class ReducedWriter:
         *,
         rf_rows,
         rf_cols,
-        top: Mapping[str, np.ndarray],
+        examples: Mapping[str, Mapping[str, np.ndarray]],
         stats: Mapping[str, np.ndarray],
         classes: Mapping[str, np.ndarray],
     ) -> None:
+        """``examples``: the ``top`` (and ``bottom``) example tables, by name."""
         group = self.fh[f"layers/{name}"]
         group.create_dataset("rf_rows", data=np.asarray(rf_rows, np.int32))
         group.create_dataset("rf_cols", data=np.asarray(rf_cols, np.int32))
-        for sub, arrays in (("top", top), ("stats", stats), ("classes", classes)):
+        for sub, arrays in (*examples.items(), ("stats", stats), ("classes", classes)):
             g = group.require_group(sub)
             for key, values in arrays.items():
                 g.create_dataset(key, data=values)
+
+    def write_maps(self, name: str, table: str, maps: np.ndarray) -> None:
+        """float16 ``[C, k, m, m]``: each example's activation map over its thumbnail."""
+        self.fh[f"layers/{name}/{table}"].create_dataset("map", data=np.asarray(maps, np.float16))
 
     def create_thumbnails(self, name: str, count: int, size: int) -> h5py.Dataset:
         # One thumbnail per chunk: the site and queries read them one at a time.

@@ -36,13 +36,16 @@ from pipeline.store.activations import STORE_KIND, STORE_VERSIONS, lazy_array
 
 @dataclasses.dataclass(frozen=True)
 class TopExamples:
-    """One layer's top-k images per channel (``C`` channels, ``k`` ranks, strongest first).
+    """One layer's example images per channel (``C`` channels, ``k`` ranks, strongest first):
+    its top examples (by spatial maximum) or its bottom ones (by spatial minimum).
 
     ``row`` int64 ``[C, k]`` image rows (index into ``ActivationsStore.images``);
-    ``value`` float32 ``[C, k]`` the channel's spatial maximum on that image;
-    ``y``, ``x`` int16 ``[C, k]`` where the maximum is in the feature map;
+    ``value`` float32 ``[C, k]`` the channel's spatial maximum (bottom: minimum) on that image;
+    ``y``, ``x`` int16 ``[C, k]`` where that extremum is in the feature map;
     ``box`` int16 ``[C, k, 4]`` its receptive field ``(y0, x0, y1, x1)`` in the input crop;
-    ``thumbnail`` int32 ``[C, k]`` index for :meth:`ActivationsStore.thumbnail`.
+    ``thumbnail`` int32 ``[C, k]`` index for :meth:`ActivationsStore.thumbnail`;
+    ``map`` float16 ``[C, k, m, m]`` the channel's activation over the thumbnail, or None
+    (stores written before maps existed).
     """
 
     row: np.ndarray
@@ -51,22 +54,24 @@ class TopExamples:
     x: np.ndarray
     box: np.ndarray
     thumbnail: np.ndarray
+    map: np.ndarray | None = None
 
 
 @dataclasses.dataclass(frozen=True)
 class TopExample:
-    """One top example of one channel, joined with its image's row of the images table."""
+    """One top (or bottom) example of one channel, joined with its image's row of the images table."""
 
     rank: int  # 0 = strongest
     row: int
     image_id: str
     path: str  # as stored: absolute, on the machine that extracted
     label: str | None
-    value: float  # the channel's spatial maximum on the image
+    value: float  # the channel's spatial maximum (bottom examples: minimum) on the image
     y: int
     x: int
     box: tuple[int, int, int, int]  # (y0, x0, y1, x1), half-open, in the input crop
     thumbnail: int  # index for ActivationsStore.thumbnail(layer, index)
+    map: np.ndarray | None = None  # float16 [m, m]: the activation over the thumbnail
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,13 +135,17 @@ class Predictions:
 @dataclasses.dataclass(frozen=True)
 class ImageActivations:
     """One image's per-channel values at one layer, each ``[C]``: spatial ``max`` and
-    ``mean`` (float32), where the maximum is (``argmax_y``, ``argmax_x``, int16), and the
+    ``mean`` (float32), where the maximum is (``argmax_y``, ``argmax_x``, int16), the
+    spatial ``min`` and where it is (None in stores extracted before minima were), and the
     channel attributions (float32; None when the run extracted none)."""
 
     max: np.ndarray
     mean: np.ndarray
     argmax_y: np.ndarray
     argmax_x: np.ndarray
+    min: np.ndarray | None = None
+    argmin_y: np.ndarray | None = None
+    argmin_x: np.ndarray | None = None
     attr_predicted: np.ndarray | None = None
     attr_label: np.ndarray | None = None
 
@@ -159,6 +168,7 @@ class ActivationsStore(StoreReader):
                 for f, rows in zip(shards["file"], shards["rows"])
                 if rows and not (self.path.parent / f).is_file()
             ]
+            self._shard_files = [self.path.parent / f for f in shards["file"]]
             if missing:
                 raise StoreError(
                     f"{self.path}: its per-image arrays live in shard files that are "
@@ -178,7 +188,12 @@ class ActivationsStore(StoreReader):
         except BaseException:
             self.fh.close()
             raise
-        self._top: dict[str, TopExamples] = {}
+        self._tables: dict[tuple[str, str], TopExamples] = {}
+
+    def shard_files(self) -> list[Path]:
+        """The extraction shards the store stitches, in row order (they hold, besides the
+        per-image arrays, the activation-atlas samples: :class:`~pipeline.store.activations.ShardSet`)."""
+        return list(self._shard_files)
 
     @property
     def num_images(self) -> int:
@@ -219,21 +234,39 @@ class ActivationsStore(StoreReader):
     # -- per layer: the reductions --------------------------------------------------------
     def top(self, layer: str) -> TopExamples:
         """``layer``'s top-k examples of every channel, read whole once and kept."""
-        if layer not in self._top:
-            group = self._layer(layer)["top"]
-            self._top[layer] = TopExamples(
-                **{f.name: group[f.name][()] for f in dataclasses.fields(TopExamples)}
+        return self._table(layer, "top")
+
+    def bottom(self, layer: str) -> TopExamples | None:
+        """``layer``'s bottom-k examples (most negative responses first); None in stores
+        extracted without the spatial minimum."""
+        return self._table(layer, "bottom") if "bottom" in self._layer(layer) else None
+
+    def _table(self, layer: str, table: str) -> TopExamples:
+        if (layer, table) not in self._tables:
+            group = self._layer(layer)[table]
+            self._tables[layer, table] = TopExamples(
+                **{f.name: group[f.name][()] for f in dataclasses.fields(TopExamples) if f.name in group}
             )
-        return self._top[layer]
+        return self._tables[layer, table]
 
     def top_examples(self, layer: str, channel: int, k: int | None = None) -> list[TopExample]:
         """The (at most ``k``, default all stored) images that drive ``channel`` most,
         strongest first (value descending, then row ascending)."""
-        top, images = self.top(layer), self.images
-        ranks = top.row.shape[1] if k is None else min(max(0, int(k)), top.row.shape[1])
+        return self._examples(self.top(layer), channel, k)
+
+    def bottom_examples(self, layer: str, channel: int, k: int | None = None) -> list[TopExample]:
+        """The (at most ``k``) images of ``channel``'s lowest responses, lowest first (value
+        ascending, then row ascending); every stored one, negative or not: callers that
+        want "most negative" keep ``value < 0``. Empty for stores without bottom examples."""
+        bottom = self.bottom(layer)
+        return [] if bottom is None else self._examples(bottom, channel, k)
+
+    def _examples(self, table: TopExamples, channel: int, k: int | None) -> list[TopExample]:
+        images = self.images
+        ranks = table.row.shape[1] if k is None else min(max(0, int(k)), table.row.shape[1])
         out = []
         for rank in range(ranks):
-            row = int(top.row[channel, rank])
+            row = int(table.row[channel, rank])
             if row < 0:  # fewer images than ranks
                 break
             out.append(
@@ -243,11 +276,12 @@ class ActivationsStore(StoreReader):
                     image_id=images["image_id"][row],
                     path=images["path"][row],
                     label=images["label"][row] or None,
-                    value=float(top.value[channel, rank]),
-                    y=int(top.y[channel, rank]),
-                    x=int(top.x[channel, rank]),
-                    box=tuple(int(v) for v in top.box[channel, rank]),
-                    thumbnail=int(top.thumbnail[channel, rank]),
+                    value=float(table.value[channel, rank]),
+                    y=int(table.y[channel, rank]),
+                    x=int(table.x[channel, rank]),
+                    box=tuple(int(v) for v in table.box[channel, rank]),
+                    thumbnail=int(table.thumbnail[channel, rank]),
+                    map=None if table.map is None else table.map[channel, rank],
                 )
             )
         return out

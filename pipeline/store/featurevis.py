@@ -15,6 +15,7 @@ file has ``layers/<layer>/`` groups with one row per rendered channel::
     curve       float32 [K, P]          objective during optimisation, at curve_steps [P]
     diversity_images / diversity_activation      [K, D, H, W, 3] / [K, D]  (optional)
     negative_images / negative_activation        [K, H, W, 3] / [K]        (optional)
+    neuron_images / neuron_activation            [K, H, W, 3] / [K]        (optional)
 
 A **shard** (``model-atlas.featurevis-shard``) holds one layer's channels in
 ``[start, stop)``; the **store** (``model-atlas.featurevis``) is their merge. No torch here.
@@ -66,7 +67,7 @@ IMAGE_RANK_DEFINITION = (
     "`rank`, it does not compare channels of different scales"
 )
 # Per-row arrays: name -> (dtype, shape after K given the image size H, D, P and the
-# layer's channels C).
+# layer's channels C). The extra images (diverse, negative, neuron) take their own size as H.
 _ROW_ARRAYS = {
     "images": (np.uint8, lambda h, d, p, c: (h, h, 3)),
     "value": (np.float32, lambda h, d, p, c: ()),
@@ -83,6 +84,10 @@ _NEGATIVE_ARRAYS = {
     "negative_images": (np.uint8, lambda h, d, p, c: (h, h, 3)),
     "negative_activation": (np.float32, lambda h, d, p, c: ()),
 }
+_NEURON_ARRAYS = {
+    "neuron_images": (np.uint8, lambda h, d, p, c: (h, h, 3)),
+    "neuron_activation": (np.float32, lambda h, d, p, c: ()),
+}
 
 
 def _chunks(shape: tuple[int, ...], name: str) -> tuple[int, ...] | None:
@@ -98,9 +103,12 @@ def _create_arrays(group: h5py.Group, k: int, layout: ShardLayout) -> None:
         arrays.update(_DIVERSITY_ARRAYS)
     if layout.negatives:
         arrays.update(_NEGATIVE_ARRAYS)
-    sizes = (layout.image_size, layout.diversity, len(layout.curve_steps), layout.layer_channels)
+    if layout.neurons:
+        arrays.update(_NEURON_ARRAYS)
+    extra_size = layout.extra_schedule.get("image_size", layout.image_size)
     for name, (dtype, tail) in arrays.items():
-        shape = (k, *tail(*sizes))
+        size = layout.image_size if name in _ROW_ARRAYS else extra_size
+        shape = (k, *tail(size, layout.diversity, len(layout.curve_steps), layout.layer_channels))
         group.create_dataset(name, shape=shape, dtype=dtype, chunks=_chunks(shape, name) if k else None)
 
 
@@ -125,7 +133,7 @@ class ShardWriter:
             raise KeyError(f"channels {list(channels)} are not all in this shard ({self.channels.tolist()})")
         for name, values in arrays.items():
             if name not in self.group:
-                raise KeyError(f"shard has no array {name!r} (diversity/negatives not enabled?)")
+                raise KeyError(f"shard has no array {name!r} (diversity/negatives/neurons not enabled?)")
             ds = self.group[name]
             values = np.asarray(values, dtype=ds.dtype)
             if values.shape[1:] != ds.shape[1:] or len(values) != len(rows):
@@ -140,11 +148,13 @@ class ShardLayout:
     """What one shard holds: ``layer``'s ``channels`` (all in ``[start, stop)``, the layer
     has ``layer_channels``), and the shape of each channel's row: square images of
     ``image_size``, the objective curve sampled at ``curve_steps``, ``diversity`` diverse
-    images (when more than 1) and a negative image (when ``negatives``). ``tensor`` is
+    images (when more than 1), a negative image (when ``negatives``) and a neuron image
+    (when ``neurons``: the channel at the centre position only). ``tensor`` is
     what was optimised and measured (``"output"`` or ``"pre-activation"``), ``cap`` the
     bounded activation the layer ends in (``"ReLU6"``; ``""`` for none). ``preset`` and
     ``schedule`` (steps, image_size, ... as :meth:`Schedule.to_dict` gives them) say how
-    the layer was rendered."""
+    the layer was rendered, ``extra_schedule`` how its extra images were (empty: as the
+    main ones)."""
 
     layer: str
     layer_channels: int
@@ -155,10 +165,12 @@ class ShardLayout:
     curve_steps: Sequence[int]
     diversity: int = 1
     negatives: bool = False
+    neurons: bool = False
     tensor: str = OUTPUT
     cap: str = ""
     preset: str = ""
     schedule: Mapping = dataclasses.field(default_factory=dict)
+    extra_schedule: Mapping = dataclasses.field(default_factory=dict)
 
 
 @contextlib.contextmanager
@@ -199,6 +211,9 @@ def shard_writer(
                 "cap": layout.cap,
                 "preset": layout.preset,
                 "schedule_json": json.dumps(dict(layout.schedule), sort_keys=True),
+                "extra_schedule_json": json.dumps(
+                    dict(layout.extra_schedule or layout.schedule), sort_keys=True
+                ),
             },
         )
         group.create_dataset("channels", data=channels)
@@ -226,6 +241,7 @@ def _layer_group(fh: h5py.File, layer: str, attrs: Mapping) -> h5py.Group:
             "cap": str(attrs["cap"]),
             "preset": str(attrs.get("preset", "")),
             "schedule_json": str(attrs.get("schedule_json", "{}")),
+            "extra_schedule_json": str(attrs.get("extra_schedule_json", attrs.get("schedule_json", "{}"))),
             "rank_definition": RANK_DEFINITION,
             "image_rank_definition": IMAGE_RANK_DEFINITION,
         }
@@ -407,6 +423,15 @@ class FeatureVisStore(StoreReader):
             return str(g.attrs["preset"]), json.loads(str(g.attrs["schedule_json"]))
         return "", {k: self.settings.get(k) for k in ("steps", "image_size", "batch_size", "lr")}
 
+    def extra_schedule(self, layer: str) -> dict:
+        """The schedule of ``layer``'s extra images (diverse, negative, neuron): its own
+        when the run gave them one (``featurevis.extra_steps``, ``extra_image_size``), else
+        the main images' schedule."""
+        g = self._group(layer)
+        if "extra_schedule_json" in g.attrs:
+            return json.loads(str(g.attrs["extra_schedule_json"]))
+        return self.schedule(layer)[1]
+
     def describe(self, layer: str, channel: int) -> dict | None:
         """What made one channel's image and how it scores, JSON-ready; None when the
         layer or the channel was not rendered: ``preset``, ``steps``, ``image_size``,
@@ -458,6 +483,11 @@ class FeatureVisStore(StoreReader):
     def negative_images(self, layer: str) -> h5py.Dataset | None:
         """``uint8 [K, H, W, 3]`` images minimising each channel, when rendered, else None."""
         return self._group(layer).get("negative_images")
+
+    def neuron_images(self, layer: str) -> h5py.Dataset | None:
+        """``uint8 [K, H, W, 3]`` images of each channel's neuron objective (the channel at
+        the centre position only), when rendered, else None."""
+        return self._group(layer).get("neuron_images")
 
     def table(self, layer: str) -> dict[str, np.ndarray]:
         """Per-channel columns: channel, value, activation, rank."""

@@ -11,6 +11,8 @@ torch only. Each loader returns a fresh, deterministic network.
     pool_net             conv -> ReLU -> max pool -> conv (receptive fields)
     field_net            a dead ReLU, a tied max pool, 3x1 and 1x3 kernels (receptive fields)
     capped_net           layers ending in ReLU6, Sigmoid, a functional relu6 and a ReLU (caps)
+    circuit_net          two layers joined by a bias-free 1x1 convolution (circuits by hand)
+    atlas_net            activation vectors in two planted clusters, a linear head (atlases by hand)
 """
 
 import torch
@@ -362,4 +364,85 @@ def capped_net(weights="random"):
         "std": (1.0, 1.0, 1.0),
         "class_names": ["a", "b"],
         "layers": ["block", "gate", "squash", "head"],
+    }
+
+
+# ``circuit_net``: two layers joined by a bias-free 1x1 convolution, for circuits worked out
+# by hand (input 4x4, identity normalization):
+#
+#     p  = relu(x)                (1x1 identity convolution, then ReLU)   layer "p", [3, 4, 4]
+#     l  = CIRCUIT_W @ p          (1x1 convolution, no bias)              layer "l", [2, 4, 4]
+#     logits = fc(mean_hw(l))
+#
+# so d l[c, y, x] / d p[c', y', x'] = CIRCUIT_W[c, c'] at (y', x') = (y, x) and 0 elsewhere,
+# and the attribution of l[c, y, x] to channel c' of p is CIRCUIT_W[c, c'] * p[c', y, x].
+CIRCUIT_W = torch.tensor([[1.0, -2.0, 0.5], [0.0, 1.0, 3.0]])
+
+
+class CircuitNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.p = nn.Sequential(nn.Conv2d(3, 3, 1, bias=False), nn.ReLU())
+        self.l = nn.Conv2d(3, 2, 1, bias=False)
+        self.fc = nn.Linear(2, 2)
+        with torch.no_grad():
+            self.p[0].weight.copy_(torch.eye(3).view(3, 3, 1, 1))
+            self.l.weight.copy_(CIRCUIT_W.view(2, 3, 1, 1))
+            self.fc.weight.copy_(torch.eye(2))
+            self.fc.bias.zero_()
+
+    def forward(self, x):
+        return self.fc(self.l(self.p(x)).mean(dim=(2, 3)))
+
+
+def circuit_net(weights="random"):
+    return {
+        "model": CircuitNet(),
+        "input_size": 4,
+        "mean": (0.0, 0.0, 0.0),
+        "std": (1.0, 1.0, 1.0),
+        "class_names": ["a", "b"],
+        "layers": ["p", "l"],
+    }
+
+
+# ``atlas_net``: a layer whose activation vectors come in two planted clusters, and a linear
+# head on its spatial mean, for activation atlases worked out by hand (input 8x8, identity
+# normalization):
+#
+#     features = relu(conv1x1(x)) = [R, R/2 + G/10, B, B/2 + G/10]      layer "features", [4, 8, 8]
+#     logits   = ATLAS_W @ mean_hw(features) + ATLAS_B
+#
+# Reddish pixels (R high, B low) make vectors near (1, 1/2, 0, 0), bluish ones near
+# (0, 0, 1, 1/2): two clusters. A mean vector m tiled over the map is attributed to the
+# classes by exactly ATLAS_W @ m (gradient x activation of a linear map): cluster A's
+# vectors favour "red" (class 0), cluster B's "blue" (class 1); "grey" gets 0.
+ATLAS_W = torch.tensor([[1.0, 1.0, -1.0, -1.0], [-1.0, -1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0]])
+ATLAS_B = torch.tensor([0.0, 0.0, 0.5])
+ATLAS_CLASSES = ["red", "blue", "grey"]
+
+
+class AtlasNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 4, 1, bias=False), nn.ReLU())
+        self.fc = nn.Linear(4, 3)
+        with torch.no_grad():
+            weight = torch.tensor([[1.0, 0, 0], [0.5, 0.1, 0], [0, 0, 1.0], [0, 0.1, 0.5]])
+            self.features[0].weight.copy_(weight.view(4, 3, 1, 1))
+            self.fc.weight.copy_(ATLAS_W)
+            self.fc.bias.copy_(ATLAS_B)
+
+    def forward(self, x):
+        return self.fc(self.features(x).mean(dim=(2, 3)))
+
+
+def atlas_net(weights="random"):
+    return {
+        "model": AtlasNet(),
+        "input_size": 8,
+        "mean": (0.0, 0.0, 0.0),
+        "std": (1.0, 1.0, 1.0),
+        "class_names": ATLAS_CLASSES,
+        "layers": ["features"],
     }

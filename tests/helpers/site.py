@@ -27,6 +27,9 @@ def pattern(seed: int, size: int = 16) -> np.ndarray:
     return (((phase[..., None] + 1) / 2) * colour + (1 - (phase[..., None] + 1) / 2) * 40).astype(np.uint8)
 
 
+HOT_CORNER = np.pad(np.full((2, 2), 2.5, np.float32), ((0, 2), (0, 2)))  # a 4 x 4 example map
+
+
 def synthetic_atlas(channels=(4, 3)) -> ad.AtlasData:
     """Two layers ("conv" 4x4 and "mix.a" 2x2), 3 classes (one an XSS payload), two featured
     images (one with an XSS file name and id). Numbers are simple so pages can be checked."""
@@ -44,15 +47,40 @@ def synthetic_atlas(channels=(4, 3)) -> ad.AtlasData:
                     featurevis=pattern(10 * li + i),
                     diversity=[pattern(100 + i)] if (li, i) == (0, 1) else [],
                     negative=pattern(200 + i) if (li, i) == (0, 1) else None,
+                    neuron=pattern(250 + i) if (li, i) == (0, 1) else None,
                     mean_activation=float((3 * i) % 4) if name == "conv" else None,  # conv: 0, 3, 2, 1
                     attribution=float(i % 2) - 0.5,
                     histogram=ad.Histogram([1, 3, 0, 2], [0.0, 0.5, 1.0, 1.5, 2.0]),
                     examples=[
-                        ad.Example("img0", "photos/img0.jpg", 2.5, 1, 2, (0, 4, 8, 12), pattern(300)),
+                        # The first example's map: 2.5 (its maximum) in the top-left quarter.
+                        ad.Example(
+                            "img0", "photos/img0.jpg", 2.5, 1, 2, (0, 4, 8, 12), pattern(300), map=HOT_CORNER
+                        ),
                         ad.Example(XSS_ID, XSS_FILE, 1.25, 0, 0, (0, 0, 4, 4), pattern(301)),
                     ],
+                    negative_examples=[
+                        ad.Example(
+                            "img0",
+                            "photos/img0.jpg",
+                            -0.5,
+                            2,
+                            2,
+                            (4, 4, 12, 12),
+                            pattern(302),
+                            map=-HOT_CORNER / 5,
+                        )
+                    ]
+                    if (li, i) == (0, 1)
+                    else [],
                     classes=[ad.ClassScore(1, XSS_CLASS, 0.75, 3), ad.ClassScore(0, "cat", -0.25, 2)],
                     similar=[ad.Similar((i + 1) % c, 0.9), ad.Similar((i + 2) % c, -0.5)],
+                    # conv feeds mix.a: conv:i excites mix.a:i % 3 and inhibits mix.a:(i + 1) % 3.
+                    circuits=ad.Circuits(
+                        downstream=[ad.Connection("mix.a", i % 3, 0.5)],
+                        downstream_negative=[ad.Connection("mix.a", (i + 1) % 3, -0.25)],
+                    )
+                    if name == "conv"
+                    else ad.Circuits(upstream=[ad.Connection("conv", i, 0.5)], examples=2),
                 )
             )
         layers.append(
@@ -64,6 +92,8 @@ def synthetic_atlas(channels=(4, 3)) -> ad.AtlasData:
                 width=hw,
                 units=units,
                 similarity_method="a test's made-up scores",
+                previous_layer="conv" if name == "mix.a" else None,
+                next_layer="mix.a" if name == "conv" else None,
             )
         )
     # Both layers on 2 x 2 cells (conv: 4 x 4 positions pooled); two attributed classes.
@@ -156,7 +186,44 @@ def synthetic_atlas(channels=(4, 3)) -> ad.AtlasData:
             ad.ClassPage(1, XSS_CLASS, 3, {"mix.a": [ad.Similar(0, 0.25)]}),
         ],
         images=images,
+        atlases=[synthetic_activation_atlas()],
     )
+
+
+# The activation atlas of "conv": level 2 has cells (0, 0) and (1, 1); level 4 four cells.
+# Attribution to class c of level L's cell m is ATLAS_ATTRIBUTION[L][m][c].
+ATLAS_ATTRIBUTION = {
+    0: [[2.0, -1.0, 0.0], [-0.5, 1.0, 0.0]],
+    1: [[1.0, 0.0, 0.0], [0.5, 0.0, 0.0], [-1.0, 2.0, 0.0], [0.0, 4.0, 0.0]],
+}
+
+
+def synthetic_activation_atlas() -> ad.ActivationAtlas:
+    def cell(i, j, n, level, m):
+        scores = ATLAS_ATTRIBUTION[level][m]
+        top = sorted(range(2), key=lambda c: -scores[c])
+        return ad.AtlasCell(
+            i,
+            j,
+            n,
+            icon=pattern(400 + 10 * level + m),
+            classes=[ad.ClassScore(c, ["cat", XSS_CLASS, "dog"][c], scores[c]) for c in top],
+            examples=[ad.Example("img0", "img0", None, 1, 1, crop=pattern(500 + m))],
+            channels=[ad.Similar(m % 4, 1.5), ad.Similar((m + 1) % 4, 0.5)],
+        )
+
+    levels = []
+    for level, (side, cells) in enumerate(
+        [(2, [(0, 0, 5), (1, 1, 3)]), (4, [(0, 0, 3), (0, 1, 2), (3, 3, 2), (2, 3, 1)])]
+    ):
+        levels.append(
+            ad.AtlasLevel(
+                side,
+                [cell(i, j, n, level, m) for m, (i, j, n) in enumerate(cells)],
+                np.asarray(ATLAS_ATTRIBUTION[level], np.float32),
+            )
+        )
+    return ad.ActivationAtlas("conv", levels, samples=8, filter_classes=[0, 1], umap={"metric": "cosine"})
 
 
 def site_files(root: Path) -> dict[str, bytes]:

@@ -52,6 +52,9 @@ def fake_data(seed=0):
             "mean": (maxima / 2).astype(np.float32),
             "argmax_y": rng.integers(0, h, (n, c)).astype(np.int16),
             "argmax_x": rng.integers(0, w, (n, c)).astype(np.int16),
+            "min": rng.choice([-1.0, -0.5, 0.0, 0.5], size=(n, c)).astype(np.float32),
+            "argmin_y": rng.integers(0, h, (n, c)).astype(np.int16),
+            "argmin_x": rng.integers(0, w, (n, c)).astype(np.int16),
             "attr_predicted": rng.normal(size=(n, c)).astype(np.float32),
         }
     data["early"]["max"][3, 1] = np.nan
@@ -121,6 +124,18 @@ def load_image(row):
     return image
 
 
+def fake_layer_maps(images):
+    """Every layer's activations on ``images [B, 3, S, S]``: channel ``c`` of the image of
+    row ``r`` (see :func:`load_image`) is ``r + c / 10`` everywhere."""
+    rows = (images[:, 0, 0, 0] * 100).round()
+    return {
+        layer["name"]: (rows[:, None] + torch.arange(layer["channels"]) / 10)[:, :, None, None].expand(
+            -1, -1, layer["height"], layer["width"]
+        )
+        for layer in LAYERS
+    }
+
+
 def build_store(folder, k=4, seed=0, photos="/photos"):
     """Shards and a reduced store in ``folder`` from fake data; returns (store path, data, top_ids)."""
     data, top_ids, top_logits = fake_data(seed)
@@ -138,7 +153,8 @@ def build_store(folder, k=4, seed=0, photos="/photos"):
             writer,
             fake_fields(),
             load_image,
-            ExtractSettings(top_k=k, histogram_bins=4, thumbnail_size=4),
+            ExtractSettings(top_k=k, histogram_bins=4, thumbnail_size=4, map_size=4),
+            layer_maps=fake_layer_maps,
             progress=False,
         )
     return out, data, top_ids

@@ -125,3 +125,16 @@ def run_workflow(
 def run_on_two_cores(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """``run_workflow`` with two cores and the greedy scheduler (no ILP solver needed)."""
     return run_workflow(workdir, "--cores", "2", "--scheduler", "greedy", *args, check=check)
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    """``model-atlas ARGS`` (the CLI of this repository) in a subprocess."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

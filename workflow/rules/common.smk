@@ -4,7 +4,9 @@ import json
 import os
 from pathlib import Path
 
+from pipeline.atlas import AtlasSettings
 from pipeline.blocks import BlocksSettings
+from pipeline.circuits import CircuitsSettings
 from pipeline.extract import ExtractSettings
 from pipeline.featurevis import FeaturevisSettings, plan_shards
 from pipeline.images import DatasetSettings, read_listing
@@ -34,6 +36,10 @@ SETTINGS_DATASET = DatasetSettings.from_config(config["dataset"])
 SETTINGS_FEATUREVIS = FeaturevisSettings.from_config(config["featurevis"])
 SETTINGS_EXTRACT = ExtractSettings.from_config(config["extract"])
 SETTINGS_BLOCKS = BlocksSettings.from_config(config["blocks"])
+SETTINGS_CIRCUITS = CircuitsSettings.from_config(config["circuits"])
+SETTINGS_ATLAS = AtlasSettings.from_config(config["atlas"])
+# The atlas samples inside the extraction pass: no atlas without extraction.
+ATLAS_ENABLED = bool(config["atlas"]["enabled"] and config["extract"]["enabled"])
 
 
 wildcard_constraints:
@@ -80,6 +86,16 @@ def select_layers(selection):
     return [l for l in layers if l["name"] in chosen]
 
 
+def select_atlas_layers(selection):
+    """The activation atlas's layers: "model" is the model's own atlas layer (layers.json's
+    `atlas_layers`; from a layers.json written before it, the third Building Blocks layer),
+    else names/aliases as in `select_layers`."""
+    if selection == "model":
+        info = discovered_layers()
+        selection = info.get("atlas_layers") or info["blocks_layers"][2:3] or info["blocks_layers"][-1:]
+    return select_layers(selection)
+
+
 # The software of every job, for --use-conda (relative to workflow/rules/, where all rules live).
 CONDA_ENV = "../envs/model-atlas.yaml"
 
@@ -100,6 +116,17 @@ def checked_layers_json(selection):
     return layers_json
 
 
+def atlas_sampling(wildcards):
+    """The `atlas` params of an extraction shard: the atlas layers (names) and the sampling
+    keys, or None when the atlas is disabled (after the `layers` checkpoint)."""
+    if not ATLAS_ENABLED:
+        return None
+    return {
+        "layers": [layer["name"] for layer in select_atlas_layers(SETTINGS_ATLAS.layers)],
+        **SETTINGS_ATLAS.subset(AtlasSettings.SAMPLING_KEYS),
+    }
+
+
 def extract_shard_files(wildcards):
     """One shard per `images_per_shard` images of the listing (waits for the checkpoint)."""
     count = len(read_listing(checkpoints.list_images.get().output[0]))
@@ -118,10 +145,63 @@ def featurevis_shard_files(wildcards):
                                            layer["name"])]
 
 
+def featurevis_render_settings(wildcards):
+    """A featurevis shard's settings (its params), with `extra_layers` resolved to names
+    ("blocks": the Building Blocks stage's layers), after the `layers` checkpoint."""
+    fv = SETTINGS_FEATUREVIS
+    settings = fv.subset(("channels", *FeaturevisSettings.RENDER_KEYS))
+    if fv.extra_layers != "all":
+        chosen = SETTINGS_BLOCKS.layers if fv.extra_layers == "blocks" else fv.extra_layers
+        settings["extra_layers"] = [layer["name"] for layer in select_layers(chosen)]
+    return settings
+
+
+def atlas_layout_files(wildcards):
+    """One layout file per atlas layer (waits for the `layers` checkpoint)."""
+    return [run_path("atlas", layer["name"], "layout.h5") for layer in select_atlas_layers(SETTINGS_ATLAS.layers)]
+
+
+def atlas_icon_files(wildcards):
+    """The icon files of every atlas layer: each level's cells in ranges of
+    `atlas.cells_per_job` (waits for each layer's `atlas_layout` checkpoint)."""
+    from pipeline.store.atlas import AtlasStore
+
+    step = SETTINGS_ATLAS.cells_per_job
+    files = []
+    for layer in select_atlas_layers(SETTINGS_ATLAS.layers):
+        layout = checkpoints.atlas_layout.get(layer=layer["name"]).output[0]
+        with AtlasStore(layout) as store:
+            counts = store.cell_counts(layer["name"])
+        files += [run_path("atlas", layer["name"], "icons", str(level), f"{start}-{min(start + step, count)}.h5")
+                  for level, count in counts.items() for start in range(0, count, step)]
+    return files
+
+
 def blocks_image_files(wildcards):
     """One file per featured image (waits for the checkpoint)."""
     count = len(read_listing(checkpoints.blocks_images.get().output[0]))
     return [run_path("blocks", "images", f"{i}.h5") for i in range(count)]
+
+
+def circuits_chunks():
+    """The extracted layers but the first (each has circuits from the layer before it), in
+    runs of `circuits.layers_per_job` (waits for the `layers` checkpoint)."""
+    names = [layer["name"] for layer in select_layers(SETTINGS_EXTRACT.layers)[1:]]
+    step = SETTINGS_CIRCUITS.layers_per_job
+    return [names[i:i + step] for i in range(0, len(names), step)]
+
+
+def circuits_layer_files(wildcards):
+    """One file per chunk of layers, named by its first layer."""
+    return [run_path("circuits", "parts", f"{chunk[0]}.h5") for chunk in circuits_chunks()]
+
+
+def circuits_chunk(wildcards):
+    """The layers of the circuits job named by its first layer."""
+    for chunk in circuits_chunks():
+        if chunk[0] == wildcards.layer:
+            return chunk
+    raise ValueError(f"no circuits job starts at layer {wildcards.layer!r}")
 
 
 # Resume safety (docs/CLUSTER.md), in the main process only (not in every cluster job):

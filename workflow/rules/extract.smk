@@ -31,6 +31,8 @@ rule extract_shard:
     params:
         model=SETTINGS_MODEL.to_dict(),
         settings=SETTINGS_EXTRACT.subset(("layers", "attribution", "integration_steps", "amp")),
+        # The activation atlas's samples (layers and sampling keys; None when disabled).
+        atlas=atlas_sampling,
     threads: config["threads"]
     resources:
         gpu=GPU_JOB,
@@ -53,10 +55,13 @@ rule reduce_activations:
     benchmark:
         run_path("benchmarks", "reduce_activations.tsv")
     params:
-        # Receptive fields are computed on the CPU: one small forward pass.
-        model=SETTINGS_MODEL.on("cpu").to_dict(),
-        settings=SETTINGS_EXTRACT.subset(("top_k", "histogram_bins", "thumbnail_size")),
+        # On the run's device: the examples' activation maps run every example image
+        # through the model once.
+        model=SETTINGS_MODEL.to_dict(),
+        settings=SETTINGS_EXTRACT.subset(("top_k", "histogram_bins", "thumbnail_size", "map_size")),
     threads: config["threads"]
+    resources:
+        gpu=GPU_JOB,
     conda:
         CONDA_ENV
     script:

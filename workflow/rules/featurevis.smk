@@ -20,7 +20,7 @@ rule featurevis_shard:
         model=SETTINGS_MODEL.to_dict(),
         # The channel selection, and what decides each channel's images; not the layers
         # or channels_per_job (the shard's layer and range are in its name).
-        settings=SETTINGS_FEATUREVIS.subset(("channels", *FeaturevisSettings.RENDER_KEYS)),
+        settings=featurevis_render_settings,
     threads: config["threads"]
     resources:
         gpu=GPU_JOB,

@@ -11,6 +11,8 @@ rule export_site:
         FEATUREVIS_TARGETS,
         EXTRACT_TARGETS,
         BLOCKS_TARGETS,
+        CIRCUITS_TARGETS,
+        ATLAS_TARGETS,
     output:
         directory(run_path("site")),
     log:

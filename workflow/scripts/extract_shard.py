@@ -1,6 +1,7 @@
 """Snakemake adapter: extract one shard of images into extract/shards/<start>-<stop>.h5."""
 
 from pipeline.extract import ExtractSettings, run_extract_shard
+from pipeline.extract.sampling import AtlasSampling
 from pipeline.model import ModelSpec
 from pipeline.runtime import job_logging
 
@@ -15,4 +16,5 @@ with job_logging(snakemake.log[0], threads=snakemake.threads, gpu=bool(snakemake
         int(snakemake.wildcards.start),
         int(snakemake.wildcards.stop),
         snakemake.output[0],
+        AtlasSampling.from_config(snakemake.params.atlas) if snakemake.params.atlas else None,
     )

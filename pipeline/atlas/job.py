@@ -1,0 +1,180 @@
+"""The workflow's atlas layout job: one layer's layout file from the extraction's samples.
+
+The render jobs (icons of each cell's mean vector) and the merge into ``atlas.h5``
+(:func:`pipeline.store.atlas.merge_atlas`) come after it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from pipeline.atlas.settings import AtlasSettings
+from pipeline.extract.settings import ExtractSettings
+from pipeline.model.spec import ModelSpec
+from pipeline.store.activations import ShardSet
+from pipeline.store.activations_reader import ActivationsStore
+from pipeline.store.atlas import AtlasLayer, AtlasSamples, write_layout
+
+log = logging.getLogger(__name__)
+
+ATTRIBUTION = "mean vector tiled over the layer; gradient x activation summed over the map (J.A)"
+
+
+def open_samples(activations: str | os.PathLike | Sequence[str | os.PathLike]) -> tuple[ShardSet, int]:
+    """The extraction shards, and the thumbnail size of the run: from the activations store
+    ``activations`` (a path: its shards and its ``thumbnail_size``), or from the shard
+    files themselves (a sequence of paths; the extraction's default thumbnail size)."""
+    if isinstance(activations, (str, os.PathLike)):
+        with ActivationsStore(activations) as store:
+            files = store.shard_files()
+            size = int(store.settings.get("thumbnail_size", ExtractSettings().thumbnail_size))
+        return ShardSet(files), size
+    return ShardSet(list(activations)), ExtractSettings().thumbnail_size
+
+
+def recorded_settings(
+    settings: AtlasSettings, model, layer: str, shards: ShardSet, thumbnail_size: int
+) -> dict:
+    """What determines a layout file (hashed into ``config_hash``); all but ``layer`` is
+    alike for every layer of a run, as the merge requires."""
+    return {
+        "layer": layer,
+        "model": model.name,
+        "weights": str(model.weights),
+        "extraction": shards.config_hash,
+        "sampling": shards.settings.get("atlas"),
+        "layout": settings.subset(AtlasSettings.LAYOUT_KEYS),
+        "thumbnail_size": int(thumbnail_size),
+        "attribution": ATTRIBUTION,
+    }
+
+
+def run_atlas_layout(
+    settings: AtlasSettings,
+    model: ModelSpec,
+    activations: str | os.PathLike | Sequence[str | os.PathLike],
+    layer: str,
+    output: str | os.PathLike,
+) -> dict:
+    """Lay out the atlas of ``layer`` (a name or alias) into the layout file ``output``
+    (:func:`pipeline.store.atlas.write_layout`; kind ``atlas-layer``).
+
+    ``activations``: the run's activations store (``results/<run>/activations.h5``: its
+    shards hold the samples, its settings the thumbnail size), or the list of extraction
+    shard files. The extraction must have sampled ``layer`` (``atlas.layers``). Runs
+    UMAP on the samples, bins them at every level of ``settings.levels``, attributes each
+    cell's mean vector to every class through the model, and cuts each example's
+    thumbnail from its image (the dataset must still be readable). Returns counts for
+    the log.
+    """
+    from pipeline.atlas.attribution import mean_vector_attribution
+    from pipeline.atlas.layout import embed, example_thumbnails, layout_levels, umap_parameters
+    from pipeline.model.receptive_field import receptive_fields
+
+    loaded = model.load()
+    name = loaded.layer(layer).name
+    shards, thumbnail_size = open_samples(activations)
+    if shards.model_checksum != loaded.checksum:
+        raise ValueError(
+            f"the shards were extracted with weights {shards.model_checksum}, "
+            f"but the model loaded for the atlas has {loaded.checksum}"
+        )
+    if name not in shards.atlas_layers:
+        sampled = ", ".join(shards.atlas_layers) or "none"
+        raise ValueError(
+            f"the extraction sampled no atlas vectors of {name} (layers sampled: {sampled}); "
+            "add it to atlas.layers and re-run the extraction"
+        )
+    shape = shards.atlas_layers[name]
+    samples = shards.atlas_samples(name)
+    vectors, rows = samples["vectors"], samples["row"]
+    predicted = np.asarray(shards.predicted_classes().compute())[rows] if len(rows) else np.zeros(0, np.int32)
+    images = shards.table("images")
+    umap = umap_parameters(len(vectors), settings.n_neighbors, settings.min_dist, settings.seed)
+    log.info("atlas %s: UMAP of %d vectors of %d channels (%s)", name, len(vectors), vectors.shape[1], umap)
+    began = time.perf_counter()
+    xy = embed(vectors, n_neighbors=settings.n_neighbors, min_dist=settings.min_dist, seed=settings.seed)
+    log.info("atlas %s: layout in %.1f s", name, time.perf_counter() - began)
+
+    def class_scores(means: np.ndarray) -> np.ndarray:
+        return mean_vector_attribution(loaded, name, means)
+
+    levels = layout_levels(
+        xy,
+        vectors,
+        settings.levels,
+        class_scores,
+        min_count=settings.min_count,
+        top_k=settings.top_classes,
+        examples=settings.examples,
+    )
+    for cells in levels:
+        log.info(
+            "atlas %s: level %d: %d cells of >= %d vectors", name, cells.side, len(cells), cells.min_count
+        )
+    boxes = receptive_fields(loaded, [name])[name].boxes().numpy()
+    thumbnail, crops = example_thumbnails(rows, samples["y"], samples["x"], boxes, levels)
+    thumbnails = cut_thumbnails(images, loaded.input_size, crops, thumbnail_size)
+    atlas_layer = AtlasLayer(
+        name=name,
+        channels=int(shape["channels"]),
+        height=int(shape["height"]),
+        width=int(shape["width"]),
+        input_size=int(loaded.input_size),
+        positions_per_image=int((shards.settings.get("atlas") or {}).get("per_image", 0)),
+        umap=umap,
+        samples=AtlasSamples(
+            row=rows,
+            y=samples["y"],
+            x=samples["x"],
+            attribution=samples["attribution"],
+            predicted=predicted.astype(np.int32),
+            xy=xy,
+            thumbnail=thumbnail,
+        ),
+        thumbnails=thumbnails,
+        levels=levels,
+        image_ids={int(r): images["image_id"][int(r)] for r in np.unique(rows)},
+    )
+    recorded = recorded_settings(settings, loaded, name, shards, thumbnail_size)
+    write_layout(output, atlas_layer, loaded.class_names, recorded, loaded.checksum)
+    return {
+        "samples": len(vectors),
+        "cells": {cells.side: len(cells) for cells in levels},
+        "thumbnails": len(crops),
+    }
+
+
+def cut_thumbnails(
+    images: dict, input_size: int, crops: Sequence[tuple[int, tuple]], size: int
+) -> np.ndarray:
+    """uint8 ``[Q, size, size, 3]``: each crop ``(row, box)`` of the image of that row of the
+    run's images table ``images``, as the activations store's thumbnails are cut (each image
+    decoded once)."""
+    from pipeline.extract.reduce import crop_thumbnail
+    from pipeline.images.dataset import ImageDataset, ImageRecord
+
+    records = [
+        ImageRecord(image_id, path, label or None)
+        for image_id, path, label in zip(images["image_id"], images["path"], images["label"])
+    ]
+    dataset = ImageDataset(records, input_size)
+    out = np.zeros((len(crops), size, size, 3), np.uint8)
+    by_row: dict[int, list[int]] = {}
+    for q, (row, _) in enumerate(crops):
+        by_row.setdefault(int(row), []).append(q)
+    for row, indices in sorted(by_row.items()):
+        item = dataset[row]
+        if not item["ok"]:
+            raise ValueError(
+                f"image {records[row].image_id!r} ({records[row].path}) no longer decodes: "
+                f"{item['reason']}; re-run the extraction"
+            )
+        for q in indices:
+            out[q] = crop_thumbnail(item["image"], crops[q][1], size)
+    return out

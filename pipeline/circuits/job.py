@@ -1,0 +1,123 @@
+"""The workflow's circuits jobs: a few layers' circuits into one file, then the merge.
+
+The layers and their order are the extraction's (the layers of the activations store,
+in execution order); each layer's "previous" is the extracted layer before it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+
+from pipeline.circuits.settings import CircuitsSettings
+from pipeline.model.spec import ModelSpec
+from pipeline.store.activations_reader import ActivationsStore
+from pipeline.store.circuits import METHOD, CircuitsHeader, LayerCircuits, merge_files, write_layer_file
+
+log = logging.getLogger(__name__)
+
+
+def recorded_settings(settings: CircuitsSettings, model: Mapping, layers: Sequence[str]) -> dict:
+    """What determines a circuits file (hashed into ``config_hash``, alike for every layer):
+    the model and weights, the extracted layers, the examples and the method."""
+    return {
+        "model": model.get("name"),
+        "weights": model.get("weights"),
+        "layers": list(layers),
+        "examples": int(settings.examples),
+        "method": METHOD,
+    }
+
+
+def run_header(settings: CircuitsSettings, store: ActivationsStore) -> CircuitsHeader:
+    """The header of every circuits file of the run whose activations ``store`` is given."""
+    names = list(store.layers)
+    return CircuitsHeader(
+        layers=[{"name": name, "channels": store.layers[name]["channels"]} for name in names],
+        model=dict(store.model),
+        settings=recorded_settings(settings, store.model, names),
+        model_checksum=str(store.model.get("checksum", "")),
+    )
+
+
+def run_circuits_layers(
+    settings: CircuitsSettings,
+    model: ModelSpec,
+    activations: str | os.PathLike,
+    layers: Sequence[str],
+    output: str | os.PathLike,
+) -> dict:
+    """Compute the circuits of each of ``layers`` from the extracted layer before it, over
+    the top examples in the activations store ``activations``, into one file ``output``
+    (:func:`pipeline.store.circuits.write_layer_file`). The model is loaded once for them
+    all (a job's start-up costs more than a layer's circuits on a small dataset). Returns
+    counts for the log."""
+    from pipeline.circuits.compute import layer_circuits, select_targets
+    from pipeline.images.dataset import ImageDataset, ImageRecord
+
+    loaded = model.load()
+    with ActivationsStore(activations) as store:
+        header = run_header(settings, store)
+        if header.model_checksum != loaded.checksum:
+            raise ValueError(
+                f"{activations} was extracted with weights {header.model_checksum}, "
+                f"but the model loaded for the circuits has {loaded.checksum}"
+            )
+        names = [loaded.layer(layer).name for layer in layers]
+        targets = {}
+        for layer in names:
+            top = store.top(layer)
+            targets[layer] = select_targets(top.row, top.value, top.y, top.x, settings.examples)
+        images = store.images
+        records = [
+            ImageRecord(image_id, path, label or None)
+            for image_id, path, label in zip(images["image_id"], images["path"], images["label"])
+        ]
+    ranks = min((t.ranks for t in targets.values()), default=settings.examples)
+    if ranks < settings.examples:
+        log.warning(
+            "circuits.examples is %d, but the store keeps %d top examples per channel (extract.top_k)",
+            settings.examples,
+            ranks,
+        )
+    dataset = ImageDataset(records, loaded.input_size)
+
+    def load_image(row: int):
+        item = dataset[row]
+        if not item["ok"]:
+            raise ValueError(
+                f"image {records[row].image_id!r} ({records[row].path}) no longer decodes: "
+                f"{item['reason']}; re-run the extraction"
+            )
+        return item["image"]
+
+    found = {}
+    for layer, chosen in targets.items():
+        previous = header.previous(layer)
+        log.info(
+            "circuits %s <- %s: %d examples of %d channels on %d images",
+            layer,
+            previous,
+            chosen.count,
+            len(chosen.examples),
+            len(chosen.units),
+        )
+        result = layer_circuits(loaded, previous, layer, chosen, load_image, progress=True)
+        found[layer] = LayerCircuits(result["from_previous"], result["examples"], chosen.ranks)
+    write_layer_file(output, header, found)
+    return {"examples": sum(t.count for t in targets.values()), "layers": len(found)}
+
+
+def merge_circuits(
+    settings: CircuitsSettings,
+    activations: str | os.PathLike,
+    layers: Sequence[str | os.PathLike],
+    output: str | os.PathLike,
+) -> None:
+    """Merge the layer files ``layers`` into the run's store ``output``; the activations
+    store gives the chain of layers and the provenance every file must share."""
+    with ActivationsStore(activations) as store:
+        header = run_header(settings, store)
+    merge_files(list(layers), output, header)
+    log.info("merged the circuits of %d layers (%s) into %s", len(layers), " -> ".join(header.names), output)

@@ -1,0 +1,52 @@
+# Circuits between channels of consecutive extracted layers (docs/STORE.md, "Circuits store"):
+#   one circuits_layer job per `circuits.layers_per_job` consecutive extracted layers that
+#   have a previous one (their top examples from activations.h5), named by the first
+#   -> circuits_merge: results/<run>/circuits.h5.
+
+
+rule circuits_layer:
+    input:
+        activations=run_path("activations.h5"),
+        layers=checked_layers_json(SETTINGS_EXTRACT.layers),
+    output:
+        run_path("circuits", "parts", "{layer}.h5"),
+    log:
+        log_path("circuits_layer", "{layer}"),
+    benchmark:
+        run_path("benchmarks", "circuits_layer", "{layer}.tsv")
+    params:
+        model=SETTINGS_MODEL.to_dict(),
+        settings=SETTINGS_CIRCUITS.subset(("examples",)),
+        layers=circuits_chunk,
+    threads: config["threads"]
+    resources:
+        gpu=GPU_JOB,
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/circuits_layer.py"
+
+
+rule circuits_merge:
+    input:
+        # The activations store names the chain of layers (and the first, which has no file).
+        activations=run_path("activations.h5"),
+        layers=circuits_layer_files,
+    output:
+        run_path("circuits.h5"),
+    log:
+        log_path("circuits_merge", "circuits_merge"),
+    params:
+        settings=SETTINGS_CIRCUITS.subset(("examples",)),
+    threads: 1
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/circuits_merge.py"
+
+
+CIRCUITS_TARGETS = (
+    [run_path("circuits.h5")]
+    if config["circuits"]["enabled"] and config["extract"]["enabled"]
+    else []
+)
