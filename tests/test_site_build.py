@@ -158,19 +158,27 @@ def test_channel_pages_show_circuits_both_ways(site):
     assert 'alt="feature visualization of conv channel 2"' in fed
 
 
-def test_heat_overlays_show_the_map_on_one_scale_per_list(site):
+def test_overlays_spotlight_where_the_channel_fires(site):
     from PIL import Image
 
     html = (site / "channels/conv/1.html").read_text()
     heats = re.findall(r'<img class="heat" src="../../(img/assets/[0-9a-f]+\.png)"', html)
     top, negative = (np.asarray(Image.open(site / h)) for h in heats)
-    # Top: the map's 2.5 is the list's strongest activation (2.5): 80 % opaque orange there,
-    # clear elsewhere. Negative: -0.5 over the list's scale 0.5, purple.
-    assert top.shape == (4, 4, 4) and (top[:2, :2, 3] == 204).all() and (top[2:, :, 3] == 0).all()
-    assert tuple(top[0, 0, :3]) == (255, 127, 0)
-    assert (negative[:2, :2, 3] == 204).all() and tuple(negative[0, 0, :3]) == (118, 42, 131)
+    # The map is 2.5 in its top-left quarter, 0 elsewhere: clear there, shaded elsewhere.
+    assert top.shape == (4, 4, 4) and (top[..., :3] == 0).all()
+    assert (top[:2, :2, 3] == 0).all() and (top[2:, :, 3] == round(0.78 * 255)).all()
+    # The negative example's map is -0.5 there: the same spotlight, on its negative part.
+    np.testing.assert_array_equal(negative, top)
     # A channel without a negative example has no such section.
     assert "Most negative" not in (site / "channels/conv/2.html").read_text()
+
+
+def test_a_map_that_never_fires_gets_no_spotlight():
+    from pipeline.site.build import heat_overlay
+
+    assert heat_overlay(np.zeros((4, 4))) is None and heat_overlay(np.ones((2, 2)), sign=-1) is None
+    half = heat_overlay(np.array([[2.0, 1.0], [0.0, -3.0]]))
+    assert half[..., 3].tolist() == [[0, 99], [199, 199]]
 
 
 def test_layer_pages_link_their_neighbours(site):

@@ -13,12 +13,11 @@ split into jobs (``atlas.cells_per_job``).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 
 from pipeline.atlas.settings import AtlasSettings
-from pipeline.featurevis.presets import Schedule, at_least_two_strides, layer_stride
+from pipeline.featurevis.presets import Schedule, layer_stride, overridden
 from pipeline.featurevis.settings import FeaturevisSettings
 from pipeline.model.spec import ModelSpec
 
@@ -30,13 +29,7 @@ COSSIM_POW = 2.0  # the article's icons (Lucid's activation-atlas notebooks)
 def icon_schedule(settings: AtlasSettings, featurevis: FeaturevisSettings, stride: int) -> Schedule:
     """How a layer of ``stride``'s cells are rendered: the featurevis preset's schedule,
     with ``atlas.steps`` and ``atlas.image_size`` (at least two strides) when set."""
-    schedule = featurevis.schedule(stride)
-    changes = {}
-    if settings.steps is not None:
-        changes["steps"] = int(settings.steps)
-    if settings.image_size is not None:
-        changes["image_size"] = at_least_two_strides(settings.image_size, stride)
-    return dataclasses.replace(schedule, **changes)
+    return overridden(featurevis.schedule(stride), stride, settings.steps, settings.image_size)
 
 
 def render_settings(settings: AtlasSettings, featurevis: FeaturevisSettings) -> dict:

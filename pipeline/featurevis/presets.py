@@ -86,6 +86,17 @@ def at_least_two_strides(size: int, stride: int) -> int:
     return max(int(size), 2 * int(stride))
 
 
+def overridden(schedule: Schedule, stride: int, steps: int | None, image_size: int | None) -> Schedule:
+    """``schedule`` with ``steps`` and ``image_size`` (at least two strides) where not None:
+    how images shorter than a layer's channel images are rendered (extra images, atlas icons)."""
+    changes = {}
+    if steps is not None:
+        changes["steps"] = int(steps)
+    if image_size is not None:
+        changes["image_size"] = at_least_two_strides(image_size, stride)
+    return dataclasses.replace(schedule, **changes)
+
+
 def preset_rules(preset: str) -> tuple[Rule, ...]:
     if preset not in PRESETS:
         raise ValueError(f"featurevis.preset: unknown preset {preset!r}; known: {', '.join(PRESETS)}")

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from pipeline.featurevis.presets import (
     SCHEDULE_KEYS,
     Schedule,
-    at_least_two_strides,
+    overridden,
     preset_rules,
     schedule_for,
 )
@@ -107,10 +107,4 @@ class FeaturevisSettings(StageSettings):
     def extra_schedule(self, stride: int) -> Schedule:
         """How a layer's extra images (diverse, negative, neuron) are rendered: its
         schedule with ``extra_steps`` and ``extra_image_size`` when set."""
-        schedule = self.schedule(stride)
-        changes = {}
-        if self.extra_steps is not None:
-            changes["steps"] = int(self.extra_steps)
-        if self.extra_image_size is not None:
-            changes["image_size"] = at_least_two_strides(self.extra_image_size, stride)
-        return dataclasses.replace(schedule, **changes)
+        return overridden(self.schedule(stride), stride, self.extra_steps, self.extra_image_size)

@@ -394,8 +394,8 @@ class _Builder:
         # An image where the channel's maximum is not above zero does not excite it: it is
         # no "top example", whatever its rank (a layer can be silent on most images).
         firing = [e for e in unit.examples if e.activation is not None and e.activation > 0]
-        examples = self._examples(firing, POSITIVE_HEAT)
-        negative_examples = self._examples(unit.negative_examples, NEGATIVE_HEAT)
+        examples = self._examples(firing, sign=1)
+        negative_examples = self._examples(unit.negative_examples, sign=-1)
         native = self.featurevis_sizes.get((layer.name, c))
         extra_native = self.extra_sizes.get((layer.name, c))
         variants = _featurevis_variants(layer.name, unit, shown_size(extra_native, 128)) if native else []
@@ -423,20 +423,21 @@ class _Builder:
             next=following,
         )
 
-    def _examples(self, examples, heat) -> list[dict]:
-        """Dataset examples as a channel page lists them: the crop, the heat overlay of the
-        channel's activation over it (one scale for the list: the strongest example's), and
-        the link to the image's page."""
-        scale = max((abs(e.activation) for e in examples if e.activation is not None), default=0.0)
-        return [
-            {
-                "example": e,
-                "crop": self.asset(load_image(e.crop)) if e.crop is not None else None,
-                "heat": self.asset(heat_overlay(e.map, scale, heat)) if e.map is not None and scale else None,
-                "page": self.urls.image(e.image_id),
-            }
-            for e in examples
-        ]
+    def _examples(self, examples, sign: int) -> list[dict]:
+        """Dataset examples as a channel page lists them: the crop, the spotlight of where
+        the channel is active (``sign`` 1) or negative (-1) in it, and the image's page."""
+        out = []
+        for e in examples:
+            spotlight = heat_overlay(e.map, sign) if e.map is not None else None
+            out.append(
+                {
+                    "example": e,
+                    "crop": self.asset(load_image(e.crop)) if e.crop is not None else None,
+                    "heat": self.asset(spotlight) if spotlight is not None else None,
+                    "page": self.urls.image(e.image_id),
+                }
+            )
+        return out
 
     def _atlas_page(self, atlas: ActivationAtlas) -> None:
         path = Urls.atlas(atlas.layer)
@@ -510,20 +511,23 @@ class _Builder:
         )
 
 
-# The heat overlays of dataset examples: the colour of where a channel fires (the site's
-# "for" orange, brighter to show on photos) and of where it is most negative (purple).
-POSITIVE_HEAT = (255, 127, 0, 1)
-NEGATIVE_HEAT = (118, 42, 131, -1)
+# A dataset example's overlay is a spotlight: it darkens the crop where the channel is not
+# active (a top example) or not negative (a most negative one), so that where it fires
+# stands out on any photo (a coloured heat map vanishes on photos of the same colour).
+SPOTLIGHT_DARKEST = 0.78  # opacity of the shade where the channel does nothing
 
 
-def heat_overlay(activation_map: np.ndarray, scale: float, heat=POSITIVE_HEAT) -> np.ndarray:
-    """uint8 RGBA ``[m, m, 4]``: ``heat``'s colour, as opaque as the map's value over
-    ``scale`` in ``heat``'s sign (0 transparent, ``scale`` and beyond 80 % opaque)."""
-    *colour, sign = heat
-    strength = np.clip(sign * np.asarray(activation_map, np.float64) / scale, 0.0, 1.0)
+def heat_overlay(activation_map: np.ndarray, sign: int = 1) -> np.ndarray | None:
+    """uint8 RGBA ``[m, m, 4]``: black, as opaque as the map is far from its own extreme in
+    ``sign``'s direction (clear at the strongest position, SPOTLIGHT_DARKEST where the
+    channel is 0 or the other sign); None when the map never has that sign."""
+    values = sign * np.asarray(activation_map, np.float64)
+    peak = float(np.nanmax(values)) if values.size else 0.0
+    if not peak > 0:
+        return None
+    strength = np.clip(np.nan_to_num(values / peak), 0.0, 1.0)
     out = np.zeros((*strength.shape, 4), np.uint8)
-    out[..., :3] = colour
-    out[..., 3] = np.round(strength * 0.8 * 255).astype(np.uint8)
+    out[..., 3] = np.round((1.0 - strength) * SPOTLIGHT_DARKEST * 255).astype(np.uint8)
     return out
 
 

@@ -326,59 +326,55 @@ def _add_atlases(data: AtlasData, run_dir: Path, settings: SiteSettings) -> None
     store = _open_if_present(data, path, AtlasStore, "the site has no activation atlas")
     if store is None:
         return
-    names = store.class_names
     for layer in store.layers():
-        samples, ids = store.samples(layer), store.image_ids(layer)
-        levels, shown = [], set()
-        for side in store.levels(layer):
-            cells = store.cells(layer, side)
-            icons = store.icons(layer, side)
-            strongest = np.argsort(-cells.mean, axis=1, kind="stable")[:, :ATLAS_CELL_CHANNELS]
-            out = []
-            for m in range(len(cells)):
-                classes = [
-                    ClassScore(int(c), names[c], finite_number(v), None)
-                    for c, v in zip(cells.top_classes[m], cells.top_scores[m])
-                    if c >= 0
-                ]
-                shown.update(k.class_id for k in classes)
-                examples = []
-                for s in cells.examples[m]:
-                    if s < 0:
-                        continue
-                    row, thumb = int(samples.row[s]), int(samples.thumbnail[s])
-                    image_id = ids.get(row, str(row))
-                    crop = (
-                        LazyImage(lambda i=thumb, n=layer: store.thumbnail(n, i), f"atlas {layer} example")
-                        if thumb >= 0
-                        else None
-                    )
-                    examples.append(
-                        Example(image_id, image_id, None, int(samples.y[s]), int(samples.x[s]), crop=crop)
-                    )
-                out.append(
-                    AtlasCell(
-                        int(cells.cell[m, 0]),
-                        int(cells.cell[m, 1]),
-                        int(cells.count[m]),
-                        icon=None
-                        if icons is None
-                        else LazyImage(lambda m=m, ds=icons: ds[m], f"atlas {layer} {side} cell {m}"),
-                        classes=classes,
-                        examples=examples,
-                        channels=[Similar(int(c), float(cells.mean[m, c])) for c in strongest[m]],
-                    )
-                )
-            levels.append(AtlasLevel(side, out, np.asarray(cells.class_attribution, np.float32)))
+        levels = [_atlas_level(store, layer, side) for side in store.levels(layer)]
+        # The class filter offers every class that is some cell's top class.
+        shown = {k.class_id for level in levels for cell in level.cells for k in cell.classes}
         data.atlases.append(
             ActivationAtlas(
                 layer,
                 levels,
-                samples=len(samples),
-                filter_classes=sorted(shown, key=lambda c: names[c]),
+                samples=len(store.samples(layer)),
+                filter_classes=sorted(shown, key=lambda c: store.class_names[c]),
                 umap=store.info(layer).get("umap", {}),
             )
         )
+
+
+def _atlas_level(store, layer: str, side: int) -> AtlasLevel:
+    """One zoom level of ``layer``'s atlas as the page shows it; icons and crops stay in
+    the store until the page is written."""
+    samples, ids, names = store.samples(layer), store.image_ids(layer), store.class_names
+    cells, icons = store.cells(layer, side), store.icons(layer, side)
+    strongest = np.argsort(-cells.mean, axis=1, kind="stable")[:, :ATLAS_CELL_CHANNELS]
+
+    def example(s: int) -> Example:
+        row, thumb = int(samples.row[s]), int(samples.thumbnail[s])
+        image_id = ids.get(row, str(row))
+        crop = None
+        if thumb >= 0:
+            crop = LazyImage(lambda: store.thumbnail(layer, thumb), f"atlas {layer} example {s}")
+        return Example(image_id, image_id, None, int(samples.y[s]), int(samples.x[s]), crop=crop)
+
+    out = []
+    for m in range(len(cells)):
+        icon = None if icons is None else LazyImage(lambda m=m: icons[m], f"atlas {layer} {side} cell {m}")
+        out.append(
+            AtlasCell(
+                int(cells.cell[m, 0]),
+                int(cells.cell[m, 1]),
+                int(cells.count[m]),
+                icon=icon,
+                classes=[
+                    ClassScore(int(c), names[c], finite_number(v), None)
+                    for c, v in zip(cells.top_classes[m], cells.top_scores[m])
+                    if c >= 0
+                ],
+                examples=[example(int(s)) for s in cells.examples[m] if s >= 0],
+                channels=[Similar(int(c), float(cells.mean[m, c])) for c in strongest[m]],
+            )
+        )
+    return AtlasLevel(side, out, np.asarray(cells.class_attribution, np.float32))
 
 
 def _add_blocks(data: AtlasData, run_dir: Path, labels: dict[str, str]) -> None:
