@@ -31,9 +31,10 @@ from pipeline.atlas.layout import (
     umap_parameters,
 )
 from pipeline.cli import main
+from pipeline.extract.crops import crop_thumbnail
 from pipeline.extract.extractor import Extractor
-from pipeline.extract.job import run_extract_shard, run_reduce
-from pipeline.extract.reduce import crop_thumbnail
+from pipeline.extract.job import run_extract_shard
+from pipeline.extract.reduce_job import run_reduce
 from pipeline.extract.sampling import AtlasSampling
 from pipeline.extract.settings import ExtractSettings
 from pipeline.images.dataset import ImageDataset

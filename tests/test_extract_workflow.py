@@ -76,6 +76,42 @@ def test_workflow_extracts_good_images_and_lists_bad_ones(tmp_path):
         assert results.thumbnail("late", 2, 0).shape == (8, 8, 3)
         assert np.isfinite(results.attributions("late")["label"].compute()).all()
 
+    # The workflow's map-reduce (a partial and an examples file per shard, one merge) wrote
+    # what the whole reduction in one process writes.
+    for folder in ("partials", "examples"):
+        assert sorted(p.name for p in (run_dir / "extract" / folder).iterdir()) == shards
+    whole = reduce_in_one_process(run_dir, tmp_path / "whole.h5")
+    assert_same_reductions(run_dir / "activations.h5", whole)
+
+
+def reduce_in_one_process(run_dir, out):
+    from pipeline.extract.reduce_job import run_reduce
+    from pipeline.extract.settings import ExtractSettings
+    from pipeline.model.spec import ModelSpec
+
+    config = extract_config(Path("."))
+    settings = ExtractSettings.from_config(
+        {k: v for k, v in config["extract"].items() if k in ("top_k", "histogram_bins", "thumbnail_size")}
+    )
+    model = ModelSpec(name=config["model"]["name"], weights="random", device="cpu")
+    run_reduce(settings, model, sorted((run_dir / "extract" / "shards").iterdir()), out)
+    return out
+
+
+def assert_same_reductions(path, reference):
+    import h5py
+
+    with h5py.File(path, "r") as a, h5py.File(reference, "r") as b:
+        found = []
+        a["layers"].visititems(lambda key, obj: found.append(key) if isinstance(obj, h5py.Dataset) else None)
+        assert any(key.endswith("correlation") for key in found)
+        for key in found:
+            x, y = a["layers"][key], b["layers"][key]
+            if x.dtype.kind == "f":
+                np.testing.assert_allclose(x[()], y[()], rtol=1e-6, atol=1e-7, err_msg=key)
+            else:
+                np.testing.assert_array_equal(x[()], y[()], err_msg=key)
+
 
 @pytest.mark.slow
 def test_a_source_without_images_stops_the_run_with_a_clear_error(tmp_path):

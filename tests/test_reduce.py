@@ -1,18 +1,14 @@
-"""Reductions over shards: top-k against brute force across shard boundaries, statistics,
-class attribution, thumbnails, and the merge's refusals."""
+"""The map-reduce over shards against brute force: top-k across shard boundaries with ties,
+statistics, histograms, class attribution, correlation; thumbnails; the merge's refusals."""
 
 import h5py
 import numpy as np
 import pytest
 
-from pipeline.extract.reduce import (
-    channel_statistics,
-    class_attribution,
-    crop_maps,
-    crop_thumbnail,
-    reduce_store,
-    topk_rows,
-)
+from pipeline.extract.crops import crop_maps, crop_thumbnail
+from pipeline.extract.reduce import histogram_counts
+from pipeline.extract.reduce_job import merge_layer, partial_of_shard, reduce_store
+from pipeline.extract.similarity import correlation_neighbours, nearest_channels
 from pipeline.store import StoreError
 from pipeline.store.activations import ShardLayout, ShardSet, reduced_writer, shard_writer
 from pipeline.store.activations_reader import ActivationsStore
@@ -29,61 +25,111 @@ from tests.helpers.stores import (
 )
 
 
+def _merged(shards, k, bins=4):
+    """Partials of each shard of ``shards``, merged per layer (MergedLayer records)."""
+    singles = [ShardSet([info["path"]]) for info in shards.shards]
+    partials = [partial_of_shard(s, k) for s in singles]
+    offsets = np.cumsum([0] + [s.rows for s in singles])[:-1]
+    fields = fake_fields()
+    return {
+        layer["name"]: merge_layer(
+            ((p[layer["name"]], o) for p, o in zip(partials, offsets)), fields[layer["name"]], k, bins
+        )
+        for layer in LAYERS
+    }
+
+
 @pytest.mark.parametrize("k", [1, 3, 9, 40])
-def test_topk_equals_brute_force_across_shards_with_ties(tmp_path, k):
+def test_merged_partials_equal_brute_force_across_shards_with_ties(tmp_path, k):
     data, top_ids, top_logits = fake_data()
     shards = ShardSet(write_shards(tmp_path, data, top_ids, top_logits))
+    merged = _merged(shards, k)
     for layer in LAYERS:
-        values = data[layer["name"]]["max"]
-        rows, found = topk_rows(shards.per_image(layer["name"], "max"), k)
-        assert rows.shape == (layer["channels"], min(k, len(values)))
+        name, n = layer["name"], len(data[layer["name"]]["max"])
+        top, bottom = merged[name].tables["top"], merged[name].tables["bottom"]
+        assert top.row.shape == bottom.row.shape == (layer["channels"], min(k, n))
         for c in range(layer["channels"]):
-            expected = brute_topk(values[:, c], k)
-            assert rows[c].tolist() == expected
-            np.testing.assert_array_equal(found[c], values[expected, c])
+            expected = brute_topk(data[name]["max"][:, c], k)
+            assert top.row[c].tolist() == expected
+            np.testing.assert_array_equal(top.value[c], data[name]["max"][expected, c])
+            assert top.y[c].tolist() == data[name]["argmax_y"][expected, c].tolist()
+            lowest = brute_topk(-data[name]["min"][:, c], k)
+            assert bottom.row[c].tolist() == lowest
+            assert bottom.x[c].tolist() == data[name]["argmin_x"][lowest, c].tolist()
     # The all-ties channel takes the lowest rows, whatever the shard boundaries.
-    rows, _ = topk_rows(shards.per_image("late", "max"), 6)
-    assert rows[1].tolist() == [0, 1, 2, 3, 4, 5]
+    assert _merged(shards, 6)["late"].tables["top"].row[1].tolist() == [0, 1, 2, 3, 4, 5]
 
 
-def test_topk_with_small_dask_chunks_matches_one_block():
-    import dask.array as da
-
-    values = np.random.default_rng(1).choice([0.0, 1.0, 3.0], size=(50, 4)).astype(np.float32)
-    one = topk_rows(values, 7)
-    many = topk_rows(da.from_array(values, chunks=(3, 4)), 7)
-    np.testing.assert_array_equal(one[0], many[0])
-    assert many[0][0].tolist() == brute_topk(values[:, 0], 7)
-
-
-def test_statistics_equal_numpy(tmp_path):
+def test_statistics_classes_and_correlation_equal_numpy(tmp_path):
     data, top_ids, top_logits = fake_data()
     shards = ShardSet(write_shards(tmp_path, data, top_ids, top_logits))
-    values = data["late"]["max"].astype(np.float64)
-    stats = channel_statistics(shards.per_image("late", "max"), bins=5)
-    np.testing.assert_allclose(stats["mean"], values.mean(0), rtol=1e-6)
-    np.testing.assert_allclose(stats["std"], values.std(0), rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(stats["active_fraction"], (values > 0).mean(0))
-    for c in range(2):
-        edges = stats["hist_edges"][c]
-        counts, _ = np.histogram(values[:, c], bins=edges)
-        assert stats["hist_counts"][c].tolist() == counts.tolist()
-        assert stats["hist_counts"][c].sum() == len(values)
-    # A constant channel still gets a valid histogram (width-1 range).
-    assert stats["hist_edges"][1, 0] == 1.0 and stats["hist_counts"][1, 0] == len(values)
+    merged = _merged(shards, 4, bins=5)
+    for name in ("early", "late"):
+        values = data[name]["max"].astype(np.float64)
+        stats = merged[name].stats
+        np.testing.assert_allclose(stats.mean, np.nanmean(values, 0), rtol=1e-6)
+        np.testing.assert_allclose(stats.std, np.nanstd(values, 0), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(stats.active_fraction, (values > 0).mean(0))
+        np.testing.assert_allclose(stats.mean_of_mean, data[name]["mean"].mean(0), rtol=1e-6)
+        # Each shard counts its own images in the merged edges; the counts add up.
+        counts = np.sum(
+            [histogram_counts(values[rows], stats.hist_edges) for rows in (slice(0, 9), slice(9, None))],
+            axis=0,
+        )
+        for c in range(values.shape[1]):
+            column = values[:, c][~np.isnan(values[:, c])]
+            edges = stats.hist_edges[c]
+            assert edges[0] == column.min() and (edges[-1] == column.max() or column.min() == column.max())
+            assert counts[c].tolist() == np.histogram(column, bins=edges)[0].tolist()
+        # Classes: the mean attribution over the images predicted as each one.
+        attr, classes = data[name]["attr_predicted"], merged[name].classes
+        for cls in range(4):
+            members = top_ids[:, 0] == cls
+            assert classes.count[cls] == members.sum()
+            if members.any():
+                np.testing.assert_allclose(classes.attribution[:, cls], attr[members].mean(0), rtol=1e-5)
+            else:
+                assert np.isnan(classes.attribution[:, cls]).all()
+        # Correlation: what the site computed from all maxima at once.
+        ids, scores = correlation_neighbours(values, values.shape[1] - 1)
+        found_ids, found_scores = nearest_channels(merged[name].correlation, values.shape[1] - 1)
+        assert found_ids.tolist() == ids.tolist()
+        np.testing.assert_allclose(found_scores, scores, rtol=1e-5)
+    # A constant channel still gets a valid histogram (width-1 range) and no neighbours.
+    assert merged["late"].stats.hist_edges[1, 0] == 1.0
+    assert np.isnan(merged["late"].correlation[1]).all()
 
 
-def test_class_attribution_is_the_mean_over_predicted_images():
-    data, top_ids, _ = fake_data()
-    attr = data["early"]["attr_predicted"]
-    found = class_attribution(attr, top_ids[:, 0], 4)
-    for cls in range(4):
-        members = top_ids[:, 0] == cls
-        assert found["count"][cls] == members.sum()
-        if members.any():
-            np.testing.assert_allclose(found["mean"][:, cls], attr[members].mean(0), rtol=1e-5)
-        else:
-            assert np.isnan(found["mean"][:, cls]).all()
+def _arrays(record, prefix=""):
+    """``{name: array}`` of a record's fields, nested records and dicts flattened."""
+    import dataclasses
+
+    found = {}
+    for field in dataclasses.fields(record):
+        value = getattr(record, field.name)
+        items = value.items() if isinstance(value, dict) else [("", value)]
+        for key, item in items:
+            name = f"{prefix}{field.name}{'.' + key if key else ''}"
+            if dataclasses.is_dataclass(item):
+                found.update(_arrays(item, name + "."))
+            elif item is not None:
+                found[name] = np.asarray(item)
+    return found
+
+
+def test_the_merge_does_not_depend_on_how_images_are_split_into_shards(tmp_path):
+    data, top_ids, top_logits = fake_data()
+    as_four = _merged(ShardSet(write_shards(tmp_path / "four", data, top_ids, top_logits)), 5)
+    one = ShardSet(write_shards(tmp_path / "one", data, top_ids, top_logits, sizes=(sum(SIZES),)))
+    as_one = _merged(one, 5)
+    for name in as_four:
+        four, single = _arrays(as_four[name]), _arrays(as_one[name])
+        assert four.keys() == single.keys() and "tables.top.row" in four
+        for key, value in four.items():
+            if value.dtype.kind == "f":
+                np.testing.assert_allclose(value, single[key], rtol=1e-6, atol=1e-7, err_msg=key)
+            else:
+                np.testing.assert_array_equal(value, single[key], err_msg=key)
 
 
 def test_reduced_store_holds_every_reduction(tmp_path):
@@ -162,7 +208,7 @@ def test_merge_refuses_mixed_settings_gaps_and_missing_shards(tmp_path):
 
 
 def test_merge_and_reduction_refuse_shards_from_other_weights(tmp_path):
-    from pipeline.extract.job import run_reduce
+    from pipeline.extract.reduce_job import run_reduce
     from pipeline.extract.settings import ExtractSettings
     from pipeline.model.spec import ModelSpec
 

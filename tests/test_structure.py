@@ -151,7 +151,7 @@ ALLOWED_IMPORTS = {
         "settings",
         "runtime",
         "extract.settings",
-        "extract.reduce",
+        "extract.crops",
     ),
     "query": ("store",),
     # The site reads stores; of the stages it uses one NumPy-only analysis.

@@ -156,7 +156,7 @@ def cut_thumbnails(
     """uint8 ``[Q, size, size, 3]``: each crop ``(row, box)`` of the image of that row of the
     run's images table ``images``, as the activations store's thumbnails are cut (each image
     decoded once)."""
-    from pipeline.extract.reduce import crop_thumbnail
+    from pipeline.extract.crops import crop_thumbnail
     from pipeline.images.dataset import ImageDataset, ImageRecord
 
     records = [

@@ -1,4 +1,5 @@
-"""The workflow's extraction jobs: extract one shard of the listing, reduce all shards.
+"""The workflow's extraction job: extract one shard of the listing (the reduction's jobs:
+:mod:`pipeline.extract.reduce_job`).
 
 Each job gets the stage's settings and the :class:`~pipeline.model.ModelSpec`, loads
 its own model, and writes one file through :mod:`pipeline.store.activations`.
@@ -11,14 +12,12 @@ import os
 from collections.abc import Mapping, Sequence
 
 from pipeline.extract.extractor import TOP_PREDICTIONS, Extractor, extract_batches, label_classes, make_loader
-from pipeline.extract.reduce import reduce_store
 from pipeline.extract.sampling import AtlasSampling, PositionSampler
 from pipeline.extract.settings import ExtractSettings
-from pipeline.images.dataset import ImageDataset, ImageRecord, collate, skipped_from_batch
+from pipeline.images.dataset import ImageDataset, collate, skipped_from_batch
 from pipeline.images.listing import read_listing
-from pipeline.model.receptive_field import receptive_fields
 from pipeline.model.spec import ModelSpec
-from pipeline.store.activations import ShardLayout, ShardSet, reduced_writer, shard_writer
+from pipeline.store.activations import ShardLayout, shard_writer
 
 log = logging.getLogger(__name__)
 
@@ -137,62 +136,3 @@ def run_extract_shard(
             "atlas samples: %d position(s) per image of %s", sampler.per_image, ", ".join(sampler.layers)
         )
     return {"images": kept, "skipped": skipped}
-
-
-def run_reduce(
-    settings: ExtractSettings,
-    model: ModelSpec,
-    shards: Sequence[str | os.PathLike],
-    output: str | os.PathLike,
-) -> dict:
-    """Reduce the shards of a run into the store ``output`` (see docs/STORE.md).
-
-    The model gives the receptive fields, the input size at which thumbnails are
-    cropped, and the examples' activation maps; shards made with other settings or
-    weights are refused.
-    """
-    loaded = model.load()
-    shard_set = ShardSet(list(shards))
-    if shard_set.model_checksum != loaded.checksum:
-        raise ValueError(
-            f"the shards were extracted with weights {shard_set.model_checksum}, "
-            f"but the model loaded for the merge has {loaded.checksum}"
-        )
-    names = [layer["name"] for layer in shard_set.layers]
-    fields = receptive_fields(loaded, names, progress=True)
-    table = shard_set.table("images")
-    records = [
-        ImageRecord(image_id, path, label or None)
-        for image_id, path, label in zip(
-            table.get("image_id", []), table.get("path", []), table.get("label", [])
-        )
-    ]
-    dataset = ImageDataset(records, loaded.input_size)
-    recorded = {
-        "top_k": int(settings.top_k),
-        "histogram_bins": int(settings.histogram_bins),
-        "thumbnail_size": int(settings.thumbnail_size),
-        "map_size": int(settings.map_size),
-    }
-    with reduced_writer(
-        output,
-        shard_set,
-        settings=recorded,
-        model={**loaded.describe(), "layers": names},
-        aliases=loaded.layer_aliases,
-    ) as writer:
-        reduce_store(
-            shard_set,
-            writer,
-            fields,
-            lambda row: dataset[row]["image"],
-            settings,
-            layer_maps=lambda images01: loaded.activations(images01, names),
-        )
-    log.info(
-        "reduced %d shards: %d images, %d skipped",
-        len(shard_set.shards),
-        shard_set.rows,
-        len(shard_set.table("skipped").get("image_id", [])),
-    )
-    return {"images": shard_set.rows, "shards": len(shard_set.shards)}

@@ -1,42 +1,48 @@
-"""Reductions over the per-image arrays of all shards, with dask.
+"""The dataset-wide reductions as map-reduce: per-shard partials and their exact merge.
 
-Per layer and channel:
+Per layer and channel the run's store holds (docs/STORE.md, "Reduced store"):
 
 * **top-k examples** of the spatial maximum: image row, value, position and the
-  receptive-field box of that position. Ordering is deterministic: value
-  descending, then image row ascending (NaN ranks last). Each block of rows
-  proposes its own top-k with the same rule; the winners of all blocks are merged.
-  The **bottom-k** of the spatial minimum (the most negative responses) alike,
-  value ascending. Each example gets a thumbnail of its box and, with a model at
-  hand, the channel's **activation map** over that box.
-* **statistics** of the spatial maximum over images: mean, std, fraction of
-  images where the channel is active (max > 0), and a histogram whose
-  ``bins + 1`` edges span the channel's own [min, max] (values equal to the
-  top edge count in the last bin, as in ``numpy.histogram``).
+  receptive-field box of that position. Ordering is deterministic: value descending,
+  then image row ascending (NaN ranks last). The **bottom-k** of the spatial minimum
+  (the most negative responses) alike, value ascending.
+* **statistics** of the spatial maximum over images: mean, std, fraction of images
+  where the channel is active (max > 0), a histogram whose ``bins + 1`` edges span the
+  channel's own [min, max] (the top edge counts in the last bin, as in
+  ``numpy.histogram``), and the mean of the per-image spatial mean.
 * **class attribution**: the mean channel attribution over the images the model
-  predicted as each class, with the count of such images; classes with no
-  image score NaN and are never "top classes".
+  predicted as each class, with the count of such images; classes with no image score
+  NaN and are never "top classes".
+* **correlation** of the channels' per-image maxima (the site's "similar channels").
 
-:func:`reduce_store` runs all of it and writes through :mod:`pipeline.store.activations`
-(the job that calls it: :func:`pipeline.extract.job.run_reduce`).
-The functions below take dask arrays (or anything ``dask.array.asarray`` accepts)
-and return numpy arrays; each reads the data once per pass.
+None of it needs all images at once. Each shard gets a **partial**
+(:func:`shard_partial`): its own top-k candidates (every global top-k example is one of
+its shard's top-k), count/mean/M2 and min/max, per-class attribution sums, the
+correlation's mean and co-moment matrix. :func:`merge_partials` combines them exactly
+(Chan et al.'s pairwise update for the moments) at a cost of shards x channels x (k +
+classes + channels), whatever the number of images. The histogram's bin edges need the
+global min and max, which only the merge knows, so each shard counts its histogram in a
+second pass (:func:`histogram_counts`), beside cropping its example images.
+
+Arrays in, records out (NumPy only; the records are :mod:`pipeline.store.reduction`'s,
+which writes them); :mod:`pipeline.extract.reduce_job` runs the steps as jobs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from pipeline.extract.settings import ExtractSettings
+from pipeline.extract.similarity import correlation_from_moments
+from pipeline.store.activations_reader import ChannelStats, ClassAttribution, TopExamples
+from pipeline.store.reduction import Candidates, ClassSums, Comoments, MergedLayer, Moments, ShardPartial
 
-
-def _as_dask(x):
-    import dask.array as da
-
-    x = da.asarray(x)
-    return x.rechunk({i: -1 for i in range(1, x.ndim)}) if x.ndim > 1 else x
+# The example tables of a layer: which per-image quantity ranks the images, where its
+# position is, and whether the strongest are its largest ("top": the images that drive a
+# channel most) or its smallest values ("bottom": its most negative responses).
+EXAMPLE_TABLES = {"top": ("max", "argmax", False), "bottom": ("min", "argmin", True)}
 
 
 # ---------------------------------------------------------------------------------
@@ -44,59 +50,81 @@ def _as_dask(x):
 # ---------------------------------------------------------------------------------
 
 
-def _block_topk(block: np.ndarray, offset: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows ``[k', C]`` (global) and values of the block's top-k per column."""
-    values = np.where(np.isnan(block), -np.inf, block.astype(np.float64))
-    # A stable sort of the negated values keeps equal values in row order.
-    order = np.argsort(-values, axis=0, kind="stable")[:k]
-    return order + offset, np.take_along_axis(block, order, axis=0)
+def _rank_keys(values: np.ndarray, lowest: bool) -> np.ndarray:
+    """Larger key = stronger example; NaN is the weakest of all."""
+    v = values.astype(np.float64)
+    v = -v if lowest else v
+    return np.where(np.isnan(v), -np.inf, v)
 
 
-def _merge_topk(parts, k: int) -> tuple[np.ndarray, np.ndarray]:
-    rows = np.concatenate([p[0] for p in parts], axis=0)
-    values = np.concatenate([p[1] for p in parts], axis=0)
-    keys = np.where(np.isnan(values), -np.inf, values.astype(np.float64))
-    order = np.lexsort((rows, -keys), axis=0)[:k]
-    return np.take_along_axis(rows, order, 0).T, np.take_along_axis(values, order, 0).T
+def shard_candidates(values, ys, xs, k: int, lowest: bool = False) -> Candidates:
+    """One shard's top-k per channel of ``values [n, C]`` (local rows), with positions:
+    ``[C, k']`` arrays with ``k' = min(k, n)``."""
+    keys = _rank_keys(values, lowest)
+    # A stable sort keeps equal keys in row order: the tie rule, within a shard.
+    order = np.argsort(-keys, axis=0, kind="stable")[:k]
+
+    def take(a):
+        return np.take_along_axis(np.asarray(a), order, axis=0).T
+
+    return Candidates(
+        row=order.T.astype(np.int64),
+        value=take(values).astype(np.float32),
+        y=take(ys).astype(np.int16),
+        x=take(xs).astype(np.int16),
+    )
 
 
-def topk_delayed(values, k: int):
-    """Delayed ``(rows Long[C, k'], values [C, k'])`` with ``k' = min(k, N)``."""
-    import dask
+def merge_candidates(parts: Sequence[Candidates], offsets: Sequence[int], k: int, lowest: bool = False):
+    """The global top-k of the shards' candidates (rows made global by ``offsets``)."""
+    rows = np.concatenate([p.row + int(o) for p, o in zip(parts, offsets)], axis=1)
+    values = np.concatenate([p.value for p in parts], axis=1)
+    order = np.lexsort((rows, -_rank_keys(values, lowest)), axis=1)[:, :k]
 
-    x = _as_dask(values)
-    offsets = np.cumsum((0,) + x.chunks[0])
-    blocks = x.to_delayed().ravel()
-    parts = [dask.delayed(_block_topk)(b, int(o), k) for b, o in zip(blocks, offsets)]
-    return dask.delayed(_merge_topk)(parts, k)
+    def take(a):
+        return np.take_along_axis(a, order, axis=1)
 
-
-def topk_rows(values, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k rows per column of ``values [N, C]``: ``(rows [C, k'], values [C, k'])``."""
-    import dask
-
-    if _as_dask(values).shape[0] == 0:
-        c = _as_dask(values).shape[1]
-        return np.zeros((c, 0), np.int64), np.zeros((c, 0), np.float32)
-    return dask.compute(topk_delayed(values, k))[0]
+    return Candidates(
+        row=take(rows),
+        value=take(values),
+        y=take(np.concatenate([p.y for p in parts], axis=1)),
+        x=take(np.concatenate([p.x for p in parts], axis=1)),
+    )
 
 
 # ---------------------------------------------------------------------------------
-# Statistics and histograms
+# Statistics: moments (merged exactly) and histograms on merged edges
 # ---------------------------------------------------------------------------------
 
 
-def _block_histogram(block: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    bins = edges.shape[1] - 1
-    counts = np.zeros((block.shape[1], bins), np.int64)
-    for c in range(block.shape[1]):
-        column = block[:, c].astype(np.float64)
-        column = column[~np.isnan(column)]
-        where = np.searchsorted(edges[c], column, side="right") - 1
-        where[column == edges[c, -1]] = bins - 1
-        inside = (where >= 0) & (where < bins)
-        counts[c] = np.bincount(where[inside], minlength=bins)
-    return counts
+def shard_moments(maxima: np.ndarray, means: np.ndarray) -> Moments:
+    """The :class:`~pipeline.store.reduction.Moments` of one shard's maxima and means."""
+    x = maxima.astype(np.float64)
+    count = (~np.isnan(x)).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.nansum(x, axis=0) / count
+    return Moments(
+        rows=np.asarray(len(x), np.int64),
+        count=count.astype(np.int64),
+        mean=np.where(count > 0, mean, 0.0),
+        m2=np.nansum((x - mean) ** 2, axis=0),
+        active=(maxima > 0).sum(axis=0).astype(np.int64),
+        min=np.fmin.reduce(x, axis=0, initial=np.inf),
+        max=np.fmax.reduce(x, axis=0, initial=-np.inf),
+        mean_sum=means.astype(np.float64).sum(axis=0),
+    )
+
+
+def combine_moments(n_a, mean_a, m2_a, n_b, mean_b, m2_b):
+    """Chan et al.'s pairwise update: ``(n, mean, M2)`` of two groups together. ``M2`` may
+    be a co-moment matrix (then means are vectors and the correction is an outer product)."""
+    n = n_a + n_b
+    safe = np.where(n > 0, n, 1)
+    delta = mean_b - mean_a
+    mean = mean_a + delta * (n_b / safe)
+    weight = n_a * n_b / safe
+    correction = np.outer(delta, delta) * weight if np.ndim(m2_a) == 2 else delta**2 * weight
+    return n, mean, m2_a + m2_b + correction
 
 
 def histogram_edges(lo: np.ndarray, hi: np.ndarray, bins: int) -> np.ndarray:
@@ -107,40 +135,18 @@ def histogram_edges(lo: np.ndarray, hi: np.ndarray, bins: int) -> np.ndarray:
     return lo[:, None] + (hi - lo)[:, None] * np.linspace(0.0, 1.0, bins + 1)[None, :]
 
 
-def channel_statistics(values, bins: int) -> dict[str, np.ndarray]:
-    """Per column of ``values [N, C]``: ``mean``, ``std``, ``active_fraction`` (> 0),
-    ``hist_counts [C, bins]`` and ``hist_edges [C, bins + 1]``. Two passes over the data."""
-    import dask
-    import dask.array as da
-
-    x = _as_dask(values)
-    if x.shape[0] == 0:
-        c = x.shape[1]
-        nan = np.full(c, np.nan, np.float32)
-        return {
-            "mean": nan,
-            "std": nan,
-            "active_fraction": nan,
-            "hist_counts": np.zeros((c, bins), np.int64),
-            "hist_edges": histogram_edges(np.zeros(c), np.zeros(c), bins),
-        }
-    x64 = x.astype(np.float64)
-    mean, std, active, lo, hi = dask.compute(
-        da.nanmean(x64, axis=0),
-        da.nanstd(x64, axis=0),
-        (x > 0).mean(axis=0),
-        da.nanmin(x, axis=0),
-        da.nanmax(x, axis=0),
-    )
-    edges = histogram_edges(lo, hi, bins)
-    counts = dask.compute(sum(dask.delayed(_block_histogram)(b, edges) for b in x.to_delayed().ravel()))[0]
-    return {
-        "mean": mean.astype(np.float32),
-        "std": std.astype(np.float32),
-        "active_fraction": active.astype(np.float32),
-        "hist_counts": np.asarray(counts, np.int64),
-        "hist_edges": edges,
-    }
+def histogram_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """int64 ``[C, bins]``: the non-NaN ``values [n, C]`` in each channel's bins."""
+    bins = edges.shape[1] - 1
+    counts = np.zeros((values.shape[1], bins), np.int64)
+    for c in range(values.shape[1]):
+        column = values[:, c].astype(np.float64)
+        column = column[~np.isnan(column)]
+        where = np.searchsorted(edges[c], column, side="right") - 1
+        where[column == edges[c, -1]] = bins - 1
+        inside = (where >= 0) & (where < bins)
+        counts[c] = np.bincount(where[inside], minlength=bins)
+    return counts
 
 
 # ---------------------------------------------------------------------------------
@@ -148,36 +154,16 @@ def channel_statistics(values, bins: int) -> dict[str, np.ndarray]:
 # ---------------------------------------------------------------------------------
 
 
-def _block_class_sums(attr: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
+def shard_class_sums(attr: np.ndarray, predicted: np.ndarray, num_classes: int) -> ClassSums:
+    """float64 ``sums [num_classes, C]`` of ``attr [n, C]`` (NaN as 0) per predicted class,
+    and ``count [num_classes]``."""
+    predicted = np.asarray(predicted, np.int64)
     sums = np.zeros((num_classes, attr.shape[1]), np.float64)
-    np.add.at(sums, predicted.astype(np.int64), np.nan_to_num(attr.astype(np.float64)))
-    return sums
-
-
-def class_attribution(attr, predicted, num_classes: int) -> dict[str, np.ndarray]:
-    """Mean of ``attr [N, C]`` over the images predicted as each class.
-
-    Returns ``mean [C, num_classes]`` (float32, NaN for classes never predicted) and
-    ``count [num_classes]``.
-    """
-    import dask
-    import dask.array as da
-
-    a = _as_dask(attr)
-    p = da.asarray(predicted).rechunk((a.chunks[0],))
-    if a.shape[0] == 0:
-        return {
-            "mean": np.full((a.shape[1], num_classes), np.nan, np.float32),
-            "count": np.zeros(num_classes, np.int64),
-        }
-    sums = sum(
-        dask.delayed(_block_class_sums)(ab, pb, num_classes)
-        for ab, pb in zip(a.to_delayed().ravel(), p.to_delayed().ravel())
-    )
-    sums, count = dask.compute(sums, da.bincount(p.astype(np.int64), minlength=num_classes))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = (sums / count[:, None]).T
-    return {"mean": mean.astype(np.float32), "count": count.astype(np.int64)}
+    if len(predicted):
+        order = np.argsort(predicted, kind="stable")
+        classes, starts = np.unique(predicted[order], return_index=True)
+        sums[classes] = np.add.reduceat(np.nan_to_num(attr[order].astype(np.float64)), starts, axis=0)
+    return ClassSums(sums=sums, count=np.bincount(predicted, minlength=num_classes).astype(np.int64))
 
 
 def top_classes(mean: np.ndarray, k: int) -> dict[str, np.ndarray]:
@@ -185,8 +171,7 @@ def top_classes(mean: np.ndarray, k: int) -> dict[str, np.ndarray]:
 
     ``ids [C, k]`` is -1 and ``scores`` NaN where fewer classes were ever predicted.
     """
-    c, classes = mean.shape
-    k = min(k, classes)
+    k = min(k, mean.shape[1])
     keys = np.where(np.isnan(mean), -np.inf, mean.astype(np.float64))
     order = np.argsort(-keys, axis=1, kind="stable")[:, :k]
     scores = np.take_along_axis(mean, order, 1).astype(np.float32)
@@ -195,60 +180,169 @@ def top_classes(mean: np.ndarray, k: int) -> dict[str, np.ndarray]:
 
 
 # ---------------------------------------------------------------------------------
-# Thumbnails
+# Correlation of the maxima
 # ---------------------------------------------------------------------------------
 
 
-def crop_square(image, box, size: int, fill: float, *, antialias: bool = True):
-    """float ``[K, size, size]``: the box ``(y0, x0, y1, x1)`` of ``image [K, S, S]``.
-
-    A box clipped at the image border is not stretched: it is placed in a square of
-    ``fill`` on the side away from the border, where the field left the image.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    y0, x0, y1, x1 = (int(v) for v in box)
-    crop = image[:, y0:y1, x0:x1].float()
-    h, w = crop.shape[1:]
-    side = max(h, w, 1)
-    canvas = torch.full((image.shape[0], side, side), float(fill))
-    top = side - h if (y0 == 0 and h < side) else 0
-    left = side - w if (x0 == 0 and w < side) else 0
-    canvas[:, top : top + h, left : left + w] = crop
-    return F.interpolate(
-        canvas[None],
-        size=(size, size),
-        mode="bilinear",
-        antialias=antialias and side > size,
-        align_corners=False,
-    )[0]
+def shard_comoments(maxima: np.ndarray) -> Comoments:
+    """The :class:`~pipeline.store.reduction.Comoments` of one shard's maxima."""
+    x = maxima.astype(np.float64)
+    x = x[~np.isnan(x).any(axis=1)]
+    mean = x.mean(axis=0) if len(x) else np.zeros(x.shape[1])
+    centred = x - mean
+    return Comoments(
+        n=np.asarray(len(x), np.int64),
+        mean=mean,
+        comoment=centred.T @ centred,
+        abs_max=np.asarray(np.abs(x).max() if x.size else 0.0),
+    )
 
 
-def crop_thumbnail(image01, box, size: int) -> np.ndarray:
-    """uint8 ``[size, size, 3]``: the box of ``image01 [3, S, S]``, grey where it left the image."""
-    from pipeline.images.dataset import to_uint8
-
-    return to_uint8(crop_square(image01, box, size, 0.5))
+# ---------------------------------------------------------------------------------
+# One shard, all shards
+# ---------------------------------------------------------------------------------
 
 
-def crop_maps(channel_maps, boxes, input_size: int, size: int) -> np.ndarray:
-    """float16 ``[n, size, size]``: map ``i`` of ``channel_maps [n, H, W]`` over box ``i``,
-    in the same geometry as :func:`crop_thumbnail` (so it can be laid over the thumbnail).
+def shard_partial(arrays: Mapping[str, np.ndarray], predicted, num_classes: int, k: int) -> ShardPartial:
+    """The partial of one layer of one shard, from its per-image ``arrays`` (``max``,
+    ``argmax_y``, ..., ``mean``, optionally ``min``, ``argmin_y``, ``argmin_x`` and
+    ``attr_predicted``; ``[n, C]``) and the images' ``predicted`` classes."""
+    tables = {
+        table: shard_candidates(arrays[quantity], arrays[f"{position}_y"], arrays[f"{position}_x"], k, lowest)
+        for table, (quantity, position, lowest) in EXAMPLE_TABLES.items()
+        if quantity in arrays
+    }
+    classes = None
+    if "attr_predicted" in arrays:
+        classes = shard_class_sums(arrays["attr_predicted"], predicted, num_classes)
+    return ShardPartial(
+        tables=tables,
+        moments=shard_moments(arrays["max"], arrays["mean"]),
+        comoments=shard_comoments(arrays["max"]),
+        classes=classes,
+    )
 
-    The feature map is first spread over the ``input_size`` square (bilinear: each position
-    at the centre of its stride), then cut like the image; outside the image reads 0.
-    """
-    import torch.nn.functional as F
 
-    spread = F.interpolate(
-        channel_maps[None].float(), size=(input_size, input_size), mode="bilinear", align_corners=False
-    )[0]
-    out = [crop_square(spread[i : i + 1], box, size, 0.0)[0] for i, box in enumerate(boxes)]
-    return (
-        np.stack([m.numpy() for m in out]).astype(np.float16)
-        if out
-        else np.zeros((0, size, size), np.float16)
+@dataclasses.dataclass
+class MergedPartials:
+    """Every shard's partial of one layer, folded (rows global); :func:`merge_partials`."""
+
+    tables: dict[str, Candidates]
+    moments: Moments
+    comoments: Comoments
+    classes: ClassSums | None
+
+
+def merge_partials(parts: Iterable[tuple[ShardPartial, int]], k: int) -> MergedPartials:
+    """One layer's ``(partial, first global row)`` of every shard, in shard order, folded
+    one at a time (memory does not grow with the shards)."""
+    acc = None
+    for partial, offset in parts:
+        acc = _fold(acc, partial, int(offset), k)
+    if acc is None:
+        raise ValueError("no partials to merge")
+    return acc
+
+
+def _fold(acc: MergedPartials | None, partial: ShardPartial, offset: int, k: int) -> MergedPartials:
+    """The running merge ``acc`` (None: before the first shard) with one more shard."""
+    if acc is None:
+        tables = {
+            name: dataclasses.replace(found, row=found.row + offset) for name, found in partial.tables.items()
+        }
+        return MergedPartials(tables, partial.moments, partial.comoments, partial.classes)
+    tables = {
+        name: merge_candidates([acc.tables[name], found], (0, offset), k, EXAMPLE_TABLES[name][2])
+        for name, found in partial.tables.items()
+    }
+    a, b = acc.moments, partial.moments
+    n, mean, m2 = combine_moments(a.count, a.mean, a.m2, b.count, b.mean, b.m2)
+    moments = Moments(
+        rows=a.rows + b.rows,
+        count=n,
+        mean=mean,
+        m2=m2,
+        active=a.active + b.active,
+        min=np.minimum(a.min, b.min),
+        max=np.maximum(a.max, b.max),
+        mean_sum=a.mean_sum + b.mean_sum,
+    )
+    a, b = acc.comoments, partial.comoments
+    n, mean, comoment = combine_moments(a.n, a.mean, a.comoment, b.n, b.mean, b.comoment)
+    comoments = Comoments(n=n, mean=mean, comoment=comoment, abs_max=np.maximum(a.abs_max, b.abs_max))
+    classes = None
+    if acc.classes is not None:
+        classes = ClassSums(
+            acc.classes.sums + partial.classes.sums, acc.classes.count + partial.classes.count
+        )
+    return MergedPartials(tables, moments, comoments, classes)
+
+
+def statistics(moments: Moments, bins: int) -> ChannelStats:
+    """The store's statistics from the merged moments; histogram counts zero (each shard
+    counts its images in ``hist_edges`` afterwards: :func:`histogram_counts`)."""
+    n, rows = moments.count, int(moments.rows)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return ChannelStats(
+            mean=np.where(n > 0, moments.mean, np.nan).astype(np.float32),
+            std=np.where(n > 0, np.sqrt(moments.m2 / n), np.nan).astype(np.float32),
+            active_fraction=(moments.active / rows).astype(np.float32),
+            mean_of_mean=(moments.mean_sum / rows).astype(np.float32),
+            hist_counts=np.zeros((len(n), bins), np.int64),
+            hist_edges=histogram_edges(moments.min, moments.max, bins),
+        )
+
+
+def class_attribution(sums: ClassSums, k: int) -> ClassAttribution:
+    """The mean attribution per predicted class (NaN for classes never predicted) and each
+    channel's top ``k`` classes (:func:`top_classes`)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (sums.sums / sums.count[:, None]).T.astype(np.float32)
+    best = top_classes(mean, k)
+    return ClassAttribution(
+        attribution=mean, count=sums.count.astype(np.int64), top_ids=best["ids"], top_scores=best["scores"]
+    )
+
+
+def correlation(comoments: Comoments) -> np.ndarray:
+    """float32 ``[C, C]`` Pearson correlation of the maxima from the merged co-moments."""
+    return correlation_from_moments(int(comoments.n), comoments.comoment, float(comoments.abs_max)).astype(
+        np.float32
+    )
+
+
+def merged_layer(merged: MergedPartials, field, k: int, bins: int) -> MergedLayer:
+    """The store's reductions of one layer from its folded partials, with what the shards'
+    examples need: each example's receptive-field box in ``field`` (a
+    :class:`~pipeline.model.receptive_field.ReceptiveField`) and the plan of the thumbnails,
+    one per distinct (image, box) of the layer, whichever table shows it."""
+    boxes = field.boxes().numpy()
+    box = {
+        name: boxes[found.y.astype(np.int64), found.x.astype(np.int64)].astype(np.int16)  # (y0, x0, y1, x1)
+        for name, found in merged.tables.items()
+    }
+    names = list(merged.tables)
+    if names:
+        rows = np.concatenate([merged.tables[n].row for n in names], axis=1)
+        index, crops = plan_thumbnails(rows, np.concatenate([box[n] for n in names], axis=1))
+    else:
+        index, crops = np.zeros((0, 0), np.int32), []
+    tables, offset = {}, 0
+    for name in names:
+        found = merged.tables[name]
+        width = found.row.shape[1]
+        thumbnail = index[:, offset : offset + width].astype(np.int32)
+        tables[name] = TopExamples(found.row, found.value, found.y, found.x, box[name], thumbnail)
+        offset += width
+    return MergedLayer(
+        tables=tables,
+        stats=statistics(merged.moments, bins),
+        correlation=correlation(merged.comoments),
+        crop_rows=np.asarray([row for row, _ in crops], np.int64),
+        crop_boxes=np.asarray([b for _, b in crops], np.int16).reshape(-1, 4),
+        rf_rows=np.asarray(field.rows, np.int32),
+        rf_cols=np.asarray(field.cols, np.int32),
+        classes=None if merged.classes is None else class_attribution(merged.classes, k),
     )
 
 
@@ -262,175 +356,3 @@ def plan_thumbnails(rows: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, li
         key = (int(rows[c, j]), tuple(int(v) for v in boxes[c, j]))
         index[c, j] = unique.setdefault(key, len(unique))
     return index, list(unique)
-
-
-# ---------------------------------------------------------------------------------
-# Everything for one run
-# ---------------------------------------------------------------------------------
-
-
-# The example tables of a layer: which per-image quantity ranks the images, and whether
-# the strongest are its largest ("top": the images that drive a channel most) or its
-# smallest values ("bottom": its most negative responses, where the layer has any).
-EXAMPLE_TABLES = {"top": ("max", "argmax", False), "bottom": ("min", "argmin", True)}
-MAP_BATCH = 16  # images per forward pass when computing the examples' activation maps
-
-
-def reduce_store(
-    shards,
-    writer,
-    fields: Mapping,
-    load_image: Callable[[int], object],
-    settings: ExtractSettings | None = None,
-    *,
-    layer_maps: Callable[[object], Mapping[str, object]] | None = None,
-    progress: bool = True,
-) -> None:
-    """Compute every reduction of ``shards`` (a :class:`~pipeline.store.activations.ShardSet`)
-    and write it with ``writer`` (a :class:`~pipeline.store.activations.ReducedWriter`).
-
-    ``fields[layer]`` is a :class:`~pipeline.model.receptive_field.ReceptiveField`;
-    ``load_image(row)`` returns image ``row`` as ``[3, S, S]`` in ``[0, 1]``;
-    ``layer_maps(images [B, 3, S, S])`` returns every layer's activations
-    ``{layer: [B, C, H, W]}`` for the examples' activation maps (None: no maps). Of the
-    ``settings`` (default: the defaults), ``top_k``, ``histogram_bins``,
-    ``thumbnail_size`` and ``map_size`` apply.
-    """
-    from tqdm import tqdm
-
-    settings = settings or ExtractSettings()
-    top_k, bins, thumbnail_size = settings.top_k, settings.histogram_bins, settings.thumbnail_size
-    num_classes = len(shards.class_names)
-    predicted = shards.predicted_classes() if shards.rows else np.zeros(0, np.int64)
-    thumbnails: dict[int, list] = {}  # image row -> [(thumbnail dataset, index, box)]
-    maps = _MapRequests(settings.map_size) if layer_maps is not None else None
-    for layer in tqdm(shards.layers, desc="reduce", unit="layer", disable=not progress):
-        name = layer["name"]
-        tables = {
-            table: _examples(shards, name, fields[name], table, top_k)
-            for table, (quantity, _, _) in EXAMPLE_TABLES.items()
-            if quantity in shards.quantities
-        }
-        # One thumbnail per distinct (image, box) of the layer, whichever table shows it.
-        both_rows = np.concatenate([t["row"] for t in tables.values()], axis=1)
-        both_boxes = np.concatenate([t["box"] for t in tables.values()], axis=1)
-        thumb_index, crops = plan_thumbnails(both_rows, both_boxes)
-        offset = 0
-        for table in tables.values():
-            width = table["row"].shape[1]
-            table["thumbnail"] = thumb_index[:, offset : offset + width]
-            offset += width
-        maxima = shards.per_image(name, "max")
-        stats = channel_statistics(maxima, bins)
-        stats["mean_of_mean"] = _column_mean(shards.per_image(name, "mean"))
-        classes = {}
-        if "attr_predicted" in shards.quantities:
-            found = class_attribution(shards.per_image(name, "attr_predicted"), predicted, num_classes)
-            best = top_classes(found["mean"], top_k)
-            classes = {
-                "attribution": found["mean"],
-                "count": found["count"],
-                "top_ids": best["ids"],
-                "top_scores": best["scores"],
-            }
-        writer.write_layer(
-            name,
-            rf_rows=np.asarray(fields[name].rows),
-            rf_cols=np.asarray(fields[name].cols),
-            examples=tables,
-            stats=stats,
-            classes=classes,
-        )
-        dataset = writer.create_thumbnails(name, len(crops), thumbnail_size)
-        for i, (row, box) in enumerate(crops):
-            thumbnails.setdefault(row, []).append((dataset, i, box))
-        if maps is not None:
-            for table, arrays in tables.items():
-                maps.ask(name, table, arrays["row"], arrays["box"])
-    # Decode each image once (and run it through the model once), however many channels
-    # and layers show it.
-    rows = sorted(set(thumbnails) | (set(maps.rows) if maps else set()))
-    bar = tqdm(total=len(rows), desc="examples", unit="img", disable=not progress)
-    for first in range(0, len(rows), MAP_BATCH):
-        batch = rows[first : first + MAP_BATCH]
-        images = [load_image(row) for row in batch]
-        for row, image in zip(batch, images):
-            for dataset, i, box in thumbnails.get(row, ()):
-                dataset[i] = crop_thumbnail(image, box, thumbnail_size)
-        if maps is not None:
-            import torch
-
-            acts = layer_maps(torch.stack([torch.as_tensor(im) for im in images]))
-            for b, row in enumerate(batch):
-                maps.fill(row, {layer: a[b].cpu() for layer, a in acts.items()}, images[b].shape[-1])
-        bar.update(len(batch))
-    bar.close()
-    if maps is not None:
-        for (name, table), array in maps.arrays.items():
-            writer.write_maps(name, table, array)
-
-
-def _examples(shards, name: str, field, table: str, k: int) -> dict[str, np.ndarray]:
-    """One layer's example table (``row``, ``value``, ``y``, ``x``, ``box``; see EXAMPLE_TABLES)."""
-    quantity, position, lowest = EXAMPLE_TABLES[table]
-    values = shards.per_image(name, quantity)
-    rows, found = topk_rows(-values if lowest else values, k)
-    found = -found if lowest else found
-    ys, xs = _positions(shards, name, rows, position)
-    boxes = field.boxes().numpy()[ys, xs]  # (y0, x0, y1, x1) per example
-    return {
-        "row": rows.astype(np.int64),
-        "value": found.astype(np.float32),
-        "y": ys.astype(np.int16),
-        "x": xs.astype(np.int16),
-        "box": boxes.astype(np.int16),
-    }
-
-
-class _MapRequests:
-    """Which (layer, table, channel, rank) activation maps each image row must fill."""
-
-    def __init__(self, size: int):
-        self.size = int(size)
-        self.arrays: dict[tuple[str, str], np.ndarray] = {}  # float16 [C, k, size, size]
-        self.rows: dict[int, list] = {}  # row -> [(layer, table, channel, rank, box)]
-
-    def ask(self, layer: str, table: str, rows: np.ndarray, boxes: np.ndarray) -> None:
-        c, k = rows.shape
-        self.arrays[layer, table] = np.zeros((c, k, self.size, self.size), np.float16)
-        for channel, rank in zip(*np.nonzero(rows >= 0)):
-            request = (layer, table, int(channel), int(rank), boxes[channel, rank])
-            self.rows.setdefault(int(rows[channel, rank]), []).append(request)
-
-    def fill(self, row: int, acts: Mapping[str, object], input_size: int) -> None:
-        """Fill the maps of image ``row`` from its activations ``{layer: [C, H, W]}``."""
-        by_layer: dict[str, list] = {}
-        for request in self.rows.get(row, ()):
-            by_layer.setdefault(request[0], []).append(request)
-        for layer, requests in by_layer.items():
-            channels = [r[2] for r in requests]
-            cropped = crop_maps(acts[layer][channels], [r[4] for r in requests], input_size, self.size)
-            for (_, table, channel, rank, _), m in zip(requests, cropped):
-                self.arrays[layer, table][channel, rank] = m
-
-
-def _positions(
-    shards, name: str, rows: np.ndarray, position: str = "argmax"
-) -> tuple[np.ndarray, np.ndarray]:
-    """``<position>_y/x`` of the example rows ``[C, k]`` (reads only those rows)."""
-    c, k = rows.shape
-    if k == 0:
-        return np.zeros((c, 0), np.int64), np.zeros((c, 0), np.int64)
-    wanted = np.unique(rows)
-    ys = shards.per_image(name, f"{position}_y")[wanted].compute()
-    xs = shards.per_image(name, f"{position}_x")[wanted].compute()
-    where = np.searchsorted(wanted, rows)
-    channels = np.arange(c)[:, None]
-    return ys[where, channels].astype(np.int64), xs[where, channels].astype(np.int64)
-
-
-def _column_mean(values) -> np.ndarray:
-    x = _as_dask(values)
-    if x.shape[0] == 0:
-        return np.full(x.shape[1], np.nan, np.float32)
-    return x.astype(np.float64).mean(axis=0).compute().astype(np.float32)

@@ -14,33 +14,49 @@ SIMILARITY_METHOD = (
 )
 
 
-def correlation_neighbours(maxima: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """``maxima [N, C]`` (per-image maximum of each channel) -> ``ids [C, k]``, ``scores [C, k]``.
+def correlation_from_moments(n: int, comoment: np.ndarray, scale: float) -> np.ndarray:
+    """float64 ``[C, C]`` Pearson correlation from the co-moment matrix of ``n`` images (the
+    sum of products of deviations from the mean) whose values reach ``scale`` in magnitude.
 
-    Row ``c`` lists the other channels by Pearson correlation with ``c`` across images,
-    highest first (lower id first on ties). Constant channels and NaN rows (images a
-    shard gap left empty) give no neighbours: ``-1`` ids and NaN scores pad the rows.
+    Constant channels (no deviation beyond rounding of ``scale``) correlate with nothing:
+    their rows and columns are NaN, as is the diagonal (a channel is not its own neighbour).
     """
-    x = np.asarray(maxima, np.float64)
-    x = x[~np.isnan(x).any(axis=1)] if x.size else x
-    n, c = x.shape
-    k = max(0, min(int(k), c - 1))
-    ids = np.full((c, k), -1, np.int64)
-    scores = np.full((c, k), np.nan)
-    if n < 2 or k == 0:
-        return ids, scores
-    centred = x - x.mean(axis=0)
-    norms = np.sqrt((centred**2).sum(axis=0))
-    varies = norms > 1e-12 * max(1.0, float(np.abs(x).max()))
-    unit = np.where(varies, centred / np.where(varies, norms, 1.0), 0.0)
-    corr = unit.T @ unit
+    c = comoment.shape[0]
+    if n < 2:
+        return np.full((c, c), np.nan)
+    norms = np.sqrt(np.clip(np.diag(comoment), 0.0, None))
+    varies = norms > 1e-12 * max(1.0, float(scale))
+    safe = np.where(varies, norms, 1.0)
+    corr = np.clip(comoment / safe[:, None] / safe[None, :], -1.0, 1.0)
     corr[~varies, :] = np.nan
     corr[:, ~varies] = np.nan
     np.fill_diagonal(corr, np.nan)
+    return corr
+
+
+def nearest_channels(corr: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``ids [C, k]``, ``scores [C, k]``: each row's other channels by correlation, highest
+    first (lower id first on ties); ``-1`` ids and NaN scores pad rows with fewer."""
+    c = corr.shape[0]
+    k = max(0, min(int(k), c - 1))
+    ids = np.full((c, k), -1, np.int64)
+    scores = np.full((c, k), np.nan)
     for channel in range(c):
-        row = corr[channel]
+        row = corr[channel].astype(np.float64)
         valid = np.flatnonzero(~np.isnan(row))
         order = valid[np.lexsort((valid, -row[valid]))][:k]
         ids[channel, : len(order)] = order
-        scores[channel, : len(order)] = np.clip(row[order], -1.0, 1.0)
+        scores[channel, : len(order)] = row[order]
     return ids, scores
+
+
+def correlation_neighbours(maxima: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``maxima [N, C]`` (per-image maximum of each channel) -> ``ids [C, k]``, ``scores [C, k]``
+    by :func:`nearest_channels`, over the images with no NaN (those a shard gap left empty).
+    The reduction computes the same matrix shard by shard (:mod:`pipeline.extract.reduce`).
+    """
+    x = np.asarray(maxima, np.float64)
+    x = x[~np.isnan(x).any(axis=1)] if x.size else x
+    centred = x - x.mean(axis=0) if len(x) else x
+    scale = float(np.abs(x).max()) if x.size else 0.0
+    return nearest_channels(correlation_from_moments(len(x), centred.T @ centred, scale), k)

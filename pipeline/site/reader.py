@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.extract.similarity import SIMILARITY_METHOD, correlation_neighbours
+from pipeline.extract.similarity import SIMILARITY_METHOD, correlation_neighbours, nearest_channels
 from pipeline.site.data import (
     ActivationAtlas,
     ActivationGrid,
@@ -181,9 +181,13 @@ def _add_layer_activations(store, layer: Layer, settings: SiteSettings, classes)
             attribution = np.nansum(per_class * weights[None, :], axis=1) / total
     ids = scores = None
     if settings.similar_channels > 0 and store.num_images >= 2:
-        maxima = store.per_image(name, "max").compute()
-        ids, scores = correlation_neighbours(maxima, settings.similar_channels)
-        layer.similarity_method = SIMILARITY_METHOD.format(n=len(maxima))
+        corr = store.correlation(name)
+        if corr is None:  # a store from before the reduction kept the correlation
+            maxima = store.per_image(name, "max").compute()
+            ids, scores = correlation_neighbours(maxima, settings.similar_channels)
+        else:
+            ids, scores = nearest_channels(corr, settings.similar_channels)
+        layer.similarity_method = SIMILARITY_METHOD.format(n=store.num_images)
     names = store.class_names
     for unit in layer.units:
         c = unit.index

@@ -17,12 +17,14 @@ package touches HDF5 paths.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import glob
 import hashlib
 import json
 import math
 import os
 import re
+import typing
 from collections.abc import Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
@@ -374,3 +376,38 @@ def read_table(table: h5py.Group) -> dict[str, list]:
         ds = table[col]
         out[col] = read_strings(ds) if ds.dtype.kind == "O" else ds[()].tolist()
     return out
+
+
+def write_record(group: h5py.Group, record) -> None:
+    """A record's fields as datasets, nested records and dicts of them as subgroups."""
+    for field in dataclasses.fields(record):
+        value = getattr(record, field.name)
+        if value is None:
+            continue
+        if dataclasses.is_dataclass(value):
+            write_record(group.create_group(field.name), value)
+        elif isinstance(value, dict):
+            sub = group.create_group(field.name, track_order=True)
+            for key, item in value.items():
+                write_record(sub.create_group(key), item)
+        else:
+            group.create_dataset(field.name, data=np.asarray(value))
+
+
+def read_record(group: h5py.Group, cls):
+    """The inverse of :func:`write_record`, guided by ``cls``'s type hints."""
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for field in dataclasses.fields(cls):
+        if field.name not in group:
+            continue  # an optional field that was None
+        kind = hints[field.name]
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        if typing.get_origin(kind) is dict:
+            values[field.name] = {k: read_record(g, args[1]) for k, g in group[field.name].items()}
+        elif dataclasses.is_dataclass(kind) or (args and dataclasses.is_dataclass(args[0])):
+            inner = kind if dataclasses.is_dataclass(kind) else args[0]
+            values[field.name] = read_record(group[field.name], inner)
+        else:
+            values[field.name] = group[field.name][()]
+    return cls(**values)

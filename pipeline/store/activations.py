@@ -37,6 +37,7 @@ from pipeline.store._format import (
     refuse_other_provenance,
     settings_of,
     write_json_attr,
+    write_record,
     write_strings,
     write_table,
 )
@@ -371,37 +372,24 @@ class ReducedWriter:
     def __init__(self, fh: h5py.File):
         self.fh = fh
 
-    def write_layer(
-        self,
-        name: str,
-        *,
-        rf_rows,
-        rf_cols,
-        examples: Mapping[str, Mapping[str, np.ndarray]],
-        stats: Mapping[str, np.ndarray],
-        classes: Mapping[str, np.ndarray],
-    ) -> None:
-        """``examples``: the ``top`` (and ``bottom``) example tables, by name."""
+    def write_layer(self, name: str, layer) -> None:
+        """All reductions of layer ``name``: a :class:`pipeline.store.reduction.ReducedLayer`."""
         group = self.fh[f"layers/{name}"]
-        group.create_dataset("rf_rows", data=np.asarray(rf_rows, np.int32))
-        group.create_dataset("rf_cols", data=np.asarray(rf_cols, np.int32))
-        for sub, arrays in (*examples.items(), ("stats", stats), ("classes", classes)):
-            g = group.require_group(sub)
-            for key, values in arrays.items():
-                g.create_dataset(key, data=values)
-
-    def write_maps(self, name: str, table: str, maps: np.ndarray) -> None:
-        """float16 ``[C, k, m, m]``: each example's activation map over its thumbnail."""
-        self.fh[f"layers/{name}/{table}"].create_dataset("map", data=np.asarray(maps, np.float16))
-
-    def create_thumbnails(self, name: str, count: int, size: int) -> h5py.Dataset:
+        for table, examples in layer.tables.items():
+            sub = group.create_group(table)
+            write_record(sub, dataclasses.replace(examples, map=None))
+            if examples.map is not None:
+                sub.create_dataset("map", data=np.asarray(examples.map, np.float16))
+        write_record(group.create_group("stats"), layer.stats)
+        if layer.classes is not None:
+            write_record(group.create_group("classes"), layer.classes)
+        group.create_dataset("correlation", data=np.asarray(layer.correlation, np.float32))
+        group.create_dataset("rf_rows", data=np.asarray(layer.rf_rows, np.int32))
+        group.create_dataset("rf_cols", data=np.asarray(layer.rf_cols, np.int32))
+        thumbnails = np.asarray(layer.thumbnails, np.uint8)
         # One thumbnail per chunk: the site and queries read them one at a time.
-        return self.fh[f"layers/{name}"].create_dataset(
-            "thumbnails",
-            shape=(count, size, size, 3),
-            dtype=np.uint8,
-            chunks=(1, size, size, 3) if count else None,
-        )
+        chunks = (1, *thumbnails.shape[1:]) if len(thumbnails) else None
+        group.create_dataset("thumbnails", data=thumbnails, chunks=chunks)
 
 
 @contextlib.contextmanager

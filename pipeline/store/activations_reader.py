@@ -294,6 +294,13 @@ class ActivationsStore(StoreReader):
         group = self._layer(layer)["stats"]
         return ChannelStats(**{f.name: group[f.name][()] for f in dataclasses.fields(ChannelStats)})
 
+    def correlation(self, layer: str) -> np.ndarray | None:
+        """float32 ``[C, C]``: Pearson correlation of ``layer``'s channels' per-image maxima
+        over the images (NaN on the diagonal and for constant channels); None in stores
+        written before it was stored."""
+        group = self._layer(layer)
+        return group["correlation"][()] if "correlation" in group else None
+
     def classes(self, layer: str) -> ClassAttribution | None:
         """``layer``'s attribution by predicted class; None when the run extracted no attribution."""
         group = self._layer(layer).get("classes")

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import torch
 
-from pipeline.extract.reduce import reduce_store
+from pipeline.extract.reduce_job import reduce_store
 from pipeline.extract.settings import ExtractSettings
 from pipeline.model.receptive_field import ReceptiveField
 from pipeline.store.activations import ShardLayout, ShardSet, reduced_writer, shard_writer
@@ -72,10 +72,12 @@ def write_shards(
     skipped=("broken",),
     photos="/photos",
     model_checksum="sha256:fake",
+    sizes=SIZES,
 ):
-    """One shard file per SIZES block; images are files ``<photos>/<id>.jpg``."""
+    """One shard file per ``sizes`` block (rows per shard; they must sum to the rows of
+    ``data``); images are files ``<photos>/<id>.jpg``."""
     paths, start = [], 0
-    for i, size in enumerate(SIZES):
+    for i, size in enumerate(sizes):
         stop = start + size
         path = folder / "extract" / "shards" / f"{start}-{stop}.h5"
         layout = ShardLayout(

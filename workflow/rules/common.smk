@@ -127,12 +127,21 @@ def atlas_sampling(wildcards):
     }
 
 
-def extract_shard_files(wildcards):
-    """One shard per `images_per_shard` images of the listing (waits for the checkpoint)."""
+def extract_shard_files(wildcards, folder="shards"):
+    """One file per `images_per_shard` images of the listing in extract/<folder>/: the
+    shards, or their partials or examples (waits for the checkpoint)."""
     count = len(read_listing(checkpoints.list_images.get().output[0]))
     step = SETTINGS_EXTRACT.images_per_shard
-    return [run_path("extract", "shards", f"{start}-{min(start + step, count)}.h5")
+    return [run_path("extract", folder, f"{start}-{min(start + step, count)}.h5")
             for start in range(0, count, step)]
+
+
+def extract_partial_files(wildcards):
+    return extract_shard_files(wildcards, "partials")
+
+
+def extract_examples_files(wildcards):
+    return extract_shard_files(wildcards, "examples")
 
 
 def featurevis_shard_files(wildcards):

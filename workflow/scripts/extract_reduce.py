@@ -1,18 +1,14 @@
-"""Snakemake adapter: reduce the shards into activations.h5 with dask reductions."""
+"""Snakemake adapter: assemble activations.h5 from the shards, the merge and the examples."""
 
-import dask
-
-from pipeline.extract import ExtractSettings, run_reduce
-from pipeline.model import ModelSpec
+from pipeline.extract import ExtractSettings
+from pipeline.extract.reduce_job import run_reduce_assemble
 from pipeline.runtime import job_logging
 
-with (
-    job_logging(snakemake.log[0], threads=snakemake.threads, gpu=False),
-    dask.config.set(scheduler="threads", num_workers=snakemake.threads),
-):
-    run_reduce(
+with job_logging(snakemake.log[0], threads=snakemake.threads, gpu=False):
+    run_reduce_assemble(
         ExtractSettings.from_config(snakemake.params.settings),
-        ModelSpec.from_config(snakemake.params.model),
         list(snakemake.input.shards),
+        snakemake.input.merged,
+        list(snakemake.input.examples),
         snakemake.output[0],
     )
