@@ -119,6 +119,7 @@ def write_run(run: Path, images: int) -> list[Path]:
     from pipeline.model import run_discover_layers
     from pipeline.store.activations import ShardLayout, shard_writer
 
+    (run / "model").mkdir(parents=True, exist_ok=True)
     run_discover_layers(model_spec(), run / "model" / "layers.json")
     loaded = model_spec().load()
     layers = [info.to_dict() for info in loaded.resolve_layers(None)]
@@ -161,7 +162,7 @@ def job(name: str, args: dict) -> None:
     )
     from pipeline.extract.settings import ExtractSettings
 
-    settings = ExtractSettings(num_workers=args.get("workers", 0))
+    settings = ExtractSettings(num_workers=args.get("workers", 0), map_size=args.get("map_size", 16))
     if name == "partial":
         run_reduce_partial(settings, args["shard"], args["out"])
     elif name == "merge":
@@ -175,23 +176,23 @@ def job(name: str, args: dict) -> None:
         from pipeline.site.settings import SiteSettings
 
         run_site(SiteSettings(), args["run"], args["out"], progress=False)
+    # Peak resident memory of this process (VmHWM restarts at exec; ru_maxrss would not).
+    peak = [line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmHWM")]
+    print("PEAK_KB", peak[0].split()[1] if peak else 0)
 
 
 def measured(name: str, args: dict) -> tuple[float, float]:
     """Run job ``name`` in a child process: (seconds, peak resident GB)."""
     env = dict(os.environ, MALLOC_MMAP_MAX_="0", MALLOC_TRIM_THRESHOLD_="100000000000")
     begin = time.perf_counter()
-    child = subprocess.Popen(
-        [sys.executable, __file__, "--job", name, json.dumps(args)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    child = subprocess.run(
+        [sys.executable, __file__, "--job", name, json.dumps(args)], env=env, capture_output=True, text=True
     )
-    _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - begin
-    if status:
-        raise SystemExit(f"job {name} failed:\n{child.stderr.read().decode()[-3000:]}")
-    return seconds, usage.ru_maxrss / 1e6  # KB -> GB
+    if child.returncode:
+        raise SystemExit(f"job {name} failed:\n{child.stderr[-3000:]}")
+    peak = [line for line in child.stdout.splitlines() if line.startswith("PEAK_KB")]
+    return seconds, int(peak[-1].split()[1]) / 1e6  # KB -> GB
 
 
 def size_gb(path: Path) -> float:
@@ -224,7 +225,7 @@ def queries(run: Path) -> dict:
     return out
 
 
-def bench(images: int, work: Path, workers: int) -> dict:
+def bench(images: int, work: Path, workers: int, maps_shards: int) -> dict:
     run = work / f"run-{images}"
     shutil.rmtree(run, ignore_errors=True)
     begin = time.perf_counter()
@@ -252,13 +253,19 @@ def bench(images: int, work: Path, workers: int) -> dict:
         [measured("partial", {"shard": str(s), "out": str(p)}) for s, p in zip(shards, parts)],
     )
     once("merge", "merge", {**names, "partials": list(map(str, parts)), "out": str(merged)})
-    per_shard(
-        "examples",
-        [
-            measured("examples", {"merged": str(merged), "shard": str(s), "out": str(e), "workers": workers})
-            for s, e in zip(shards, examples)
-        ],
-    )
+    # Each example image costs a forward pass for its maps: measured on the first
+    # `maps_shards` shards; the others store thumbnails and histograms only (map_size 0).
+    runs = [
+        measured(
+            "examples",
+            {"merged": str(merged), "shard": str(s), "out": str(e), "workers": workers, "map_size": map_size},
+        )
+        for i, (s, e) in enumerate(zip(shards, examples))
+        for map_size in [16 if i < maps_shards else 0]
+    ]
+    per_shard("examples with maps", runs[:maps_shards])
+    if runs[maps_shards:]:
+        per_shard("examples, no maps", runs[maps_shards:])
     store = run / "activations.h5"
     once(
         "store",
@@ -269,12 +276,14 @@ def bench(images: int, work: Path, workers: int) -> dict:
     from pipeline.store.reduction import MERGED, LayersFile
 
     with LayersFile(merged, MERGED) as f:
-        example_images = len(np.unique(np.concatenate([f.layer(n)["crops/row"] for n in f.layers])))
+        rows = np.unique(np.concatenate([f.layer(n).crop_rows for n in f.layers]))
+    mapped = rows[rows < sum(min(SHARD, images - start) for start in range(0, images, SHARD)[:maps_shards])]
     return {
         "images": images,
         "shards": len(shards),
         "stages": stages,
-        "example_images": example_images,
+        "example_images": len(rows),
+        "mapped_images": len(mapped),
         "queries": queries(run),
         "shards_gb": size_gb(run / "extract" / "shards"),
         "store_gb": store.stat().st_size / 1e9,
@@ -284,37 +293,45 @@ def bench(images: int, work: Path, workers: int) -> dict:
 
 def report(results: list[dict]) -> None:
     base = results[0]
-    print("\nstage            images    shards  seconds  s/image    ratio  peak GB")
+    print("\nstage                 images   shards  seconds    s/image   ratio  peak GB")
     for r in results:
         for stage, s in r["stages"].items():
-            ratio = s["seconds"] / base["stages"][stage]["seconds"]
+            first = base["stages"].get(stage)
+            ratio = s["seconds"] / first["seconds"] if first else float("nan")
             print(
-                f"{stage:<14} {r['images']:>8,} {r['shards']:>8} {s['seconds']:>8.1f} "
-                f"{s['seconds'] / r['images'] * 1e3:>7.3f}ms {ratio:>7.2f}x {s['peak_gb']:>7.2f}"
+                f"{stage:<19} {r['images']:>8,} {r['shards']:>8} {s['seconds']:>8.1f} "
+                f"{s['seconds'] / r['images'] * 1e3:>8.3f}ms {ratio:>6.2f}x {s['peak_gb']:>7.2f}"
             )
-    print("\nimages    example images  shards GB  store GB  site GB  channel query  image query  CLI channel")
+    print(
+        "\nimages  example images (with maps)  shards GB  store GB  site GB  channel query  image query  CLI"
+    )
     for r in results:
         q = r["queries"]
         print(
-            f"{r['images']:>8,} {r['example_images']:>14,} {r['shards_gb']:>10.2f} {r['store_gb']:>9.3f} "
-            f"{r['site_gb']:>8.3f} {q['channel']:>12.3f}s {q['image']:>11.3f}s {q['cli channel']:>10.2f}s"
+            f"{r['images']:>8,} {r['example_images']:>8,} ({r['mapped_images']:>6,}) {r['shards_gb']:>17.2f} "
+            f"{r['store_gb']:>9.3f} {r['site_gb']:>8.3f} {q['channel']:>12.3f}s {q['image']:>11.3f}s "
+            f"{q['cli channel']:>5.2f}s"
         )
     last = results[-1]
     s = last["stages"]
     scale = IMAGENET_TRAIN / last["images"]
     shards = -(-IMAGENET_TRAIN // SHARD)
-    merge_per_shard = s["merge"]["seconds"] / last["shards"]
-    per_example = s["examples"]["seconds"] / max(1, last["example_images"])
+    # The merge's part that grows with the shards, from the smallest and largest runs.
+    grown = last["shards"] - base["shards"]
+    merge_per_shard = (s["merge"]["seconds"] - base["stages"]["merge"]["seconds"]) / grown if grown else 0.0
+    per_mapped = s["examples with maps"]["seconds"] / max(1, last["mapped_images"])
     print(
         f"\nProjection to ImageNet train ({IMAGENET_TRAIN:,} images, {shards} shards of {SHARD:,}), "
         "on this CPU:\n"
         f"  partials: {s['partials']['seconds'] * scale / 3600:.1f} CPU-hours in {shards} independent jobs "
         f"({s['partials']['seconds'] / last['shards']:.0f} s each)\n"
-        f"  merge: about {merge_per_shard * shards / 60:.1f} min (grows with shards: "
-        f"{merge_per_shard:.2f} s per shard here)\n"
-        f"  examples: at most {per_example * 3120 * 32 / 3600:.1f} CPU-hours "
-        f"(bounded by 3,120 channels x 32 examples, whatever the images), in {shards} jobs\n"
-        f"  store: {s['store']['seconds']:.0f} s plus the images table; site: {s['site']['seconds']:.0f} s"
+        f"  merge: {(s['merge']['seconds'] + merge_per_shard * (shards - last['shards'])) / 60:.1f} min "
+        f"(one job: {merge_per_shard:.2f} s per shard more, measured between {base['shards']} and "
+        f"{last['shards']} shards)\n"
+        f"  examples: {per_mapped:.3f} s per example image with maps; at most 3,120 channels x 32 "
+        f"examples = 99,840 images whatever the dataset: {per_mapped * 99_840 / 3600:.1f} CPU-hours "
+        f"in {shards} jobs\n"
+        f"  store: {s['store']['seconds']:.0f} s; site: {s['site']['seconds']:.0f} s"
     )
 
 
@@ -323,16 +340,22 @@ def main(argv=None) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 200_000])
     parser.add_argument("--work", type=Path, default=Path("/tmp/model-atlas-scale"))
     parser.add_argument("--workers", type=int, default=1, help="decoding workers of the examples jobs")
+    parser.add_argument(
+        "--maps-shards", type=int, default=1, help="shards whose examples jobs compute activation maps"
+    )
+    parser.add_argument("--shard", type=int, default=5000, help="images per shard (full.yaml: 5000)")
     parser.add_argument("--keep", action="store_true", help="keep the synthetic runs")
     parser.add_argument("--job", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.job:
         job(args.job[0], json.loads(args.job[1]))
         return
+    global SHARD
+    SHARD = args.shard
     results = []
     for images in args.sizes:
         print(f"{images:,} images", flush=True)
-        results.append(bench(images, args.work, args.workers))
+        results.append(bench(images, args.work, args.workers, args.maps_shards))
         if not args.keep:
             shutil.rmtree(args.work / f"run-{images}" / "extract" / "shards", ignore_errors=True)
     report(results)

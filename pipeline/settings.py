@@ -62,6 +62,13 @@ class StageSettings:
             )
         return cls(**{k: _frozen(v) for k, v in section.items() if k in names})
 
+    @classmethod
+    def from_job(cls: type[T], params: Mapping[str, Any], resources: Mapping[str, Any]) -> T:
+        """A workflow job's settings: its ``params`` plus the class's ``SPEED_KEYS`` (if any),
+        which rules pass as resources so that changing them re-runs nothing."""
+        speed = {key: resources[key] for key in getattr(cls, "SPEED_KEYS", ())}
+        return cls.from_config({**params, **speed})
+
     def to_dict(self) -> dict[str, Any]:
         """Every field as plain JSON-able values (tuples as lists), in field order."""
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}

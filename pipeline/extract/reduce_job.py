@@ -111,7 +111,7 @@ def examples_of_shard(
         )
         for layer in shard.layers
     }
-    map_size = settings.map_size if layer_maps is not None else None
+    map_size = settings.map_size if layer_maps is not None and settings.map_size > 0 else None
     crops = ExampleCrops(merged, offset, offset + shard.rows, settings.thumbnail_size, map_size)
     rows = crops.rows()
     with tqdm(total=len(rows), desc="examples", unit="img", disable=not progress) as bar:
@@ -131,10 +131,8 @@ def assembled_layer(
     (channel, rank)."""
     size = settings.thumbnail_size
     thumbnails = np.zeros((len(merged.crop_rows), size, size, 3), np.uint8)
-    maps = {
-        name: np.zeros((*t.row.shape, settings.map_size, settings.map_size), np.float16)
-        for name, t in merged.tables.items()
-    }
+    side = settings.map_size
+    maps = {name: np.zeros((*t.row.shape, side, side), np.float16) for name, t in merged.tables.items()}
     counts = np.zeros_like(merged.stats.hist_counts)
     for share in shares:
         counts += share.hist_counts
@@ -142,7 +140,10 @@ def assembled_layer(
         for name, found in share.maps.items():
             maps[name][found.channel, found.rank] = found.map
     return ReducedLayer(
-        tables={name: dataclasses.replace(t, map=maps[name]) for name, t in merged.tables.items()},
+        tables={
+            name: dataclasses.replace(t, map=maps[name] if side else None)
+            for name, t in merged.tables.items()
+        },
         stats=dataclasses.replace(merged.stats, hist_counts=counts),
         correlation=merged.correlation,
         thumbnails=thumbnails,

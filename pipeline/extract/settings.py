@@ -25,7 +25,7 @@ class ExtractSettings(StageSettings):
     top_k: int = 16
     histogram_bins: int = 32
     thumbnail_size: int = 64
-    map_size: int = 16  # side of each example's activation map over its thumbnail
+    map_size: int = 16  # side of each example's activation map over its thumbnail; 0: no maps
     amp: bool = False
 
     # What a shard job needs but that changes only how fast it runs: the workflow passes

@@ -6,11 +6,9 @@ from pipeline.extract.reduce_job import run_shard_examples
 from pipeline.model import ModelSpec
 from pipeline.runtime import job_logging
 
-# Speed settings come as the rule's resources, not params (workflow/rules/common.smk).
-speed = {key: snakemake.resources[key] for key in ExtractSettings.SPEED_KEYS}
 with job_logging(snakemake.log[0], threads=snakemake.threads, gpu=bool(snakemake.resources.get("gpu", 0))):
     run_shard_examples(
-        ExtractSettings.from_config({**snakemake.params.settings, **speed}),
+        ExtractSettings.from_job(snakemake.params.settings, snakemake.resources),
         ModelSpec.from_config(snakemake.params.model),
         snakemake.input.merged,
         snakemake.input.shard,
