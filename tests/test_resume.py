@@ -171,13 +171,18 @@ def test_merge_refuses_a_shard_made_with_other_settings(tmp_path, reference):
     shard = sorted((workdir / RUN / "extract" / "shards").glob("*.h5"))[-1]
     with h5py.File(shard, "a") as fh:  # as if written by a run with another config
         fh.attrs["config_hash"] = "sha256:0123456789abcdef"
+    store = workdir / RUN / "activations.h5"
+    before = store.stat().st_mtime_ns
 
     proc = run(workdir, check=False)
 
     assert proc.returncode != 0
-    log = (workdir / RUN / "logs" / "reduce_activations" / "reduce_activations.log").read_text()
+    # The shard's partial is made again (one shard alone has nothing to disagree with);
+    # the merge, which reads every shard's header, refuses the mix.
+    log = (workdir / RUN / "logs" / "reduce_merge" / "reduce_merge.log").read_text()
     assert shard.name in log and "other settings" in log
-    assert not (workdir / RUN / "activations.h5").exists()
+    assert not (workdir / RUN / "extract" / "merged.h5").exists()
+    assert store.stat().st_mtime_ns == before  # the earlier, consistent store is not replaced
 
 
 def planned_jobs(workdir: Path, config: dict) -> set[str]:
