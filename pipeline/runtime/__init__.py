@@ -103,29 +103,6 @@ def clear_stale_snakemake_locks(workdir: str | os.PathLike = ".") -> bool:
     return bool(stale)
 
 
-def return_freed_memory() -> bool:
-    """Let this process's ``malloc`` give freed memory back to the system again.
-
-    The Makefile sets ``MALLOC_MMAP_MAX_=0`` and a huge ``MALLOC_TRIM_THRESHOLD_`` for every
-    job, which makes torch about 3x faster here (docs/PERFORMANCE.md) but keeps every freed
-    block: UMAP on a million vectors then grew past 24 GB and was killed, where it needs
-    about 8 GB. Jobs that are NumPy-heavy rather than torch-heavy call this first; it
-    restores glibc's defaults (``mallopt``), and does nothing (returns False) elsewhere.
-    """
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        mallopt = ctypes.CDLL(name).mallopt if name else None
-    except (OSError, AttributeError):
-        mallopt = None
-    if mallopt is None:
-        return False
-    m_trim_threshold, m_mmap_max = -1, -4  # glibc's <malloc.h>
-    return bool(mallopt(m_mmap_max, 65536)) and bool(mallopt(m_trim_threshold, 128 * 1024))
-
-
 def set_threads(threads: int) -> None:
     import torch
 

@@ -2,9 +2,8 @@
 
 from pipeline.atlas import AtlasSettings, run_atlas_layout
 from pipeline.model import ModelSpec
-from pipeline.runtime import job_logging, return_freed_memory
+from pipeline.runtime import job_logging
 
-return_freed_memory()  # UMAP on a million vectors: see its docstring
 with job_logging(snakemake.log[0], threads=snakemake.threads, gpu=bool(snakemake.resources.get("gpu", 0))):
     run_atlas_layout(
         AtlasSettings.from_config(snakemake.params.settings),
