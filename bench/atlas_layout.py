@@ -2,8 +2,9 @@
 
 The vectors are EfficientNet-Lite0's blocks.4.2 activations (112 channels) at every
 position of real photos (``--photos``, default ../shared/datasets/imagenet-samples-200:
-200 x 196 = 39,200 vectors); larger samples repeat them with 2 % Gaussian jitter, so that
-UMAP sees no exact duplicates. For each size the script times what the layout job does:
+200 x 196 = 39,200 vectors); larger samples mix two real vectors each, with 2 % Gaussian
+jitter, so that UMAP sees neither duplicates nor thousands of tight clusters. For each size
+the script times what the layout job does, and prints the process's peak memory so far:
 
 * ``umap``: :func:`pipeline.atlas.layout.embed` (cosine UMAP, seeded: single-threaded);
 * ``levels``: binning into the 20, 40 and 80 grids with means, top classes and examples
@@ -50,12 +51,27 @@ def real_vectors(photos: Path):
     return np.concatenate(out), model
 
 
+def peak_gb() -> float:
+    """The process's peak resident memory (Linux; 0 elsewhere)."""
+    status = Path("/proc/self/status")
+    if not status.exists():
+        return 0.0
+    line = next((x for x in status.read_text().splitlines() if x.startswith("VmHWM")), "VmHWM: 0 kB")
+    return int(line.split()[1]) / 1e6
+
+
 def sample(base: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """``size`` vectors: real ones, or beyond ``len(base)`` mixes of two random real vectors
+    (up to 50/50) with 2 % Gaussian jitter. Mixes spread between the real vectors; jittered
+    copies alone would form tens of thousands of tight clusters, which UMAP lays out as
+    separate components (the 1M run of an earlier version ran out of memory)."""
     if size <= len(base):
         return base[rng.choice(len(base), size, replace=False)]
-    picked = base[rng.integers(0, len(base), size)]
+    first, second = base[rng.integers(0, len(base), size)], base[rng.integers(0, len(base), size)]
+    weight = rng.uniform(0.0, 0.5, (size, 1)).astype(np.float32)
+    mixed = (1 - weight) * first + weight * second
     scale = 0.02 * base.std(axis=0, keepdims=True)
-    return (picked + rng.normal(size=picked.shape).astype(np.float32) * scale).astype(np.float32)
+    return (mixed + rng.normal(size=mixed.shape).astype(np.float32) * scale).astype(np.float32)
 
 
 def no_class_scores(means: np.ndarray) -> np.ndarray:
@@ -107,7 +123,8 @@ def main() -> None:
         rows.append((size, umap_s, levels_s))
         print(
             f"{size:>9,} vectors: umap {umap_s:8.1f} s, levels {levels_s:6.1f} s; "
-            f"{ratio:6.1f}x the {baseline[0]:,}-vector layout for {size / baseline[0]:.0f}x the vectors",
+            f"{ratio:6.1f}x the {baseline[0]:,}-vector layout for {size / baseline[0]:.0f}x the vectors; "
+            f"peak memory so far {peak_gb():.1f} GB",
             flush=True,
         )
 
