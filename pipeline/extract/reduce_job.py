@@ -114,9 +114,10 @@ def examples_of_shard(
     map_size = settings.map_size if layer_maps is not None and settings.map_size > 0 else None
     crops = ExampleCrops(merged, offset, offset + shard.rows, settings.thumbnail_size, map_size)
     rows = crops.rows()
+    need_maps = bool(map_size) and crops.needs_activations  # once: it scans every request
     with tqdm(total=len(rows), desc="examples", unit="img", disable=not progress) as bar:
         for batch_rows, batch in images(rows):
-            acts = layer_maps(batch) if map_size and crops.needs_activations else None
+            acts = layer_maps(batch) if need_maps else None
             for b, row in enumerate(batch_rows):
                 crops.fill(row, batch[b], {n: a[b].cpu() for n, a in acts.items()} if acts else None)
             bar.update(len(batch_rows))
@@ -314,10 +315,10 @@ def reduce_settings(settings: ExtractSettings) -> dict:
     }
 
 
-def _read_merged(path) -> tuple[dict, dict, dict]:
-    """``(merged {layer: MergedLayer}, info, source)`` of the merged file."""
+def _read_merged(path) -> tuple[dict, dict]:
+    """``(merged {layer: MergedLayer}, info)`` of the merged file."""
     with LayersFile(path, MERGED) as f:
-        return {name: f.layer(name) for name in f.layers}, f.info, f.source
+        return {name: f.layer(name) for name in f.layers}, f.info
 
 
 def run_shard_examples(settings: ExtractSettings, model, merged_path, shard, output) -> dict:
@@ -329,7 +330,7 @@ def run_shard_examples(settings: ExtractSettings, model, merged_path, shard, out
     from pipeline.extract.extractor import make_loader
     from pipeline.images.dataset import ImageDataset, collate
 
-    merged, info, _ = _read_merged(merged_path)
+    merged, info = _read_merged(merged_path)
     shard_set = ShardSet([shard])
     me = shard_set.shards[0]
     mine = [s for s in info["shards"] if (s["start"], s["stop"]) == (me["start"], me["stop"])]
