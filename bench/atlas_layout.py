@@ -6,7 +6,8 @@ position of real photos (``--photos``, default ../shared/datasets/imagenet-sampl
 jitter, so that UMAP sees neither duplicates nor thousands of tight clusters. For each size
 the script times what the layout job does, and prints the process's peak memory so far:
 
-* ``umap``: :func:`pipeline.atlas.layout.embed` (cosine UMAP, seeded: single-threaded);
+* ``umap``: :func:`pipeline.atlas.layout.embed` (cosine UMAP, seeded; ``--init``, default
+  ``pca`` as in full.yaml: ``spectral`` ran out of 24 GB at 1M);
 * ``levels``: binning into the 20, 40 and 80 grids with means, top classes and examples
   (:func:`pipeline.atlas.layout.layout_levels`);
 
@@ -16,7 +17,7 @@ the ``fast`` preset's schedule for the layer (48 steps, 48 px: the demo's icons)
 are against the 10k layout measured in the same run; the last lines project the cost of an
 ImageNet-scale atlas (1M vectors, the article's) on this machine.
 
-    .venv/bin/python bench/atlas_layout.py [--sizes 10000 100000 1000000] [--photos DIR]
+    .venv/bin/python bench/atlas_layout.py [--sizes 10000 100000 1000000] [--photos DIR] [--init pca]
 """
 
 from __future__ import annotations
@@ -95,6 +96,9 @@ def main() -> None:
         type=Path,
         default=Path(__file__).resolve().parents[2] / "shared/datasets/imagenet-samples-200",
     )
+    parser.add_argument(
+        "--init", choices=["pca", "spectral"], default="pca", help="UMAP's start (atlas.init)"
+    )
     args = parser.parse_args()
 
     import torch
@@ -106,17 +110,19 @@ def main() -> None:
 
     torch.set_num_threads(2)
     base, model = real_vectors(args.photos)
-    print(f"{len(base):,} real {LAYER} vectors of {base.shape[1]} channels from {args.photos}")
+    print(
+        f"{len(base):,} real {LAYER} vectors of {base.shape[1]} channels from {args.photos}; init {args.init}"
+    )
     rng = np.random.default_rng(0)
 
     # numba compiles UMAP's kernels on the first call in a process: paid once, shown apart.
-    _, compile_s = timed(embed, sample(base, 5000, rng), n_neighbors=50, min_dist=0.05)
+    _, compile_s = timed(embed, sample(base, 5000, rng), n_neighbors=50, min_dist=0.05, init=args.init)
     print(f"first call (numba compile + 5k layout): {compile_s:.1f} s")
 
     rows, baseline = [], None
     for size in sorted(args.sizes):
         vectors = sample(base, size, rng)
-        xy, umap_s = timed(embed, vectors, n_neighbors=50, min_dist=0.05, seed=0)
+        xy, umap_s = timed(embed, vectors, n_neighbors=50, min_dist=0.05, seed=0, init=args.init)
         _, levels_s = timed(layout_levels, xy, vectors, LEVELS, no_class_scores, min_count=3)
         baseline = baseline or (size, umap_s + levels_s)
         ratio = (umap_s + levels_s) / baseline[1]

@@ -73,8 +73,6 @@ class Results:
         layers_json = self.run_dir / "model" / "layers.json"
         if layers_json.is_file():
             self.aliases.update(json.loads(layers_json.read_text()).get("aliases", {}))
-        self._rows = {image_id: i for i, image_id in enumerate(self.store.images["image_id"])}
-        self._skipped = dict(zip(self.store.skipped["image_id"], self.store.skipped["reason"]))
 
     def close(self) -> None:
         self.store.close()
@@ -115,11 +113,14 @@ class Results:
 
     def _row(self, image_id: str) -> int:
         image_id = str(image_id)
-        if image_id in self._rows:
-            return self._rows[image_id]
-        if image_id in self._skipped:
-            raise ValueError(f"image {image_id!r} was skipped during extraction: {self._skipped[image_id]}")
-        raise KeyError(f"unknown image {image_id!r}; {len(self._rows)} images: {_listing(self._rows)}")
+        row = self.store.row_of(image_id)
+        if row is not None:
+            return row
+        skipped = dict(zip(self.store.skipped["image_id"], self.store.skipped["reason"]))
+        if image_id in skipped:
+            raise ValueError(f"image {image_id!r} was skipped during extraction: {skipped[image_id]}")
+        ids = self.store.images["image_id"]
+        raise KeyError(f"unknown image {image_id!r}; {len(ids)} images: {_listing(ids)}")
 
     def summary(self) -> dict:
         store = self.store
@@ -317,13 +318,13 @@ class Results:
     def image(self, image_id: str, channels: int = 5) -> dict:
         """One image: label, top-5 predictions, strongest and most-attributed channels per layer."""
         row = self._row(image_id)
-        images, names = self.store.images, self.store.class_names
+        image, names = self.store.image_row(row), self.store.class_names
         predictions = self.store.predictions(row)
-        label_class = int(images["label_class"][row])
+        label_class = int(image["label_class"])
         out = {
             "image_id": str(image_id),
-            "path": images["path"][row],
-            "label": images["label"][row] or None,
+            "path": image["path"],
+            "label": image["label"] or None,
             "label_class": label_class if label_class >= 0 else None,
             "predictions": [
                 {"class_id": int(c), "class_name": names[c], "logit": json_number(v)}
@@ -508,7 +509,8 @@ def _atlas_text(a: dict) -> str:
     lines = [
         f"activation atlas of {a['layer']}: {a['samples']} vectors of {a['channels']} channels "
         f"({a['positions_per_image']} positions per image), UMAP {umap.get('metric')} "
-        f"n_neighbors={umap.get('n_neighbors')} min_dist={umap.get('min_dist')} seed={umap.get('seed')}"
+        f"n_neighbors={umap.get('n_neighbors')} min_dist={umap.get('min_dist')} seed={umap.get('seed')} "
+        f"init={umap.get('init', 'spectral')}"
     ]
     for level in a["levels"]:
         cells = level["cells"]

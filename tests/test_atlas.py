@@ -20,6 +20,7 @@ from pipeline.atlas import AtlasSettings
 from pipeline.atlas.attribution import _TiledRunner, mean_vector_attribution
 from pipeline.atlas.job import run_atlas_layout
 from pipeline.atlas.layout import (
+    INITS,
     bin_cells,
     cosine_neighbours,
     embed,
@@ -27,6 +28,7 @@ from pipeline.atlas.layout import (
     grid_index,
     layout_level,
     normalise,
+    pca_start,
     top_classes,
     umap_parameters,
 )
@@ -257,10 +259,43 @@ def test_umap_lays_out_small_and_degenerate_samples_without_failing():
         np.zeros((8, 3)),  # all zero (a dead position of a ReLU layer)
         np.repeat(rng.random((2, 3)), 6, axis=0),  # two distinct vectors, six times each
     ):
-        xy = embed(vectors.astype(np.float32), n_neighbors=15, seed=1)
-        assert xy.shape == (len(vectors), 2) and np.isfinite(xy).all() and ((xy >= 0) & (xy <= 1)).all()
+        for init in INITS:
+            xy = embed(vectors.astype(np.float32), n_neighbors=15, seed=1, init=init)
+            assert xy.shape == (len(vectors), 2) and np.isfinite(xy).all()
+            assert ((xy >= 0) & (xy <= 1)).all()
     vectors = rng.normal(size=(30, 3)).astype(np.float32)
     np.testing.assert_array_equal(embed(vectors, seed=2), embed(vectors, seed=2))  # deterministic
+    with pytest.raises(ValueError, match="atlas.init must be one of spectral, pca; got 'tsne'"):
+        embed(vectors, init="tsne")
+
+
+def test_the_pca_start_sees_directions_not_lengths():
+    lengths = np.arange(1, 11, dtype=np.float32)[:, None]
+    along_x, along_y = lengths * [1.0, 0.0, 0.0], lengths * [0.0, 1.0, 0.0]
+    start = pca_start(np.concatenate([along_x, along_y]).astype(np.float32), seed=0)
+    # Unit-length rows are two points, (1, 0, 0) and (0, 1, 0): the first component puts
+    # each direction's ten vectors at one end of [-10, 10] (up to the 1e-4 jitter), the
+    # second component is flat.
+    first = start[:, 0]
+    np.testing.assert_allclose(np.abs(first), 10.0, atol=1e-3)
+    assert len(set(np.sign(first[:10]))) == 1 and np.sign(first[0]) == -np.sign(first[10])
+    np.testing.assert_allclose(start[:, 1], 0.0, atol=1e-3)
+    assert len(np.unique(start, axis=0)) == 20  # equal vectors start apart
+    np.testing.assert_array_equal(start, pca_start(np.concatenate([along_x, along_y]), seed=0))
+    for degenerate in (np.zeros((6, 4)), np.arange(5.0)[:, None]):  # all alike; one channel
+        start = pca_start(degenerate, seed=0)
+        assert start.shape == (len(degenerate), 2) and np.isfinite(start).all()
+        assert np.abs(start).max() <= 10.0 + 1e-3 and len(np.unique(start, axis=0)) == len(degenerate)
+
+
+def test_umap_from_the_pca_start_separates_planted_clusters():
+    rng = np.random.default_rng(0)
+    directions = np.eye(8)[:2] + 0.3
+    vectors = np.concatenate([d + 0.1 * rng.normal(size=(300, 8)) for d in directions]).astype(np.float32)
+    xy = embed(vectors, n_neighbors=15, seed=0, init="pca")
+    a, b = xy[:300], xy[300:]
+    assert any((a[:, d].max() < b[:, d].min()) or (b[:, d].max() < a[:, d].min()) for d in (0, 1))
+    np.testing.assert_array_equal(xy, embed(vectors, n_neighbors=15, seed=0, init="pca"))
 
 
 def test_normalise_and_the_grid():

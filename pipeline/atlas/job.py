@@ -95,10 +95,18 @@ def run_atlas_layout(
     vectors, rows = samples["vectors"], samples["row"]
     predicted = np.asarray(shards.predicted_classes().compute())[rows] if len(rows) else np.zeros(0, np.int32)
     images = shards.table("images")
-    umap = umap_parameters(len(vectors), settings.n_neighbors, settings.min_dist, settings.seed)
+    umap = umap_parameters(
+        len(vectors), settings.n_neighbors, settings.min_dist, settings.seed, settings.init
+    )
     log.info("atlas %s: UMAP of %d vectors of %d channels (%s)", name, len(vectors), vectors.shape[1], umap)
     began = time.perf_counter()
-    xy = embed(vectors, n_neighbors=settings.n_neighbors, min_dist=settings.min_dist, seed=settings.seed)
+    xy = embed(
+        vectors,
+        n_neighbors=settings.n_neighbors,
+        min_dist=settings.min_dist,
+        seed=settings.seed,
+        init=settings.init,
+    )
     log.info("atlas %s: layout in %.1f s", name, time.perf_counter() - began)
 
     def class_scores(means: np.ndarray) -> np.ndarray:

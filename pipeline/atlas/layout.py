@@ -3,11 +3,13 @@
 Definitions (Carter et al., "Activation Atlas", Distill 2019), for one layer and its ``S``
 sampled activation vectors ``v_s`` (``C`` channels each; :mod:`pipeline.extract.sampling`):
 
-**Layout.** UMAP (metric cosine, ``n_neighbors``, ``min_dist``, ``random_state = seed``)
-maps the vectors to the plane; each axis is then scaled to ``[MARGIN, 1 - MARGIN]`` (min-max,
-a flat axis to 0.5), giving ``xy_s`` in ``[0, 1]^2``, x the column and y the row. Tiny
-samples never fail: below ``n_neighbors + 1`` vectors UMAP runs with ``n_neighbors = S -
-1`` (at least 2), and fewer than 4 vectors are placed on a horizontal line in sample order.
+**Layout.** UMAP (metric cosine, ``n_neighbors``, ``min_dist``, ``random_state = seed``,
+starting from ``init``: ``spectral``, UMAP's own, or ``pca``, the first two principal
+components of the unit-length vectors) maps the vectors to the plane; each axis is then
+scaled to ``[MARGIN, 1 - MARGIN]`` (min-max, a flat axis to 0.5), giving ``xy_s`` in
+``[0, 1]^2``, x the column and y the row. Tiny samples never fail: below ``n_neighbors + 1``
+vectors UMAP runs with ``n_neighbors = S - 1`` (at least 2), and fewer than 4 vectors are
+placed on a horizontal line in sample order.
 
 **Cells.** At a level of side ``g`` the vector ``s`` falls in cell ``(i, j) = (min(floor(
 y_s g), g - 1), min(floor(x_s g), g - 1))``. A cell holding at least ``min_count`` vectors is
@@ -46,6 +48,10 @@ LINE_BELOW = 4  # fewer vectors than this are placed on a line, not through UMAP
 # (UMAP's own threshold for exact neighbours): the same graph, without compiling UMAP's
 # neighbour search (about 7 s of a first call in each process).
 EXACT_NEIGHBOURS_BELOW = 4096
+# UMAP's starting layouts. `spectral` (UMAP's default) embeds each connected component of
+# the neighbour graph apart, converting the whole graph once per component: on a million
+# vectors it outgrew 24 GB (docs/PERFORMANCE.md, section 11). `pca` costs one PCA.
+INITS = ("spectral", "pca")
 
 
 # ---------------------------------------------------------------------------------
@@ -66,14 +72,48 @@ def normalise(points: np.ndarray, margin: float = MARGIN) -> np.ndarray:
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
-def umap_parameters(count: int, n_neighbors: int, min_dist: float, seed: int) -> dict:
+def umap_parameters(count: int, n_neighbors: int, min_dist: float, seed: int, init: str = "spectral") -> dict:
     """The UMAP parameters as run on ``count`` vectors (``n_neighbors`` lowered for tiny
     samples), as the store records them."""
+    if init not in INITS:
+        raise ValueError(f"atlas.init must be one of {', '.join(INITS)}; got {init!r}")
     neighbors = int(n_neighbors) if count < LINE_BELOW else max(2, min(int(n_neighbors), count - 1))
-    return {"metric": "cosine", "n_neighbors": neighbors, "min_dist": float(min_dist), "seed": int(seed)}
+    return {
+        "metric": "cosine",
+        "n_neighbors": neighbors,
+        "min_dist": float(min_dist),
+        "seed": int(seed),
+        "init": init,
+    }
 
 
-def embed(vectors: np.ndarray, *, n_neighbors: int = 15, min_dist: float = 0.1, seed: int = 0) -> np.ndarray:
+def pca_start(vectors: np.ndarray, seed: int) -> np.ndarray:
+    """float32 ``[S, 2]``: the first two principal components of the unit-length vectors
+    (cosine is the layout's metric, so lengths do not count), scaled to ``[-10, 10]`` as UMAP
+    scales its own starts, with seeded jitter of 1e-4 so that equal vectors start apart.
+    Degenerate samples (one channel, or every vector alike) start uniformly at random."""
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(seed)
+    unit = unit_rows(vectors)
+    coords = np.zeros((len(unit), 2))
+    if unit.shape[1] >= 2 and len(unit) >= 2 and np.ptp(unit, axis=0).max() > 1e-12:
+        coords = PCA(n_components=2, random_state=seed).fit_transform(unit)
+    spread = float(np.abs(coords).max()) if coords.size else 0.0
+    if not np.isfinite(spread) or spread < 1e-12:
+        coords, spread = rng.uniform(-1.0, 1.0, coords.shape), 1.0
+    coords = coords * (10.0 / spread) + rng.normal(scale=1e-4, size=coords.shape)
+    return coords.astype(np.float32)
+
+
+def embed(
+    vectors: np.ndarray,
+    *,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+    seed: int = 0,
+    init: str = "spectral",
+) -> np.ndarray:
     """float32 ``[S, 2]`` in ``[0, 1]^2``: the normalised UMAP layout of ``vectors [S, C]``
     (see the module doc; deterministic for a given seed)."""
     vectors = np.asarray(vectors, np.float32)
@@ -86,7 +126,7 @@ def embed(vectors: np.ndarray, *, n_neighbors: int = 15, min_dist: float = 0.1, 
     if count < LINE_BELOW:
         line = np.stack([np.arange(count, dtype=np.float64), np.zeros(count)], axis=1)
         return normalise(line)
-    params = umap_parameters(count, n_neighbors, min_dist, seed)
+    params = umap_parameters(count, n_neighbors, min_dist, seed, init)
     import umap
 
     neighbours = None
@@ -100,6 +140,7 @@ def embed(vectors: np.ndarray, *, n_neighbors: int = 15, min_dist: float = 0.1, 
         random_state=params["seed"],
         n_jobs=1,  # what a random_state implies anyway; said here so that UMAP does not warn
         precomputed_knn=neighbours or (None, None, None),
+        init=pca_start(vectors, seed) if init == "pca" else "spectral",
     )
     with warnings.catch_warnings():
         # Tiny or degenerate samples make UMAP warn (spectral initialisation, disconnected

@@ -23,6 +23,7 @@ class AtlasSettings(StageSettings):
     examples: int = 4  # dataset examples per cell
     n_neighbors: int = 50  # UMAP; the article's (reference: Lucid's activation-atlas notebooks)
     min_dist: float = 0.05  # UMAP; the article's
+    init: str = "spectral"  # UMAP's start: "spectral" (UMAP's) or "pca" (for a million vectors)
     # The render jobs' keys (their defaults: the feature-visualization preset's).
     cells_per_job: int = 256
     steps: int | None = None
@@ -39,6 +40,7 @@ class AtlasSettings(StageSettings):
         "examples",
         "n_neighbors",
         "min_dist",
+        "init",
     )
     # What the render jobs use.
     RENDER_KEYS: ClassVar[tuple[str, ...]] = ("cells_per_job", "steps", "image_size")
@@ -50,4 +52,5 @@ class AtlasSettings(StageSettings):
             "n_neighbors": int(self.n_neighbors),
             "min_dist": float(self.min_dist),
             "seed": int(self.seed),
+            "init": self.init,
         }

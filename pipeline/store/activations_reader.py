@@ -18,6 +18,7 @@ small (``[C, k]``, ``[C, B]``, ``[C, K]``) and read whole. No torch here.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ import numpy as np
 from pipeline.store._format import (
     StoreError,
     StoreReader,
+    _attr_str,
     open_h5_handle,
     read_json_attr,
     read_strings,
@@ -154,8 +156,10 @@ class ActivationsStore(StoreReader):
     """Read-only, lazy access to a reduced store; checks that every shard it stitches exists.
 
     Attributes read on opening: ``settings``, ``model``, ``aliases``, ``quantities`` (the
-    per-image arrays present), ``class_names``, ``images`` and ``skipped`` (tables as
-    dicts of lists) and ``layers`` (name -> ``channels``, ``height``, ``width``).
+    per-image arrays present), ``class_names`` and ``layers`` (name -> ``channels``,
+    ``height``, ``width``). The tables ``images`` and ``skipped`` (dicts of lists) are read
+    on first use: a query about one channel or one image of a 1.28M-image run should not
+    read every image's path (:meth:`image_row`, :meth:`row_of` read one row, one column).
     """
 
     def __init__(self, path):
@@ -180,8 +184,6 @@ class ActivationsStore(StoreReader):
             self.aliases = read_json_attr(self.fh, "aliases", {})
             self.quantities = read_json_attr(self.fh, "quantities", [])
             self.class_names = read_strings(self.fh["class_names"])
-            self.images = read_table(self.fh["images"])
-            self.skipped = read_table(self.fh["skipped"])
             self.layers = {
                 name: {k: int(v) for k, v in g.attrs.items()} for name, g in self.fh["layers"].items()
             }
@@ -195,9 +197,37 @@ class ActivationsStore(StoreReader):
         per-image arrays, the activation-atlas samples: :class:`~pipeline.store.activations.ShardSet`)."""
         return list(self._shard_files)
 
+    @functools.cached_property
+    def images(self) -> dict[str, list]:
+        """The images table (``image_id``, ``path``, ``label``, ``label_class``), one entry per row."""
+        return read_table(self.fh["images"])
+
+    @functools.cached_property
+    def skipped(self) -> dict[str, list]:
+        """The images extraction skipped (``image_id``, ``path``, ``reason``)."""
+        return read_table(self.fh["skipped"])
+
     @property
     def num_images(self) -> int:
-        return len(self.images["image_id"])
+        return len(self.fh["images"]["image_id"])
+
+    def image_row(self, row: int) -> dict:
+        """Row ``row`` of the images table, read alone."""
+        table = self.fh["images"]
+        out = {}
+        for col in table.attrs.get("column_order", list(table)):
+            value = table[_attr_str(col)][int(row)]
+            out[_attr_str(col)] = value.item() if isinstance(value, np.generic) else _attr_str(value)
+        return out
+
+    @functools.cached_property
+    def _row_of_id(self) -> dict[str, int]:
+        return {image_id: i for i, image_id in enumerate(read_strings(self.fh["images"]["image_id"]))}
+
+    def row_of(self, image_id: str) -> int | None:
+        """The row of ``image_id`` (None if the store has no such image); the first call
+        reads the id column only."""
+        return self._row_of_id.get(str(image_id))
 
     def _layer(self, layer: str):
         if layer not in self.layers:
