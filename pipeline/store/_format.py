@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import glob
 import hashlib
 import json
@@ -26,7 +27,6 @@ import os
 import re
 import typing
 from collections.abc import Iterator, Mapping
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,8 @@ class StoreError(ValueError):
 
 
 def package_versions() -> dict[str, str]:
+    from importlib import metadata  # here: 20 ms that a reader (the query CLI) need not pay
+
     versions = {}
     for name in ("model-atlas", "torch", "torchvision", "timm", "numpy", "h5py"):
         try:
@@ -396,18 +398,35 @@ def write_record(group: h5py.Group, record) -> None:
 
 def read_record(group: h5py.Group, cls):
     """The inverse of :func:`write_record`, guided by ``cls``'s type hints."""
-    hints = typing.get_type_hints(cls)
     values = {}
-    for field in dataclasses.fields(cls):
-        if field.name not in group:
+    for name, how, inner in _record_plan(cls):
+        try:
+            node = group[name]
+        except KeyError:
             continue  # an optional field that was None
+        if how == "dict":
+            values[name] = {k: read_record(g, inner) for k, g in node.items()}
+        elif how == "record":
+            values[name] = read_record(node, inner)
+        else:
+            values[name] = node[()]
+    return cls(**values)
+
+
+@functools.cache
+def _record_plan(cls) -> tuple[tuple[str, str, type | None], ...]:
+    """``(field, "dict" | "record" | "array", record type)`` per field of ``cls``, resolved
+    once per class: the merge reads thousands of records, and resolving the type hints
+    (string annotations) each time cost as much as reading the arrays."""
+    hints = typing.get_type_hints(cls)
+    plan = []
+    for field in dataclasses.fields(cls):
         kind = hints[field.name]
         args = [a for a in typing.get_args(kind) if a is not type(None)]
         if typing.get_origin(kind) is dict:
-            values[field.name] = {k: read_record(g, args[1]) for k, g in group[field.name].items()}
+            plan.append((field.name, "dict", args[1]))
         elif dataclasses.is_dataclass(kind) or (args and dataclasses.is_dataclass(args[0])):
-            inner = kind if dataclasses.is_dataclass(kind) else args[0]
-            values[field.name] = read_record(group[field.name], inner)
+            plan.append((field.name, "record", kind if dataclasses.is_dataclass(kind) else args[0]))
         else:
-            values[field.name] = group[field.name][()]
-    return cls(**values)
+            plan.append((field.name, "array", None))
+    return tuple(plan)

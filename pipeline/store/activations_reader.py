@@ -212,13 +212,22 @@ class ActivationsStore(StoreReader):
         return len(self.fh["images"]["image_id"])
 
     def image_row(self, row: int) -> dict:
-        """Row ``row`` of the images table, read alone."""
-        table = self.fh["images"]
-        out = {}
-        for col in table.attrs.get("column_order", list(table)):
-            value = table[_attr_str(col)][int(row)]
-            out[_attr_str(col)] = value.item() if isinstance(value, np.generic) else _attr_str(value)
-        return out
+        """Row ``row`` of the images table (``image_id``, ``path``, ``label``, ``label_class``)."""
+        return self.image_rows([row])[int(row)]
+
+    def image_rows(self, rows) -> dict[int, dict]:
+        """``{row: image_row(row)}`` for each of ``rows``: from the whole table if something
+        read it already (the site does), else reading just those rows."""
+        wanted = sorted({int(r) for r in rows})
+        if "images" in self.__dict__ or not wanted:
+            table = self.images
+            return {r: {col: values[r] for col, values in table.items()} for r in wanted}
+        group = self.fh["images"]
+        columns = {}
+        for col in map(_attr_str, group.attrs.get("column_order", list(group))):
+            values = group[col][wanted]  # h5py reads a sorted list of rows in one call
+            columns[col] = [v.item() if isinstance(v, np.generic) else _attr_str(v) for v in values]
+        return {r: {col: values[i] for col, values in columns.items()} for i, r in enumerate(wanted)}
 
     @functools.cached_property
     def _row_of_id(self) -> dict[str, int]:
@@ -292,20 +301,20 @@ class ActivationsStore(StoreReader):
         return [] if bottom is None else self._examples(bottom, channel, k)
 
     def _examples(self, table: TopExamples, channel: int, k: int | None) -> list[TopExample]:
-        images = self.images
         ranks = table.row.shape[1] if k is None else min(max(0, int(k)), table.row.shape[1])
+        rows = table.row[channel, :ranks].tolist()
+        rows = rows[: rows.index(-1)] if -1 in rows else rows  # -1: fewer images than ranks
+        images = self.image_rows(rows)
         out = []
-        for rank in range(ranks):
-            row = int(table.row[channel, rank])
-            if row < 0:  # fewer images than ranks
-                break
+        for rank, row in enumerate(rows):
+            image = images[row]
             out.append(
                 TopExample(
                     rank=rank,
                     row=row,
-                    image_id=images["image_id"][row],
-                    path=images["path"][row],
-                    label=images["label"][row] or None,
+                    image_id=image["image_id"],
+                    path=image["path"],
+                    label=image["label"] or None,
                     value=float(table.value[channel, rank]),
                     y=int(table.y[channel, rank]),
                     x=int(table.x[channel, rank]),
