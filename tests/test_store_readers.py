@@ -99,6 +99,26 @@ def test_classes_are_none_without_attribution(tmp_path):
         assert store.classes("early") is None
 
 
+def test_one_channels_examples_read_only_their_rows_of_the_images_table(run):
+    with ActivationsStore(run[0].path) as store:
+
+        def joined():
+            return [(e.rank, e.row, e.image_id, e.path, e.label) for e in store.top_examples("early", 1)]
+
+        lazy = joined()
+        assert "images" not in store.__dict__  # the table was not read whole
+        assert [row for _, row, *_ in lazy] == brute_topk(run[1]["early"]["max"][:, 1], 4)
+        assert store.image_row(7) == {
+            "image_id": "img07",
+            "path": "/photos/img07.jpg",
+            "label": "dog",
+            "label_class": store.images["label_class"][7],
+        }
+        assert joined() == lazy and "images" in store.__dict__  # the same from the whole table
+        assert store.row_of("img07") == 7 and store.row_of("nope") is None
+        assert store.num_images == N == len(store.images["image_id"])
+
+
 def test_one_image_row(run):
     store, data, top_ids = run
     predictions = store.predictions(5)
