@@ -98,4 +98,8 @@ def test_the_keyboard_alone_moves_pins_and_zooms(page):
     page.keyboard.press("-")
     assert shown_level(page) == 4  # already the whole map: zooming out changes nothing
     page.keyboard.press("u")  # the map keeps its keys; elsewhere "u" is the page's shortcut
+    page.wait_for_timeout(500)  # time for a navigation to commit, were one started
     assert page.url.endswith("atlas/conv.html")
+    page.evaluate("document.activeElement.blur()")  # off the map, "u" goes up to the layer
+    page.keyboard.press("u")
+    page.wait_for_url("**/layers/conv.html")

@@ -509,8 +509,9 @@
     document.addEventListener("keydown", function (event) {
       if (event.defaultPrevented || event.altKey || event.ctrlKey || event.metaKey) return;
       var target = event.target;
-      // Keys typed into a field, or moving a Building Blocks cursor, are theirs.
-      if (target.closest && target.closest("input, select, textarea, [contenteditable], .bb-views")) return;
+      // Keys typed into a field, or moving a Building Blocks or atlas cursor, are theirs
+      // (Tab or Escape leaves a map, and the page's keys work again).
+      if (target.closest && target.closest("input, select, textarea, [contenteditable], .bb-views, #atlas-map")) return;
       var links = document.querySelectorAll("a[data-shortcut]");
       for (var i = 0; i < links.length; i++) {
         if (links[i].getAttribute("data-shortcut") === event.key) {
