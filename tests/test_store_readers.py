@@ -106,7 +106,8 @@ def test_one_channels_examples_read_only_their_rows_of_the_images_table(run):
             return [(e.rank, e.row, e.image_id, e.path, e.label) for e in store.top_examples("early", 1)]
 
         lazy = joined()
-        assert "images" not in store.__dict__  # the table was not read whole
+        assert "images" not in store.__dict__  # the images table was not read whole
+        assert ("early", "top") not in store._tables  # nor the layer's top table: one row of it
         assert [row for _, row, *_ in lazy] == brute_topk(run[1]["early"]["max"][:, 1], 4)
         assert store.image_row(7) == {
             "image_id": "img07",
@@ -114,7 +115,10 @@ def test_one_channels_examples_read_only_their_rows_of_the_images_table(run):
             "label": "dog",
             "label_class": store.images["label_class"][7],
         }
-        assert joined() == lazy and "images" in store.__dict__  # the same from the whole table
+        store.top("early")
+        assert joined() == lazy and "images" in store.__dict__  # the same from the whole tables
+    with ActivationsStore(run[0].path) as store, pytest.raises(IndexError, match="channels 0-2; got 3"):
+        store.top_examples("early", 3)
         assert store.row_of("img07") == 7 and store.row_of("nope") is None
         assert store.num_images == N == len(store.images["image_id"])
 

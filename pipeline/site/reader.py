@@ -189,6 +189,8 @@ def _add_layer_activations(store, layer: Layer, settings: SiteSettings, classes)
             ids, scores = nearest_channels(corr, settings.similar_channels)
         layer.similarity_method = SIMILARITY_METHOD.format(n=store.num_images)
     names = store.class_names
+    # Every channel's examples: read each table, and the images table, whole and once.
+    store.top(name), store.bottom(name), store.images
     for unit in layer.units:
         c = unit.index
         unit.mean_activation, unit.std_activation = finite_number(stats.mean[c]), finite_number(stats.std[c])

@@ -291,14 +291,29 @@ class ActivationsStore(StoreReader):
     def top_examples(self, layer: str, channel: int, k: int | None = None) -> list[TopExample]:
         """The (at most ``k``, default all stored) images that drive ``channel`` most,
         strongest first (value descending, then row ascending)."""
-        return self._examples(self.top(layer), channel, k)
+        return self._examples(*self._examples_table(layer, "top", channel), k)
 
     def bottom_examples(self, layer: str, channel: int, k: int | None = None) -> list[TopExample]:
         """The (at most ``k``) images of ``channel``'s lowest responses, lowest first (value
         ascending, then row ascending); every stored one, negative or not: callers that
         want "most negative" keep ``value < 0``. Empty for stores without bottom examples."""
-        bottom = self.bottom(layer)
-        return [] if bottom is None else self._examples(bottom, channel, k)
+        if "bottom" not in self._layer(layer):
+            return []
+        return self._examples(*self._examples_table(layer, "bottom", channel), k)
+
+    def _examples_table(self, layer: str, table: str, channel: int) -> tuple[TopExamples, int]:
+        """The table to read ``channel``'s examples from, and the channel's index in it: the
+        whole layer's if something read it (the site reads every channel), else only the
+        channel's row (a query about one channel of a 1,280-channel layer need not read
+        all of its maps)."""
+        if (layer, table) in self._tables:
+            return self._tables[layer, table], channel
+        channels = self.layers[layer]["channels"]
+        if not 0 <= int(channel) < channels:
+            raise IndexError(f"{self.path}: layer {layer!r} has channels 0-{channels - 1}; got {channel}")
+        group, row = self._layer(layer)[table], slice(int(channel), int(channel) + 1)
+        fields = [f.name for f in dataclasses.fields(TopExamples) if f.name in group]
+        return TopExamples(**{name: group[name][row] for name in fields}), 0
 
     def _examples(self, table: TopExamples, channel: int, k: int | None) -> list[TopExample]:
         ranks = table.row.shape[1] if k is None else min(max(0, int(k)), table.row.shape[1])
