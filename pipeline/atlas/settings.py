@@ -44,13 +44,3 @@ class AtlasSettings(StageSettings):
     )
     # What the render jobs use.
     RENDER_KEYS: ClassVar[tuple[str, ...]] = ("cells_per_job", "steps", "image_size")
-
-    def umap(self) -> dict:
-        """The UMAP parameters, as the atlas store records them (``umap_json``)."""
-        return {
-            "metric": "cosine",
-            "n_neighbors": int(self.n_neighbors),
-            "min_dist": float(self.min_dist),
-            "seed": int(self.seed),
-            "init": self.init,
-        }
