@@ -75,15 +75,11 @@ def run_atlas_layout(
     from pipeline.atlas.attribution import mean_vector_attribution
     from pipeline.atlas.layout import embed, example_thumbnails, layout_levels, umap_parameters
     from pipeline.model.receptive_field import receptive_fields
+    from pipeline.model.registry import load_model_matching
 
-    loaded = model.load()
-    name = loaded.layer(layer).name
     shards, thumbnail_size = open_samples(activations)
-    if shards.model_checksum != loaded.checksum:
-        raise ValueError(
-            f"the shards were extracted with weights {shards.model_checksum}, "
-            f"but the model loaded for the atlas has {loaded.checksum}"
-        )
+    loaded = load_model_matching(model, shards.model_checksum, shards.description)
+    name = loaded.layer(layer).name
     if name not in shards.atlas_layers:
         sampled = ", ".join(shards.atlas_layers) or "none"
         raise ValueError(
@@ -165,24 +161,15 @@ def cut_thumbnails(
     run's images table ``images``, as the activations store's thumbnails are cut (each image
     decoded once)."""
     from pipeline.extract.crops import crop_thumbnail
-    from pipeline.images.dataset import ImageDataset, ImageRecord
+    from pipeline.images.dataset import ImageDataset
 
-    records = [
-        ImageRecord(image_id, path, label or None)
-        for image_id, path, label in zip(images["image_id"], images["path"], images["label"])
-    ]
-    dataset = ImageDataset(records, input_size)
+    dataset = ImageDataset.from_table(images, input_size)
     out = np.zeros((len(crops), size, size, 3), np.uint8)
     by_row: dict[int, list[int]] = {}
     for q, (row, _) in enumerate(crops):
         by_row.setdefault(int(row), []).append(q)
     for row, indices in sorted(by_row.items()):
-        item = dataset[row]
-        if not item["ok"]:
-            raise ValueError(
-                f"image {records[row].image_id!r} ({records[row].path}) no longer decodes: "
-                f"{item['reason']}; re-run the extraction"
-            )
+        image = dataset.decoded(row)
         for q in indices:
-            out[q] = crop_thumbnail(item["image"], crops[q][1], size)
+            out[q] = crop_thumbnail(image, crops[q][1], size)
     return out

@@ -17,6 +17,7 @@ Their public names are importable from here too.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Sequence
 
 import torch
@@ -25,6 +26,7 @@ from torch import nn
 from pipeline.model import zoo
 from pipeline.model.hooks import LayerTap
 from pipeline.model.layers import LayerInfo, default_candidates, discover_layers
+from pipeline.model.spec import ModelSpec
 from pipeline.model.zoo import (
     GOOGLENET_ALIASES,
     GOOGLENET_LAYERS,
@@ -50,6 +52,7 @@ __all__ = [
     "register",
     "list_models",
     "load_model",
+    "load_model_matching",
     "model_status",
     "layers_document",
     # from pipeline.model.layers
@@ -351,6 +354,25 @@ def load_model(
         std=overrides.get("std") or built.std,
     )
     return LoadedModel(name, built, weights=weights, device=device)
+
+
+def load_model_matching(spec: ModelSpec, recorded_checksum: str, source: str | os.PathLike) -> LoadedModel:
+    """``spec`` loaded, refused unless its
+    weights are those a store was made with.
+
+    Every job that reads a store computed by the network (extraction shards, an activations
+    store, an atlas layout) and runs the network again must run the same weights, or its
+    output would mix two models. ``recorded_checksum`` is the store's ``model_checksum``;
+    ``source`` names that store (or the files) in the error.
+    """
+    loaded = spec.load()
+    if str(recorded_checksum) != loaded.checksum:
+        raise ValueError(
+            f"{source}: made with model weights {recorded_checksum}, but the model loaded "
+            f"({spec.name}, weights {spec.weights}) has {loaded.checksum}; "
+            "set model.weights to the run's weights, or re-run the stages that made it"
+        )
+    return loaded
 
 
 def _build_registered(entry: ModelEntry, weights: str) -> Built:
