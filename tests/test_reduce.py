@@ -223,7 +223,8 @@ def test_merge_and_reduction_refuse_shards_from_other_weights(tmp_path):
     with pytest.raises(
         ValueError,
         match=r"the 4 extraction shards in .*: made with model weights sha256:fake, but the model "
-        r"loaded \(tests.helpers.models:tiny_conv_net, weights random\) has custom:tests.helpers.models:tiny_conv_net",
+        r"loaded \(tests.helpers.models:tiny_conv_net, weights random\) "
+        r"has custom:tests.helpers.models:tiny_conv_net",
     ):
         run_reduce(ExtractSettings(), tiny, paths, out)
     assert not out.exists()
