@@ -133,7 +133,8 @@ ALLOWED_IMPORTS = {
     "settings": (),
     "runtime": (),
     "store": (),
-    "model": ("runtime", "settings"),
+    # The model job writes the run's layer list through the store's typed writer.
+    "model": ("runtime", "settings", "store"),
     "images": ("settings",),
     "optvis": ("model",),
     "featurevis": ("optvis", "model", "images", "store", "settings", "runtime"),

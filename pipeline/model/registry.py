@@ -42,6 +42,7 @@ from pipeline.model.zoo import (
     lite0_timm_key,
     torch_cache_dir,
 )
+from pipeline.store.layers import LayerRecord, ModelLayers
 
 __all__ = [
     "LoadedModel",
@@ -55,6 +56,7 @@ __all__ = [
     "load_model_matching",
     "model_status",
     "layers_document",
+    "model_layers",
     # from pipeline.model.layers
     "LayerInfo",
     "default_candidates",
@@ -404,15 +406,21 @@ def model_status() -> list[dict]:
     ]
 
 
+def model_layers(model: LoadedModel) -> ModelLayers:
+    """What the workflow's `layers` checkpoint writes (``model/layers.json``): the model,
+    its weights, aliases and layer records, and its Building Blocks and atlas layers."""
+    return ModelLayers(
+        model=model.name,
+        weights=model.weights,
+        checksum=model.checksum,
+        input_size=model.input_size,
+        aliases=model.layer_aliases,
+        layers=tuple(LayerRecord.from_dict(layer.to_dict()) for layer in model.layers),
+        blocks_layers=tuple(layer.name for layer in model.blocks_layers()),
+        atlas_layers=(model.atlas_layer().name,),
+    )
+
+
 def layers_document(model: LoadedModel) -> dict:
-    """What the workflow's `layers` checkpoint writes: model, aliases and layer records."""
-    return {
-        "model": model.name,
-        "weights": model.weights,
-        "checksum": model.checksum,
-        "input_size": model.input_size,
-        "aliases": model.layer_aliases,
-        "layers": [layer.to_dict() for layer in model.layers],
-        "blocks_layers": [layer.name for layer in model.blocks_layers()],
-        "atlas_layers": [model.atlas_layer().name],
-    }
+    """:func:`model_layers` as the JSON document ``layers.json`` holds."""
+    return model_layers(model).to_document()

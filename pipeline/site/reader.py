@@ -8,7 +8,6 @@ leaves images lazy. It also decides what pages show of the files the workflow re
 
 from __future__ import annotations
 
-import json
 import logging
 import posixpath
 from pathlib import Path
@@ -41,7 +40,7 @@ from pipeline.site.data import (
     SkippedImage,
 )
 from pipeline.site.settings import SiteSettings
-from pipeline.store import finite_number
+from pipeline.store import RunFiles, finite_number, read_layers_json
 
 log = logging.getLogger(__name__)
 
@@ -59,54 +58,47 @@ def from_results(run_dir, settings: SiteSettings | None = None) -> AtlasData:
     schema's defaults) decide how many examples, classes and similar channels to keep.
     """
     settings = settings or SiteSettings()
-    run_dir = Path(run_dir)
-    layers_json = run_dir / "model" / "layers.json"
-    if not layers_json.is_file():
-        raise FileNotFoundError(f"{layers_json}: no layer list; run the workflow's `layers` step first")
-    try:
-        info = json.loads(layers_json.read_text())
-        layer_records = info["layers"]
-    except (ValueError, KeyError) as exc:
-        raise ValueError(f"{layers_json}: not a layer list ({exc})") from exc
+    files = RunFiles(run_dir)
+    info = read_layers_json(files.layers_json)
     model = ModelInfo(
-        name=str(info.get("model", "model")),
-        weights=shown_weights(info.get("weights")),
-        input_size=info.get("input_size"),
-        checksum=info.get("checksum"),
-        aliases=dict(info.get("aliases", {})),
+        name=info.model,
+        weights=shown_weights(info.weights),
+        input_size=info.input_size,
+        checksum=info.checksum,
+        aliases=dict(info.aliases),
     )
     layers = [
         Layer(
-            name=r["name"],
-            channels=int(r["channels"]),
-            module=r.get("module"),
-            height=r.get("height"),
-            width=r.get("width"),
-            cap=r.get("cap"),
+            name=r.name,
+            channels=r.channels,
+            module=r.module,
+            height=r.height,
+            width=r.width,
+            cap=r.cap,
         )
-        for r in sorted(layer_records, key=lambda r: r.get("index", 0))
+        for r in info.layers
     ]
     data = AtlasData(model=model, layers=layers, title=settings.title).normalized()
     try:
-        labels = _add_activations(data, run_dir, settings)
-        _add_featurevis(data, run_dir)
-        _add_circuits(data, run_dir, settings)
-        _add_atlases(data, run_dir, settings)
-        _add_blocks(data, run_dir, labels)
+        labels = _add_activations(data, files, settings)
+        _add_featurevis(data, files)
+        _add_circuits(data, files, settings)
+        _add_atlases(data, files, settings)
+        _add_blocks(data, files, labels)
     except BaseException:
         data.close()
         raise
     return data
 
 
-def _add_activations(data: AtlasData, run_dir: Path, settings: SiteSettings) -> dict[str, str]:
+def _add_activations(data: AtlasData, files: RunFiles, settings: SiteSettings) -> dict[str, str]:
     """Dataset summary, per-channel statistics and examples, class pages; returns image labels."""
     from pipeline.query import open_results
 
     results = _open_if_present(
         data,
-        run_dir / "activations.h5",
-        lambda _: open_results(run_dir),
+        files.activations,
+        lambda _: open_results(files.root),
         "the site shows no dataset examples or statistics",
     )
     if results is None:
@@ -248,10 +240,10 @@ def _open_if_present(data: AtlasData, path: Path, reader, without: str):
     return store
 
 
-def _add_featurevis(data: AtlasData, run_dir: Path) -> None:
+def _add_featurevis(data: AtlasData, files: RunFiles) -> None:
     from pipeline.store.featurevis import FeatureVisStore
 
-    path = run_dir / "featurevis.h5"
+    path = files.featurevis
     store = _open_if_present(data, path, FeatureVisStore, "the site shows no feature visualizations")
     if store is None:
         return
@@ -294,10 +286,10 @@ def _add_featurevis(data: AtlasData, run_dir: Path) -> None:
                 unit.neuron = LazyImage(lambda r=row, ds=neuron: ds[r], f"neuron {what}")
 
 
-def _add_circuits(data: AtlasData, run_dir: Path, settings: SiteSettings) -> None:
+def _add_circuits(data: AtlasData, files: RunFiles, settings: SiteSettings) -> None:
     from pipeline.store.circuits import CircuitsStore
 
-    path = run_dir / "circuits.h5"
+    path = files.circuits
     store = _open_if_present(data, path, CircuitsStore, "the channel pages show no circuits")
     if store is None or settings.circuit_channels == 0:
         return
@@ -325,10 +317,10 @@ def _add_circuits(data: AtlasData, run_dir: Path, settings: SiteSettings) -> Non
 ATLAS_CELL_CHANNELS = 5  # strongest channels listed per atlas cell
 
 
-def _add_atlases(data: AtlasData, run_dir: Path, settings: SiteSettings) -> None:
+def _add_atlases(data: AtlasData, files: RunFiles, settings: SiteSettings) -> None:
     from pipeline.store.atlas import AtlasStore
 
-    path = run_dir / "atlas.h5"
+    path = files.atlas
     store = _open_if_present(data, path, AtlasStore, "the site has no activation atlas")
     if store is None:
         return
@@ -383,10 +375,10 @@ def _atlas_level(store, layer: str, side: int) -> AtlasLevel:
     return AtlasLevel(side, out, np.asarray(cells.class_attribution, np.float32))
 
 
-def _add_blocks(data: AtlasData, run_dir: Path, labels: dict[str, str]) -> None:
+def _add_blocks(data: AtlasData, files: RunFiles, labels: dict[str, str]) -> None:
     from pipeline.store.blocks import BlocksStore
 
-    path = run_dir / "blocks.h5"
+    path = files.blocks
     store = _open_if_present(data, path, BlocksStore, "the site has no image pages")
     if store is None:
         return
