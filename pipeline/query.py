@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.ranking import top_order
 from pipeline.store import RunFiles, json_number, read_layers_json
 from pipeline.store.activations_reader import ActivationsStore
 
@@ -329,7 +330,7 @@ class Results:
         }
         for name in self.store.layers:
             values = self.store.image_activations(name, row)
-            strongest = np.argsort(-values.max, kind="stable")[:channels]
+            strongest = top_order(values.max, channels)
             entry = {
                 "strongest": [
                     {
@@ -343,7 +344,7 @@ class Results:
             }
             if values.attr_predicted is not None:
                 attr = values.attr_predicted
-                best = np.argsort(-attr, kind="stable")[:channels]
+                best = top_order(attr, channels)
                 entry["most_attributed"] = [
                     {"channel": int(c), "attribution": json_number(attr[c])} for c in best
                 ]

@@ -131,6 +131,7 @@ def test_the_check_sees_store_paths():
 ALLOWED_IMPORTS = {
     "_lazy": (),
     "settings": (),
+    "ranking": (),  # top-k with one contract, NumPy only: for the stages, the site and the queries
     "runtime": (),
     "store": (),
     # The model job writes the run's layer list through the store's typed writer.
@@ -138,7 +139,7 @@ ALLOWED_IMPORTS = {
     "images": ("settings",),
     "optvis": ("model",),
     "featurevis": ("optvis", "model", "images", "store", "settings", "runtime"),
-    "extract": ("model", "images", "store", "settings", "runtime"),
+    "extract": ("model", "images", "store", "settings", "runtime", "ranking"),
     "blocks": ("optvis", "featurevis", "model", "images", "store", "settings", "runtime"),
     "circuits": ("model", "images", "store", "settings"),
     # The atlas's layout job cuts thumbnails as the reduction does, with its settings' defaults;
@@ -153,10 +154,11 @@ ALLOWED_IMPORTS = {
         "runtime",
         "extract.settings",
         "extract.crops",
+        "ranking",
     ),
-    "query": ("store",),
+    "query": ("store", "ranking"),
     # The site reads stores; of the stages it uses one NumPy-only analysis.
-    "site": ("store", "query", "settings", "extract.similarity"),
+    "site": ("store", "query", "settings", "extract.similarity", "ranking"),
     "cli": ("query", "model"),
     "__init__": ("query",),
 }

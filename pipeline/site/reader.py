@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.extract.similarity import SIMILARITY_METHOD, correlation_neighbours, nearest_channels
+from pipeline.ranking import top_order
 from pipeline.site.data import (
     ActivationAtlas,
     ActivationGrid,
@@ -344,7 +345,7 @@ def _atlas_level(store, layer: str, side: int) -> AtlasLevel:
     the store until the page is written."""
     samples, ids, names = store.samples(layer), store.image_ids(layer), store.class_names
     cells, icons = store.cells(layer, side), store.icons(layer, side)
-    strongest = np.argsort(-cells.mean, axis=1, kind="stable")[:, :ATLAS_CELL_CHANNELS]
+    strongest = top_order(cells.mean, ATLAS_CELL_CHANNELS, axis=1)
 
     def example(s: int) -> Example:
         row, thumb = int(samples.row[s]), int(samples.thumbnail[s])
