@@ -388,59 +388,66 @@ def _add_blocks(data: AtlasData, files: RunFiles, labels: dict[str, str]) -> Non
         data.model.class_names = names
     order = {layer.name: i for i, layer in enumerate(data.layers)}
     for image_id in sorted(store.image_ids):
-        top = store.image(image_id)
-        preds, cls = top["predictions"], top["classes"]
-        class_ids = [int(c) for c in np.asarray(cls.get("ids", []))]
-        featured = FeaturedImage(
-            image_id=image_id,
-            path=shown_path(image_id, top["path"]),
-            image=LazyImage(lambda i=image_id: store.input_image(i), f"input {image_id}"),
-            label=labels.get(image_id),
-            predictions=[
-                ClassScore(int(c), names[int(c)], float(p))
-                for c, p in zip(np.asarray(preds.get("ids", [])), np.asarray(preds.get("probabilities", [])))
-            ],
-            classes=[
-                ClassScore(c, names[c], float(p))
-                for c, p in zip(class_ids, np.asarray(cls.get("probabilities", [np.nan] * len(class_ids))))
-            ],
-            second_class=int(cls["second_index"]) if "second_index" in cls else None,
-            class_logits=[float(z) for z in np.asarray(cls.get("logits", []))],
-        )
+        featured = _featured_image(store, image_id, names, labels)
         for name in sorted(store.layers, key=lambda n: order.get(n, len(order))):
-            # Small arrays now; the icons stay in the file until a page is written.
-            b = store.blocks(image_id, name, icons=False)
-            grid_icons, group_icons = store.grid_icons(image_id, name), store.group_icons(image_id, name)
-            d, g, a, groups, flows = (
-                b.get(k, {}) for k in ("dictionary", "grid", "attribution", "groups", "from_previous")
-            )
-            featured.layers.append(
-                ImageLayer(
-                    name=name,
-                    grid_shape=tuple(int(n) for n in d["channels"].shape[:2]) if "channels" in d else None,
-                    dictionary=SemanticDictionary(d["channels"], d["values"], d["magnitude"])
-                    if "channels" in d
-                    else None,
-                    grid=ActivationGrid(grid_icons, g["magnitude"]) if grid_icons is not None else None,
-                    spatial_attribution=a.get("spatial"),
-                    spatial_grid=a.get("spatial_grid"),
-                    channel_attribution=a.get("channel"),
-                    groups=NeuronGroups(
-                        groups["maps"],
-                        group_icons,
-                        groups.get("attribution"),
-                        groups.get("target"),
-                        groups.get("directions"),
-                        bool(groups.get("shared", False)),
-                    )
-                    if "maps" in groups
-                    else None,
-                    flows=Flows(flows["layer"], flows["cells"], flows.get("groups"))
-                    if "cells" in flows
-                    else None,
-                )
-            )
+            featured.layers.append(_image_layer(store, image_id, name))
         data.images.append(featured)
+
+
+def _featured_image(store, image_id: str, names: list[str], labels: dict[str, str]) -> FeaturedImage:
+    """The image page of ``image_id`` without its layers: the image, its label, the
+    model's predictions and the classes its Building Blocks attribute to."""
+    top = store.image(image_id)
+    preds, cls = top["predictions"], top["classes"]
+    class_ids = [int(c) for c in np.asarray(cls.get("ids", []))]
+    return FeaturedImage(
+        image_id=image_id,
+        path=shown_path(image_id, top["path"]),
+        image=LazyImage(lambda i=image_id: store.input_image(i), f"input {image_id}"),
+        label=labels.get(image_id),
+        predictions=[
+            ClassScore(int(c), names[int(c)], float(p))
+            for c, p in zip(np.asarray(preds.get("ids", [])), np.asarray(preds.get("probabilities", [])))
+        ],
+        classes=[
+            ClassScore(c, names[c], float(p))
+            for c, p in zip(class_ids, np.asarray(cls.get("probabilities", [np.nan] * len(class_ids))))
+        ],
+        second_class=int(cls["second_index"]) if "second_index" in cls else None,
+        class_logits=[float(z) for z in np.asarray(cls.get("logits", []))],
+    )
+
+
+def _image_layer(store, image_id: str, name: str) -> ImageLayer:
+    """One layer of an image page: small arrays now; the icons stay in the file until a
+    page is written."""
+    b = store.blocks(image_id, name, icons=False)
+    grid_icons, group_icons = store.grid_icons(image_id, name), store.group_icons(image_id, name)
+    d, g, a, groups, flows = (
+        b.get(k, {}) for k in ("dictionary", "grid", "attribution", "groups", "from_previous")
+    )
+    return ImageLayer(
+        name=name,
+        grid_shape=tuple(int(n) for n in d["channels"].shape[:2]) if "channels" in d else None,
+        dictionary=SemanticDictionary(d["channels"], d["values"], d["magnitude"])
+        if "channels" in d
+        else None,
+        grid=ActivationGrid(grid_icons, g["magnitude"]) if grid_icons is not None else None,
+        spatial_attribution=a.get("spatial"),
+        spatial_grid=a.get("spatial_grid"),
+        channel_attribution=a.get("channel"),
+        groups=NeuronGroups(
+            groups["maps"],
+            group_icons,
+            groups.get("attribution"),
+            groups.get("target"),
+            groups.get("directions"),
+            bool(groups.get("shared", False)),
+        )
+        if "maps" in groups
+        else None,
+        flows=Flows(flows["layer"], flows["cells"], flows.get("groups")) if "cells" in flows else None,
+    )
 
 
 # ---------------------------------------------------------------------------------
