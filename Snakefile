@@ -22,7 +22,7 @@ include: "workflow/rules/site.smk"
 
 rule all:
     input:
-        run_path("model", "layers.json"),
+        str(RUN.layers_json),
         FEATUREVIS_TARGETS,
         EXTRACT_TARGETS,
         BLOCKS_TARGETS,

@@ -25,14 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.store import json_number
+from pipeline.ranking import top_order
+from pipeline.store import RunFiles, json_number, read_layers_json
 from pipeline.store.activations_reader import ActivationsStore
 
-STORE_NAME = "activations.h5"
-FEATUREVIS_NAME = "featurevis.h5"
-BLOCKS_NAME = "blocks.h5"
-CIRCUITS_NAME = "circuits.h5"
-ATLAS_NAME = "atlas.h5"
 CIRCUIT_CHANNELS = 6  # channels listed each way by Results.channel when k is not given
 # name -> fn(results, image_id, row) -> JSON-able value; shown by Results.image()
 IMAGE_SECTIONS: dict[str, Callable] = {}
@@ -47,7 +43,7 @@ def open_results(path) -> Results:
     """A run folder (``results/<run>``) or its ``activations.h5``."""
     path = Path(path)
     if path.is_dir():
-        return Results(path, path / STORE_NAME)
+        return Results(path, RunFiles(path).activations)
     if path.is_file():
         return Results(path.parent, path)
     raise FileNotFoundError(f"{path}: neither a run folder nor a store file")
@@ -64,15 +60,15 @@ class Results:
 
     def __init__(self, run_dir: Path, store_path: Path):
         self.run_dir = Path(run_dir)
+        self.files = RunFiles(self.run_dir)
         if not Path(store_path).is_file():
             raise FileNotFoundError(
                 f"{store_path}: no activations store; run the workflow's extraction stage first"
             )
         self.store = ActivationsStore(store_path)
         self.aliases = dict(self.store.aliases)
-        layers_json = self.run_dir / "model" / "layers.json"
-        if layers_json.is_file():
-            self.aliases.update(json.loads(layers_json.read_text()).get("aliases", {}))
+        if self.files.layers_json.is_file():
+            self.aliases.update(read_layers_json(self.files.layers_json).aliases)
 
     def close(self) -> None:
         self.store.close()
@@ -261,7 +257,7 @@ class Results:
             return store.image(name, channel)
 
     def _featurevis_path(self) -> Path:
-        return self.run_dir / FEATUREVIS_NAME
+        return self.files.featurevis
 
     # -- circuits (circuits.h5, pipeline/store/circuits.py) -----------------------------
     def circuits_store(self):
@@ -283,7 +279,7 @@ class Results:
             return store.connections(name, channel, k)
 
     def _circuits_path(self) -> Path:
-        return self.run_dir / CIRCUITS_NAME
+        return self.files.circuits
 
     # -- activation atlases (atlas.h5, pipeline/store/atlas.py) ---------------------------
     def atlas_store(self):
@@ -312,7 +308,7 @@ class Results:
             return store.describe(name)
 
     def _atlas_path(self) -> Path:
-        return self.run_dir / ATLAS_NAME
+        return self.files.atlas
 
     # -- images ---------------------------------------------------------------------------
     def image(self, image_id: str, channels: int = 5) -> dict:
@@ -334,7 +330,7 @@ class Results:
         }
         for name in self.store.layers:
             values = self.store.image_activations(name, row)
-            strongest = np.argsort(-values.max, kind="stable")[:channels]
+            strongest = top_order(values.max, channels)
             entry = {
                 "strongest": [
                     {
@@ -348,7 +344,7 @@ class Results:
             }
             if values.attr_predicted is not None:
                 attr = values.attr_predicted
-                best = np.argsort(-attr, kind="stable")[:channels]
+                best = top_order(attr, channels)
                 entry["most_attributed"] = [
                     {"channel": int(c), "attribution": json_number(attr[c])} for c in best
                 ]
@@ -362,7 +358,7 @@ class Results:
         """The run's Building Blocks store, opened lazily (the caller closes it)."""
         from pipeline.store.blocks import BlocksStore
 
-        path = self.run_dir / BLOCKS_NAME
+        path = self.files.blocks
         if not path.is_file():
             raise FileNotFoundError(
                 f"no Building Blocks store at {path}; run the workflow with blocks enabled"
@@ -378,7 +374,7 @@ class Results:
 
 def _blocks_section(results: Results, image_id: str, row: int):
     """The ``blocks`` entry of :meth:`Results.image`: None unless the image is featured."""
-    if not (results.run_dir / BLOCKS_NAME).is_file():
+    if not results.files.blocks.is_file():
         return None
     from pipeline.store.blocks import json_summary
 

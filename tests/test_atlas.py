@@ -29,7 +29,6 @@ from pipeline.atlas.layout import (
     layout_level,
     normalise,
     pca_start,
-    top_classes,
     umap_parameters,
 )
 from pipeline.cli import main
@@ -303,14 +302,6 @@ def test_normalise_and_the_grid():
     np.testing.assert_allclose(xy, [[0.1, 0.5], [0.9, 0.5], [0.5, 0.5]], rtol=1e-6)
     i, j = grid_index(np.array([[0.0, 0.0], [1.0, 1.0], [0.26, 0.74]]), 4)
     assert i.tolist() == [0, 3, 2] and j.tolist() == [0, 3, 1]  # i from y, the top edge in the last cell
-
-
-def test_top_classes_break_ties_by_class_id_and_pad():
-    ids, scores = top_classes(np.array([[1.0, 3.0, 3.0, np.nan], [0.0, 0.0, 0.0, 0.0]]), 3)
-    assert ids.tolist() == [[1, 2, 0], [0, 1, 2]]
-    np.testing.assert_array_equal(scores[0], [3.0, 3.0, 1.0])
-    ids, scores = top_classes(np.array([[np.nan, 2.0]]), 3)
-    assert ids.tolist() == [[1, -1, -1]] and np.isnan(scores[0, 1:]).all()
 
 
 def test_the_cells_match_a_brute_force_computation():

@@ -381,3 +381,21 @@ def test_wrong_kind_of_path_or_source_is_an_error(tmp_path):
         open_source("zip", str(tmp_path))
     with pytest.raises(ValueError, match="takes no path"):
         open_source("bundled", str(tmp_path))
+
+
+def test_the_images_table_is_a_dataset_by_row(tmp_path):
+    """An extraction's images table (columns as the stores keep them; "" = no label) ->
+    one record per row, item i the image of row i; a file that stopped decoding is an
+    error naming the image and its path."""
+    red = solid(tmp_path / "red.png", (255, 0, 0))
+    gone = tmp_path / "gone.png"
+    table = {"image_id": ["red.png", "gone.png"], "path": [str(red), str(gone)], "label": ["fruit", ""]}
+    images = dataset.ImageDataset.from_table(table, 4)
+    assert [(r.image_id, r.label) for r in images.records] == [("red.png", "fruit"), ("gone.png", None)]
+    assert len(images) == 2
+    red_image = images.decoded(0)
+    assert red_image.shape == (3, 4, 4)
+    assert torch.allclose(red_image[0], torch.ones(4, 4)) and float(red_image[1:].abs().max()) == 0.0
+    with pytest.raises(ValueError, match=r"image 'gone.png' \(.*gone.png\) no longer decodes"):
+        images.decoded(1)
+    assert dataset.records_of_table({}) == []

@@ -222,8 +222,9 @@ def test_merge_and_reduction_refuse_shards_from_other_weights(tmp_path):
     tiny = ModelSpec(name="tests.helpers.models:tiny_conv_net", weights="random", device="cpu")
     with pytest.raises(
         ValueError,
-        match="extracted with weights sha256:fake, but the model loaded "
-        "for the merge has custom:tests.helpers.models:tiny_conv_net",
+        match=r"the 4 extraction shards in .*: made with model weights sha256:fake, but the model "
+        r"loaded \(tests.helpers.models:tiny_conv_net, weights random\) "
+        r"has custom:tests.helpers.models:tiny_conv_net",
     ):
         run_reduce(ExtractSettings(), tiny, paths, out)
     assert not out.exists()

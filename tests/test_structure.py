@@ -131,13 +131,15 @@ def test_the_check_sees_store_paths():
 ALLOWED_IMPORTS = {
     "_lazy": (),
     "settings": (),
+    "ranking": (),  # top-k with one contract, NumPy only: for the stages, the site and the queries
     "runtime": (),
     "store": (),
-    "model": ("runtime", "settings"),
+    # The model job writes the run's layer list through the store's typed writer.
+    "model": ("runtime", "settings", "store"),
     "images": ("settings",),
     "optvis": ("model",),
     "featurevis": ("optvis", "model", "images", "store", "settings", "runtime"),
-    "extract": ("model", "images", "store", "settings", "runtime"),
+    "extract": ("model", "images", "store", "settings", "runtime", "ranking"),
     "blocks": ("optvis", "featurevis", "model", "images", "store", "settings", "runtime"),
     "circuits": ("model", "images", "store", "settings"),
     # The atlas's layout job cuts thumbnails as the reduction does, with its settings' defaults;
@@ -152,12 +154,13 @@ ALLOWED_IMPORTS = {
         "runtime",
         "extract.settings",
         "extract.crops",
+        "ranking",
     ),
-    "query": ("store",),
+    "query": ("store", "ranking"),
     # Labels are named from a class hierarchy: plain data, NumPy only.
-    "labels": (),
+    "labels": ("ranking",),
     # The site reads stores; of the stages it uses one NumPy-only analysis.
-    "site": ("store", "query", "settings", "extract.similarity"),
+    "site": ("store", "query", "settings", "extract.similarity", "ranking"),
     "cli": ("query", "model"),
     "__init__": ("query",),
 }

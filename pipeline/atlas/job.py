@@ -72,29 +72,40 @@ def run_atlas_layout(
     thumbnail from its image (the dataset must still be readable). Returns counts for
     the log.
     """
-    from pipeline.atlas.attribution import mean_vector_attribution
-    from pipeline.atlas.layout import embed, example_thumbnails, layout_levels, umap_parameters
-    from pipeline.model.receptive_field import receptive_fields
+    from pipeline.model.registry import load_model_matching
 
-    loaded = model.load()
-    name = loaded.layer(layer).name
     shards, thumbnail_size = open_samples(activations)
-    if shards.model_checksum != loaded.checksum:
-        raise ValueError(
-            f"the shards were extracted with weights {shards.model_checksum}, "
-            f"but the model loaded for the atlas has {loaded.checksum}"
-        )
+    loaded = load_model_matching(model, shards.model_checksum, shards.description)
+    name = loaded.layer(layer).name
+    samples = _layer_samples(shards, name)
+    embedding = _embed(settings, name, samples["vectors"])
+    levels = _lay_out_levels(settings, loaded, name, embedding[0], samples["vectors"])
+    atlas_layer = _atlas_layer(loaded, name, shards, samples, embedding, levels, thumbnail_size)
+    recorded = recorded_settings(settings, loaded, name, shards, thumbnail_size)
+    write_layout(output, atlas_layer, loaded.class_names, recorded, loaded.checksum)
+    return {
+        "samples": len(samples["vectors"]),
+        "cells": {cells.side: len(cells) for cells in levels},
+        "thumbnails": len(atlas_layer.thumbnails),
+    }
+
+
+def _layer_samples(shards: ShardSet, name: str) -> dict[str, np.ndarray]:
+    """The atlas samples the extraction kept of layer ``name`` (``vectors``, ``row``, ``y``,
+    ``x``, ``attribution``); a ValueError when it sampled none of that layer."""
     if name not in shards.atlas_layers:
         sampled = ", ".join(shards.atlas_layers) or "none"
         raise ValueError(
             f"the extraction sampled no atlas vectors of {name} (layers sampled: {sampled}); "
             "add it to atlas.layers and re-run the extraction"
         )
-    shape = shards.atlas_layers[name]
-    samples = shards.atlas_samples(name)
-    vectors, rows = samples["vectors"], samples["row"]
-    predicted = np.asarray(shards.predicted_classes().compute())[rows] if len(rows) else np.zeros(0, np.int32)
-    images = shards.table("images")
+    return shards.atlas_samples(name)
+
+
+def _embed(settings: AtlasSettings, name: str, vectors: np.ndarray) -> tuple[np.ndarray, dict]:
+    """``(xy, umap)``: the samples' 2-D layout by UMAP, and the UMAP parameters used."""
+    from pipeline.atlas.layout import embed, umap_parameters
+
     umap = umap_parameters(
         len(vectors), settings.n_neighbors, settings.min_dist, settings.seed, settings.init
     )
@@ -108,6 +119,14 @@ def run_atlas_layout(
         init=settings.init,
     )
     log.info("atlas %s: layout in %.1f s", name, time.perf_counter() - began)
+    return xy, umap
+
+
+def _lay_out_levels(settings: AtlasSettings, loaded, name: str, xy: np.ndarray, vectors: np.ndarray) -> list:
+    """The cells of every level of ``settings.levels``, each cell's mean vector attributed
+    to the classes through ``loaded`` (:func:`pipeline.atlas.layout.layout_levels`)."""
+    from pipeline.atlas.attribution import mean_vector_attribution
+    from pipeline.atlas.layout import layout_levels
 
     def class_scores(means: np.ndarray) -> np.ndarray:
         return mean_vector_attribution(loaded, name, means)
@@ -125,10 +144,25 @@ def run_atlas_layout(
         log.info(
             "atlas %s: level %d: %d cells of >= %d vectors", name, cells.side, len(cells), cells.min_count
         )
+    return levels
+
+
+def _atlas_layer(
+    loaded, name: str, shards: ShardSet, samples: dict, embedding: tuple, levels: list, thumbnail_size: int
+) -> AtlasLayer:
+    """What the layout file holds of layer ``name``: its samples and their layout
+    ``embedding`` (``xy``, UMAP parameters), the ``levels``, and each example's thumbnail,
+    cut from its image (the dataset must still be readable)."""
+    from pipeline.atlas.layout import example_thumbnails
+    from pipeline.model.receptive_field import receptive_fields
+
+    xy, umap = embedding
+    rows, shape = samples["row"], shards.atlas_layers[name]
+    predicted = np.asarray(shards.predicted_classes().compute())[rows] if len(rows) else np.zeros(0, np.int32)
+    images = shards.table("images")
     boxes = receptive_fields(loaded, [name])[name].boxes().numpy()
     thumbnail, crops = example_thumbnails(rows, samples["y"], samples["x"], boxes, levels)
-    thumbnails = cut_thumbnails(images, loaded.input_size, crops, thumbnail_size)
-    atlas_layer = AtlasLayer(
+    return AtlasLayer(
         name=name,
         channels=int(shape["channels"]),
         height=int(shape["height"]),
@@ -145,17 +179,10 @@ def run_atlas_layout(
             xy=xy,
             thumbnail=thumbnail,
         ),
-        thumbnails=thumbnails,
+        thumbnails=cut_thumbnails(images, loaded.input_size, crops, thumbnail_size),
         levels=levels,
         image_ids={int(r): images["image_id"][int(r)] for r in np.unique(rows)},
     )
-    recorded = recorded_settings(settings, loaded, name, shards, thumbnail_size)
-    write_layout(output, atlas_layer, loaded.class_names, recorded, loaded.checksum)
-    return {
-        "samples": len(vectors),
-        "cells": {cells.side: len(cells) for cells in levels},
-        "thumbnails": len(crops),
-    }
 
 
 def cut_thumbnails(
@@ -165,24 +192,15 @@ def cut_thumbnails(
     run's images table ``images``, as the activations store's thumbnails are cut (each image
     decoded once)."""
     from pipeline.extract.crops import crop_thumbnail
-    from pipeline.images.dataset import ImageDataset, ImageRecord
+    from pipeline.images.dataset import ImageDataset
 
-    records = [
-        ImageRecord(image_id, path, label or None)
-        for image_id, path, label in zip(images["image_id"], images["path"], images["label"])
-    ]
-    dataset = ImageDataset(records, input_size)
+    dataset = ImageDataset.from_table(images, input_size)
     out = np.zeros((len(crops), size, size, 3), np.uint8)
     by_row: dict[int, list[int]] = {}
     for q, (row, _) in enumerate(crops):
         by_row.setdefault(int(row), []).append(q)
     for row, indices in sorted(by_row.items()):
-        item = dataset[row]
-        if not item["ok"]:
-            raise ValueError(
-                f"image {records[row].image_id!r} ({records[row].path}) no longer decodes: "
-                f"{item['reason']}; re-run the extraction"
-            )
+        image = dataset.decoded(row)
         for q in indices:
-            out[q] = crop_thumbnail(item["image"], crops[q][1], size)
+            out[q] = crop_thumbnail(image, crops[q][1], size)
     return out

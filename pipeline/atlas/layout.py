@@ -38,6 +38,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from pipeline.ranking import top_k_table, top_order
 from pipeline.store.atlas import AtlasCells
 
 log = logging.getLogger(__name__)
@@ -157,7 +158,7 @@ def cosine_neighbours(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarr
     unit = unit_rows(vectors)
     distances = np.clip(1.0 - unit @ unit.T, 0.0, 2.0)
     np.fill_diagonal(distances, -1.0)  # itself first, even beside a duplicate
-    order = np.argsort(distances, axis=1, kind="stable")[:, :k]
+    order = top_order(distances, k, axis=1, largest=False)
     found = np.take_along_axis(distances, order, axis=1)
     found[:, 0] = 0.0
     return order.astype(np.int64), found.astype(np.float32)
@@ -203,25 +204,6 @@ def bin_cells(
     return cell, counts[kept].astype(np.int32), means, members
 
 
-def top_classes(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per row of ``scores [M, K]`` the ``k`` highest: ids int32 ``[M, k]`` (class id
-    ascending on ties; NaN never ranks) and their scores float32, -1 / NaN past ``K``."""
-    scores = np.asarray(scores, np.float64)
-    m, classes = scores.shape
-    ids = np.full((m, int(k)), -1, np.int32)
-    values = np.full((m, int(k)), np.nan, np.float32)
-    if not m or not classes or not k:
-        return ids, values
-    keys = np.where(np.isnan(scores), -np.inf, scores)
-    order = np.argsort(-keys, axis=1, kind="stable")[:, :k]  # stable: ties keep class order
-    found = np.take_along_axis(scores, order, axis=1)
-    valid = ~np.isnan(found)
-    width = order.shape[1]
-    ids[:, :width] = np.where(valid, order, -1)
-    values[:, :width] = np.where(valid, found, np.nan)
-    return ids, values
-
-
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
     """float64 ``vectors`` scaled to unit length (zero rows stay zero)."""
     vectors = np.asarray(vectors, np.float64)
@@ -241,7 +223,7 @@ def nearest_examples(
     for m, indices in enumerate(members):
         indices = np.asarray(indices, np.int64)
         similarity = unit_rows(vectors[indices]) @ centres[m]
-        order = np.lexsort((indices, -similarity))[:k]
+        order = top_order(similarity, k, ties=indices)
         out[m, : len(order)] = indices[order]
     return out
 
@@ -262,7 +244,8 @@ def layout_level(
     scores = np.asarray(class_scores(mean), np.float32)
     if scores.ndim != 2 or len(scores) != len(mean):
         raise ValueError(f"class scores for {len(mean)} cells must be [M, K]; got {list(scores.shape)}")
-    ids, values = top_classes(scores, top_k)
+    # Always ``top_k`` columns (the store's table is that wide), -1 / NaN past the classes.
+    ids, values = top_k_table(scores, top_k, width=top_k)
     return AtlasCells(
         side=int(side),
         min_count=int(min_count),

@@ -58,6 +58,7 @@ def run_atlas_render(
     import torch
 
     from pipeline.featurevis.render import render_directions, render_options
+    from pipeline.model.registry import load_model_matching
     from pipeline.optvis.speedup import speed_up
     from pipeline.store.atlas import AtlasStore, write_icons
 
@@ -70,11 +71,7 @@ def run_atlas_render(
                 f"{layout}: {layer} level {level} has {len(level_cells)} cells; cannot render {start}-{stop}"
             )
         vectors = torch.from_numpy(level_cells.mean[start:stop].astype("float32"))
-    loaded = model.load()
-    if loaded.checksum != checksum:
-        raise ValueError(
-            f"{layout} was laid out with weights {checksum}, but the model loaded has {loaded.checksum}"
-        )
+    loaded = load_model_matching(model, checksum, layout)
     speed_up(loaded)
     info = loaded.layer(layer)
     schedule = icon_schedule(settings, featurevis, layer_stride(loaded.input_size, info.height))

@@ -53,45 +53,15 @@ def run_circuits_layers(
     (:func:`pipeline.store.circuits.write_layer_file`). The model is loaded once for them
     all (a job's start-up costs more than a layer's circuits on a small dataset). Returns
     counts for the log."""
-    from pipeline.circuits.compute import layer_circuits, select_targets
-    from pipeline.images.dataset import ImageDataset, ImageRecord
+    from pipeline.circuits.compute import layer_circuits
+    from pipeline.images.dataset import ImageDataset
+    from pipeline.model.registry import load_model_matching
 
-    loaded = model.load()
     with ActivationsStore(activations) as store:
         header = run_header(settings, store)
-        if header.model_checksum != loaded.checksum:
-            raise ValueError(
-                f"{activations} was extracted with weights {header.model_checksum}, "
-                f"but the model loaded for the circuits has {loaded.checksum}"
-            )
-        names = [loaded.layer(layer).name for layer in layers]
-        targets = {}
-        for layer in names:
-            top = store.top(layer)
-            targets[layer] = select_targets(top.row, top.value, top.y, top.x, settings.examples)
-        images = store.images
-        records = [
-            ImageRecord(image_id, path, label or None)
-            for image_id, path, label in zip(images["image_id"], images["path"], images["label"])
-        ]
-    ranks = min((t.ranks for t in targets.values()), default=settings.examples)
-    if ranks < settings.examples:
-        log.warning(
-            "circuits.examples is %d, but the store keeps %d top examples per channel (extract.top_k)",
-            settings.examples,
-            ranks,
-        )
-    dataset = ImageDataset(records, loaded.input_size)
-
-    def load_image(row: int):
-        item = dataset[row]
-        if not item["ok"]:
-            raise ValueError(
-                f"image {records[row].image_id!r} ({records[row].path}) no longer decodes: "
-                f"{item['reason']}; re-run the extraction"
-            )
-        return item["image"]
-
+        loaded = load_model_matching(model, header.model_checksum, activations)
+        targets = _select_targets(settings, store, [loaded.layer(layer).name for layer in layers])
+        dataset = ImageDataset.from_table(store.images, loaded.input_size)
     found = {}
     for layer, chosen in targets.items():
         previous = header.previous(layer)
@@ -103,10 +73,30 @@ def run_circuits_layers(
             len(chosen.examples),
             len(chosen.units),
         )
-        result = layer_circuits(loaded, previous, layer, chosen, load_image, progress=True)
+        result = layer_circuits(loaded, previous, layer, chosen, dataset.decoded, progress=True)
         found[layer] = LayerCircuits(result["from_previous"], result["examples"], chosen.ranks)
     write_layer_file(output, header, found)
     return {"examples": sum(t.count for t in targets.values()), "layers": len(found)}
+
+
+def _select_targets(settings: CircuitsSettings, store: ActivationsStore, names: Sequence[str]) -> dict:
+    """Layer name -> the top examples whose circuits are computed
+    (:func:`~pipeline.circuits.compute.select_targets`), with a warning when the store
+    keeps fewer examples per channel than ``circuits.examples`` asks for."""
+    from pipeline.circuits.compute import select_targets
+
+    targets = {}
+    for layer in names:
+        top = store.top(layer)
+        targets[layer] = select_targets(top.row, top.value, top.y, top.x, settings.examples)
+    ranks = min((t.ranks for t in targets.values()), default=settings.examples)
+    if ranks < settings.examples:
+        log.warning(
+            "circuits.examples is %d, but the store keeps %d top examples per channel (extract.top_k)",
+            settings.examples,
+            ranks,
+        )
+    return targets
 
 
 def merge_circuits(

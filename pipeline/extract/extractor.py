@@ -181,6 +181,9 @@ class Extractor:
             spatial = None if predicted is None else predicted.spatial(name)
             atlas[name] = self.sampler.sample(acts[name], spatial, [int(i) for i in listing_indices])
         top = min(TOP_PREDICTIONS, logits.shape[1])
+        # torch's topk on the device, not pipeline.ranking: the stored predictions were made
+        # so, and torch orders tied logits its own way (which ranking's "lower index first"
+        # could reorder); the logits stay on the GPU until this small table is taken.
         top_logits, top_ids = logits.detach().float().topk(top, dim=1)
         return BatchSummary(layers=layers, top_ids=top_ids.cpu(), top_logits=top_logits.cpu(), atlas=atlas)
 

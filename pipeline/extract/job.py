@@ -75,10 +75,7 @@ def run_extract_shard(
     images = read_listing(listing)
     records = images.records[start:stop]
     loaded = model.load()
-    sampler = None
-    if atlas is not None and atlas.layers:
-        names = [info.name for info in loaded.resolve_layers(list(atlas.layers))]
-        sampler = atlas.sampler(names, len(images.records))
+    sampler = _atlas_sampler(atlas, loaded, len(images.records))
     extractor = Extractor(
         loaded,
         settings.layers,
@@ -87,19 +84,7 @@ def run_extract_shard(
         amp=settings.amp,
         sampler=sampler,
     )
-    every_class, unmatched = label_classes([r.label for r in images.records], loaded.class_names)
-    if unmatched:
-        log.warning(
-            "%d label(s) match no class name or wnid of %s and are ignored: %s",
-            len(unmatched),
-            loaded.name,
-            ", ".join(unmatched[:20]),
-        )
-    quantities = ["max", "argmax_y", "argmax_x", "min", "argmin_y", "argmin_x", "mean"]
-    if settings.attribution != "none":
-        quantities.append("attr_predicted")
-        if bool((every_class >= 0).any()):
-            quantities.append("attr_label")
+    every_class = _label_classes(images.records, loaded)
     shard_classes = every_class[start:stop]
     loader = make_loader(
         ImageDataset(records, loaded.input_size),
@@ -111,7 +96,7 @@ def run_extract_shard(
     infos = loaded.resolve_layers(extractor.layers)
     layout = ShardLayout(
         layers=[i.to_dict() for i in infos],
-        quantities=quantities,
+        quantities=shard_quantities(settings, every_class),
         class_names=loaded.class_names,
         start=start,
         stop=stop,
@@ -119,20 +104,61 @@ def run_extract_shard(
         atlas=[i.to_dict() for i in loaded.resolve_layers(extractor.atlas_layers)] if sampler else (),
     )
     recorded = extraction_settings(loaded, extractor.layers, settings, images.source, sampler)
-    kept = skipped = 0
     with shard_writer(output, layout, settings=recorded, model_checksum=loaded.checksum) as writer:
         batches = extract_batches(extractor, loader, shard_classes, total=len(records), first_index=start)
-        for batch, summary in batches:
-            bad = skipped_from_batch(records, batch)
-            writer.skip(bad)
-            skipped += len(bad)
-            if summary is not None:
-                rows = batch["index"][batch["ok"].bool()].tolist()
-                writer.append([records[i] for i in rows], shard_classes[rows].tolist(), summary)
-                kept += len(rows)
+        kept, skipped = _write_batches(writer, batches, records, shard_classes)
     log.info("shard %d-%d: %d images extracted, %d skipped", start, stop, kept, skipped)
     if sampler is not None:
         log.info(
             "atlas samples: %d position(s) per image of %s", sampler.per_image, ", ".join(sampler.layers)
         )
     return {"images": kept, "skipped": skipped}
+
+
+def _atlas_sampler(atlas: AtlasSampling | None, loaded, images: int) -> PositionSampler | None:
+    """The sampler of the atlas layers' positions over a listing of ``images`` images, or
+    None when no atlas layer is sampled."""
+    if atlas is None or not atlas.layers:
+        return None
+    names = [info.name for info in loaded.resolve_layers(list(atlas.layers))]
+    return atlas.sampler(names, images)
+
+
+def _label_classes(records: Sequence, loaded):
+    """Each listed image's label as a class index of ``loaded`` (-1: none), for the whole
+    listing; labels that match no class are logged once."""
+    every_class, unmatched = label_classes([r.label for r in records], loaded.class_names)
+    if unmatched:
+        log.warning(
+            "%d label(s) match no class name or wnid of %s and are ignored: %s",
+            len(unmatched),
+            loaded.name,
+            ", ".join(unmatched[:20]),
+        )
+    return every_class
+
+
+def shard_quantities(settings: ExtractSettings, every_class) -> list[str]:
+    """The per-image quantities a shard stores; attribution to the label only when some
+    image of the whole listing has one, so that it never differs between shards."""
+    quantities = ["max", "argmax_y", "argmax_x", "min", "argmin_y", "argmin_x", "mean"]
+    if settings.attribution != "none":
+        quantities.append("attr_predicted")
+        if bool((every_class >= 0).any()):
+            quantities.append("attr_label")
+    return quantities
+
+
+def _write_batches(writer, batches, records: Sequence, shard_classes) -> tuple[int, int]:
+    """Append each extracted batch's images to the shard ``writer`` and record its bad
+    files as skipped; returns the counts ``(kept, skipped)``."""
+    kept = skipped = 0
+    for batch, summary in batches:
+        bad = skipped_from_batch(records, batch)
+        writer.skip(bad)
+        skipped += len(bad)
+        if summary is not None:
+            rows = batch["index"][batch["ok"].bool()].tolist()
+            writer.append([records[i] for i in rows], shard_classes[rows].tolist(), summary)
+            kept += len(rows)
+    return kept, skipped

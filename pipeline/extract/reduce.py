@@ -36,6 +36,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from pipeline.extract.similarity import correlation_from_moments
+from pipeline.ranking import top_k_table, top_order
 from pipeline.store.activations_reader import ChannelStats, ClassAttribution, TopExamples
 from pipeline.store.reduction import Candidates, ClassSums, Comoments, MergedLayer, Moments, ShardPartial
 
@@ -50,19 +51,11 @@ EXAMPLE_TABLES = {"top": ("max", "argmax", False), "bottom": ("min", "argmin", T
 # ---------------------------------------------------------------------------------
 
 
-def _rank_keys(values: np.ndarray, lowest: bool) -> np.ndarray:
-    """Larger key = stronger example; NaN is the weakest of all."""
-    v = values.astype(np.float64)
-    v = -v if lowest else v
-    return np.where(np.isnan(v), -np.inf, v)
-
-
 def shard_candidates(values, ys, xs, k: int, lowest: bool = False) -> Candidates:
     """One shard's top-k per channel of ``values [n, C]`` (local rows), with positions:
-    ``[C, k']`` arrays with ``k' = min(k, n)``."""
-    keys = _rank_keys(values, lowest)
-    # A stable sort keeps equal keys in row order: the tie rule, within a shard.
-    order = np.argsort(-keys, axis=0, kind="stable")[:k]
+    ``[C, k']`` arrays with ``k' = min(k, n)`` (:mod:`pipeline.ranking`: ties in row order,
+    NaN the weakest)."""
+    order = top_order(values, k, axis=0, largest=not lowest)
 
     def take(a):
         return np.take_along_axis(np.asarray(a), order, axis=0).T
@@ -79,7 +72,7 @@ def merge_candidates(parts: Sequence[Candidates], offsets: Sequence[int], k: int
     """The global top-k of the shards' candidates (rows made global by ``offsets``)."""
     rows = np.concatenate([p.row + int(o) for p, o in zip(parts, offsets)], axis=1)
     values = np.concatenate([p.value for p in parts], axis=1)
-    order = np.lexsort((rows, -_rank_keys(values, lowest)), axis=1)[:, :k]
+    order = top_order(values, k, axis=1, largest=not lowest, ties=rows)  # ties: the lower global row
 
     def take(a):
         return np.take_along_axis(a, order, axis=1)
@@ -164,19 +157,6 @@ def shard_class_sums(attr: np.ndarray, predicted: np.ndarray, num_classes: int) 
         classes, starts = np.unique(predicted[order], return_index=True)
         sums[classes] = np.add.reduceat(np.nan_to_num(attr[order].astype(np.float64)), starts, axis=0)
     return ClassSums(sums=sums, count=np.bincount(predicted, minlength=num_classes).astype(np.int64))
-
-
-def top_classes(mean: np.ndarray, k: int) -> dict[str, np.ndarray]:
-    """Per channel the ``k`` classes of highest mean attribution (score desc, class asc).
-
-    ``ids [C, k]`` is -1 and ``scores`` NaN where fewer classes were ever predicted.
-    """
-    k = min(k, mean.shape[1])
-    keys = np.where(np.isnan(mean), -np.inf, mean.astype(np.float64))
-    order = np.argsort(-keys, axis=1, kind="stable")[:, :k]
-    scores = np.take_along_axis(mean, order, 1).astype(np.float32)
-    ids = np.where(np.isnan(scores), -1, order).astype(np.int32)
-    return {"ids": ids, "scores": scores}
 
 
 # ---------------------------------------------------------------------------------
@@ -295,12 +275,13 @@ def statistics(moments: Moments, bins: int) -> ChannelStats:
 
 def class_attribution(sums: ClassSums, k: int) -> ClassAttribution:
     """The mean attribution per predicted class (NaN for classes never predicted) and each
-    channel's top ``k`` classes (:func:`top_classes`)."""
+    channel's top ``k`` classes: ``[C, min(k, classes)]`` (score desc, class asc), -1 / NaN
+    where fewer classes were ever predicted (:func:`pipeline.ranking.top_k_table`)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = (sums.sums / sums.count[:, None]).T.astype(np.float32)
-    best = top_classes(mean, k)
+    ids, scores = top_k_table(mean, k)
     return ClassAttribution(
-        attribution=mean, count=sums.count.astype(np.int64), top_ids=best["ids"], top_scores=best["scores"]
+        attribution=mean, count=sums.count.astype(np.int64), top_ids=ids, top_scores=scores
     )
 
 

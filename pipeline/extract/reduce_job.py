@@ -255,13 +255,9 @@ def run_reduce_merge(settings: ExtractSettings, model, shards: Sequence, partial
 
 def _model_of(shard_set: ShardSet, model):
     """``model`` loaded, refused unless it has the weights the shards were extracted with."""
-    loaded = model.load()
-    if shard_set.model_checksum != loaded.checksum:
-        raise ValueError(
-            f"the shards were extracted with weights {shard_set.model_checksum}, "
-            f"but the model loaded for the merge has {loaded.checksum}"
-        )
-    return loaded
+    from pipeline.model.registry import load_model_matching
+
+    return load_model_matching(model, shard_set.model_checksum, shard_set.description)
 
 
 def run_reduce(settings: ExtractSettings, model, shards: Sequence, output) -> dict:
@@ -273,7 +269,7 @@ def run_reduce(settings: ExtractSettings, model, shards: Sequence, output) -> di
     shard_set = ShardSet(list(shards))
     loaded = _model_of(shard_set, model)
     names = [layer["name"] for layer in shard_set.layers]
-    dataset = ImageDataset(_records(shard_set), loaded.input_size)
+    dataset = ImageDataset.from_table(shard_set.table("images"), loaded.input_size)
     with reduced_writer(
         output,
         shard_set,
@@ -290,19 +286,6 @@ def run_reduce(settings: ExtractSettings, model, shards: Sequence, output) -> di
             layer_maps=lambda images01: loaded.activations(images01, names),
         )
     return {"images": shard_set.rows, "shards": len(shard_set.shards)}
-
-
-def _records(shard_set: ShardSet) -> list:
-    """The :class:`~pipeline.images.dataset.ImageRecord` of every row of ``shard_set``."""
-    from pipeline.images.dataset import ImageRecord
-
-    table = shard_set.table("images")
-    return [
-        ImageRecord(image_id, path, label or None)
-        for image_id, path, label in zip(
-            table.get("image_id", []), table.get("path", []), table.get("label", [])
-        )
-    ]
 
 
 def reduce_settings(settings: ExtractSettings) -> dict:
@@ -338,13 +321,13 @@ def run_shard_examples(settings: ExtractSettings, model, merged_path, shard, out
         raise ValueError(f"{merged_path} was merged without the shard {shard}; re-run the merge")
     offset = int(mine[0]["offset"])
     loaded = _model_of(shard_set, model)
-    records = _records(shard_set)
+    dataset = ImageDataset.from_table(shard_set.table("images"), loaded.input_size)
     names = [layer["name"] for layer in shard_set.layers]
 
     def images(rows):
         from torch.utils.data import Subset
 
-        subset = Subset(ImageDataset(records, loaded.input_size), [row - offset for row in rows])
+        subset = Subset(dataset, [row - offset for row in rows])
         loader = make_loader(
             subset,
             batch_size=MAP_BATCH,

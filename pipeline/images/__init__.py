@@ -22,6 +22,7 @@ _LAZY = {
     "SkippedImage": "pipeline.images.dataset",
     "load_rgb": "pipeline.images.dataset",
     "open_source": "pipeline.images.dataset",
+    "records_of_table": "pipeline.images.dataset",
     "to_model_input": "pipeline.images.dataset",
     "to_uint8": "pipeline.images.dataset",
     "run_list_images": "pipeline.images.job",

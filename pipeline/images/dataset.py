@@ -26,7 +26,7 @@ import dataclasses
 import logging
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -329,8 +329,27 @@ class ImageDataset(torch.utils.data.Dataset):
         self.size = int(size)
         self.max_pixels = int(max_pixels)
 
+    @classmethod
+    def from_table(cls, table: Mapping[str, Sequence], size: int) -> ImageDataset:
+        """The images of an extraction's images table (columns ``image_id``, ``path``,
+        ``label``, as the activations store and its shards keep them; an empty label is
+        none): item ``i`` is the image of the table's row ``i``."""
+        return cls(records_of_table(table), size)
+
     def __len__(self) -> int:
         return len(self.records)
+
+    def decoded(self, i: int) -> torch.Tensor:
+        """The image of record ``i`` ``[3, size, size]``, or a ValueError naming it if it
+        no longer decodes (the extraction decoded it: the file changed since)."""
+        item = self[i]
+        if not item["ok"]:
+            record = self.records[i]
+            raise ValueError(
+                f"image {record.image_id!r} ({record.path}) no longer decodes: "
+                f"{item['reason']}; re-run the extraction"
+            )
+        return item["image"]
 
     def __getitem__(self, i: int) -> dict:
         """``{"index": i, "image": [3, size, size] (zeros if bad), "ok": bool, "reason": str}``."""
@@ -344,6 +363,17 @@ class ImageDataset(torch.utils.data.Dataset):
                 "reason": bad.reason,
             }
         return {"index": i, "image": image, "ok": True, "reason": ""}
+
+
+def records_of_table(table: Mapping[str, Sequence]) -> list[ImageRecord]:
+    """One :class:`ImageRecord` per row of an extraction's images table (an empty label,
+    as the table stores "no label", becomes None)."""
+    return [
+        ImageRecord(image_id, path, label or None)
+        for image_id, path, label in zip(
+            table.get("image_id", []), table.get("path", []), table.get("label", [])
+        )
+    ]
 
 
 def collate(batch: list[dict]) -> dict:

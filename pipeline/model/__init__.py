@@ -22,6 +22,7 @@ _LAZY = {
     "layers_document": "pipeline.model.registry",
     "list_models": "pipeline.model.registry",
     "load_model": "pipeline.model.registry",
+    "load_model_matching": "pipeline.model.registry",
     "model_status": "pipeline.model.registry",
     "ModelError": "pipeline.model.zoo",
     "run_discover_layers": "pipeline.model.job",
@@ -36,6 +37,7 @@ __all__ = [
     "layers_document",
     "list_models",
     "load_model",
+    "load_model_matching",
     "model_status",
     "run_discover_layers",
 ]

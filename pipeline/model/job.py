@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 
-from pipeline.model.registry import layers_document
+from pipeline.model.registry import model_layers
 from pipeline.model.spec import ModelSpec
+from pipeline.store.layers import write_layers_json
 
 
 def run_discover_layers(model: ModelSpec, output: str | os.PathLike) -> None:
-    """Write the layers of ``model`` (:func:`~pipeline.model.registry.layers_document`) to ``output``."""
-    loaded = model.load()
-    Path(output).write_text(json.dumps(layers_document(loaded), indent=1))
+    """Write the layers of ``model`` (:func:`~pipeline.model.registry.model_layers`) to
+    ``output``, the run's ``model/layers.json``."""
+    write_layers_json(output, model_layers(model.load()))

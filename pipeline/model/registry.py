@@ -17,6 +17,7 @@ Their public names are importable from here too.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Sequence
 
 import torch
@@ -25,6 +26,7 @@ from torch import nn
 from pipeline.model import zoo
 from pipeline.model.hooks import LayerTap
 from pipeline.model.layers import LayerInfo, default_candidates, discover_layers
+from pipeline.model.spec import ModelSpec
 from pipeline.model.zoo import (
     GOOGLENET_ALIASES,
     GOOGLENET_LAYERS,
@@ -40,6 +42,7 @@ from pipeline.model.zoo import (
     lite0_timm_key,
     torch_cache_dir,
 )
+from pipeline.store.layers import LayerRecord, ModelLayers
 
 __all__ = [
     "LoadedModel",
@@ -50,8 +53,10 @@ __all__ = [
     "register",
     "list_models",
     "load_model",
+    "load_model_matching",
     "model_status",
     "layers_document",
+    "model_layers",
     # from pipeline.model.layers
     "LayerInfo",
     "default_candidates",
@@ -353,6 +358,25 @@ def load_model(
     return LoadedModel(name, built, weights=weights, device=device)
 
 
+def load_model_matching(spec: ModelSpec, recorded_checksum: str, source: str | os.PathLike) -> LoadedModel:
+    """``spec`` loaded, refused unless its
+    weights are those a store was made with.
+
+    Every job that reads a store computed by the network (extraction shards, an activations
+    store, an atlas layout) and runs the network again must run the same weights, or its
+    output would mix two models. ``recorded_checksum`` is the store's ``model_checksum``;
+    ``source`` names that store (or the files) in the error.
+    """
+    loaded = spec.load()
+    if str(recorded_checksum) != loaded.checksum:
+        raise ValueError(
+            f"{source}: made with model weights {recorded_checksum}, but the model loaded "
+            f"({spec.name}, weights {spec.weights}) has {loaded.checksum}; "
+            "set model.weights to the run's weights, or re-run the stages that made it"
+        )
+    return loaded
+
+
 def _build_registered(entry: ModelEntry, weights: str) -> Built:
     net, checksum = entry.build(weights)
     return Built(
@@ -382,15 +406,21 @@ def model_status() -> list[dict]:
     ]
 
 
+def model_layers(model: LoadedModel) -> ModelLayers:
+    """What the workflow's `layers` checkpoint writes (``model/layers.json``): the model,
+    its weights, aliases and layer records, and its Building Blocks and atlas layers."""
+    return ModelLayers(
+        model=model.name,
+        weights=model.weights,
+        checksum=model.checksum,
+        input_size=model.input_size,
+        aliases=model.layer_aliases,
+        layers=tuple(LayerRecord.from_dict(layer.to_dict()) for layer in model.layers),
+        blocks_layers=tuple(layer.name for layer in model.blocks_layers()),
+        atlas_layers=(model.atlas_layer().name,),
+    )
+
+
 def layers_document(model: LoadedModel) -> dict:
-    """What the workflow's `layers` checkpoint writes: model, aliases and layer records."""
-    return {
-        "model": model.name,
-        "weights": model.weights,
-        "checksum": model.checksum,
-        "input_size": model.input_size,
-        "aliases": model.layer_aliases,
-        "layers": [layer.to_dict() for layer in model.layers],
-        "blocks_layers": [layer.name for layer in model.blocks_layers()],
-        "atlas_layers": [model.atlas_layer().name],
-    }
+    """:func:`model_layers` as the JSON document ``layers.json`` holds."""
+    return model_layers(model).to_document()

@@ -8,7 +8,6 @@ leaves images lazy. It also decides what pages show of the files the workflow re
 
 from __future__ import annotations
 
-import json
 import logging
 import posixpath
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.extract.similarity import SIMILARITY_METHOD, correlation_neighbours, nearest_channels
+from pipeline.ranking import top_order
 from pipeline.site.data import (
     ActivationAtlas,
     ActivationGrid,
@@ -41,7 +41,7 @@ from pipeline.site.data import (
     SkippedImage,
 )
 from pipeline.site.settings import SiteSettings
-from pipeline.store import finite_number
+from pipeline.store import RunFiles, finite_number, read_layers_json
 
 log = logging.getLogger(__name__)
 
@@ -59,54 +59,47 @@ def from_results(run_dir, settings: SiteSettings | None = None) -> AtlasData:
     schema's defaults) decide how many examples, classes and similar channels to keep.
     """
     settings = settings or SiteSettings()
-    run_dir = Path(run_dir)
-    layers_json = run_dir / "model" / "layers.json"
-    if not layers_json.is_file():
-        raise FileNotFoundError(f"{layers_json}: no layer list; run the workflow's `layers` step first")
-    try:
-        info = json.loads(layers_json.read_text())
-        layer_records = info["layers"]
-    except (ValueError, KeyError) as exc:
-        raise ValueError(f"{layers_json}: not a layer list ({exc})") from exc
+    files = RunFiles(run_dir)
+    info = read_layers_json(files.layers_json)
     model = ModelInfo(
-        name=str(info.get("model", "model")),
-        weights=shown_weights(info.get("weights")),
-        input_size=info.get("input_size"),
-        checksum=info.get("checksum"),
-        aliases=dict(info.get("aliases", {})),
+        name=info.model,
+        weights=shown_weights(info.weights),
+        input_size=info.input_size,
+        checksum=info.checksum,
+        aliases=dict(info.aliases),
     )
     layers = [
         Layer(
-            name=r["name"],
-            channels=int(r["channels"]),
-            module=r.get("module"),
-            height=r.get("height"),
-            width=r.get("width"),
-            cap=r.get("cap"),
+            name=r.name,
+            channels=r.channels,
+            module=r.module,
+            height=r.height,
+            width=r.width,
+            cap=r.cap,
         )
-        for r in sorted(layer_records, key=lambda r: r.get("index", 0))
+        for r in info.layers
     ]
     data = AtlasData(model=model, layers=layers, title=settings.title).normalized()
     try:
-        labels = _add_activations(data, run_dir, settings)
-        _add_featurevis(data, run_dir)
-        _add_circuits(data, run_dir, settings)
-        _add_atlases(data, run_dir, settings)
-        _add_blocks(data, run_dir, labels)
+        labels = _add_activations(data, files, settings)
+        _add_featurevis(data, files)
+        _add_circuits(data, files, settings)
+        _add_atlases(data, files, settings)
+        _add_blocks(data, files, labels)
     except BaseException:
         data.close()
         raise
     return data
 
 
-def _add_activations(data: AtlasData, run_dir: Path, settings: SiteSettings) -> dict[str, str]:
+def _add_activations(data: AtlasData, files: RunFiles, settings: SiteSettings) -> dict[str, str]:
     """Dataset summary, per-channel statistics and examples, class pages; returns image labels."""
     from pipeline.query import open_results
 
     results = _open_if_present(
         data,
-        run_dir / "activations.h5",
-        lambda _: open_results(run_dir),
+        files.activations,
+        lambda _: open_results(files.root),
         "the site shows no dataset examples or statistics",
     )
     if results is None:
@@ -248,10 +241,10 @@ def _open_if_present(data: AtlasData, path: Path, reader, without: str):
     return store
 
 
-def _add_featurevis(data: AtlasData, run_dir: Path) -> None:
+def _add_featurevis(data: AtlasData, files: RunFiles) -> None:
     from pipeline.store.featurevis import FeatureVisStore
 
-    path = run_dir / "featurevis.h5"
+    path = files.featurevis
     store = _open_if_present(data, path, FeatureVisStore, "the site shows no feature visualizations")
     if store is None:
         return
@@ -294,10 +287,10 @@ def _add_featurevis(data: AtlasData, run_dir: Path) -> None:
                 unit.neuron = LazyImage(lambda r=row, ds=neuron: ds[r], f"neuron {what}")
 
 
-def _add_circuits(data: AtlasData, run_dir: Path, settings: SiteSettings) -> None:
+def _add_circuits(data: AtlasData, files: RunFiles, settings: SiteSettings) -> None:
     from pipeline.store.circuits import CircuitsStore
 
-    path = run_dir / "circuits.h5"
+    path = files.circuits
     store = _open_if_present(data, path, CircuitsStore, "the channel pages show no circuits")
     if store is None or settings.circuit_channels == 0:
         return
@@ -325,10 +318,10 @@ def _add_circuits(data: AtlasData, run_dir: Path, settings: SiteSettings) -> Non
 ATLAS_CELL_CHANNELS = 5  # strongest channels listed per atlas cell
 
 
-def _add_atlases(data: AtlasData, run_dir: Path, settings: SiteSettings) -> None:
+def _add_atlases(data: AtlasData, files: RunFiles, settings: SiteSettings) -> None:
     from pipeline.store.atlas import AtlasStore
 
-    path = run_dir / "atlas.h5"
+    path = files.atlas
     store = _open_if_present(data, path, AtlasStore, "the site has no activation atlas")
     if store is None:
         return
@@ -352,7 +345,7 @@ def _atlas_level(store, layer: str, side: int) -> AtlasLevel:
     the store until the page is written."""
     samples, ids, names = store.samples(layer), store.image_ids(layer), store.class_names
     cells, icons = store.cells(layer, side), store.icons(layer, side)
-    strongest = np.argsort(-cells.mean, axis=1, kind="stable")[:, :ATLAS_CELL_CHANNELS]
+    strongest = top_order(cells.mean, ATLAS_CELL_CHANNELS, axis=1)
 
     def example(s: int) -> Example:
         row, thumb = int(samples.row[s]), int(samples.thumbnail[s])
@@ -383,10 +376,10 @@ def _atlas_level(store, layer: str, side: int) -> AtlasLevel:
     return AtlasLevel(side, out, np.asarray(cells.class_attribution, np.float32))
 
 
-def _add_blocks(data: AtlasData, run_dir: Path, labels: dict[str, str]) -> None:
+def _add_blocks(data: AtlasData, files: RunFiles, labels: dict[str, str]) -> None:
     from pipeline.store.blocks import BlocksStore
 
-    path = run_dir / "blocks.h5"
+    path = files.blocks
     store = _open_if_present(data, path, BlocksStore, "the site has no image pages")
     if store is None:
         return
@@ -395,59 +388,66 @@ def _add_blocks(data: AtlasData, run_dir: Path, labels: dict[str, str]) -> None:
         data.model.class_names = names
     order = {layer.name: i for i, layer in enumerate(data.layers)}
     for image_id in sorted(store.image_ids):
-        top = store.image(image_id)
-        preds, cls = top["predictions"], top["classes"]
-        class_ids = [int(c) for c in np.asarray(cls.get("ids", []))]
-        featured = FeaturedImage(
-            image_id=image_id,
-            path=shown_path(image_id, top["path"]),
-            image=LazyImage(lambda i=image_id: store.input_image(i), f"input {image_id}"),
-            label=labels.get(image_id),
-            predictions=[
-                ClassScore(int(c), names[int(c)], float(p))
-                for c, p in zip(np.asarray(preds.get("ids", [])), np.asarray(preds.get("probabilities", [])))
-            ],
-            classes=[
-                ClassScore(c, names[c], float(p))
-                for c, p in zip(class_ids, np.asarray(cls.get("probabilities", [np.nan] * len(class_ids))))
-            ],
-            second_class=int(cls["second_index"]) if "second_index" in cls else None,
-            class_logits=[float(z) for z in np.asarray(cls.get("logits", []))],
-        )
+        featured = _featured_image(store, image_id, names, labels)
         for name in sorted(store.layers, key=lambda n: order.get(n, len(order))):
-            # Small arrays now; the icons stay in the file until a page is written.
-            b = store.blocks(image_id, name, icons=False)
-            grid_icons, group_icons = store.grid_icons(image_id, name), store.group_icons(image_id, name)
-            d, g, a, groups, flows = (
-                b.get(k, {}) for k in ("dictionary", "grid", "attribution", "groups", "from_previous")
-            )
-            featured.layers.append(
-                ImageLayer(
-                    name=name,
-                    grid_shape=tuple(int(n) for n in d["channels"].shape[:2]) if "channels" in d else None,
-                    dictionary=SemanticDictionary(d["channels"], d["values"], d["magnitude"])
-                    if "channels" in d
-                    else None,
-                    grid=ActivationGrid(grid_icons, g["magnitude"]) if grid_icons is not None else None,
-                    spatial_attribution=a.get("spatial"),
-                    spatial_grid=a.get("spatial_grid"),
-                    channel_attribution=a.get("channel"),
-                    groups=NeuronGroups(
-                        groups["maps"],
-                        group_icons,
-                        groups.get("attribution"),
-                        groups.get("target"),
-                        groups.get("directions"),
-                        bool(groups.get("shared", False)),
-                    )
-                    if "maps" in groups
-                    else None,
-                    flows=Flows(flows["layer"], flows["cells"], flows.get("groups"))
-                    if "cells" in flows
-                    else None,
-                )
-            )
+            featured.layers.append(_image_layer(store, image_id, name))
         data.images.append(featured)
+
+
+def _featured_image(store, image_id: str, names: list[str], labels: dict[str, str]) -> FeaturedImage:
+    """The image page of ``image_id`` without its layers: the image, its label, the
+    model's predictions and the classes its Building Blocks attribute to."""
+    top = store.image(image_id)
+    preds, cls = top["predictions"], top["classes"]
+    class_ids = [int(c) for c in np.asarray(cls.get("ids", []))]
+    return FeaturedImage(
+        image_id=image_id,
+        path=shown_path(image_id, top["path"]),
+        image=LazyImage(lambda i=image_id: store.input_image(i), f"input {image_id}"),
+        label=labels.get(image_id),
+        predictions=[
+            ClassScore(int(c), names[int(c)], float(p))
+            for c, p in zip(np.asarray(preds.get("ids", [])), np.asarray(preds.get("probabilities", [])))
+        ],
+        classes=[
+            ClassScore(c, names[c], float(p))
+            for c, p in zip(class_ids, np.asarray(cls.get("probabilities", [np.nan] * len(class_ids))))
+        ],
+        second_class=int(cls["second_index"]) if "second_index" in cls else None,
+        class_logits=[float(z) for z in np.asarray(cls.get("logits", []))],
+    )
+
+
+def _image_layer(store, image_id: str, name: str) -> ImageLayer:
+    """One layer of an image page: small arrays now; the icons stay in the file until a
+    page is written."""
+    b = store.blocks(image_id, name, icons=False)
+    grid_icons, group_icons = store.grid_icons(image_id, name), store.group_icons(image_id, name)
+    d, g, a, groups, flows = (
+        b.get(k, {}) for k in ("dictionary", "grid", "attribution", "groups", "from_previous")
+    )
+    return ImageLayer(
+        name=name,
+        grid_shape=tuple(int(n) for n in d["channels"].shape[:2]) if "channels" in d else None,
+        dictionary=SemanticDictionary(d["channels"], d["values"], d["magnitude"])
+        if "channels" in d
+        else None,
+        grid=ActivationGrid(grid_icons, g["magnitude"]) if grid_icons is not None else None,
+        spatial_attribution=a.get("spatial"),
+        spatial_grid=a.get("spatial_grid"),
+        channel_attribution=a.get("channel"),
+        groups=NeuronGroups(
+            groups["maps"],
+            group_icons,
+            groups.get("attribution"),
+            groups.get("target"),
+            groups.get("directions"),
+            bool(groups.get("shared", False)),
+        )
+        if "maps" in groups
+        else None,
+        flows=Flows(flows["layer"], flows["cells"], flows.get("groups")) if "cells" in flows else None,
+    )
 
 
 # ---------------------------------------------------------------------------------

@@ -307,6 +307,14 @@ class ShardSet:
         self.offsets = np.cumsum([0] + [info["rows"] for info in infos])
         self.rows = int(self.offsets[-1])
 
+    @property
+    def description(self) -> str:
+        """The shard files, for messages: the one file, or their folder and how many."""
+        paths = [info["path"] for info in self.shards]
+        if len(paths) == 1:
+            return str(paths[0])
+        return f"the {len(paths)} extraction shards in {paths[0].parent}"
+
     def per_image(self, layer: str, quantity: str):
         """Lazy dask ``[N, C]`` array of one per-image quantity of ``layer`` (``max``,
         ``argmax_y``, ``attr_predicted``, ...) over all shards."""

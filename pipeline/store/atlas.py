@@ -392,6 +392,28 @@ def merge_atlas(
     every layer exactly once, share one set of render settings, and come from the
     layouts' weights. Anything else is a :class:`StoreError` naming the files.
     """
+    layouts = _read_layout_files(layout_files)
+    first = next(iter(layouts.values()))
+    icons = _read_icon_files(icon_files)
+    plan = _plan_icons(layouts, icons, first["model_checksum"])
+    side = icons[0]["shape"][1] if icons else 0
+    settings = {
+        **first["common"],
+        "layers": list(layouts),
+        "icons": icons[0]["settings"] if icons else None,
+    }
+    with atomic_h5(out, KIND, VERSION, settings=settings, model_checksum=first["model_checksum"]) as fh:
+        write_strings(fh, "class_names", first["class_names"])
+        fh.create_group("layers", track_order=True)
+        for layer, info in layouts.items():
+            _copy_layer(fh, layer, info, plan, side)
+    return Path(out)
+
+
+def _read_layout_files(layout_files: Sequence[str | os.PathLike]) -> dict[str, dict]:
+    """Layer -> what the merge needs of its layout file (path, shared settings, weights,
+    class names, cells per level), checked: one layer per file, each layer once, the same
+    settings but for the layer and the same weights in all."""
     if not layout_files:
         raise StoreError("atlas merge: no layout files given")
     layouts: dict[str, dict] = {}
@@ -425,31 +447,24 @@ def merge_atlas(
                 f"atlas merge: layer {layer!r} is in {layouts[layer]['path']} and again in {path}"
             )
         layouts[layer] = info
-    icons = _read_icon_files(icon_files)
-    plan = _plan_icons(layouts, icons, first["model_checksum"])
-    side = icons[0]["shape"][1] if icons else 0
-    settings = {
-        **first["common"],
-        "layers": list(layouts),
-        "icons": icons[0]["settings"] if icons else None,
-    }
-    with atomic_h5(out, KIND, VERSION, settings=settings, model_checksum=first["model_checksum"]) as fh:
-        write_strings(fh, "class_names", first["class_names"])
-        fh.create_group("layers", track_order=True)
-        for layer, info in layouts.items():
-            with open_h5(info["path"], LAYER_KIND, VERSIONS) as src:
-                src.copy(src["layers"][layer], fh["layers"], name=layer)
-            for g, cells in info["cells"].items():
-                dataset = fh["layers"][layer]["levels"][str(g)].create_dataset(
-                    "icons",
-                    shape=(cells, side, side, 3),
-                    dtype=np.uint8,
-                    chunks=(1, side, side, 3) if cells and side else None,
-                )
-                for icon in plan[layer, g]:
-                    with open_h5(icon["path"], ICONS_KIND, VERSIONS) as src:
-                        dataset[icon["start"] : icon["stop"]] = src["icons"][()]
-    return Path(out)
+    return layouts
+
+
+def _copy_layer(fh, layer: str, info: dict, plan: dict, side: int) -> None:
+    """Copy ``layer``'s group from its layout file into the merged file ``fh`` and add each
+    level's ``icons`` ``[cells, side, side, 3]``, filled from the planned icon files."""
+    with open_h5(info["path"], LAYER_KIND, VERSIONS) as src:
+        src.copy(src["layers"][layer], fh["layers"], name=layer)
+    for g, cells in info["cells"].items():
+        dataset = fh["layers"][layer]["levels"][str(g)].create_dataset(
+            "icons",
+            shape=(cells, side, side, 3),
+            dtype=np.uint8,
+            chunks=(1, side, side, 3) if cells and side else None,
+        )
+        for icon in plan[layer, g]:
+            with open_h5(icon["path"], ICONS_KIND, VERSIONS) as src:
+                dataset[icon["start"] : icon["stop"]] = src["icons"][()]
 
 
 # ---------------------------------------------------------------------------------

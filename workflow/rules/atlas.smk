@@ -7,14 +7,14 @@
 
 checkpoint atlas_layout:
     input:
-        activations=run_path("activations.h5"),
-        layers=run_path("model", "layers.json"),
+        activations=str(RUN.activations),
+        layers=str(RUN.layers_json),
     output:
-        run_path("atlas", "{layer}", "layout.h5"),
+        str(RUN.atlas_layout("{layer}")),
     log:
-        log_path("atlas_layout", "{layer}"),
+        str(RUN.log("atlas_layout", "{layer}")),
     benchmark:
-        run_path("benchmarks", "atlas_layout", "{layer}.tsv")
+        str(RUN.benchmark("atlas_layout", "{layer}"))
     params:
         model=SETTINGS_MODEL.to_dict(),
         settings=SETTINGS_ATLAS.subset(AtlasSettings.LAYOUT_KEYS),
@@ -29,15 +29,15 @@ checkpoint atlas_layout:
 
 rule atlas_render:
     input:
-        run_path("atlas", "{layer}", "layout.h5"),
+        str(RUN.atlas_layout("{layer}")),
     output:
-        run_path("atlas", "{layer}", "icons", "{level}", "{start}-{stop}.h5"),
+        str(RUN.atlas_icons("{layer}", "{level}", "{start}", "{stop}")),
     wildcard_constraints:
         level=r"\d+",
     log:
-        log_path("atlas_render", "{layer}", "{level}", "{start}-{stop}"),
+        str(RUN.log("atlas_render", "{layer}", "{level}", "{start}-{stop}")),
     benchmark:
-        run_path("benchmarks", "atlas_render", "{layer}", "{level}", "{start}-{stop}.tsv")
+        str(RUN.benchmark("atlas_render", "{layer}", "{level}", "{start}-{stop}"))
     params:
         model=SETTINGS_MODEL.to_dict(),
         settings=SETTINGS_ATLAS.subset(("steps", "image_size")),
@@ -57,9 +57,9 @@ rule atlas_merge:
         layouts=atlas_layout_files,
         icons=atlas_icon_files,
     output:
-        run_path("atlas.h5"),
+        str(RUN.atlas),
     log:
-        log_path("atlas_merge", "atlas_merge"),
+        str(RUN.log("atlas_merge", "atlas_merge")),
     threads: 1
     conda:
         CONDA_ENV
@@ -67,4 +67,4 @@ rule atlas_merge:
         "../scripts/atlas_merge.py"
 
 
-ATLAS_TARGETS = [run_path("atlas.h5")] if ATLAS_ENABLED else []
+ATLAS_TARGETS = [str(RUN.atlas)] if ATLAS_ENABLED else []

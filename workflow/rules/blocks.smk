@@ -6,9 +6,9 @@
 checkpoint blocks_images:
     # Cheap: lists the featured images without decoding them.
     output:
-        run_path("blocks", "images.json"),
+        str(RUN.featured_listing),
     log:
-        log_path("blocks_images", "blocks_images"),
+        str(RUN.log("blocks_images", "blocks_images")),
     params:
         settings=SETTINGS_BLOCKS.subset(("images",)),
     threads: 1
@@ -20,16 +20,16 @@ checkpoint blocks_images:
 
 rule blocks_image:
     input:
-        images=run_path("blocks", "images.json"),
+        images=str(RUN.featured_listing),
         layers=checked_layers_json(SETTINGS_BLOCKS.layers),
     output:
-        run_path("blocks", "images", "{index}.h5"),
+        str(RUN.blocks_image("{index}")),
     wildcard_constraints:
         index=r"\d+",
     log:
-        log_path("blocks_image", "{index}"),
+        str(RUN.log("blocks_image", "{index}")),
     benchmark:
-        run_path("benchmarks", "blocks_image", "{index}.tsv")
+        str(RUN.benchmark("blocks_image", "{index}"))
     params:
         model=SETTINGS_MODEL.to_dict(),
         # Everything of the section but the image list (each job has its image).
@@ -47,9 +47,9 @@ rule blocks_merge:
     input:
         blocks_image_files,
     output:
-        run_path("blocks.h5"),
+        str(RUN.blocks),
     log:
-        log_path("blocks_merge", "blocks_merge"),
+        str(RUN.log("blocks_merge", "blocks_merge")),
     threads: 1
     conda:
         CONDA_ENV
@@ -57,4 +57,4 @@ rule blocks_merge:
         "../scripts/blocks_merge.py"
 
 
-BLOCKS_TARGETS = [run_path("blocks.h5")] if config["blocks"]["enabled"] else []
+BLOCKS_TARGETS = [str(RUN.blocks)] if config["blocks"]["enabled"] else []

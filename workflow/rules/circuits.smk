@@ -6,14 +6,14 @@
 
 rule circuits_layer:
     input:
-        activations=run_path("activations.h5"),
+        activations=str(RUN.activations),
         layers=checked_layers_json(SETTINGS_EXTRACT.layers),
     output:
-        run_path("circuits", "parts", "{layer}.h5"),
+        str(RUN.circuits_part("{layer}")),
     log:
-        log_path("circuits_layer", "{layer}"),
+        str(RUN.log("circuits_layer", "{layer}")),
     benchmark:
-        run_path("benchmarks", "circuits_layer", "{layer}.tsv")
+        str(RUN.benchmark("circuits_layer", "{layer}"))
     params:
         model=SETTINGS_MODEL.to_dict(),
         settings=SETTINGS_CIRCUITS.subset(("examples",)),
@@ -30,12 +30,12 @@ rule circuits_layer:
 rule circuits_merge:
     input:
         # The activations store names the chain of layers (and the first, which has no file).
-        activations=run_path("activations.h5"),
+        activations=str(RUN.activations),
         layers=circuits_layer_files,
     output:
-        run_path("circuits.h5"),
+        str(RUN.circuits),
     log:
-        log_path("circuits_merge", "circuits_merge"),
+        str(RUN.log("circuits_merge", "circuits_merge")),
     params:
         settings=SETTINGS_CIRCUITS.subset(("examples",)),
     threads: 1
@@ -46,7 +46,7 @@ rule circuits_merge:
 
 
 CIRCUITS_TARGETS = (
-    [run_path("circuits.h5")]
+    [str(RUN.circuits)]
     if config["circuits"]["enabled"] and config["extract"]["enabled"]
     else []
 )

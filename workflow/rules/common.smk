@@ -1,9 +1,5 @@
 # Shared by every stage: the stages' settings, where results go, which layers exist,
 # wildcard rules.
-import json
-import os
-from pathlib import Path
-
 from pipeline.atlas import AtlasSettings
 from pipeline.blocks import BlocksSettings
 from pipeline.circuits import CircuitsSettings
@@ -11,8 +7,12 @@ from pipeline.extract import ExtractSettings
 from pipeline.featurevis import FeaturevisSettings, plan_shards
 from pipeline.images import DatasetSettings, read_listing
 from pipeline.model import ModelSpec
+from pipeline.store import RunFiles, read_layers_json
 
 RUN_DIR = f"{config['results_dir']}/{config['run']}"
+# Every file of the run is named by RUN (pipeline/store/run.py), here and in the rules;
+# Snakemake wants strings, so the rules wrap its paths in str().
+RUN = RunFiles(RUN_DIR)
 
 
 # -- the stages' settings, built once from the validated config ----------------------
@@ -48,52 +48,25 @@ wildcard_constraints:
     stop=r"\d+",
 
 
-def run_path(*parts):
-    return os.path.join(RUN_DIR, *parts)
-
-
-def log_path(rule_name, *parts):
-    return os.path.join(RUN_DIR, "logs", rule_name, *parts) + ".log"
-
-
 def discovered_layers():
-    """The layers.json written by the `layers` checkpoint (waits for it in the DAG)."""
-    path = checkpoints.layers.get().output[0]
-    return json.loads(Path(path).read_text())
+    """The model's layers (pipeline.store.ModelLayers) from the layers.json the `layers`
+    checkpoint wrote (waits for it in the DAG)."""
+    return read_layers_json(checkpoints.layers.get().output[0])
 
 
 def select_layers(selection):
     """Resolve a config layer selection ("all", "model": the model's Building Blocks
-    layers, or names/aliases) to layer records.
+    layers, or names/aliases) to layer records (pipeline.store.LayerRecord).
 
     An unknown name stops the workflow with a message listing the layers that exist.
     """
-    info = discovered_layers()
-    layers = info["layers"]
-    if selection == "all":
-        return layers
-    if selection == "model":
-        selection = info["blocks_layers"]
-    by_name = {l["name"]: l for l in layers}
-    chosen = []
-    for name in selection:
-        canonical = info["aliases"].get(name, name)
-        if canonical not in by_name:
-            raise ValueError(
-                f"config: layer {name!r} does not exist in model {info['model']!r}; "
-                f"layers: {', '.join(by_name)}")
-        chosen.append(canonical)
-    return [l for l in layers if l["name"] in chosen]
+    return discovered_layers().select(selection)
 
 
 def select_atlas_layers(selection):
     """The activation atlas's layers: "model" is the model's own atlas layer (layers.json's
-    `atlas_layers`; from a layers.json written before it, the third Building Blocks layer),
-    else names/aliases as in `select_layers`."""
-    if selection == "model":
-        info = discovered_layers()
-        selection = info.get("atlas_layers") or info["blocks_layers"][2:3] or info["blocks_layers"][-1:]
-    return select_layers(selection)
+    `atlas_layers`), else names/aliases as in `select_layers`."""
+    return discovered_layers().select_atlas(selection)
 
 
 # The software of every job, for --use-conda (relative to workflow/rules/, where all rules live).
@@ -111,7 +84,7 @@ def checked_layers_json(selection):
 
     def layers_json(wildcards):
         select_layers(selection)
-        return run_path("model", "layers.json")
+        return str(RUN.layers_json)
 
     return layers_json
 
@@ -122,7 +95,7 @@ def atlas_sampling(wildcards):
     if not ATLAS_ENABLED:
         return None
     return {
-        "layers": [layer["name"] for layer in select_atlas_layers(SETTINGS_ATLAS.layers)],
+        "layers": [layer.name for layer in select_atlas_layers(SETTINGS_ATLAS.layers)],
         **SETTINGS_ATLAS.subset(AtlasSettings.SAMPLING_KEYS),
     }
 
@@ -132,7 +105,7 @@ def extract_shard_files(wildcards, folder="shards"):
     shards, or their partials or examples (waits for the checkpoint)."""
     count = len(read_listing(checkpoints.list_images.get().output[0]))
     step = SETTINGS_EXTRACT.images_per_shard
-    return [run_path("extract", folder, f"{start}-{min(start + step, count)}.h5")
+    return [str(RUN.extract_file(folder, start, min(start + step, count)))
             for start in range(0, count, step)]
 
 
@@ -148,10 +121,10 @@ def featurevis_shard_files(wildcards):
     """Every feature-visualization shard of the run: the selected layers, each split into
     ranges of `channels_per_job` channel ids (waits for the `layers` checkpoint)."""
     fv = SETTINGS_FEATUREVIS
-    return [run_path("featurevis", "shards", layer["name"], f"{start}-{stop}.h5")
+    return [str(RUN.featurevis_shard(layer.name, start, stop))
             for layer in select_layers(fv.layers)
-            for start, stop in plan_shards(fv.channels, layer["channels"], fv.channels_per_job,
-                                           layer["name"])]
+            for start, stop in plan_shards(fv.channels, layer.channels, fv.channels_per_job,
+                                           layer.name)]
 
 
 def featurevis_render_settings(wildcards):
@@ -161,13 +134,13 @@ def featurevis_render_settings(wildcards):
     settings = fv.subset(("channels", *FeaturevisSettings.RENDER_KEYS))
     if fv.extra_layers != "all":
         chosen = SETTINGS_BLOCKS.layers if fv.extra_layers == "blocks" else fv.extra_layers
-        settings["extra_layers"] = [layer["name"] for layer in select_layers(chosen)]
+        settings["extra_layers"] = [layer.name for layer in select_layers(chosen)]
     return settings
 
 
 def atlas_layout_files(wildcards):
     """One layout file per atlas layer (waits for the `layers` checkpoint)."""
-    return [run_path("atlas", layer["name"], "layout.h5") for layer in select_atlas_layers(SETTINGS_ATLAS.layers)]
+    return [str(RUN.atlas_layout(layer.name)) for layer in select_atlas_layers(SETTINGS_ATLAS.layers)]
 
 
 def atlas_icon_files(wildcards):
@@ -178,10 +151,10 @@ def atlas_icon_files(wildcards):
     step = SETTINGS_ATLAS.cells_per_job
     files = []
     for layer in select_atlas_layers(SETTINGS_ATLAS.layers):
-        layout = checkpoints.atlas_layout.get(layer=layer["name"]).output[0]
+        layout = checkpoints.atlas_layout.get(layer=layer.name).output[0]
         with AtlasStore(layout) as store:
-            counts = store.cell_counts(layer["name"])
-        files += [run_path("atlas", layer["name"], "icons", str(level), f"{start}-{min(start + step, count)}.h5")
+            counts = store.cell_counts(layer.name)
+        files += [str(RUN.atlas_icons(layer.name, level, start, min(start + step, count)))
                   for level, count in counts.items() for start in range(0, count, step)]
     return files
 
@@ -189,20 +162,20 @@ def atlas_icon_files(wildcards):
 def blocks_image_files(wildcards):
     """One file per featured image (waits for the checkpoint)."""
     count = len(read_listing(checkpoints.blocks_images.get().output[0]))
-    return [run_path("blocks", "images", f"{i}.h5") for i in range(count)]
+    return [str(RUN.blocks_image(i)) for i in range(count)]
 
 
 def circuits_chunks():
     """The extracted layers but the first (each has circuits from the layer before it), in
     runs of `circuits.layers_per_job` (waits for the `layers` checkpoint)."""
-    names = [layer["name"] for layer in select_layers(SETTINGS_EXTRACT.layers)[1:]]
+    names = [layer.name for layer in select_layers(SETTINGS_EXTRACT.layers)[1:]]
     step = SETTINGS_CIRCUITS.layers_per_job
     return [names[i:i + step] for i in range(0, len(names), step)]
 
 
 def circuits_layer_files(wildcards):
     """One file per chunk of layers, named by its first layer."""
-    return [run_path("circuits", "parts", f"{chunk[0]}.h5") for chunk in circuits_chunks()]
+    return [str(RUN.circuits_part(chunk[0])) for chunk in circuits_chunks()]
 
 
 def circuits_chunk(wildcards):

@@ -7,9 +7,9 @@
 checkpoint list_images:
     # Cheap: lists the source without decoding; bad files are found (and kept out) later.
     output:
-        run_path("dataset", "images.json"),
+        str(RUN.dataset_listing),
     log:
-        log_path("list_images", "list_images"),
+        str(RUN.log("list_images", "list_images")),
     params:
         settings=SETTINGS_DATASET.to_dict(),
     threads: 1
@@ -21,14 +21,14 @@ checkpoint list_images:
 
 rule extract_shard:
     input:
-        images=run_path("dataset", "images.json"),
+        images=str(RUN.dataset_listing),
         layers=checked_layers_json(SETTINGS_EXTRACT.layers),
     output:
-        run_path("extract", "shards", "{start}-{stop}.h5"),
+        str(RUN.extract_shard("{start}", "{stop}")),
     log:
-        log_path("extract_shard", "{start}-{stop}"),
+        str(RUN.log("extract_shard", "{start}-{stop}")),
     benchmark:
-        run_path("benchmarks", "extract_shard", "{start}-{stop}.tsv")
+        str(RUN.benchmark("extract_shard", "{start}-{stop}"))
     params:
         model=SETTINGS_MODEL.to_dict(),
         settings=SETTINGS_EXTRACT.subset(("layers", "attribution", "integration_steps", "amp")),
@@ -50,13 +50,13 @@ rule extract_shard:
 # and example crops, and the store.
 rule reduce_partial:
     input:
-        run_path("extract", "shards", "{start}-{stop}.h5"),
+        str(RUN.extract_shard("{start}", "{stop}")),
     output:
-        run_path("extract", "partials", "{start}-{stop}.h5"),
+        str(RUN.extract_file("partials", "{start}", "{stop}")),
     log:
-        log_path("reduce_partial", "{start}-{stop}"),
+        str(RUN.log("reduce_partial", "{start}-{stop}")),
     benchmark:
-        run_path("benchmarks", "reduce_partial", "{start}-{stop}.tsv")
+        str(RUN.benchmark("reduce_partial", "{start}-{stop}"))
     params:
         settings=SETTINGS_EXTRACT.subset(("top_k",)),
     threads: 1
@@ -72,11 +72,11 @@ rule reduce_merge:
         partials=extract_partial_files,
         layers=checked_layers_json(SETTINGS_EXTRACT.layers),
     output:
-        run_path("extract", "merged.h5"),
+        str(RUN.extract_merged),
     log:
-        log_path("reduce_merge", "reduce_merge"),
+        str(RUN.log("reduce_merge", "reduce_merge")),
     benchmark:
-        run_path("benchmarks", "reduce_merge.tsv")
+        str(RUN.benchmark("reduce_merge"))
     params:
         # The model only gives the receptive fields: CPU is enough, wherever the run's GPUs are.
         model=SETTINGS_MODEL.on("cpu").to_dict(),
@@ -90,14 +90,14 @@ rule reduce_merge:
 
 rule shard_examples:
     input:
-        shard=run_path("extract", "shards", "{start}-{stop}.h5"),
-        merged=run_path("extract", "merged.h5"),
+        shard=str(RUN.extract_shard("{start}", "{stop}")),
+        merged=str(RUN.extract_merged),
     output:
-        run_path("extract", "examples", "{start}-{stop}.h5"),
+        str(RUN.extract_file("examples", "{start}", "{stop}")),
     log:
-        log_path("shard_examples", "{start}-{stop}"),
+        str(RUN.log("shard_examples", "{start}-{stop}")),
     benchmark:
-        run_path("benchmarks", "shard_examples", "{start}-{stop}.tsv")
+        str(RUN.benchmark("shard_examples", "{start}-{stop}"))
     params:
         # On the run's device: the activation maps run each example image through the model.
         model=SETTINGS_MODEL.to_dict(),
@@ -115,14 +115,14 @@ rule shard_examples:
 rule reduce_activations:
     input:
         shards=extract_shard_files,
-        merged=run_path("extract", "merged.h5"),
+        merged=str(RUN.extract_merged),
         examples=extract_examples_files,
     output:
-        run_path("activations.h5"),
+        str(RUN.activations),
     log:
-        log_path("reduce_activations", "reduce_activations"),
+        str(RUN.log("reduce_activations", "reduce_activations")),
     benchmark:
-        run_path("benchmarks", "reduce_activations.tsv")
+        str(RUN.benchmark("reduce_activations"))
     params:
         settings=SETTINGS_EXTRACT.subset(("top_k", "histogram_bins", "thumbnail_size", "map_size")),
     threads: 1
@@ -132,4 +132,4 @@ rule reduce_activations:
         "../scripts/extract_reduce.py"
 
 
-EXTRACT_TARGETS = [run_path("activations.h5")] if config["extract"]["enabled"] else []
+EXTRACT_TARGETS = [str(RUN.activations)] if config["extract"]["enabled"] else []

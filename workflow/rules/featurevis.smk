@@ -11,11 +11,11 @@ rule featurevis_shard:
     input:
         checked_layers_json(SETTINGS_FEATUREVIS.layers),
     output:
-        run_path("featurevis", "shards", "{layer}", "{start}-{stop}.h5"),
+        str(RUN.featurevis_shard("{layer}", "{start}", "{stop}")),
     log:
-        log_path("featurevis_shard", "{layer}", "{start}-{stop}"),
+        str(RUN.log("featurevis_shard", "{layer}", "{start}-{stop}")),
     benchmark:
-        run_path("benchmarks", "featurevis_shard", "{layer}", "{start}-{stop}.tsv")
+        str(RUN.benchmark("featurevis_shard", "{layer}", "{start}-{stop}"))
     params:
         model=SETTINGS_MODEL.to_dict(),
         # The channel selection, and what decides each channel's images; not the layers
@@ -34,9 +34,9 @@ rule featurevis_merge:
     input:
         featurevis_shard_files,
     output:
-        run_path("featurevis.h5"),
+        str(RUN.featurevis),
     log:
-        log_path("featurevis_merge", "featurevis_merge"),
+        str(RUN.log("featurevis_merge", "featurevis_merge")),
     threads: 1
     conda:
         CONDA_ENV
@@ -44,4 +44,4 @@ rule featurevis_merge:
         "../scripts/featurevis_merge.py"
 
 
-FEATUREVIS_TARGETS = [run_path("featurevis.h5")] if config["featurevis"]["enabled"] else []
+FEATUREVIS_TARGETS = [str(RUN.featurevis)] if config["featurevis"]["enabled"] else []

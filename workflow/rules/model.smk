@@ -3,9 +3,9 @@
 
 checkpoint layers:
     output:
-        run_path("model", "layers.json"),
+        str(RUN.layers_json),
     log:
-        log_path("layers", "layers"),
+        str(RUN.log("layers", "layers")),
     params:
         # Layer shapes do not depend on the device, and the job runs on a CPU node
         # (no gpu resource), even when the run's device is a GPU.

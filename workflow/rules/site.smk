@@ -7,18 +7,18 @@ SITE = config["site"]
 rule export_site:
     input:
         # The first input names the run folder (the script reads every store from it).
-        run_path("model", "layers.json"),
+        str(RUN.layers_json),
         FEATUREVIS_TARGETS,
         EXTRACT_TARGETS,
         BLOCKS_TARGETS,
         CIRCUITS_TARGETS,
         ATLAS_TARGETS,
     output:
-        directory(run_path("site")),
+        directory(str(RUN.site)),
     log:
-        log_path("export_site", "export_site"),
+        str(RUN.log("export_site", "export_site")),
     benchmark:
-        run_path("benchmarks", "export_site.tsv")
+        str(RUN.benchmark("export_site"))
     params:
         site=SITE,
     threads: 1
@@ -28,4 +28,4 @@ rule export_site:
         "../scripts/export_site.py"
 
 
-SITE_TARGETS = [run_path("site")] if SITE["enabled"] else []
+SITE_TARGETS = [str(RUN.site)] if SITE["enabled"] else []
