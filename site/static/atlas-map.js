@@ -1,12 +1,42 @@
-// The activation-atlas page (templates/atlas.html): a pannable, zoomable map of a layer's
-// activation space. Data: the JSON in #atlas-data (pipeline/site/atlas_page.py); each
-// class of the filter comes as a script calling modelAtlasClass(...), loaded on demand
-// (a <script> element works from file://, where fetch does not). No dependencies.
-(function () {
+// The activation-atlas page (templates/atlas.html; needs #atlas-data): a pannable,
+// zoomable map of a layer's activation space. Data: the JSON in #atlas-data
+// (pipeline/site/atlas_page.py); each class of the filter comes as a script calling
+// modelAtlasClass(...), loaded on demand (a <script> element works from file://, where
+// fetch does not). Classic script after common.js.
+(function (atlas) {
   "use strict";
-  var node = document.getElementById("atlas-data");
-  if (!node) return;
-  var data = JSON.parse(node.textContent);
+  var el = atlas.el, signed = atlas.formatSigned; // the map's values are attributions: signed
+
+  // The cell an arrow moves to from cells[from]: the nearest one in direction (di, dj),
+  // counting a step across the direction twice; cells[from] itself when there is none.
+  function nearestCell(cells, from, di, dj) {
+    var here = cells[from];
+    var best = null;
+    var bestCost = Infinity;
+    cells.forEach(function (c, index) {
+      var along = (c.i - here.i) * di + (c.j - here.j) * dj;
+      if (along <= 0) return;
+      var across = Math.abs((c.i - here.i) * dj) + Math.abs((c.j - here.j) * di);
+      var cost = along + 2 * across;
+      if (cost < bestCost) {
+        bestCost = cost;
+        best = index;
+      }
+    });
+    return best === null ? from : best;
+  }
+
+  // A cell's opacity under the class filter: with one class, cells that support it stay
+  // bright and the rest fade; with two (comparing), brightness is the size of the difference.
+  function shade(v, scale, comparing) {
+    if (comparing) return 0.15 + 0.85 * (Math.abs(v) / scale);
+    return v > 0 ? 0.15 + 0.85 * (v / scale) : 0.08;
+  }
+
+  if (typeof module !== "undefined") module.exports = { nearestCell: nearestCell, shade: shade };
+  if (typeof document === "undefined") return;
+  var data = atlas.readJson("atlas-data");
+  if (!data) return;
   var map = document.getElementById("atlas-map");
   var world = document.getElementById("atlas-world");
   var panel = document.getElementById("atlas-panel");
@@ -24,17 +54,6 @@
   var pinned = false;
   var classValues = {}; // class id -> per level, per cell attribution
   var pendingClass = {};
-
-  function el(tag, text, attrs) {
-    var e = document.createElement(tag);
-    if (text !== undefined && text !== null) e.textContent = text;
-    for (var k in attrs || {}) e.setAttribute(k, attrs[k]);
-    return e;
-  }
-  function fmt(v) {
-    if (v === null || v === undefined) return "–";
-    return (v > 0 ? "+" : "") + Number(v).toPrecision(3).replace(/\.?0+$/, "");
-  }
 
   // -- drawing the levels ---------------------------------------------------------------
   data.levels.forEach(function (level) {
@@ -119,7 +138,7 @@
     );
     panel.appendChild(el("p", cell.n + " activation vector" + (cell.n === 1 ? "" : "s") + (pinned ? " · pinned" : ""), { "class": "meta" }));
     var value = filterValue(index);
-    if (value !== null) panel.appendChild(el("p", "Shading: " + fmt(value), { "class": "meta" }));
+    if (value !== null) panel.appendChild(el("p", "Shading: " + signed(value), { "class": "meta" }));
     panel.appendChild(el("h3", "Top classes"));
     var classes = el("ol", null, { "class": "atlas-classes" });
     cell.classes.forEach(function (pair) {
@@ -127,7 +146,7 @@
       var li = el("li");
       var name = data.classes[id] || "class " + id;
       li.appendChild(data.classPages[id] ? el("a", name, { href: data.classPages[id] }) : el("span", name));
-      li.appendChild(el("span", " " + fmt(pair[1]), { "class": "value" }));
+      li.appendChild(el("span", " " + signed(pair[1]), { "class": "value" }));
       classes.appendChild(li);
     });
     panel.appendChild(classes);
@@ -156,7 +175,7 @@
       if (ch.thumb) a.appendChild(el("img", null, { src: ch.thumb, width: 32, height: 32, alt: "" }));
       a.appendChild(el("span", data.layer + ":" + ch.c));
       li.appendChild(a);
-      li.appendChild(el("span", " " + fmt(ch.value), { "class": "value" }));
+      li.appendChild(el("span", " " + signed(ch.value), { "class": "value" }));
       channels.appendChild(li);
     });
     panel.appendChild(channels);
@@ -220,25 +239,11 @@
     redraw();
   });
 
-  // Arrow keys move the cursor to the nearest cell in that direction.
-  var DIRECTIONS = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
+  // Arrow keys move the cursor to the nearest cell in that direction (the first cell when
+  // there is no cursor yet).
+  var DIRECTIONS = atlas.ARROWS;
   function step(di, dj) {
-    var cells = current.cells;
-    if (cursor === null) return 0;
-    var from = cells[cursor];
-    var best = null;
-    var bestCost = Infinity;
-    cells.forEach(function (c, index) {
-      var along = (c.i - from.i) * di + (c.j - from.j) * dj;
-      if (along <= 0) return;
-      var across = Math.abs((c.i - from.i) * dj) + Math.abs((c.j - from.j) * di);
-      var cost = along + 2 * across;
-      if (cost < bestCost) {
-        bestCost = cost;
-        best = index;
-      }
-    });
-    return best === null ? cursor : best;
+    return cursor === null ? 0 : nearestCell(current.cells, cursor, di, dj);
   }
   map.addEventListener("keydown", function (event) {
     if (event.ctrlKey || event.metaKey || event.altKey) return;
@@ -315,13 +320,8 @@
         return;
       }
       item.dataset.value = v;
-      if (b === "") {
-        // One class: cells that support it stay bright, the rest fade.
-        item.style.opacity = v > 0 ? 0.15 + 0.85 * (v / scale) : 0.08;
-      } else {
-        item.style.opacity = 0.15 + 0.85 * (Math.abs(v) / scale);
-        item.classList.add(v >= 0 ? "for" : "against");
-      }
+      item.style.opacity = shade(v, scale, b !== "");
+      if (b !== "") item.classList.add(v >= 0 ? "for" : "against");
     });
     if (a === "") filterNote.textContent = "";
     else if (!active) filterNote.textContent = "loading…";
@@ -337,4 +337,4 @@
 
   window.addEventListener("resize", redraw);
   redraw();
-})();
+})(typeof ModelAtlas !== "undefined" ? ModelAtlas : require("./common.js"));
