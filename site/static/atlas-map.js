@@ -54,6 +54,9 @@
   var pinned = false;
   var classValues = {}; // class id -> per level, per cell attribution
   var pendingClass = {};
+  var dragging = false; // a pointer is down on the map
+  var moved = false; // ... and has moved: a pan, not a click
+  var start = null; // where the drag started (pointer and view)
 
   // -- drawing the levels ---------------------------------------------------------------
   data.levels.forEach(function (level) {
@@ -203,9 +206,6 @@
   });
 
   // -- pan and zoom -----------------------------------------------------------------------
-  var dragging = false;
-  var moved = false;
-  var start = null;
   map.addEventListener("pointerdown", function (event) {
     dragging = true;
     moved = false;

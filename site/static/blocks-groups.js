@@ -1,4 +1,5 @@
-/* Building Blocks (image pages), the neuron groups' flow diagram (#group-flows): a column
+/* Building Blocks (image pages; needs #blocks-data).
+   The neuron groups' flow diagram (#group-flows): a column
    of groups per layer, links from each group to the next layer's groups and from the last
    layer's groups to the class, their width the flow's size and their colour its sign. */
 (function (atlas) {

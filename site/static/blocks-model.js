@@ -1,4 +1,5 @@
-/* Building Blocks (image pages), the arithmetic behind the views: which class's values to
+/* Building Blocks (image pages; needs #blocks-data).
+   The arithmetic behind the views: which class's values to
    show, the diverging colour scale, grid moves. No DOM: unit-tested in Node.
 
    Attribution is shown for one class, or for the difference of two (exact: attribution is

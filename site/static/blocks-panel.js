@@ -1,4 +1,5 @@
-/* Building Blocks (image pages), what follows the cursor: the panel (#bb-panel) that lists
+/* Building Blocks (image pages; needs #blocks-data).
+   What follows the cursor: the panel (#bb-panel) that lists
    the cell's strongest channels, the highlight of the cell in every view, and the live
    region (#bb-live) that reads it out. */
 (function (atlas) {

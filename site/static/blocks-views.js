@@ -1,4 +1,5 @@
-/* Building Blocks (image pages), the per-layer views: each layer's photo, semantic
+/* Building Blocks (image pages; needs #blocks-data).
+   The per-layer views: each layer's photo, semantic
    dictionary, activation grid, attribution map and flows from the layer before share one
    gh x gw grid of cells, so a cell index is the same place in every view. This file makes
    the cells and paints the class-dependent views; blocks.js owns the cursor. */

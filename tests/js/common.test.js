@@ -58,8 +58,8 @@ test("urlSegment percent-encodes a file name", () => {
   assert.equal(common.urlSegment("a/b c"), "a%2Fb%20c");
 });
 
-function link(key) {
-  return { getAttribute: (name) => (name === "data-shortcut" ? key : null) };
+function link(shortcut) {
+  return { getAttribute: (name) => (name === "data-shortcut" ? shortcut : null) };
 }
 function key(k, extra) {
   return Object.assign({ key: k, target: { closest: () => null } }, extra);
