@@ -41,7 +41,7 @@ PAGE_SCRIPTS = {
     "index": ("search.js",),
     "layer": ("layer.js",),
     "image": ("blocks-model.js", "blocks-views.js", "blocks-groups.js", "blocks-panel.js", "blocks.js"),
-    "atlas": ("atlas-map.js",),
+    "atlas": ("atlas-model.js", "atlas-views.js", "atlas-map.js"),
 }
 
 
