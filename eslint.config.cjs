@@ -36,6 +36,13 @@ const rules = {
   "no-new-func": "error",
   "no-var": "off", // classic ES5-style scripts: var is their idiom
   strict: ["error", "function"],
+  // Readable at a glance: lines up to 120 characters (long texts and URLs may run on) and
+  // functions up to 60 lines of code (a page script's outer closure is its module, not a
+  // function: the cap is for the functions inside it; site/static caps the file, below).
+  "max-len": ["error", {
+    code: 120, ignoreStrings: true, ignoreTemplateLiterals: true, ignoreUrls: true, ignoreRegExpLiterals: true,
+  }],
+  "max-lines-per-function": ["error", { max: 60, skipBlankLines: true, skipComments: true, IIFEs: false }],
 };
 
 module.exports = [
@@ -46,7 +53,11 @@ module.exports = [
       sourceType: "script",
       globals: { ...browser, ...commonjs, ModelAtlas: "readonly" },
     },
-    rules,
+    rules: {
+      ...rules,
+      // A page script is one closure (the file), which the function cap leaves out: this caps it.
+      "max-lines": ["error", { max: 200, skipBlankLines: true, skipComments: true }],
+    },
   },
   {
     // common.js defines ModelAtlas: the one global the site's scripts add.

@@ -24,7 +24,9 @@
     if (state.minus === null) return a;
     var b = rows[state.minus];
     if (!Array.isArray(a)) return a - b;
-    return a.map(function (v, i) { return Array.isArray(v) ? v.map(function (w, j) { return w - b[i][j]; }) : v - b[i]; });
+    return a.map(function (v, i) {
+      return Array.isArray(v) ? v.map(function (w, j) { return w - b[i][j]; }) : v - b[i];
+    });
   }
 
   // The same of a [G][T] matrix (a column per class) -> [G].
@@ -62,7 +64,8 @@
   // The `count` channels most for (largest positive values, ties by channel) and most
   // against (most negative) -> [for, against], each a list of channel indices.
   function strongestChannels(values, count) {
-    var best = values.map(function (v, c) { return c; }).sort(function (a, b) { return values[b] - values[a] || a - b; });
+    var best = values.map(function (v, c) { return c; });
+    best.sort(function (a, b) { return values[b] - values[a] || a - b; });
     return [best.slice(0, count).filter(function (c) { return values[c] > 0; }),
             best.slice().reverse().slice(0, count).filter(function (c) { return values[c] < 0; })];
   }

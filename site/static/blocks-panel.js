@@ -53,7 +53,8 @@
     page.liveTimer = setTimeout(function () {
       var state = page.state;
       if (state.layer === null) return;
-      var layer = page.data.layers[state.layer], d = layer.dictionary, values = model.chosen(layer.spatial, state), i = state.cell;
+      var layer = page.data.layers[state.layer], d = layer.dictionary, i = state.cell;
+      var values = model.chosen(layer.spatial, state);
       var text = layer.name + " cell " + model.rowCol(layer, i) + (state.pinned ? ", pinned" : "");
       if (d) text += ": top channel " + d.channels[i * d.k] + " (" + atlas.formatNumber(d.values[i * d.k]) + ")";
       if (values) text += "; attribution to " + page.className() + " " + atlas.formatSigned(values[i]);

@@ -11,7 +11,8 @@
     data.layers.forEach(function (l) { channels[l[0]] = l[1]; });
     var layer = layerName(data, channels, q);
     var m = q.match(/^(.+?)\s*[:\s]\s*(\d+)$/);
-    if (m && layerName(data, channels, m[1]) !== null) out.push(channelMatch(layerName(data, channels, m[1]), parseInt(m[2], 10), channels));
+    var named = m ? layerName(data, channels, m[1]) : null;
+    if (named !== null) out.push(channelMatch(named, parseInt(m[2], 10), channels));
     var lower = q.toLowerCase();
     data.layers.forEach(function (l) {
       if (l[0].toLowerCase().indexOf(lower) === 0 || layer === l[0])
