@@ -10,7 +10,7 @@ CONFIG ?= workflow/config/default.yaml
 export MALLOC_MMAP_MAX_ ?= 0
 export MALLOC_TRIM_THRESHOLD_ ?= 100000000000
 
-.PHONY: setup demo test test-fast lint ruff format report bench browser axe clean
+.PHONY: setup demo test test-fast lint ruff format report bench browser axe eslint jslint jstest clean
 
 setup: $(VENV)/.installed
 
@@ -26,22 +26,38 @@ demo: setup
 	@$(BIN)/python -c "import yaml; c = yaml.safe_load(open('$(CONFIG)')); r = c.get('results_dir', 'results') + '/' + c.get('run', 'demo'); print('\nResults are in', r + '/'); print('Open the atlas:', r + '/site/index.html')"
 
 ## The test suite (installs Chromium from Debian's packages for the browser tests when root,
-## and axe-core from its npm package for the accessibility tests).
-test: setup browser axe
+## and axe-core and ESLint from their npm packages): the site's JavaScript is linted and
+## unit-tested first, then pytest runs.
+test: setup browser axe jslint jstest
 	$(BIN)/python -m pytest -q
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow and not browser"
 
-# axe-core (WCAG checks run inside the browser tests), fetched from the npm registry into
-# .cache/ at a pinned version: never part of the repository.
+# The npm tools, fetched from the npm registry into .cache/ at pinned versions (never part of
+# the repository): axe-core (WCAG checks run inside the browser tests) and ESLint (the site's
+# scripts). One install of both: npm removes from the folder what a later install does not name.
 AXE_VERSION ?= 4.10.3
+ESLINT_VERSION ?= 9.39.4
+NPM_TOOLS := .cache/npm/.tools-axe-core-$(AXE_VERSION)-eslint-$(ESLINT_VERSION)
 AXE := .cache/npm/node_modules/axe-core/axe.min.js
-axe: $(AXE)
+ESLINT := .cache/npm/node_modules/.bin/eslint
+axe eslint: $(NPM_TOOLS)
 
-$(AXE):
-	@command -v npm >/dev/null 2>&1 || { echo "npm not found: the accessibility tests will be skipped"; exit 0; }; \
-	npm install --silent --no-save --no-package-lock --no-audit --no-fund --prefix .cache/npm axe-core@$(AXE_VERSION)
+$(NPM_TOOLS):
+	@command -v npm >/dev/null 2>&1 || { echo "npm not found: the accessibility tests and the JavaScript lint will be skipped"; exit 0; }; \
+	npm install --silent --no-save --no-package-lock --no-audit --no-fund --prefix .cache/npm \
+	  axe-core@$(AXE_VERSION) eslint@$(ESLINT_VERSION) && touch $@
+
+## The site's JavaScript: ESLint (rules in eslint.config.cjs) and the unit tests in tests/js
+## (`node --test`); each says so and passes when its tool is missing, as the browser tests skip.
+jslint: eslint
+	@if ! command -v node >/dev/null 2>&1 || [ ! -x $(ESLINT) ]; then echo "node or ESLint not found: the JavaScript lint is skipped"; \
+	else $(ESLINT) site/static tests/js eslint.config.cjs && echo "eslint: site/static and tests/js are clean"; fi
+
+jstest:
+	@if ! command -v node >/dev/null 2>&1; then echo "node not found: the JavaScript unit tests are skipped"; \
+	else node --test --test-reporter=dot tests/js/*.test.js && echo "node --test: the JavaScript unit tests pass"; fi
 
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \

@@ -16,7 +16,7 @@ import pytest
 from pipeline.extract.similarity import correlation_neighbours
 from pipeline.site import data as ad
 from pipeline.site import reader as atlas_reader
-from pipeline.site.build import Urls, build_site, json_script
+from pipeline.site.build import PAGE_SCRIPTS, SHARED_SCRIPT, Urls, build_site, json_script
 from pipeline.site.image_page import GROUP_COLOURS, groups_overlay
 from pipeline.site.settings import SiteSettings
 from pipeline.store.blocks import RunHeader
@@ -69,7 +69,7 @@ def test_every_page_kind_exists_under_the_layers_one_name(site):
         "classes/0.html",
         "classes/1.html",
         "static/atlas.css",
-        "static/atlas.js",
+        "static/common.js",
         "img/featurevis/conv/1.png",
         "img/featurevis/conv/1-thumb.png",
         "img/featurevis/conv/1-diversity0.png",
@@ -99,11 +99,9 @@ def test_data_text_is_escaped_everywhere(site):
         if name.endswith(".html"):
             html = content.decode()
             assert "<img src=x" not in html and "<script>window" not in html, name
-            # Only our own kinds of script element: the classic atlas.js (and atlas-map.js on
-            # activation-atlas pages) and JSON data.
-            ours = [
-                f'<script src="{Urls.href(name, f"static/{js}")}">' for js in ("atlas.js", "atlas-map.js")
-            ]
+            # Only our own kinds of script element: the site's classic scripts and JSON data.
+            scripts = {SHARED_SCRIPT, *(js for kind in PAGE_SCRIPTS.values() for js in kind)}
+            ours = [f'<script src="{Urls.href(name, f"static/{js}")}">' for js in scripts]
             for tag in re.findall(r"<script[^>]*>", html):
                 assert tag in ours or tag.startswith('<script type="application/json"'), (name, tag)
     index = (site / "index.html").read_text()

@@ -225,3 +225,79 @@ def test_no_function_takes_more_than_eight_parameters():
                 if count > MAX_PARAMETERS:
                     too_many.append(f"{path.relative_to(PIPELINE.parent)}:{node.lineno} {node.name}: {count}")
     assert not too_many, "functions with more than 8 parameters:\n" + "\n".join(too_many)
+
+
+# ---------------------------------------------------------------------------------
+# The site's scripts: site/static/common.js is shared, the others are one page kind's.
+# ---------------------------------------------------------------------------------
+
+STATIC = PIPELINE.parent / "site" / "static"
+SHARED_JS = "common.js"
+# A page script's first comment names the element it needs: "(...needs #blocks-data)".
+NEEDS = re.compile(r"needs #([\w-]+)")
+JS_FUNCTION = re.compile(
+    r"\bfunction\s+([A-Za-z_$][\w$]*)\s*\(|\b(?:var|let|const)\s+([A-Za-z_$][\w$]*)\s*=\s*function\b"
+)
+# common.js ends its namespace with "return { name: value, ... };": the names it exports.
+JS_EXPORTS = re.compile(r"\n  return \{(.*?)\n  \};", re.S)
+
+
+def js_functions(source: str) -> set[str]:
+    """Names of the functions a script defines (declarations and ``var f = function``)."""
+    return {a or b for a, b in JS_FUNCTION.findall(source)}
+
+
+def shared_exports() -> set[str]:
+    """The names common.js exports (its namespace's keys)."""
+    found = JS_EXPORTS.findall((STATIC / SHARED_JS).read_text(encoding="utf-8"))
+    assert len(found) == 1, f"{SHARED_JS}: expected one 'return {{ ... }};' of its exports"
+    return set(re.findall(r"([A-Za-z_$][\w$]*)\s*:", found[0]))
+
+
+def page_scripts() -> dict[str, str]:
+    return {p.name: p.read_text(encoding="utf-8") for p in sorted(STATIC.glob("*.js")) if p.name != SHARED_JS}
+
+
+def test_the_js_check_sees_definitions():
+    assert js_functions("function el(tag) {}\n  var fmt = function (v) {};") == {"el", "fmt"}
+    assert js_functions("atlas.el(x); var n = formatNumber(v);") == set()
+
+
+def test_no_page_script_defines_a_helper_that_the_shared_module_has():
+    shared = shared_exports()
+    assert {"el", "formatNumber", "formatSigned", "readJson", "deferImages", "setupShortcuts"} <= shared
+    for name, source in page_scripts().items():
+        copies = js_functions(source) & shared
+        assert not copies, (
+            f"site/static/{name} defines {sorted(copies)}: {SHARED_JS} has them (ModelAtlas.<name>)"
+        )
+        # Number text is the shared formatter's alone (toFixed for CSS sizes is fine).
+        assert not re.search(r"\.toPrecision\(|\.toExponential\(", source), f"{name} formats numbers itself"
+
+
+def test_every_page_loads_the_shared_script_first_and_only_the_scripts_it_uses(tmp_path):
+    from pipeline.site.build import build_site
+    from tests.helpers.site import synthetic_atlas
+
+    needs = {name: NEEDS.search(source) for name, source in page_scripts().items()}
+    missing = sorted(name for name, found in needs.items() if found is None)
+    assert not missing, f"page scripts without a 'needs #id' in their first comment: {missing}"
+    site = build_site(synthetic_atlas(), tmp_path / "site")
+    kinds = set()
+    for page in sorted(site.rglob("*.html")):
+        html = page.read_text(encoding="utf-8")
+        loaded = [src.rsplit("/", 1)[-1] for src in re.findall(r'<script src="([^"]+)"', html)]
+        where = page.relative_to(site)
+        assert loaded[:1] == [SHARED_JS], f"{where}: loads {loaded}, not {SHARED_JS} first"
+        for name, found in needs.items():
+            has_element = f'id="{found.group(1)}"' in html
+            assert (name in loaded) == has_element, f"{where}: loads {loaded}; {name} needs #{found.group(1)}"
+        kinds.add(tuple(loaded))
+    # The tiny site has every page kind: with only the shared script, and with each page script.
+    assert {name for scripts in kinds for name in scripts} == {SHARED_JS, *needs}
+    templates = PIPELINE.parent / "site" / "templates"
+    for template in templates.glob("*.html"):
+        if template.name != "_base.html":
+            assert "<script src" not in template.read_text(encoding="utf-8"), (
+                f"{template.name}: scripts load in _base.html"
+            )

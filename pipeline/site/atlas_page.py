@@ -1,6 +1,6 @@
 """The data of an activation-atlas page (``atlas/<layer>.html``), as the browser reads it.
 
-The page embeds one JSON object (``page_data``) that ``static/atlas-map.js`` draws: per
+The page embeds one JSON object (``page_data``) that ``static/atlas-*.js`` draw: per
 zoom level (coarsest first) its grid side and its cells, each with its position, count,
 icon, top classes, dataset examples and strongest channels. Every cell's attribution to
 every class would not fit a page at ImageNet scale (80 x 80 cells x 1,000 classes), so
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pipeline.site.data import ActivationAtlas, AtlasCell
 from pipeline.site.image_page import rounded
 
-# The function every class script calls (static/atlas-map.js defines it).
+# The function every class script calls (static/atlas-map.js defines it, on window).
 CLASS_CALLBACK = "modelAtlasClass"
 
 

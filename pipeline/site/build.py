@@ -4,7 +4,8 @@ Pages (one Jinja2 template each, in ``site/templates``): the index, one page per
 (``layers/<layer>.html``), per channel (``channels/<layer>/<c>.html``), per featured
 image (``images/<id>.html``) and per predicted class (``classes/<id>.html``). The site
 opens from ``file://`` (no ``fetch``: page data is JSON embedded in the page, read by
-the classic script ``static/atlas.js``), needs no network, and uses relative links
+classic scripts: ``static/common.js`` on every page, then the page kind's own, see
+:data:`PAGE_SCRIPTS` and docs/FRONTEND.md), needs no network, and uses relative links
 only, so it can be copied anywhere. Every text from data is escaped (Jinja2 autoescape;
 JSON is embedded with ``<``, ``>`` and ``&`` escaped; the script writes ``textContent``).
 
@@ -28,10 +29,20 @@ import numpy as np
 
 from pipeline.site import atlas_page, image_page
 from pipeline.site.data import ActivationAtlas, AtlasData, Channel, FeaturedImage, Layer, load_image
+from pipeline.site.numbers import format_number, format_signed
 from pipeline.site.settings import SiteSettings
 
 SITE_SOURCES = Path(__file__).resolve().parents[2] / "site"
 MARKER = ".model-atlas-site"
+# Every page loads static/common.js first; a page with behaviour of its own then loads its
+# kind's scripts (in order: the Building Blocks' parts before blocks.js, which starts them).
+SHARED_SCRIPT = "common.js"
+PAGE_SCRIPTS = {
+    "index": ("search.js",),
+    "layer": ("layer.js",),
+    "image": ("blocks-model.js", "blocks-views.js", "blocks-groups.js", "blocks-panel.js", "blocks.js"),
+    "atlas": ("atlas-model.js", "atlas-views.js", "atlas-map.js"),
+}
 
 
 # ---------------------------------------------------------------------------------
@@ -131,12 +142,6 @@ def resize(array: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(np.ascontiguousarray(array)).resize((size, size), Image.LANCZOS))
 
 
-def _fmt(value, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "–"
-    return f"{float(value):.{digits}g}"
-
-
 # ---------------------------------------------------------------------------------
 # The build
 # ---------------------------------------------------------------------------------
@@ -191,7 +196,8 @@ class _Builder:
             lstrip_blocks=True,
             keep_trailing_newline=True,
         )
-        self.env.filters["fmt"] = _fmt
+        self.env.filters["fmt"] = format_number
+        self.env.filters["signed"] = format_signed
         self.env.filters["json_script"] = json_script
         self.featurevis: dict[str, set[int]] = {}  # layer -> channels with an image written
         self.featurevis_sizes: dict[tuple[str, int], int] = {}  # (layer, channel) -> native side
@@ -217,7 +223,10 @@ class _Builder:
             self.png(path, array)
         return path
 
-    def page(self, path: str, template: str, **context) -> None:
+    def page(self, path: str, template: str, *, scripts: str | None = None, **context) -> None:
+        """Render ``template`` to ``path``; ``scripts`` names the page kind whose scripts
+        (:data:`PAGE_SCRIPTS`) it loads after the shared one (None: only the shared one)."""
+
         def link(target):
             return Urls.href(path, target)
 
@@ -230,7 +239,7 @@ class _Builder:
             data=self.data,
             options=self.settings,
             css=link(Urls.static("atlas.css")),
-            js=link(Urls.static("atlas.js")),
+            scripts=[link(Urls.static(name)) for name in (SHARED_SCRIPT, *PAGE_SCRIPTS.get(scripts, ()))],
             home=link(Urls.index),
             thumbs=self.thumb,
             class_pages=self.class_pages,
@@ -351,6 +360,7 @@ class _Builder:
         self.page(
             Urls.index,
             "index.html",
+            scripts="index",
             search=search,
             overview=overview,
             shortcuts=_shortcuts(
@@ -367,6 +377,7 @@ class _Builder:
         self.page(
             Urls.layer(layer.name),
             "layer.html",
+            scripts="layer",
             layer=layer,
             cells=cells,
             shortcuts=_shortcuts(
@@ -466,10 +477,10 @@ class _Builder:
         self.page(
             path,
             "atlas.html",
+            scripts="atlas",
             atlas=atlas,
             layer=layer,
             atlas_json=json_script(data),
-            map_js=href(Urls.static("atlas-map.js")),
             shortcuts=_shortcuts(("u", f"layer {layer.name}", Urls.layer(layer.name))),
         )
 
@@ -499,6 +510,7 @@ class _Builder:
         self.page(
             path,
             "image.html",
+            scripts="image" if layers else None,  # no layers: no Building Blocks
             image=image,
             layers=layers,
             picture=self.urls.image_file(image.image_id) if picture is not None else None,
@@ -580,7 +592,7 @@ KEY_LABELS = {"ArrowLeft": "\u2190", "ArrowRight": "\u2192"}
 
 def _shortcuts(*entries) -> list[dict]:
     """``(key, what it opens, site path or None)`` -> the page's shortcut links (the ones
-    with a target): ``static/atlas.js`` follows the link whose ``data-shortcut`` is the key."""
+    with a target): ``static/common.js`` follows the link whose ``data-shortcut`` is the key."""
     return [
         {"key": key, "label": KEY_LABELS.get(key, key), "what": what, "target": target}
         for key, what, target in entries
@@ -602,8 +614,8 @@ def histogram_bars(unit: Channel, width: int = 320, height: int = 96) -> dict | 
             "h": round(height * count / top, 2),
             "y": round(height - height * count / top, 2),
             "count": count,
-            "lo": _fmt(h.edges[i]),
-            "hi": _fmt(h.edges[i + 1]),
+            "lo": format_number(h.edges[i]),
+            "hi": format_number(h.edges[i + 1]),
         }
         for i, count in enumerate(h.counts)
     ]
@@ -611,8 +623,8 @@ def histogram_bars(unit: Channel, width: int = 320, height: int = 96) -> dict | 
         "width": width,
         "height": height,
         "bars": bars,
-        "lo": _fmt(h.edges[0]),
-        "hi": _fmt(h.edges[-1]),
+        "lo": format_number(h.edges[0]),
+        "hi": format_number(h.edges[-1]),
         "top": top,
     }
 

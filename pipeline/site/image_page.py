@@ -1,5 +1,5 @@
 """What an image page shows: its Building Blocks as page context and as the JSON that
-``static/atlas.js`` draws the linked views from.
+``static/blocks*.js`` draw the linked views from.
 
 Every layer is shown on its cell grid (``ImageLayer.grid_shape``): the photo, the semantic
 dictionary, the activation grid, the attribution map and the flow from the layer before
@@ -81,17 +81,10 @@ def layer_data(
     gh, gw = il.grid_shape or (il.dictionary.channels.shape[:2] if il.dictionary is not None else (0, 0))
     context = {"name": il.name, "gh": gh, "gw": gw, "grid": None, "groups": [], "flows": None}
     data: dict = {"name": il.name, "gh": gh, "gw": gw}
-    channels: set[int] = set()
-    d = il.dictionary
-    if d is not None:
-        k = d.channels.shape[2]
-        data["dictionary"] = {
-            "k": k,
-            "channels": np.asarray(d.channels).astype(int).ravel().tolist(),
-            "values": rounded(np.ravel(d.values)),
-            "magnitude": rounded(np.ravel(d.magnitude)),
-        }
-        channels.update(int(c) for c in np.asarray(d.channels).ravel())
+    channels: set[int] = set()  # every channel the views name: they get icons and links
+    if il.dictionary is not None:
+        data["dictionary"] = _dictionary(il.dictionary)
+        channels.update(int(c) for c in np.asarray(il.dictionary.channels).ravel())
     if il.grid is not None:
         icons = np.asarray(il.grid.icons)
         context["grid"] = [asset(icons[y, x]) for y in range(icons.shape[0]) for x in range(icons.shape[1])]
@@ -103,45 +96,71 @@ def layer_data(
         data["channel"] = rounded(il.channel_attribution)
         channels.update(range(np.asarray(il.channel_attribution).shape[1]))
     if il.flows is not None:
-        data["flows"] = {"source": il.flows.source, "cells": rounded(il.flows.cells)}
-        if il.flows.groups is not None:
-            data["flows"]["groups"] = rounded(il.flows.groups)
-        source = next((other for other in image.layers if other.name == il.flows.source), None)
-        sgh, sgw = (source.grid_shape or (0, 0)) if source is not None else (0, 0)
-        context["flows"] = {"source": il.flows.source, "gh": sgh, "gw": sgw}
-        data["flows"].update(gh=sgh, gw=sgw)
+        context["flows"], data["flows"] = _flows(image, il)
     if il.groups is not None:
-        maps = np.asarray(il.groups.maps, np.float64)
-        members = []
-        for g in range(len(maps)):
-            direction = None if il.groups.directions is None else np.asarray(il.groups.directions[g])
-            chosen = [] if direction is None else [int(c) for c in np.argsort(-direction, kind="stable")]
-            chosen = [c for c in chosen if direction[c] > 0][:GROUP_MEMBERS]
-            members.append(chosen)
-            channels.update(chosen)
-            context["groups"].append(
-                {
-                    "index": g,
-                    "colour": group_colour(g),
-                    "icon": asset(np.asarray(il.groups.icons[g])) if il.groups.icons is not None else None,
-                    "map": asset(group_map(maps[g], group_colour(g), float(np.nan_to_num(maps[g]).max()))),
-                    "members": chosen,
-                }
-            )
-        context["groups_overlay"] = asset(groups_overlay(maps)) if len(maps) else None
-        context["groups_shared"] = il.groups.shared
-        context["groups_target"] = il.groups.target or "activations"
-        data["groups"] = {
-            "attribution": rounded(il.groups.attribution) if il.groups.attribution is not None else None,
-            "members": members,
-            "colours": [group_colour(g) for g in range(len(maps))],
-            "icons": [g["icon"] for g in context["groups"]],
-            "shared": bool(il.groups.shared),
-        }
+        groups, data["groups"] = _groups(il, asset)
+        context.update(groups)
+        channels.update(c for members in data["groups"]["members"] for c in members)
     icons = {str(c): thumb(il.name, c) for c in sorted(channels)}
     pages = {str(c): channel_page(il.name, c) for c in sorted(channels)}
     data["icons"] = {c: link for c, link in icons.items() if link}
     data["pages"] = {c: link for c, link in pages.items() if link}
+    return context, data
+
+
+def _dictionary(d) -> dict:
+    """The semantic dictionary's JSON: per cell its ``k`` strongest channels and their values."""
+    return {
+        "k": d.channels.shape[2],
+        "channels": np.asarray(d.channels).astype(int).ravel().tolist(),
+        "values": rounded(np.ravel(d.values)),
+        "magnitude": rounded(np.ravel(d.magnitude)),
+    }
+
+
+def _flows(image: FeaturedImage, il: ImageLayer) -> tuple[dict, dict]:
+    """The flows from the layer before: ``(context, JSON)``, both with its grid's shape."""
+    data = {"source": il.flows.source, "cells": rounded(il.flows.cells)}
+    if il.flows.groups is not None:
+        data["groups"] = rounded(il.flows.groups)
+    source = next((other for other in image.layers if other.name == il.flows.source), None)
+    sgh, sgw = (source.grid_shape or (0, 0)) if source is not None else (0, 0)
+    data.update(gh=sgh, gw=sgw)
+    return {"source": il.flows.source, "gh": sgh, "gw": sgw}, data
+
+
+def _groups(il: ImageLayer, asset: Callable[[np.ndarray], str]) -> tuple[dict, dict]:
+    """The neuron groups: ``(context entries, JSON)``; a group's members are the channels
+    with the largest positive weights of its direction (at most GROUP_MEMBERS)."""
+    maps = np.asarray(il.groups.maps, np.float64)
+    members, shown = [], []
+    for g in range(len(maps)):
+        direction = None if il.groups.directions is None else np.asarray(il.groups.directions[g])
+        chosen = [] if direction is None else [int(c) for c in np.argsort(-direction, kind="stable")]
+        chosen = [c for c in chosen if direction[c] > 0][:GROUP_MEMBERS]
+        members.append(chosen)
+        shown.append(
+            {
+                "index": g,
+                "colour": group_colour(g),
+                "icon": asset(np.asarray(il.groups.icons[g])) if il.groups.icons is not None else None,
+                "map": asset(group_map(maps[g], group_colour(g), float(np.nan_to_num(maps[g]).max()))),
+                "members": chosen,
+            }
+        )
+    context = {
+        "groups": shown,
+        "groups_overlay": asset(groups_overlay(maps)) if len(maps) else None,
+        "groups_shared": il.groups.shared,
+        "groups_target": il.groups.target or "activations",
+    }
+    data = {
+        "attribution": rounded(il.groups.attribution) if il.groups.attribution is not None else None,
+        "members": members,
+        "colours": [group_colour(g) for g in range(len(maps))],
+        "icons": [g["icon"] for g in shown],
+        "shared": bool(il.groups.shared),
+    }
     return context, data
 
 

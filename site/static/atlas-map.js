@@ -1,340 +1,185 @@
-// The activation-atlas page (templates/atlas.html): a pannable, zoomable map of a layer's
-// activation space. Data: the JSON in #atlas-data (pipeline/site/atlas_page.py); each
-// class of the filter comes as a script calling modelAtlasClass(...), loaded on demand
-// (a <script> element works from file://, where fetch does not). No dependencies.
-(function () {
+/* The activation atlas (atlas/<layer>.html; needs #atlas-data): a pannable, zoomable map of
+   a layer's activation space. Data: the JSON in #atlas-data (pipeline/site/atlas_page.py).
+   Each class of the filter comes as a script calling modelAtlasClass(...) (defined here),
+   loaded on demand: a <script> element works from file://, where fetch does not.
+   This file owns the view, the cursor and the filter, and wires the pointer, the keys and
+   the controls to them. Loaded last, after common.js, atlas-model.js and atlas-views.js. */
+(function (atlas) {
   "use strict";
-  var node = document.getElementById("atlas-data");
-  if (!node) return;
-  var data = JSON.parse(node.textContent);
-  var map = document.getElementById("atlas-map");
-  var world = document.getElementById("atlas-world");
-  var panel = document.getElementById("atlas-panel");
-  var levelNote = document.getElementById("atlas-level");
-  var classSelect = document.getElementById("atlas-class");
-  var compareSelect = document.getElementById("atlas-compare");
-  var filterNote = document.getElementById("atlas-filter-note");
+  var model = atlas.atlasModel, views = atlas.atlasViews;
 
-  var MIN_CELL_PX = 28; // the finest level whose cells are at least this wide is shown
-  var MAX_SCALE = 16;
-  var view = { scale: 1, x: 0, y: 0 };
-  var levels = []; // {side, cells, el, items: [element per cell], loaded}
-  var current = null; // the level shown
-  var cursor = null; // index of the highlighted cell in the current level
-  var pinned = false;
-  var classValues = {}; // class id -> per level, per cell attribution
-  var pendingClass = {};
-
-  function el(tag, text, attrs) {
-    var e = document.createElement(tag);
-    if (text !== undefined && text !== null) e.textContent = text;
-    for (var k in attrs || {}) e.setAttribute(k, attrs[k]);
-    return e;
-  }
-  function fmt(v) {
-    if (v === null || v === undefined) return "–";
-    return (v > 0 ? "+" : "") + Number(v).toPrecision(3).replace(/\.?0+$/, "");
-  }
-
-  // -- drawing the levels ---------------------------------------------------------------
-  data.levels.forEach(function (level) {
-    var layer = el("div", null, { "class": "atlas-level", "data-side": level.side });
-    layer.hidden = true;
-    var size = 100 / level.side;
-    var items = level.cells.map(function (cell, index) {
-      var item = cell.icon ? el("img", null, { alt: "", "data-src": cell.icon }) : el("span");
-      item.className = "atlas-cell";
-      item.dataset.index = index;
-      item.style.left = cell.j * size + "%";
-      item.style.top = cell.i * size + "%";
-      item.style.width = item.style.height = size + "%";
-      layer.appendChild(item);
-      return item;
-    });
-    world.appendChild(layer);
-    levels.push({ side: level.side, cells: level.cells, el: layer, items: items, loaded: false });
-  });
-
-  function chooseLevel() {
-    var width = map.clientWidth * view.scale;
-    var chosen = levels[0];
-    levels.forEach(function (level) {
-      if (width / level.side >= MIN_CELL_PX) chosen = level;
-    });
-    return chosen;
+  function start() {
+    var data = atlas.readJson("atlas-data");
+    if (!data) return;
+    var byId = document.getElementById.bind(document);
+    var world = byId("atlas-world");
+    var page = {
+      data: data,
+      map: byId("atlas-map"),
+      world: world,
+      panel: byId("atlas-panel"),
+      levelNote: byId("atlas-level"),
+      classSelect: byId("atlas-class"),
+      compareSelect: byId("atlas-compare"),
+      filterNote: byId("atlas-filter-note"),
+      view: model.wholeMap(),
+      levels: views.makeLevels(world, data.levels),
+      current: null, // the level shown
+      cursor: null, // index of the highlighted cell in the current level
+      pinned: false,
+      classValues: {}, // class id -> per level, per cell attribution
+      pendingClass: {}, // class id -> true while its script loads
+      drag: { down: false, moved: false, start: null } // a pointer down on the map; moved: a pan
+    };
+    wireCursor(page);
+    wirePanAndZoom(page);
+    wireKeys(page);
+    wireFilter(page);
+    window.addEventListener("resize", function () { redraw(page); });
+    redraw(page);
   }
 
-  function show(level) {
-    if (level === current) return;
-    if (current) current.el.hidden = true;
-    current = level;
-    level.el.hidden = false;
-    if (!level.loaded) {
-      // Icons load when their level is first shown: the finest level may hold thousands.
-      level.items.forEach(function (item) {
-        if (item.dataset.src) item.src = item.dataset.src;
-      });
-      level.loaded = true;
-    }
-    map.dataset.level = level.side;
-    levelNote.textContent =
-      "Level " + level.side + " × " + level.side + ": " + level.cells.length + " cells with vectors";
-    cursor = null;
-    pinned = false;
-    applyFilter();
+  // -- the view: pan, zoom and the level they show -----------------------------------------
+  function redraw(page) {
+    var width = page.map.clientWidth;
+    page.view = model.clampView(page.view, width);
+    page.world.style.transform = model.transform(page.view);
+    var sides = page.levels.map(function (level) { return level.side; });
+    show(page, page.levels[model.levelFor(sides, width, page.view.scale)]);
   }
 
-  function redraw() {
-    var width = map.clientWidth;
-    var limit = width * (view.scale - 1);
-    view.x = Math.min(0, Math.max(-limit, view.x));
-    view.y = Math.min(0, Math.max(-limit, view.y));
-    world.style.transform = "translate(" + view.x + "px," + view.y + "px) scale(" + view.scale + ")";
-    show(chooseLevel());
+  function show(page, level) {
+    if (level === page.current) return;
+    views.showLevel(page.map, page.levelNote, level, page.current);
+    page.current = level;
+    page.cursor = null;
+    page.pinned = false;
+    applyFilter(page);
   }
 
   // Zoom by `factor` around the point (px, py) of the map (its centre by default).
-  function zoom(factor, px, py) {
-    var width = map.clientWidth;
-    if (px === undefined) px = py = width / 2;
-    var scale = Math.min(MAX_SCALE, Math.max(1, view.scale * factor));
-    var k = scale / view.scale;
-    view.x = px - (px - view.x) * k;
-    view.y = py - (py - view.y) * k;
-    view.scale = scale;
-    redraw();
+  function zoom(page, factor, px, py) {
+    if (px === undefined) px = py = page.map.clientWidth / 2;
+    page.view = model.zoomView(page.view, factor, px, py);
+    redraw(page);
   }
 
-  // -- the panel --------------------------------------------------------------------------
-  function cellAt(target) {
-    if (!target || !target.classList || !target.classList.contains("atlas-cell")) return null;
-    return Number(target.dataset.index);
+  function showWholeMap(page) {
+    page.view = model.wholeMap();
+    redraw(page);
   }
 
-  function describe(index) {
-    var cell = current.cells[index];
-    panel.textContent = "";
-    panel.appendChild(
-      el("h2", "Cell (" + cell.i + ", " + cell.j + ") of " + current.side + " × " + current.side)
-    );
-    panel.appendChild(el("p", cell.n + " activation vector" + (cell.n === 1 ? "" : "s") + (pinned ? " · pinned" : ""), { "class": "meta" }));
-    var value = filterValue(index);
-    if (value !== null) panel.appendChild(el("p", "Shading: " + fmt(value), { "class": "meta" }));
-    panel.appendChild(el("h3", "Top classes"));
-    var classes = el("ol", null, { "class": "atlas-classes" });
-    cell.classes.forEach(function (pair) {
-      var id = String(pair[0]);
-      var li = el("li");
-      var name = data.classes[id] || "class " + id;
-      li.appendChild(data.classPages[id] ? el("a", name, { href: data.classPages[id] }) : el("span", name));
-      li.appendChild(el("span", " " + fmt(pair[1]), { "class": "value" }));
-      classes.appendChild(li);
+  function wirePanAndZoom(page) {
+    var map = page.map, drag = page.drag;
+    map.addEventListener("pointerdown", function (event) {
+      drag.down = true;
+      drag.moved = false;
+      drag.start = { x: event.clientX, y: event.clientY, vx: page.view.x, vy: page.view.y };
     });
-    panel.appendChild(classes);
-    if (cell.examples.length) {
-      panel.appendChild(el("h3", "Dataset examples"));
-      var examples = el("div", null, { "class": "atlas-examples" });
-      cell.examples.forEach(function (e) {
-        var img = e.crop
-          ? el("img", null, { src: e.crop, width: 64, height: 64, alt: "a crop of " + e.image + " whose vector fell in this cell" })
-          : el("span", e.image);
-        if (e.page) {
-          var a = el("a", null, { href: e.page });
-          a.appendChild(img);
-          examples.appendChild(a);
-        } else {
-          examples.appendChild(img);
-        }
-      });
-      panel.appendChild(examples);
-    }
-    panel.appendChild(el("h3", "Strongest channels"));
-    var channels = el("ol", null, { "class": "atlas-channels" });
-    cell.channels.forEach(function (ch) {
-      var li = el("li");
-      var a = el("a", null, { href: ch.page });
-      if (ch.thumb) a.appendChild(el("img", null, { src: ch.thumb, width: 32, height: 32, alt: "" }));
-      a.appendChild(el("span", data.layer + ":" + ch.c));
-      li.appendChild(a);
-      li.appendChild(el("span", " " + fmt(ch.value), { "class": "value" }));
-      channels.appendChild(li);
+    window.addEventListener("pointermove", function (event) {
+      if (!drag.down) return;
+      var dx = event.clientX - drag.start.x, dy = event.clientY - drag.start.y;
+      if (model.isPan(dx, dy)) drag.moved = true;
+      page.view = model.pannedView(page.view, drag.start, dx, dy);
+      if (drag.moved) redraw(page);
     });
-    panel.appendChild(channels);
-  }
-
-  function setCursor(index, pin) {
-    if (cursor !== null && current.items[cursor]) current.items[cursor].classList.remove("cursor");
-    cursor = index;
-    if (pin !== undefined) pinned = pin;
-    if (index === null) return;
-    current.items[index].classList.add("cursor");
-    describe(index);
-  }
-
-  map.addEventListener("pointermove", function (event) {
-    if (dragging || pinned) return;
-    var index = cellAt(event.target);
-    if (index !== null && index !== cursor) setCursor(index);
-  });
-  map.addEventListener("click", function (event) {
-    if (moved) return;
-    var index = cellAt(event.target);
-    if (index === null) return;
-    setCursor(index, !(pinned && index === cursor));
-  });
-
-  // -- pan and zoom -----------------------------------------------------------------------
-  var dragging = false;
-  var moved = false;
-  var start = null;
-  map.addEventListener("pointerdown", function (event) {
-    dragging = true;
-    moved = false;
-    start = { x: event.clientX, y: event.clientY, vx: view.x, vy: view.y };
-  });
-  window.addEventListener("pointermove", function (event) {
-    if (!dragging) return;
-    var dx = event.clientX - start.x;
-    var dy = event.clientY - start.y;
-    if (Math.abs(dx) + Math.abs(dy) > 3) moved = true;
-    view.x = start.vx + dx;
-    view.y = start.vy + dy;
-    if (moved) redraw();
-  });
-  window.addEventListener("pointerup", function () {
-    dragging = false;
-  });
-  map.addEventListener(
-    "wheel",
-    function (event) {
+    window.addEventListener("pointerup", function () { drag.down = false; });
+    map.addEventListener("wheel", function (event) {
       event.preventDefault();
       var box = map.getBoundingClientRect();
-      zoom(event.deltaY < 0 ? 1.25 : 0.8, event.clientX - box.left, event.clientY - box.top);
-    },
-    { passive: false }
-  );
-  document.getElementById("atlas-zoom-in").addEventListener("click", function () { zoom(2); });
-  document.getElementById("atlas-zoom-out").addEventListener("click", function () { zoom(0.5); });
-  document.getElementById("atlas-zoom-reset").addEventListener("click", function () {
-    view = { scale: 1, x: 0, y: 0 };
-    redraw();
-  });
-
-  // Arrow keys move the cursor to the nearest cell in that direction.
-  var DIRECTIONS = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
-  function step(di, dj) {
-    var cells = current.cells;
-    if (cursor === null) return 0;
-    var from = cells[cursor];
-    var best = null;
-    var bestCost = Infinity;
-    cells.forEach(function (c, index) {
-      var along = (c.i - from.i) * di + (c.j - from.j) * dj;
-      if (along <= 0) return;
-      var across = Math.abs((c.i - from.i) * dj) + Math.abs((c.j - from.j) * di);
-      var cost = along + 2 * across;
-      if (cost < bestCost) {
-        bestCost = cost;
-        best = index;
-      }
-    });
-    return best === null ? cursor : best;
+      zoom(page, event.deltaY < 0 ? 1.25 : 0.8, event.clientX - box.left, event.clientY - box.top);
+    }, { passive: false });
+    document.getElementById("atlas-zoom-in").addEventListener("click", function () { zoom(page, 2); });
+    document.getElementById("atlas-zoom-out").addEventListener("click", function () { zoom(page, 0.5); });
+    document.getElementById("atlas-zoom-reset").addEventListener("click", function () { showWholeMap(page); });
   }
-  map.addEventListener("keydown", function (event) {
-    if (event.ctrlKey || event.metaKey || event.altKey) return;
-    var key = event.key;
-    if (DIRECTIONS[key]) {
-      setCursor(step(DIRECTIONS[key][0], DIRECTIONS[key][1]));
-    } else if (key === "+" || key === "=") {
-      zoom(2);
-    } else if (key === "-" || key === "_") {
-      zoom(0.5);
-    } else if (key === "0") {
-      view = { scale: 1, x: 0, y: 0 };
-      redraw();
-    } else if (key === "Enter" || key === " ") {
-      if (cursor !== null) setCursor(cursor, !pinned);
-    } else if (key === "Escape") {
-      pinned = false;
-      if (cursor !== null) describe(cursor);
-    } else {
-      return;
+
+  // -- the cursor: the pointer shows a cell, a click pins it -----------------------------
+  function setCursor(page, index, pin) {
+    views.moveHighlight(page.current, page.cursor, index);
+    page.cursor = index;
+    if (pin !== undefined) page.pinned = pin;
+    if (index !== null) describe(page, index);
+  }
+
+  function describe(page, index) {
+    views.describeCell(page.panel, page.data, page.current, index, page.pinned, filterValue(page, index));
+  }
+
+  function wireCursor(page) {
+    page.map.addEventListener("pointermove", function (event) {
+      if (page.drag.down || page.pinned) return;
+      var index = views.cellAt(event.target);
+      if (index !== null && index !== page.cursor) setCursor(page, index);
+    });
+    page.map.addEventListener("click", function (event) {
+      if (page.drag.moved) return;
+      var index = views.cellAt(event.target);
+      if (index === null) return;
+      setCursor(page, index, !(page.pinned && index === page.cursor));
+    });
+  }
+
+  // Arrow keys move the cursor to the nearest cell in that direction (the first cell when
+  // there is no cursor yet); the map's other keys zoom and pin (model.keyAction).
+  function wireKeys(page) {
+    page.map.addEventListener("keydown", function (event) {
+      if (event.ctrlKey || event.metaKey || event.altKey) return;
+      var key = model.keyAction(event.key);
+      if (key === null) return;
+      if (key.step) setCursor(page, model.arrowTarget(page.current.cells, page.cursor, key.step));
+      else keyCommand(page, key.action);
+      event.preventDefault();
+      event.stopPropagation(); // the page's own shortcuts do not also fire
+    });
+  }
+
+  function keyCommand(page, action) {
+    if (action === "zoomIn") zoom(page, 2);
+    else if (action === "zoomOut") zoom(page, 0.5);
+    else if (action === "wholeMap") showWholeMap(page);
+    else if (action === "pin") {
+      if (page.cursor !== null) setCursor(page, page.cursor, !page.pinned);
+    } else if (action === "unpin") {
+      page.pinned = false;
+      if (page.cursor !== null) describe(page, page.cursor);
     }
-    event.preventDefault();
-    event.stopPropagation(); // the page's own shortcuts do not also fire
-  });
-
-  // -- the class filter -----------------------------------------------------------------
-  window.modelAtlasClass = function (payload) {
-    if (payload.layer !== data.layer) return;
-    classValues[payload["class"]] = payload.levels;
-    delete pendingClass[payload["class"]];
-    applyFilter();
-  };
-
-  function need(id) {
-    if (id === "" || classValues[id] || pendingClass[id]) return;
-    pendingClass[id] = true;
-    var script = el("script", null, { src: data.classScripts[id] });
-    document.body.appendChild(script);
   }
 
-  function levelIndex() {
-    return levels.indexOf(current);
+  // -- the class filter: shade the cells by one class's attribution, or two's difference ---
+  function wireFilter(page) {
+    window.modelAtlasClass = function (payload) {
+      if (payload.layer !== page.data.layer) return;
+      page.classValues[payload["class"]] = payload.levels;
+      delete page.pendingClass[payload["class"]];
+      applyFilter(page);
+    };
+    page.classSelect.addEventListener("change", function () { applyFilter(page); });
+    page.compareSelect.addEventListener("change", function () { applyFilter(page); });
   }
 
-  function filterValue(index) {
-    var a = classSelect.value;
-    var b = compareSelect.value;
-    if (a === "" || !classValues[a] || (b !== "" && !classValues[b])) return null;
-    var value = classValues[a][levelIndex()][index];
-    if (b !== "") value -= classValues[b][levelIndex()][index];
-    return value;
+  // Loads class `id`'s values ("" for none) unless they are loaded or on their way.
+  function need(page, id) {
+    if (id === "" || page.classValues[id] || page.pendingClass[id]) return;
+    page.pendingClass[id] = true;
+    document.body.appendChild(atlas.el("script", null, { src: page.data.classScripts[id] }));
   }
 
-  function applyFilter() {
-    if (!current) return;
-    var a = classSelect.value;
-    var b = compareSelect.value;
-    need(a);
-    if (b !== "") need(b);
-    var active = a !== "" && classValues[a] && (b === "" || classValues[b]);
-    var values = current.items.map(function (item, index) {
-      return active ? filterValue(index) : null;
-    });
-    var scale = 0;
-    values.forEach(function (v) {
-      if (v !== null) scale = Math.max(scale, Math.abs(v));
-    });
-    current.items.forEach(function (item, index) {
-      var v = values[index];
-      item.classList.remove("for", "against");
-      if (v === null || !scale) {
-        item.style.opacity = "";
-        delete item.dataset.value;
-        return;
-      }
-      item.dataset.value = v;
-      if (b === "") {
-        // One class: cells that support it stay bright, the rest fade.
-        item.style.opacity = v > 0 ? 0.15 + 0.85 * (v / scale) : 0.08;
-      } else {
-        item.style.opacity = 0.15 + 0.85 * (Math.abs(v) / scale);
-        item.classList.add(v >= 0 ? "for" : "against");
-      }
-    });
-    if (a === "") filterNote.textContent = "";
-    else if (!active) filterNote.textContent = "loading…";
-    else
-      filterNote.textContent =
-        b === ""
-          ? "Brighter cells support " + data.classes[a] + " more."
-          : "Orange: supports " + data.classes[a] + " more; purple: " + data.classes[b] + ".";
-    if (cursor !== null) describe(cursor);
+  function filterValue(page, index) {
+    var li = page.levels.indexOf(page.current);
+    return model.filterValue(page.classValues, page.classSelect.value, page.compareSelect.value, li, index);
   }
-  classSelect.addEventListener("change", applyFilter);
-  compareSelect.addEventListener("change", applyFilter);
 
-  window.addEventListener("resize", redraw);
-  redraw();
-})();
+  function applyFilter(page) {
+    if (!page.current) return;
+    var a = page.classSelect.value, b = page.compareSelect.value;
+    need(page, a);
+    if (b !== "") need(page, b);
+    var values = page.current.items.map(function (item, index) { return filterValue(page, index); });
+    views.paintShading(page.current.items, model.shading(values, b !== ""));
+    page.filterNote.textContent = model.filterNote(page.data.classes, a, b, model.filterLoaded(page.classValues, a, b));
+    if (page.cursor !== null) describe(page, page.cursor);
+  }
+
+  start();
+})(ModelAtlas);
