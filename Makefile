@@ -28,7 +28,7 @@ demo: setup
 ## The test suite (installs Chromium from Debian's packages for the browser tests when root,
 ## and axe-core and ESLint from their npm packages): the site's JavaScript is linted and
 ## unit-tested first, then pytest runs.
-test: setup browser axe jslint jstest
+test: setup browser axe ruff jslint jstest
 	$(BIN)/python -m pytest -q
 
 test-fast: setup
