@@ -41,6 +41,7 @@ Everything here is computation: tensors in, NumPy arrays out. The job
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 
@@ -115,6 +116,18 @@ def icon_options(settings: BlocksSettings, size: int, stride: int) -> RenderOpti
         decay_power=knobs.decay_power,
         adam_betas=knobs.adam_betas,
     )
+
+
+def icons_recorded(model, settings: BlocksSettings, infos) -> dict[str, dict]:
+    """Every setting that made each layer's icons, as the files record them: the render
+    options of its activation-grid icons (the icon preset's optimiser at the layer's
+    stride; the group icons differ only in ``size``: ``group_icon_size``)."""
+    recorded = {}
+    for info in infos:
+        stride = layer_stride(model.input_size, info.height)
+        options = dataclasses.asdict(icon_options(settings, grid_icon_size(settings, stride), stride))
+        recorded[info.name] = {"icon_preset": settings.icon_preset, "stride": stride, **options}
+    return recorded
 
 
 def grid_icon_size(settings: BlocksSettings, stride: int) -> int:

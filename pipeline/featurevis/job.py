@@ -14,6 +14,7 @@ from pipeline.featurevis.plan import batches, shard_channels
 from pipeline.featurevis.presets import layer_stride
 from pipeline.featurevis.settings import FeaturevisSettings
 from pipeline.model.spec import ModelSpec
+from pipeline.store import provenance
 from pipeline.store.featurevis import (
     OUTPUT,
     PRE_ACTIVATION,
@@ -55,7 +56,12 @@ def run_featurevis_shard(
         )
     # Every shard of the run records (and hashes) the run's settings; this layer is
     # rendered with its own (no extra images unless it is one of extra_layers).
-    recorded = {**settings.recorded(), "model": {"name": model.name, "weights": model.weights}}
+    recorded = provenance(
+        stage="featurevis",
+        settings=settings.subset(FeaturevisSettings.SHARD_KEYS),
+        model=model.to_dict(),
+        derived=settings.derived(),
+    )
     settings = settings.for_layer(info.name)
     log.info(
         "featurevis %s channels %d-%d (%d channels) on %s: preset %s at stride %d: %s; settings %s",

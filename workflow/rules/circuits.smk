@@ -16,7 +16,7 @@ rule circuits_layer:
         run_path("benchmarks", "circuits_layer", "{layer}.tsv")
     params:
         model=SETTINGS_MODEL.to_dict(),
-        settings=SETTINGS_CIRCUITS.subset(("examples",)),
+        settings=SETTINGS_CIRCUITS.subset(CircuitsSettings.LAYER_KEYS),
         layers=circuits_chunk,
     threads: config["threads"]
     resources:
@@ -37,7 +37,7 @@ rule circuits_merge:
     log:
         log_path("circuits_merge", "circuits_merge"),
     params:
-        settings=SETTINGS_CIRCUITS.subset(("examples",)),
+        settings=SETTINGS_CIRCUITS.subset(CircuitsSettings.LAYER_KEYS),
     threads: 1
     conda:
         CONDA_ENV
