@@ -83,7 +83,7 @@ def atomic_h5(
     ``settings_json`` and hashed into ``config_hash``,
     which merges compare before combining shards.
     """
-    settings = ProvenanceRecord() if settings is None else settings
+    settings = read_provenance(None) if settings is None else settings
     if not isinstance(settings, ProvenanceRecord):
         raise TypeError(
             f"{path}: a store records its provenance as a record built by "

@@ -372,6 +372,11 @@ class FeatureVisStore(StoreReader):
         return settings_of(self.fh)
 
     @property
+    def provenance(self) -> dict:
+        """The whole provenance record (docs/STORE.md): stage, model, settings, derived, inputs."""
+        return provenance_of(self.fh)
+
+    @property
     def config_hash(self) -> str:
         return str(self.fh.attrs["config_hash"])
 
