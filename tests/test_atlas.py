@@ -58,6 +58,7 @@ from pipeline.store.atlas import (
     write_layout,
 )
 from tests.helpers.models import ATLAS_W
+from tests.helpers.provenance import record
 from tests.helpers.workflow import REPO
 
 TINY = ModelSpec(name="tests.helpers.models:tiny_conv_net", weights="random", device="cpu")
@@ -581,13 +582,13 @@ SETTINGS = {"model": "toy", "layout": {"levels": [2, 4]}}
 def _layout(folder, layer=None, settings=SETTINGS, checksum="sha256:toy"):
     layer = layer or _layer()
     path = folder / layer.name / "layout.h5"
-    return write_layout(path, layer, CLASSES, {**settings, "layer": layer.name}, checksum)
+    return write_layout(path, layer, CLASSES, record(settings, layer=layer.name), checksum)
 
 
 def _icons(folder, layer, level, start, stop, size=4, settings=None, checksum="sha256:toy"):
     icons = np.full((stop - start, size, size, 3), level + start, np.uint8)
     path = folder / "icons" / f"{layer}-{level}-{start}-{stop}.h5"
-    return write_icons(path, layer, level, start, stop, icons, settings or {"steps": 8}, checksum)
+    return write_icons(path, layer, level, start, stop, icons, record(settings or {"steps": 8}), checksum)
 
 
 def test_a_layout_file_round_trips(tmp_path):
@@ -676,7 +677,9 @@ def test_the_merge_adds_every_icon_and_refuses_gaps_overlaps_and_other_settings(
     out = merge_atlas(layouts, icons, tmp_path / "atlas.h5")
     with AtlasStore(out) as store:
         assert store.kind == "atlas" and store.layers() == ["mixed4d", "mixed5a"]
-        assert store.settings["layers"] == ["mixed4d", "mixed5a"] and store.settings["icons"] == {"steps": 8}
+        assert store.settings["layers"] == ["mixed4d", "mixed5a"] and store.settings["icons"]["settings"] == {
+            "steps": 8
+        }
         icons4 = store.icons("mixed4d", 4)
         assert icons4.shape == (3, 4, 4, 3) and icons4[:, 0, 0, 0].tolist() == [4, 4, 6]
         assert store.icon("mixed5a", 2, 0)[0, 0, 0] == 2

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from pipeline.store import _format as fmt
+from tests.helpers.provenance import record
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,7 +29,9 @@ with atomic_h5(sys.argv[1], "demo", 1) as fh:
 
 
 def write_store(path, values=(0, 1, 2, 3), settings=None):
-    with fmt.atomic_h5(path, "demo", 1, settings=settings or {"steps": 8}, model_checksum="sha256:x") as fh:
+    with fmt.atomic_h5(
+        path, "demo", 1, settings=record(settings or {"steps": 8}), model_checksum="sha256:x"
+    ) as fh:
         fh.create_dataset("values", data=np.asarray(values))
     return Path(path)
 
@@ -84,8 +87,8 @@ def test_file_at_final_name_appears_only_when_complete(tmp_path):
 def test_store_records_config_hash_versions_and_model_checksum(tmp_path):
     path = write_store(tmp_path / "a.h5", settings={"steps": 8, "lr": 0.05})
     with fmt.open_h5(path, "demo", (1,)) as fh:
-        assert fh.attrs["config_hash"] == fmt.config_hash({"lr": 0.05, "steps": 8})
-        assert fh.attrs["config_hash"] != fmt.config_hash({"lr": 0.05, "steps": 9})
+        assert fh.attrs["config_hash"] == fmt.config_hash(record({"lr": 0.05, "steps": 8}))
+        assert fh.attrs["config_hash"] != fmt.config_hash(record({"lr": 0.05, "steps": 9}))
         assert fh.attrs["model_checksum"] == "sha256:x"
         versions = fmt.read_json_attr(fh, "package_versions")
         assert {"torch", "h5py", "numpy"} <= set(versions)
@@ -121,6 +124,8 @@ def test_whole_stores_and_foreign_hdf5_files_are_not_reported(tmp_path):
 
 HOLDER = """
 import sys, time, h5py
+from tests.helpers.provenance import record
+from tests.helpers.provenance import record
 with h5py.File(sys.argv[1], "a"):
     print("holding", flush=True)
     time.sleep(60)

@@ -13,6 +13,7 @@ from pipeline.model.hooks import LayerTap
 from pipeline.optvis.render import RenderOptions
 from pipeline.store._format import StoreError
 from pipeline.store.blocks import BlocksStore, RunHeader, json_summary, merge_files, write_image_file
+from tests.helpers.provenance import record
 
 TINY = "tests.helpers.models:tiny_blocks_net"
 LAYERS = ("features1", "features2")
@@ -224,7 +225,7 @@ def _write(model, image, path, image_id, settings=None):
         model=model.describe(),
         class_names=model.class_names,
         layers=layers,
-        settings=settings.to_dict(),
+        settings=record(settings.to_dict()),
         model_checksum=model.checksum,
     )
     return write_image_file(
@@ -272,7 +273,7 @@ def test_merge_refuses_files_from_other_weights(model, image, tmp_path):
         model=model.describe(),
         class_names=model.class_names,
         layers=layers,
-        settings=_settings().to_dict(),
+        settings=record(_settings().to_dict()),
         model_checksum="sha256:other",
     )
     b = write_image_file(
@@ -311,12 +312,15 @@ def test_the_job_records_every_setting_but_the_images(model, tmp_path):
     run_blocks_image(settings, ModelSpec(TINY, "random"), tmp_path / "images.json", 0, tmp_path / "0.h5")
     with BlocksStore(tmp_path / "0.h5") as store:
         assert store.image_ids == ["photo.png"]
-        assert store.settings == {
-            "model": model.name,
-            "weights": "random",
+        recorded = store.settings
+        assert recorded == {
             **{k: v for k, v in settings.to_dict().items() if k != "images"},
             "layers": list(LAYERS),
+            "icons": recorded["icons"],
         }
+        # Every setting that made each layer's icons (issue 24): the resolved optimiser.
+        first = recorded["icons"][LAYERS[0]]
+        assert first["steps"] == 1 and first["icon_preset"] == "fast" and first["adam_betas"] == [0.8, 0.99]
 
 
 def test_icons_take_the_optimiser_of_their_preset_for_the_layer_stride():

@@ -21,6 +21,7 @@ from pipeline.store.circuits import (
     write_layer_file,
 )
 from tests.helpers.models import CIRCUIT_W
+from tests.helpers.provenance import record
 from tests.helpers.workflow import REPO
 
 NAN = float("nan")
@@ -127,7 +128,7 @@ def _header(**changes) -> CircuitsHeader:
     base = dict(
         layers=CHAIN,
         model={"name": "toy", "weights": "random"},
-        settings={"examples": 8, "layers": [c["name"] for c in CHAIN], "method": "attribution"},
+        settings=record({"examples": 8}, layers=[c["name"] for c in CHAIN], method="attribution"),
         model_checksum="random:seed0",
     )
     return CircuitsHeader(**{**base, **changes})
@@ -248,7 +249,7 @@ def test_a_merge_refuses_files_of_other_settings_or_weights_and_missing_layers(t
     (tmp_path / "b").mkdir()
     (tmp_path / "c").mkdir()
     ours = _layer_files(tmp_path / "a")
-    other_settings = _layer_files(tmp_path / "b", _header(settings={"examples": 4}))
+    other_settings = _layer_files(tmp_path / "b", _header(settings=record({"examples": 4})))
     other_weights = _layer_files(tmp_path / "c", _header(model_checksum="sha256:other"))
     out = tmp_path / "circuits.h5"
     with pytest.raises(StoreError, match=r"b/head\.h5 was made with other settings"):

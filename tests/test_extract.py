@@ -21,6 +21,7 @@ from pipeline.extract.extractor import Extractor, extract_batches, label_classes
 from pipeline.model import load_model
 from pipeline.store.activations import ShardLayout, ShardSet, shard_writer
 from tests.helpers.models import W, hand_expected, hand_images
+from tests.helpers.provenance import record
 
 
 def close(actual, expected):
@@ -126,7 +127,7 @@ def test_shard_round_trip_keeps_hand_values_and_skips_bad_rows(model, tmp_path):
         stop=3,
         top=3,
     )
-    with shard_writer(path, layout, settings={"s": 1}, model_checksum=model.checksum) as writer:
+    with shard_writer(path, layout, settings=record({"s": 1}), model_checksum=model.checksum) as writer:
         for batch, summary in extract_batches(extractor, batches, classes, progress=False):
             writer.skip(
                 [

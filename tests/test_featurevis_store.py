@@ -7,6 +7,7 @@ import pytest
 from pipeline.featurevis import FeaturevisSettings, parse_channels, plan_shards, shard_channels
 from pipeline.store._format import StoreError
 from pipeline.store.featurevis import FeatureVisStore, ShardLayout, merge_shards, shard_writer
+from tests.helpers.provenance import record
 
 SETTINGS = {"steps": 8, "image_size": 4, "seed": 0}
 SIZE = 4
@@ -69,7 +70,7 @@ def write_shard(
         preset="fast",
         schedule={"steps": 8, "image_size": SIZE},
     )
-    with shard_writer(path, layout, settings=settings, model_checksum=model_checksum) as w:
+    with shard_writer(path, layout, settings=record(settings), model_checksum=model_checksum) as w:
         for i in range(0, len(channels), batch):
             group = channels[i : i + batch]
             w.write(group, rows(group, diversity, negatives, layer_channels))
@@ -172,7 +173,7 @@ def test_a_shard_missing_channels_is_never_created(tmp_path):
                 image_size=SIZE,
                 curve_steps=[0],
             ),
-            settings=SETTINGS,
+            settings=record(SETTINGS),
         ) as w:
             w.write([2], {"images": np.zeros((1, SIZE, SIZE, 3), np.uint8)})
     assert not path.exists() and not list(tmp_path.iterdir())
@@ -188,7 +189,7 @@ def test_a_shard_missing_channels_is_never_created(tmp_path):
                 image_size=SIZE,
                 curve_steps=[0],
             ),
-            settings=SETTINGS,
+            settings=record(SETTINGS),
         ):
             pass
 
@@ -205,7 +206,7 @@ def test_writer_rejects_wrong_shapes_and_channels(tmp_path):
             image_size=SIZE,
             curve_steps=[0, 1, 2],
         ),
-        settings=SETTINGS,
+        settings=record(SETTINGS),
     ) as w:
         with pytest.raises(ValueError, match="images: got shape"):
             w.write([0], {"images": np.zeros((1, SIZE + 1, SIZE, 3), np.uint8)})
@@ -248,17 +249,17 @@ def test_plan_shards():
         plan_shards("all", 10, 0)
 
 
-def test_recorded_settings_fill_defaults_and_leave_out_the_selection():
+def test_recorded_settings_fill_defaults_and_leave_out_the_layers_and_job_split():
     settings = FeaturevisSettings.from_config(
         {"steps": 8, "layers": ["a"], "channels": "0-2", "channels_per_job": 2, "enabled": True}
     )
-    recorded = settings.recorded()
+    recorded = {**settings.subset(FeaturevisSettings.SHARD_KEYS), **settings.derived()}
     assert recorded["steps"] == 8 and recorded["image_size"] is None and recorded["param"] == "fft"
     assert recorded["preset"] == "lucid" and recorded["preset_rules"][0]["steps"] == 512
     assert recorded["transforms"] == "standard"
-    assert not {"layers", "channels", "channels_per_job", "enabled"} & set(recorded)
+    assert not {"layers", "channels_per_job", "enabled"} & set(recorded) and recorded["channels"] == "0-2"
     # Another preset is another config_hash, even with the same keys set.
-    assert settings.replace(preset="fast").recorded()["preset_rules"] != recorded["preset_rules"]
+    assert settings.replace(preset="fast").derived()["preset_rules"] != recorded["preset_rules"]
 
 
 def test_presets_choose_a_schedule_per_layer_stride_and_config_keys_override_them():

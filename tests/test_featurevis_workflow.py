@@ -84,7 +84,7 @@ def test_workflow_renders_every_requested_channel(finished_run):
         # conv1 is not a Building Blocks layer: its channel images only.
         assert fv.diversity_images("conv1") is None and fv.negative_images("conv1") is None
         assert fv.neuron_images("conv1") is None
-        assert fv.settings["steps"] == 8 and fv.settings["model"]["name"] == TINY_NET
+        assert fv.settings["steps"] == 8 and fv.provenance["model"]["name"] == TINY_NET
         assert ((fv.rank("conv1") >= 1) & (fv.rank("conv1") <= 5)).all()
         steps, curve = fv.curve("conv1")
         assert steps.tolist() == [0, 2, 5, 7] and curve.shape == (5, 4)

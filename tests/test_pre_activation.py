@@ -18,6 +18,7 @@ from pipeline.optvis.render import RenderOptions, activations, render
 from pipeline.optvis.speedup import speed_up
 from pipeline.store import StoreError
 from pipeline.store.featurevis import FeatureVisStore, ShardLayout, merge_shards, shard_writer
+from tests.helpers.provenance import record
 
 CAPPED = "tests.helpers.models:capped_net"
 
@@ -111,7 +112,7 @@ def _write_version_1_shard(path):
     layout = ShardLayout(
         layer="conv", layer_channels=2, channels=[0], start=0, stop=2, image_size=4, curve_steps=[0]
     )
-    with shard_writer(path, layout, settings={"steps": 1}) as writer:
+    with shard_writer(path, layout, settings=record({"steps": 1})) as writer:
         arrays = {
             "images": np.zeros((1, 4, 4, 3)),
             "value": [1],
@@ -139,7 +140,7 @@ def test_a_version_1_file_reads_as_outputs(tmp_path):
 def test_shards_that_disagree_on_the_tensor_do_not_merge(tmp_path):
     def shard(name, channel, tensor):
         layout = ShardLayout("conv", 2, [channel], channel, channel + 1, 4, [0], tensor=tensor, cap="ReLU6")
-        with shard_writer(tmp_path / name, layout, settings={"steps": 1}) as writer:
+        with shard_writer(tmp_path / name, layout, settings=record({"steps": 1})) as writer:
             arrays = {"images": np.zeros((1, 4, 4, 3)), "value": [1], "activation": [1], "rank": [1]}
             writer.write([channel], {**arrays, "curve": [[1]]})
         return tmp_path / name
@@ -149,7 +150,9 @@ def test_shards_that_disagree_on_the_tensor_do_not_merge(tmp_path):
         merge_shards(parts, tmp_path / "merged.h5")
     with pytest.raises(ValueError, match="needs the layer's cap"):
         with shard_writer(
-            tmp_path / "c.h5", ShardLayout("conv", 2, [0], 0, 1, 4, [0], tensor="pre-activation"), settings={}
+            tmp_path / "c.h5",
+            ShardLayout("conv", 2, [0], 0, 1, 4, [0], tensor="pre-activation"),
+            settings=record({}),
         ):
             pass
 

@@ -9,6 +9,7 @@ import pytest
 import pipeline
 from pipeline import query
 from pipeline.cli import main
+from tests.helpers.provenance import record
 from tests.helpers.stores import CLASSES, brute_topk, build_store, fake_fields
 
 
@@ -189,7 +190,7 @@ def test_channel_says_how_its_feature_visualization_was_made(tmp_path, capsys):
         preset="fast",
         schedule={"steps": 64, "image_size": 4},
     )
-    with shard_writer(tmp_path / "shard.h5", layout, settings={"preset": "fast"}) as writer:
+    with shard_writer(tmp_path / "shard.h5", layout, settings=record({"preset": "fast"})) as writer:
         writer.write(
             [0, 2],
             {

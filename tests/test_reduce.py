@@ -12,6 +12,7 @@ from pipeline.extract.similarity import correlation_neighbours, nearest_channels
 from pipeline.store import StoreError
 from pipeline.store.activations import ShardLayout, ShardSet, reduced_writer, shard_writer
 from pipeline.store.activations_reader import ActivationsStore
+from tests.helpers.provenance import record
 from tests.helpers.stores import (
     CLASSES,
     LAYERS,
@@ -242,7 +243,7 @@ def test_unknown_shard_quantity_is_refused(tmp_path):
         with shard_writer(
             tmp_path / "s.h5",
             ShardLayout(layers=LAYERS, quantities=["maxx"], class_names=CLASSES, start=0, stop=1),
-            settings={},
+            settings=record({}),
             model_checksum="",
         ):
             pass
@@ -262,7 +263,7 @@ def test_a_run_where_every_image_was_bad_still_reduces(tmp_path):
         stop=2,
         top=2,
     )
-    with shard_writer(path, layout, settings={}, model_checksum="sha256:fake") as writer:
+    with shard_writer(path, layout, settings=record({}), model_checksum="sha256:fake") as writer:
         writer.skip(
             [
                 type("S", (), {"image_id": s, "path": s, "reason": "zero-byte file"})
@@ -270,7 +271,8 @@ def test_a_run_where_every_image_was_bad_still_reduces(tmp_path):
             ]
         )
     shards = ShardSet([path])
-    with reduced_writer(tmp_path / "activations.h5", shards, settings={}, model={}, aliases={}) as writer:
+    empty = record({})
+    with reduced_writer(tmp_path / "activations.h5", shards, settings=empty, model={}, aliases={}) as writer:
         reduce_store(shards, writer, fake_fields(), load_image, progress=False)
     with ActivationsStore(tmp_path / "activations.h5") as store:
         assert store.num_images == 0 and len(store.skipped["image_id"]) == 2

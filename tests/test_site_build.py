@@ -21,6 +21,7 @@ from pipeline.site.image_page import GROUP_COLOURS, groups_overlay
 from pipeline.site.settings import SiteSettings
 from pipeline.store.blocks import RunHeader
 from tests.helpers.images import plant_images
+from tests.helpers.provenance import record
 from tests.helpers.site import XSS_CLASS, XSS_ID, pattern, site_files, synthetic_atlas
 from tests.helpers.stores import CLASSES, LAYERS, build_store
 from tests.helpers.workflow import REPO, extract_config, run_on_two_cores
@@ -30,7 +31,7 @@ BLOCKS_HEADER = RunHeader(
     model={"name": "fake"},
     class_names=CLASSES,
     layers=[LAYERS[1]],
-    settings={"layers": ["late"]},
+    settings=record({"layers": ["late"]}),
     model_checksum="sha256:fake",
 )
 
@@ -398,7 +399,7 @@ def real_run(tmp_path_factory):
             preset="fast",
             schedule={"steps": 64, "image_size": 8},
         ),
-        settings={"steps": 2},
+        settings=record({"steps": 2}),
     ) as writer:
         writer.write(
             [0, 2],
@@ -424,7 +425,7 @@ def real_run(tmp_path_factory):
         ShardLayout(
             layer="late", layer_channels=2, channels=[1], start=0, stop=2, image_size=8, curve_steps=[0, 1]
         ),
-        settings={"steps": 2},
+        settings=record({"steps": 2}),
     ) as writer:
         writer.write(
             [1],

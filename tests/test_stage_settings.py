@@ -68,7 +68,11 @@ def test_featurevis_records_what_its_stores_always_recorded():
     # adds the neuron images and which layers get the extra images.
     from pipeline.featurevis.presets import PRESETS
 
-    assert FeaturevisSettings().recorded() == {
+    # Issue 24: the record's settings are the shard rule's params (SHARD_KEYS, with the
+    # channel selection), its derived part the preset's rules and the transformations.
+    settings = FeaturevisSettings()
+    assert {**settings.subset(FeaturevisSettings.SHARD_KEYS), **settings.derived()} == {
+        "channels": "all",
         "preset": "lucid",
         "preset_rules": [rule.to_dict() for rule in PRESETS["lucid"]],
         "steps": None,
@@ -92,7 +96,7 @@ def test_featurevis_records_what_its_stores_always_recorded():
         "decay_power": None,
         "adam_betas": None,
     }
-    assert FeaturevisSettings().recorded()["preset_rules"] == [
+    assert FeaturevisSettings().derived()["preset_rules"] == [
         {
             "max_stride": None,
             "steps": 512,
@@ -146,7 +150,8 @@ def test_extra_images_go_to_the_extra_layers_only():
     assert settings.for_layer("b") is settings
     plain = settings.for_layer("a")
     assert (plain.diversity, plain.negatives, plain.neurons) == (1, False, False)
-    assert plain.recorded() != settings.recorded() and plain.steps == settings.steps
+    assert plain.subset(FeaturevisSettings.SHARD_KEYS) != settings.subset(FeaturevisSettings.SHARD_KEYS)
+    assert plain.steps == settings.steps
     assert FeaturevisSettings(diversity=4).for_layer("anything").diversity == 4  # "all"
     with pytest.raises(ValueError, match="extra_layers 'blocks' must be resolved"):
         FeaturevisSettings(extra_layers="blocks").for_layer("b")

@@ -5,10 +5,13 @@ import numpy as np
 import pytest
 
 from pipeline.store import _format as fmt
+from tests.helpers.provenance import record
 
 
 def _write(path, version=1, **kw):
-    with fmt.atomic_h5(path, "demo", version, settings={"steps": 8}, model_checksum="sha256:x", **kw) as fh:
+    with fmt.atomic_h5(
+        path, "demo", version, settings=record({"steps": 8}), model_checksum="sha256:x", **kw
+    ) as fh:
         fh.create_dataset("values", data=np.arange(4))
     return path
 
@@ -21,7 +24,7 @@ def test_written_file_carries_format_version_and_provenance(tmp_path):
         assert fh.attrs["complete"]
         assert fh.attrs["model_checksum"] == "sha256:x"
         assert fmt.settings_of(fh) == {"steps": 8}
-        assert fh.attrs["config_hash"] == fmt.config_hash({"steps": 8})
+        assert fh.attrs["config_hash"] == fmt.config_hash(record({"steps": 8}))
         assert "torch" in fmt.read_json_attr(fh, "package_versions")
         assert fh["values"][()].tolist() == [0, 1, 2, 3]
 

@@ -14,6 +14,7 @@ from pipeline.store.activations_reader import (
     TopExamples,
 )
 from pipeline.store.blocks import BlocksStore, RunHeader, write_image_file
+from tests.helpers.provenance import record
 from tests.helpers.stores import LAYERS, SIZES, brute_topk, build_store, fake_fields
 
 N = sum(SIZES)
@@ -169,7 +170,7 @@ def test_blocks_icons_stay_in_the_file_until_indexed(tmp_path):
         model={"name": "fake"},
         class_names=["a", "b"],
         layers=[LAYERS[1]],
-        settings={},
+        settings=record({}),
         model_checksum="sha256:fake",
     )
     written = {}

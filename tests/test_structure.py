@@ -301,3 +301,101 @@ def test_every_page_loads_the_shared_script_first_and_only_the_scripts_it_uses(t
             assert "<script src" not in template.read_text(encoding="utf-8"), (
                 f"{template.name}: scripts load in _base.html"
             )
+
+
+# -- issue 24: one provenance record, rules' keys from the settings classes, short functions
+
+WORKFLOW_RULES = PIPELINE.parent / "workflow" / "rules"
+
+
+def _calls(tree: ast.AST, name: str):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+            if called == name:
+                yield node
+
+
+def test_every_store_records_its_provenance_through_the_one_helper():
+    for path in PIPELINE.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        part = path.relative_to(PIPELINE).as_posix()
+        # Only the helper makes records: no module builds one by hand ...
+        if part != "store/_provenance.py":
+            assert not list(_calls(tree, "ProvenanceRecord")), f"{part} builds a provenance record by hand"
+        # ... every store is written with one (atomic_h5 refuses anything else) ...
+        for call in _calls(tree, "atomic_h5"):
+            assert "settings" in {k.arg for k in call.keywords}, f"{part}:{call.lineno} writes no provenance"
+        # ... and no module writes the provenance attributes itself.
+        for text in _strings(tree):
+            if part != "store/_format.py":
+                assert text not in {"settings_json", "config_hash"} or part.startswith("store/"), part
+
+
+def test_the_store_writers_refuse_a_hand_made_settings_dict(tmp_path):
+    import pytest
+
+    from pipeline.store import atomic_h5, provenance
+
+    with pytest.raises(TypeError, match="built by pipeline.store.provenance"):
+        with atomic_h5(tmp_path / "a.h5", "demo", 1, settings={"steps": 8}):
+            pass
+    model = {"name": "m", "weights": "w", "device": "cpu"}
+    record = provenance(stage="demo", settings={"steps": 8}, model=model)
+    assert record == {
+        "provenance": 1,
+        "stage": "demo",
+        "model": {"name": "m", "weights": "w"},  # the device is not provenance
+        "settings": {"steps": 8},
+        "derived": {},
+        "inputs": {},
+    }
+
+
+def test_rules_take_their_settings_keys_from_the_settings_classes():
+    # A rule's settings params are a settings object's declared key list (or its whole
+    # per-image/section dict), never keys typed inline, so that what re-runs a job and
+    # what its store records (the same list, in the job) cannot drift apart.
+    for smk in sorted(WORKFLOW_RULES.glob("*.smk")):
+        for number, line in enumerate(smk.read_text().splitlines(), 1):
+            assert ".subset((" not in line and ".subset([" not in line, f"{smk.name}:{number}: {line.strip()}"
+
+
+def test_the_atlas_icons_record_exactly_the_keys_their_rule_passes():
+    from pipeline.atlas import AtlasSettings
+    from pipeline.atlas.render import icons_provenance
+    from pipeline.featurevis import FeaturevisSettings
+    from pipeline.model import ModelSpec
+
+    text = (WORKFLOW_RULES / "atlas.smk").read_text()
+    rule = text[text.index("rule atlas_render") :]
+    assert "settings=SETTINGS_ATLAS.subset(AtlasSettings.ICON_KEYS)" in rule
+    assert "featurevis=SETTINGS_FEATUREVIS.subset(FeaturevisSettings.ICON_KEYS)" in rule
+    record = icons_provenance(AtlasSettings(), FeaturevisSettings(preset="fast"), ModelSpec())
+    assert set(record["settings"]["atlas"]) == set(AtlasSettings.ICON_KEYS)
+    assert set(record["settings"]["featurevis"]) == set(FeaturevisSettings.ICON_KEYS)
+    # Every optimiser setting is among them, and the preset's rules are spelled out.
+    optimiser = {"preset", "steps", "image_size", "lr", "adam_betas", "init_sd", "decay_power", "param"}
+    assert optimiser | {"seed", "relu_override_steps"} <= set(FeaturevisSettings.ICON_KEYS)
+    assert record["derived"]["preset_rules"][0]["decay_power"] == 1.5
+
+
+MAX_FUNCTION_LINES = 60
+
+
+def test_no_function_is_over_sixty_lines_without_a_reason_above_it():
+    long = []
+    for path in sorted(PIPELINE.rglob("*.py")):
+        lines = path.read_text().splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            if node.end_lineno - node.lineno + 1 <= MAX_FUNCTION_LINES:
+                continue
+            above = lines[start - 2].strip() if start >= 2 else ""
+            name = f"{path.relative_to(PIPELINE).as_posix()}:{node.name}"
+            if not above.startswith("#"):
+                long.append(f"{name} ({node.end_lineno - node.lineno + 1} lines)")
+    assert not long, "functions over 60 lines with no reason written above them: " + ", ".join(long)

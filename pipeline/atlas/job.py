@@ -16,6 +16,7 @@ import numpy as np
 from pipeline.atlas.settings import AtlasSettings
 from pipeline.extract.settings import ExtractSettings
 from pipeline.model.spec import ModelSpec
+from pipeline.store import ProvenanceRecord, provenance
 from pipeline.store.activations import ShardSet
 from pipeline.store.activations_reader import ActivationsStore
 from pipeline.store.atlas import AtlasLayer, AtlasSamples, write_layout
@@ -39,19 +40,21 @@ def open_samples(activations: str | os.PathLike | Sequence[str | os.PathLike]) -
 
 def recorded_settings(
     settings: AtlasSettings, model, layer: str, shards: ShardSet, thumbnail_size: int
-) -> dict:
-    """What determines a layout file (hashed into ``config_hash``); all but ``layer`` is
-    alike for every layer of a run, as the merge requires."""
-    return {
-        "layer": layer,
-        "model": model.name,
-        "weights": str(model.weights),
-        "extraction": shards.config_hash,
-        "sampling": shards.settings.get("atlas"),
-        "layout": settings.subset(AtlasSettings.LAYOUT_KEYS),
-        "thumbnail_size": int(thumbnail_size),
-        "attribution": ATTRIBUTION,
-    }
+) -> ProvenanceRecord:
+    """What determines a layout file (its provenance record, hashed into ``config_hash``);
+    all but the derived ``layer`` is alike for every layer of a run, as the merge requires."""
+    return provenance(
+        stage="atlas.layout",
+        settings=settings.subset(AtlasSettings.LAYOUT_KEYS),
+        model=model.describe(),
+        derived={
+            "layer": layer,
+            "sampling": shards.settings.get("atlas"),
+            "thumbnail_size": int(thumbnail_size),
+            "attribution": ATTRIBUTION,
+        },
+        inputs={"extraction": shards.config_hash},
+    )
 
 
 def run_atlas_layout(

@@ -17,7 +17,7 @@ import logging
 import os
 
 from pipeline.atlas.settings import AtlasSettings
-from pipeline.featurevis.presets import Schedule, layer_stride, overridden
+from pipeline.featurevis.presets import Schedule, layer_stride
 from pipeline.featurevis.settings import FeaturevisSettings
 from pipeline.model.spec import ModelSpec
 
@@ -29,18 +29,25 @@ COSSIM_POW = 2.0  # the article's icons (Lucid's activation-atlas notebooks)
 def icon_schedule(settings: AtlasSettings, featurevis: FeaturevisSettings, stride: int) -> Schedule:
     """How a layer of ``stride``'s cells are rendered: the featurevis preset's schedule,
     with ``atlas.steps`` and ``atlas.image_size`` (at least two strides) when set."""
-    return overridden(featurevis.schedule(stride), stride, settings.steps, settings.image_size)
+    return featurevis.icon_schedule(stride, settings.steps, settings.image_size)
 
 
-def render_settings(settings: AtlasSettings, featurevis: FeaturevisSettings) -> dict:
-    """What decides the icons (recorded and hashed by every icon file of a run)."""
-    return {
-        "preset": featurevis.preset,
-        "steps": settings.steps,
-        "image_size": settings.image_size,
-        "cossim_pow": COSSIM_POW,
-        "seed": featurevis.seed,
-    }
+def icons_provenance(settings: AtlasSettings, featurevis: FeaturevisSettings, model: ModelSpec):
+    """What decides the icons, recorded and hashed alike by every icon file of a run: the
+    atlas_render rule's params (the atlas's and the featurevis ICON_KEYS), the preset's
+    rules spelled out (with them, the schedule at any stride), the transformations and
+    the objective's ``cossim_pow``."""
+    from pipeline.store import provenance
+
+    return provenance(
+        stage="atlas.icons",
+        settings={
+            "atlas": settings.subset(AtlasSettings.ICON_KEYS),
+            "featurevis": featurevis.subset(FeaturevisSettings.ICON_KEYS),
+        },
+        model=model.to_dict(),
+        derived={**featurevis.derived(), "cossim_pow": COSSIM_POW},
+    )
 
 
 def run_atlas_render(
@@ -97,5 +104,6 @@ def run_atlas_render(
         first_key=start,
         progress=f"atlas {info.name} {level}",
     )
-    write_icons(output, info.name, level, start, stop, icons, render_settings(settings, featurevis), checksum)
+    record = icons_provenance(settings, featurevis, model)
+    write_icons(output, info.name, level, start, stop, icons, record, checksum)
     log.info("wrote %s", output)

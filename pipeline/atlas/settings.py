@@ -42,5 +42,6 @@ class AtlasSettings(StageSettings):
         "min_dist",
         "init",
     )
-    # What the render jobs use.
-    RENDER_KEYS: ClassVar[tuple[str, ...]] = ("cells_per_job", "steps", "image_size")
+    # What decides the icons (the atlas_render rule's params and the icon files' record,
+    # with FeaturevisSettings.ICON_KEYS); cells_per_job only splits the jobs.
+    ICON_KEYS: ClassVar[tuple[str, ...]] = ("steps", "image_size")

@@ -41,6 +41,7 @@ Everything here is computation: tensors in, NumPy arrays out. The job
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 
@@ -115,6 +116,18 @@ def icon_options(settings: BlocksSettings, size: int, stride: int) -> RenderOpti
         decay_power=knobs.decay_power,
         adam_betas=knobs.adam_betas,
     )
+
+
+def icons_recorded(model, settings: BlocksSettings, infos) -> dict[str, dict]:
+    """Every setting that made each layer's icons, as the files record them: the render
+    options of its activation-grid icons (the icon preset's optimiser at the layer's
+    stride; the group icons differ only in ``size``: ``group_icon_size``)."""
+    recorded = {}
+    for info in infos:
+        stride = layer_stride(model.input_size, info.height)
+        options = dataclasses.asdict(icon_options(settings, grid_icon_size(settings, stride), stride))
+        recorded[info.name] = {"icon_preset": settings.icon_preset, "stride": stride, **options}
+    return recorded
 
 
 def grid_icon_size(settings: BlocksSettings, stride: int) -> int:
@@ -337,36 +350,9 @@ def compute_blocks(
         raise ValueError(f"image01 must be [3, S, S], got {tuple(image01.shape)}")
     infos = blocks_layers(model, settings)
     names = [i.name for i in infos]
-    attribution = LayerAttribution(model, names)
-    with torch.no_grad():
-        logits = model(image01[None].to(model.device, non_blocking=True))[0].float().cpu()
-    classes, second = attributed_classes(
-        logits, settings.top_classes, settings.second_class, model.class_names, settings.classes
-    )
-    targets = {int(c): torch.tensor([c], dtype=torch.long) for c in classes}
-    results = attribution.attribute_targets(
-        image01[None], targets, method=settings.attribution, steps=settings.integration_steps
-    )
+    logits, classes, second, results = _attributed(model, image01, names, settings)
     first = results[classes[0]]
-    probs = logits.softmax(0)
-    top_probs, top_ids = probs.topk(min(settings.predictions, len(probs)))
-    out = {
-        "input": to_uint8(image01[None])[0],
-        "predictions": {
-            "ids": top_ids.int().numpy(),
-            "probabilities": top_probs.numpy(),
-            "logits": logits[top_ids].numpy(),
-        },
-        "classes": {
-            "ids": np.asarray(classes, np.int32),
-            "logits": logits[classes].numpy(),
-            "probabilities": probs[classes].numpy(),
-            "top": int(classes[0]),
-            "second": int(second),
-            "second_index": classes.index(second),
-        },
-        "layers": {},
-    }
+    out = {**_image_and_classes(image01, logits, classes, second, settings.predictions), "layers": {}}
     acts = {n: first.activations[n][0].float().cpu() for n in names}
     attrs = {
         n: torch.stack([results[c].attributions[n][0] for c in classes]).float().cpu() for n in names
@@ -390,39 +376,92 @@ def compute_blocks(
             "groups": groups[name],
         }
         if render_icons:
-            layer["grid"] = activation_grid(
-                model,
-                name,
-                act,
-                icon_options(settings, grid_icon_size(settings, strides[name]), strides[name]),
-                grid=grids[name],
-                batch=settings.grid_batch,
-                cossim_pow=settings.cossim_pow,
-                progress=progress,
-            )
-            layer["groups"]["icons"] = render_directions(
-                model,
-                name,
-                torch.from_numpy(groups[name]["directions"]),
-                icon_options(settings, settings.group_icon_size, strides[name]),
-                batch=settings.groups,
-                cossim_pow=settings.cossim_pow,
-                progress=f"groups {name}" if progress else None,
-            )
+            directions = torch.from_numpy(groups[name]["directions"])
+            icons = _layer_icons(model, name, act, directions, settings, strides[name], grids[name], progress)
+            layer["grid"], layer["groups"]["icons"] = icons
         if i > 0:
-            before = names[i - 1]
-            flows = layer_flows(
-                model,
-                image01,
-                before,
-                name,
-                [gradients[c][name] for c in classes],
-                (grids[before], grids[name]),
-                (fz.group_shares(fitted[before]), fz.group_shares(fitted[name])),
+            layer["from_previous"] = _from_previous(
+                model, image01, (names[i - 1], name), gradients, classes, grids, fitted
             )
-            layer["from_previous"] = {**flows, "layer": before}
         out["layers"][name] = layer
     return out
+
+
+def _from_previous(model, image01, pair, gradients, classes, grids, fitted) -> dict:
+    """The flows into layer ``pair[1]`` from the selected layer before it, ``pair[0]``."""
+    before, name = pair
+    flows = layer_flows(
+        model,
+        image01,
+        before,
+        name,
+        [gradients[c][name] for c in classes],
+        (grids[before], grids[name]),
+        (fz.group_shares(fitted[before]), fz.group_shares(fitted[name])),
+    )
+    return {**flows, "layer": before}
+
+
+def _attributed(model, image01, names: list[str], settings: BlocksSettings) -> tuple:
+    """``(logits, classes, second, results)``: the image's logits, the classes attributed
+    (and the second one), and each class's attribution at the ``names`` layers."""
+    attribution = LayerAttribution(model, names)
+    with torch.no_grad():
+        logits = model(image01[None].to(model.device, non_blocking=True))[0].float().cpu()
+    classes, second = attributed_classes(
+        logits, settings.top_classes, settings.second_class, model.class_names, settings.classes
+    )
+    targets = {int(c): torch.tensor([c], dtype=torch.long) for c in classes}
+    results = attribution.attribute_targets(
+        image01[None], targets, method=settings.attribution, steps=settings.integration_steps
+    )
+    return logits, classes, second, results
+
+
+def _image_and_classes(image01, logits, classes: list[int], second: int, predictions: int) -> dict:
+    """The stored input, the top ``predictions`` and the attributed classes of one image."""
+    probs = logits.softmax(0)
+    top_probs, top_ids = probs.topk(min(predictions, len(probs)))
+    return {
+        "input": to_uint8(image01[None])[0],
+        "predictions": {
+            "ids": top_ids.int().numpy(),
+            "probabilities": top_probs.numpy(),
+            "logits": logits[top_ids].numpy(),
+        },
+        "classes": {
+            "ids": np.asarray(classes, np.int32),
+            "logits": logits[classes].numpy(),
+            "probabilities": probs[classes].numpy(),
+            "top": int(classes[0]),
+            "second": int(second),
+            "second_index": classes.index(second),
+        },
+    }
+
+
+def _layer_icons(model, name, act, directions, settings: BlocksSettings, stride, grid, progress) -> tuple:
+    """A layer's activation grid (icons, magnitudes, vectors) and its groups' icons."""
+    cells = activation_grid(
+        model,
+        name,
+        act,
+        icon_options(settings, grid_icon_size(settings, stride), stride),
+        grid=grid,
+        batch=settings.grid_batch,
+        cossim_pow=settings.cossim_pow,
+        progress=progress,
+    )
+    group_icons = render_directions(
+        model,
+        name,
+        directions,
+        icon_options(settings, settings.group_icon_size, stride),
+        batch=settings.groups,
+        cossim_pow=settings.cossim_pow,
+        progress=f"groups {name}" if progress else None,
+    )
+    return cells, group_icons
 
 
 def _attribution_products(attr: torch.Tensor, classes: list[int], second: int) -> dict:

@@ -14,6 +14,7 @@ from pathlib import Path
 from pipeline.blocks.settings import BlocksSettings
 from pipeline.images.listing import ImageRecord, read_listing, write_listing
 from pipeline.model.spec import ModelSpec
+from pipeline.store import provenance
 from pipeline.store.blocks import RunHeader, merge_files, write_image_file
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def run_blocks_image(
 ) -> None:
     """Compute the Building Blocks of image ``index`` of the listing ``listing`` and write
     them to ``output`` (see :func:`pipeline.store.blocks.write_image_file`)."""
-    from pipeline.blocks.compute import blocks_layers, compute_blocks
+    from pipeline.blocks.compute import blocks_layers, compute_blocks, icons_recorded
     from pipeline.images.dataset import BadImage, load_rgb, to_model_input
 
     record = read_listing(listing).records[index]
@@ -70,12 +71,13 @@ def run_blocks_image(
     layers = blocks_layers(loaded, settings)
     log.info("Building Blocks of %s at %s", record.image_id, ", ".join(i.name for i in layers))
     blocks = compute_blocks(loaded, image, settings, progress=True)
-    recorded = {
-        "model": loaded.name,
-        "weights": loaded.weights,
-        **settings.per_image(),
-        "layers": [info.name for info in layers],
-    }
+    recorded = provenance(
+        stage="blocks",
+        # The layers as resolved (the selection may say "model"); the icons' every setting.
+        settings={**settings.per_image(), "layers": [info.name for info in layers]},
+        model=loaded.describe(),
+        derived={"icons": icons_recorded(loaded, settings, layers)},
+    )
     header = RunHeader(
         model=loaded.describe(),
         class_names=loaded.class_names,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 from pipeline.settings import StageSettings
 
@@ -37,7 +37,11 @@ class BlocksSettings(StageSettings):
     integration_steps: int = 20
     seed: int = 0
 
+    # The listing job's params; every other setting decides one image's Building Blocks
+    # (the blocks_image rule's params, and what its files record: per_image()).
+    LIST_KEYS: ClassVar[tuple[str, ...]] = ("images",)
+
     def per_image(self) -> dict[str, Any]:
         """Every setting but ``images``: what decides one image's Building Blocks (each
         job is given its image by the listing)."""
-        return {k: v for k, v in self.to_dict().items() if k != "images"}
+        return {k: v for k, v in self.to_dict().items() if k not in self.LIST_KEYS}

@@ -12,22 +12,23 @@ from collections.abc import Mapping, Sequence
 
 from pipeline.circuits.settings import CircuitsSettings
 from pipeline.model.spec import ModelSpec
+from pipeline.store import ProvenanceRecord, provenance
 from pipeline.store.activations_reader import ActivationsStore
 from pipeline.store.circuits import METHOD, CircuitsHeader, LayerCircuits, merge_files, write_layer_file
 
 log = logging.getLogger(__name__)
 
 
-def recorded_settings(settings: CircuitsSettings, model: Mapping, layers: Sequence[str]) -> dict:
-    """What determines a circuits file (hashed into ``config_hash``, alike for every layer):
-    the model and weights, the extracted layers, the examples and the method."""
-    return {
-        "model": model.get("name"),
-        "weights": model.get("weights"),
-        "layers": list(layers),
-        "examples": int(settings.examples),
-        "method": METHOD,
-    }
+def recorded_settings(settings: CircuitsSettings, model: Mapping, layers: Sequence[str]) -> ProvenanceRecord:
+    """What determines a circuits file (its provenance record, hashed into ``config_hash``,
+    alike for every layer): the model and weights, the examples, the extracted layers and
+    the method."""
+    return provenance(
+        stage="circuits",
+        settings=settings.subset(CircuitsSettings.LAYER_KEYS),
+        model=model,
+        derived={"layers": list(layers), "method": METHOD},
+    )
 
 
 def run_header(settings: CircuitsSettings, store: ActivationsStore) -> CircuitsHeader:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 from pipeline.settings import StageSettings
 
@@ -13,3 +14,6 @@ class CircuitsSettings(StageSettings):
 
     examples: int = 8  # top dataset examples per channel whose attribution is averaged
     layers_per_job: int = 1  # consecutive layers one job computes (the workflow plans with it)
+
+    # What decides a circuits file: the circuits jobs' params and what their files record.
+    LAYER_KEYS: ClassVar[tuple[str, ...]] = ("examples",)

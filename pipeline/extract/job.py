@@ -17,6 +17,7 @@ from pipeline.extract.settings import ExtractSettings
 from pipeline.images.dataset import ImageDataset, collate, skipped_from_batch
 from pipeline.images.listing import read_listing
 from pipeline.model.spec import ModelSpec
+from pipeline.store import ProvenanceRecord, provenance
 from pipeline.store.activations import ShardLayout, shard_writer
 
 log = logging.getLogger(__name__)
@@ -28,21 +29,16 @@ def extraction_settings(
     settings: ExtractSettings,
     source: Mapping,
     sampler: PositionSampler | None = None,
-) -> dict:
-    """What determines a shard's contents; hashed into ``config_hash`` so merges can compare.
+) -> ProvenanceRecord:
+    """What determines a shard's contents (its provenance record); hashed into
+    ``config_hash`` so merges can compare.
 
-    ``model`` is the loaded model, ``layers`` the resolved layer names, ``source`` the
-    listing's source description, ``sampler`` the atlas sampling (recorded only when
-    there is one, so that shards without atlas samples hash as they always did).
+    ``model`` is the loaded model, ``layers`` the resolved layer names (recorded as the
+    ``layers`` setting), ``source`` the listing's source description, ``sampler`` the
+    atlas sampling (recorded only when there is one).
     """
-    integrated = settings.attribution == "integrated"
-    recorded = {
-        "model": model.name,
-        "weights": str(model.weights),
+    derived = {
         "input_size": model.input_size,
-        "layers": list(layers),
-        "attribution": settings.attribution,
-        "integration_steps": int(settings.integration_steps) if integrated else None,
         "source": {
             "source": source["name"],
             "kind": source["kind"],
@@ -51,8 +47,13 @@ def extraction_settings(
         },
     }
     if sampler is not None:
-        recorded["atlas"] = sampler.recorded()
-    return recorded
+        derived["atlas"] = sampler.recorded()
+    return provenance(
+        stage="extract.shard",
+        settings={**settings.subset(ExtractSettings.SHARD_KEYS), "layers": list(layers)},
+        model=model.describe(),
+        derived=derived,
+    )
 
 
 def run_extract_shard(

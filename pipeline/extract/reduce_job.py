@@ -30,6 +30,7 @@ import numpy as np
 from pipeline.extract.crops import ExampleCrops
 from pipeline.extract.reduce import histogram_counts, merge_partials, merged_layer, shard_partial
 from pipeline.extract.settings import ExtractSettings
+from pipeline.store import ProvenanceRecord, provenance
 from pipeline.store.activations import ShardSet, reduced_writer
 from pipeline.store.reduction import (
     EXAMPLES,
@@ -208,7 +209,11 @@ def run_reduce_partial(settings: ExtractSettings, shard: str | os.PathLike, outp
     shards = ShardSet([shard])
     partials = partial_of_shard(shards, settings.top_k, progress=True)
     write_layers(
-        output, PARTIAL, partials, source=_source(shards.shards[0]), settings={"top_k": settings.top_k}
+        output,
+        PARTIAL,
+        partials,
+        source=_source(shards.shards[0]),
+        settings=reduction_provenance(shards, settings, "extract.partial", ExtractSettings.PARTIAL_KEYS),
     )
     log.info("partial of shard %s: %d images, %d layers", shard, shards.rows, len(partials))
     return {"images": shards.rows}
@@ -246,7 +251,7 @@ def run_reduce_merge(settings: ExtractSettings, model, shards: Sequence, partial
         MERGED,
         merged,
         source={"config_hash": shard_set.config_hash, "model_checksum": shard_set.model_checksum},
-        settings=reduce_settings(settings),
+        settings=reduction_provenance(shard_set, settings, "extract.merge", ExtractSettings.REDUCE_KEYS),
         info=info,
     )
     log.info("merged %d partials: %d images, %d layers", len(partials), shard_set.rows, len(names))
@@ -273,7 +278,7 @@ def run_reduce(settings: ExtractSettings, model, shards: Sequence, output) -> di
     with reduced_writer(
         output,
         shard_set,
-        settings=reduce_settings(settings),
+        settings=reduction_provenance(shard_set, settings, "extract", ExtractSettings.REDUCE_KEYS),
         model={**loaded.describe(), "layers": names},
         aliases=loaded.layer_aliases,
     ) as writer:
@@ -288,14 +293,21 @@ def run_reduce(settings: ExtractSettings, model, shards: Sequence, output) -> di
     return {"images": shard_set.rows, "shards": len(shard_set.shards)}
 
 
-def reduce_settings(settings: ExtractSettings) -> dict:
-    """The settings that shape the reduced store (recorded in it and hashed)."""
-    return {
-        "top_k": int(settings.top_k),
-        "histogram_bins": int(settings.histogram_bins),
-        "thumbnail_size": int(settings.thumbnail_size),
-        "map_size": int(settings.map_size),
-    }
+def reduction_provenance(shards: ShardSet, settings: ExtractSettings, stage: str, keys) -> ProvenanceRecord:
+    """The provenance of a file the reduction writes: the shards' record with the
+    reduction's ``keys`` (its rule's params) added to its settings, and the shards'
+    ``config_hash`` as its input."""
+    extracted = shards.provenance
+    if not extracted:
+        first = shards.shards[0]["path"]
+        raise ValueError(f"{first}: written before provenance records; re-run the extraction")
+    return provenance(
+        stage=stage,
+        model=extracted["model"],
+        settings={**extracted["settings"], **settings.subset(keys)},
+        derived=extracted["derived"],
+        inputs={"shards": shards.config_hash},
+    )
 
 
 def _read_merged(path) -> tuple[dict, dict]:
@@ -347,7 +359,8 @@ def run_shard_examples(settings: ExtractSettings, model, merged_path, shard, out
         layer_maps=lambda images01: loaded.activations(images01, names),
         progress=True,
     )
-    write_layers(output, EXAMPLES, shares, source=_source(me), settings=reduce_settings(settings))
+    record = reduction_provenance(shard_set, settings, "extract.examples", ExtractSettings.REDUCE_KEYS)
+    write_layers(output, EXAMPLES, shares, source=_source(me), settings=record)
     return {"images": shard_set.rows}
 
 
@@ -365,7 +378,7 @@ def run_reduce_assemble(
             with reduced_writer(
                 output,
                 shard_set,
-                settings=reduce_settings(settings),
+                settings=reduction_provenance(shard_set, settings, "extract", ExtractSettings.REDUCE_KEYS),
                 model=info["model"],
                 aliases=info["aliases"],
             ) as writer:

@@ -31,3 +31,8 @@ class ExtractSettings(StageSettings):
     # What a shard job needs but that changes only how fast it runs: the workflow passes
     # these as rule resources, never as params that would re-run the job.
     SPEED_KEYS: ClassVar[tuple[str, ...]] = ("batch_size", "num_workers")
+    # What decides each job's output: its rule's params, and what its store records
+    # (workflow/rules/extract.smk; tests/test_structure.py checks they agree).
+    SHARD_KEYS: ClassVar[tuple[str, ...]] = ("layers", "attribution", "integration_steps", "amp")
+    PARTIAL_KEYS: ClassVar[tuple[str, ...]] = ("top_k",)
+    REDUCE_KEYS: ClassVar[tuple[str, ...]] = ("top_k", "histogram_bins", "thumbnail_size", "map_size")

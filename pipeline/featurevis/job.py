@@ -14,6 +14,7 @@ from pipeline.featurevis.plan import batches, shard_channels
 from pipeline.featurevis.presets import layer_stride
 from pipeline.featurevis.settings import FeaturevisSettings
 from pipeline.model.spec import ModelSpec
+from pipeline.store import provenance
 from pipeline.store.featurevis import (
     OUTPUT,
     PRE_ACTIVATION,
@@ -39,7 +40,6 @@ def run_featurevis_shard(
     from tqdm.auto import tqdm
 
     from pipeline.featurevis.render import render_batch
-    from pipeline.optvis.render import curve_steps
     from pipeline.optvis.speedup import speed_up
 
     loaded = model.load()
@@ -55,15 +55,37 @@ def run_featurevis_shard(
         )
     # Every shard of the run records (and hashes) the run's settings; this layer is
     # rendered with its own (no extra images unless it is one of extra_layers).
-    recorded = {**settings.recorded(), "model": {"name": model.name, "weights": model.weights}}
+    recorded = provenance(
+        stage="featurevis",
+        settings=settings.subset(FeaturevisSettings.SHARD_KEYS),
+        model=model.to_dict(),
+        derived=settings.derived(),
+    )
     settings = settings.for_layer(info.name)
+    _log_shard(info, (start, stop), channels, loaded.device, settings, stride, schedule, recorded)
+    layout = _shard_layout(info, channels, (start, stop), settings, schedule, extra_schedule)
+    with shard_writer(output, layout, settings=recorded, model_checksum=loaded.checksum) as writer:
+        bar = tqdm(total=len(channels), desc=f"{info.name} {start}-{stop}", unit="ch", mininterval=5.0)
+        for group in batches(channels, schedule.batch_size, settings.diversity):
+            rendered = render_batch(
+                loaded, info.name, group, settings, schedule, extra_schedule=extra_schedule, progress=True
+            )
+            writer.write(group, rendered)
+            bar.update(len(group))
+        bar.close()
+    log.info("wrote %s", output)
+
+
+def _log_shard(info, bounds, channels, device, settings, stride, schedule, recorded) -> None:
+    """What the shard renders and how, in its job's log."""
+    start, stop = bounds
     log.info(
         "featurevis %s channels %d-%d (%d channels) on %s: preset %s at stride %d: %s; settings %s",
         info.name,
         start,
         stop,
         len(channels),
-        loaded.device,
+        device,
         settings.preset,
         stride,
         schedule,
@@ -76,7 +98,14 @@ def run_featurevis_shard(
             info.cap,
             "pre-activation" if settings.pre_activation else "output",
         )
-    layout = ShardLayout(
+
+
+def _shard_layout(info, channels, bounds, settings, schedule, extra_schedule) -> ShardLayout:
+    """The shard file's layout: its layer, channels and range, and how they were rendered."""
+    from pipeline.optvis.render import curve_steps
+
+    start, stop = bounds
+    return ShardLayout(
         layer=info.name,
         layer_channels=info.channels,
         channels=channels,
@@ -93,16 +122,6 @@ def run_featurevis_shard(
         schedule=schedule.to_dict(),
         extra_schedule=extra_schedule.to_dict(),
     )
-    with shard_writer(output, layout, settings=recorded, model_checksum=loaded.checksum) as writer:
-        bar = tqdm(total=len(channels), desc=f"{info.name} {start}-{stop}", unit="ch", mininterval=5.0)
-        for group in batches(channels, schedule.batch_size, settings.diversity):
-            rendered = render_batch(
-                loaded, info.name, group, settings, schedule, extra_schedule=extra_schedule, progress=True
-            )
-            writer.write(group, rendered)
-            bar.update(len(group))
-        bar.close()
-    log.info("wrote %s", output)
 
 
 def merge_featurevis(shards: Sequence[str | os.PathLike], output: str | os.PathLike) -> None:

@@ -115,6 +115,16 @@ def render_batch(
     }
 
     options = render_options(settings, extra_schedule or schedule)
+    out.update(_render_extras(model, layer, channels, settings, options, each_channel, progress))
+    return out
+
+
+def _render_extras(
+    model, layer, channels, settings, options, each_channel, progress
+) -> dict[str, np.ndarray]:
+    """The extra images :func:`render_batch` renders after the main ones, in this order:
+    the diverse sets, the negative and the neuron images, as the settings ask."""
+    k, pre, out = len(channels), options.pre_activation, {}
     d = int(settings.diversity)
     if d > 1:
         repeated = [c for c in channels for _ in range(d)]

@@ -76,14 +76,30 @@ class FeaturevisSettings(StageSettings):
         "decay_power",
         "adam_betas",
     )
+    # A shard job's params and its store's recorded settings: the channel selection and
+    # the render keys (workflow/rules/featurevis.smk).
+    SHARD_KEYS: ClassVar[tuple[str, ...]] = ("channels", *RENDER_KEYS)
+    # What decides an atlas cell's icon besides the atlas's own keys
+    # (AtlasSettings.ICON_KEYS): the preset, every schedule override, and the render loop's
+    # keys. The atlas_render rule passes exactly these, and the icon files record them.
+    ICON_KEYS: ClassVar[tuple[str, ...]] = (
+        "preset",
+        *SCHEDULE_KEYS,
+        "seed",
+        "param",
+        "relu_override_steps",
+        "pre_activation",
+    )
     # The random transformations are not configurable, but recorded with the settings.
     TRANSFORMS: ClassVar[str] = "standard"
 
-    def recorded(self) -> dict[str, Any]:
-        """The settings a shard records (``settings_json``) and hashes (``config_hash``),
-        with the preset's rules spelled out: changing a preset changes the hash."""
-        rules = [rule.to_dict() for rule in preset_rules(self.preset)]
-        return {**self.subset(self.RENDER_KEYS), "preset_rules": rules, "transforms": self.TRANSFORMS}
+    def derived(self) -> dict[str, Any]:
+        """What a store records beside the settings: the preset's rules spelled out
+        (changing a preset changes the hash) and the transformations."""
+        return {
+            "preset_rules": [rule.to_dict() for rule in preset_rules(self.preset)],
+            "transforms": self.TRANSFORMS,
+        }
 
     def for_layer(self, layer: str) -> FeaturevisSettings:
         """The settings ``layer`` is rendered with: without the extra images (diversity,
@@ -108,3 +124,8 @@ class FeaturevisSettings(StageSettings):
         """How a layer's extra images (diverse, negative, neuron) are rendered: its
         schedule with ``extra_steps`` and ``extra_image_size`` when set."""
         return overridden(self.schedule(stride), stride, self.extra_steps, self.extra_image_size)
+
+    def icon_schedule(self, stride: int, steps: int | None, image_size: int | None) -> Schedule:
+        """How direction icons (the atlas's cells) of a layer of ``stride`` are rendered: its
+        schedule with ``steps`` and ``image_size`` (at least two strides) when set."""
+        return overridden(self.schedule(stride), stride, steps, image_size)

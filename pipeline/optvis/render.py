@@ -151,13 +151,7 @@ def render(
     """
     objective = as_objective(objective)
     steps, size, seed = options.steps, options.size, options.seed
-    if batch < 1 or steps < 1 or size < 1:
-        raise ValueError(f"render: batch, steps and size must be positive (got {batch}, {steps}, {size})")
-    keys = list(range(batch)) if item_keys is None else list(item_keys)
-    if len(keys) != batch:
-        raise ValueError(f"render: {len(keys)} item keys for a batch of {batch}")
-    if not objective.layers:
-        raise ValueError(f"objective {objective} names no layer")
+    keys = _checked_keys(objective, batch, options, item_keys)
 
     device = model.device
     model.net.eval()  # BatchNorm in training mode would mix the items of a batch
@@ -191,6 +185,28 @@ def render(
             for row in np.flatnonzero(record_at == step):
                 curve[row] = values.detach()  # stays on the device: no sync per step
             bar.update()
+    return _final_result(model, objective, image_fn, options, (curve, record_at), truncate)
+
+
+def _checked_keys(objective, batch: int, options: RenderOptions, item_keys) -> list:
+    """The items' keys (default ``range(batch)``), after checking :func:`render`'s arguments."""
+    steps, size = options.steps, options.size
+    if batch < 1 or steps < 1 or size < 1:
+        raise ValueError(f"render: batch, steps and size must be positive (got {batch}, {steps}, {size})")
+    keys = list(range(batch)) if item_keys is None else list(item_keys)
+    if len(keys) != batch:
+        raise ValueError(f"render: {len(keys)} item keys for a batch of {batch}")
+    if not objective.layers:
+        raise ValueError(f"objective {objective} names no layer")
+    return keys
+
+
+def _final_result(
+    model, objective, image_fn, options: RenderOptions, recorded, truncate: bool
+) -> RenderResult:
+    """The optimised images, the objective measured on them once more, and the curve
+    (``recorded``: the curve and the steps it was sampled at)."""
+    curve, record_at = recorded
     with torch.no_grad():
         final = image_fn().detach()
     final_values = objective(
@@ -201,6 +217,6 @@ def render(
         values=final_values.detach().float().cpu(),
         curve=curve.cpu().numpy(),
         curve_steps=record_at,
-        steps=steps,
+        steps=options.steps,
         description=str(objective),
     )

@@ -71,24 +71,7 @@ def robustness(
         )
         cx = (w + 2 * pad_width - first_jitter) / 2
         cy = (h + 2 * pad_width - first_jitter) / 2
-        rows = []  # per item: the 2x2 matrix and the shift of v = M u + t, (x, y) order
-        for g in generators:
-            ay, ax = _offset(g, first_jitter)
-            scale, angle = float(_pick(g, scales)), math.radians(float(_pick(g, angles_deg)))
-            by, bx = _offset(g, last_jitter)
-            cos, sin = math.cos(angle) / scale, math.sin(angle) / scale
-            # t = a + c + M (b - c), then minus the padding: back to the unpadded frame.
-            px, py = bx - cx, by - cy
-            rows.append(
-                [
-                    cos,
-                    sin,
-                    -sin,
-                    cos,
-                    ax + cx + cos * px + sin * py - pad_width,
-                    ay + cy - sin * px + cos * py - pad_width,
-                ]
-            )
+        rows = _affine_rows(generators, (cx, cy), pad_width, first_jitter, last_jitter, scales, angles_deg)
         # The grid is built where the images are: only the [N, 6] parameters cross from
         # the CPU each step, not the [N, Ho, Wo, 2] grid. In float64 except on MPS (none).
         device = images.device
@@ -108,6 +91,32 @@ def robustness(
         return out + PAD_VALUE
 
     return transform
+
+
+def _affine_rows(generators, centre, pad_width, first_jitter, last_jitter, scales, angles_deg) -> list:
+    """Per item (one generator each): the 2x2 matrix and the shift of ``v = M u + t``,
+    ``[m00, m01, m10, m11, tx, ty]`` in (x, y) order, drawing the first jitter offset,
+    the scale, the angle and the last jitter offset in that order."""
+    cx, cy = centre
+    rows = []
+    for g in generators:
+        ay, ax = _offset(g, first_jitter)
+        scale, angle = float(_pick(g, scales)), math.radians(float(_pick(g, angles_deg)))
+        by, bx = _offset(g, last_jitter)
+        cos, sin = math.cos(angle) / scale, math.sin(angle) / scale
+        # t = a + c + M (b - c), then minus the padding: back to the unpadded frame.
+        px, py = bx - cx, by - cy
+        rows.append(
+            [
+                cos,
+                sin,
+                -sin,
+                cos,
+                ax + cx + cos * px + sin * py - pad_width,
+                ay + cy - sin * px + cos * py - pad_width,
+            ]
+        )
+    return rows
 
 
 def standard_transforms() -> Transform:

@@ -13,7 +13,7 @@ One module per kind of file, each with its writer and lazy reader:
 
 Readers answer in typed records (frozen dataclasses, NumPy arrays, lazy datasets), so
 that no other module names an HDF5 path (tests/test_structure.py checks it). Conventions
-common to all (format name and version, atomic writes, provenance, :func:`json_number`)
+common to all (format name and version, atomic writes, the provenance record, :func:`json_number`)
 live in :mod:`pipeline.store._format`. The layouts are specified in docs/STORE.md.
 """
 
@@ -26,12 +26,14 @@ from pipeline.store._format import (
     open_h5,
     set_aside_incomplete_stores,
 )
+from pipeline.store._provenance import ProvenanceRecord, provenance
 from pipeline.store.layers import LayerRecord, ModelLayers, read_layers_json, write_layers_json
 from pipeline.store.run import RunFiles
 
 __all__ = [
     "LayerRecord",
     "ModelLayers",
+    "ProvenanceRecord",
     "RunFiles",
     "StoreError",
     "atomic_h5",
@@ -39,6 +41,7 @@ __all__ = [
     "finite_number",
     "json_number",
     "open_h5",
+    "provenance",
     "read_layers_json",
     "set_aside_incomplete_stores",
     "write_layers_json",

@@ -5,8 +5,9 @@
 * Files are written under a temporary name in the same folder and renamed into
   place only after the root attribute ``complete = True`` was written and the
   file closed. A crash leaves a ``.partial`` file, never a store that looks done.
-* Provenance lives in root attributes: ``created_by``, ``config_hash``,
-  ``model_checksum`` and ``package_versions`` (JSON).
+* Provenance lives in root attributes: ``created_by``, ``settings_json`` (the one
+  record :func:`pipeline.store.provenance` builds), ``config_hash`` (its
+  hash), ``model_checksum`` and ``package_versions`` (JSON).
 * Variable-length text is stored as UTF-8 strings; JSON documents as string
   attributes whose names end in ``_json``.
 
@@ -32,6 +33,8 @@ from typing import Any
 
 import h5py
 import numpy as np
+
+from pipeline.store._provenance import ProvenanceRecord, read_provenance, recorded
 
 FORMAT_PREFIX = "model-atlas."
 PARTIAL_SUFFIX = ".partial"
@@ -70,18 +73,25 @@ def atomic_h5(
     kind: str,
     version: int,
     *,
-    settings: Mapping[str, Any] | None = None,
+    settings: ProvenanceRecord | None = None,
     model_checksum: str = "",
 ) -> Iterator[h5py.File]:
     """Write an HDF5 file so that it appears at ``path`` only when complete.
 
-    ``settings`` (JSON-able) are stored as ``settings_json`` and hashed into
-    ``config_hash``, which merges compare before combining shards.
+    ``settings``: the file's provenance record (:func:`pipeline.store.provenance`;
+    nothing else is accepted; None, for files of no stage, records an empty one), stored as
+    ``settings_json`` and hashed into ``config_hash``,
+    which merges compare before combining shards.
     """
+    settings = read_provenance(None) if settings is None else settings
+    if not isinstance(settings, ProvenanceRecord):
+        raise TypeError(
+            f"{path}: a store records its provenance as a record built by "
+            f"pipeline.store.provenance(), not a {type(settings).__name__}"
+        )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = partial_path(path)
-    settings = dict(settings or {})
     _remove_stale_partials(path)
     try:
         with h5py.File(tmp, "w", track_order=True) as fh:
@@ -302,7 +312,14 @@ def refuse_other_provenance(path, attrs: Mapping[str, Any], first_path, first: M
 
 
 def settings_of(fh: h5py.File) -> dict:
-    return json.loads(_attr_str(fh.attrs.get("settings_json")) or "{}")
+    """The recorded settings, flat: the record's ``settings`` and ``derived`` (see
+    :func:`pipeline.store._provenance.recorded`)."""
+    return recorded(json.loads(_attr_str(fh.attrs.get("settings_json")) or "{}"))
+
+
+def provenance_of(fh: h5py.File) -> ProvenanceRecord:
+    """The whole provenance record of an open store (empty for a store written before records)."""
+    return read_provenance(_attr_str(fh.attrs.get("settings_json")))
 
 
 def _attr_str(value) -> str:

@@ -31,6 +31,7 @@ from pipeline.store._format import (
     StoreError,
     atomic_h5,
     open_h5,
+    provenance_of,
     read_json_attr,
     read_strings,
     read_table,
@@ -41,6 +42,7 @@ from pipeline.store._format import (
     write_strings,
     write_table,
 )
+from pipeline.store._provenance import ProvenanceRecord
 
 SHARD_KIND, SHARD_VERSIONS = "activations-shard", (1,)
 STORE_KIND, STORE_VERSIONS = "activations", (1,)
@@ -274,6 +276,7 @@ class ShardSet:
                         "config_hash": str(fh.attrs["config_hash"]),
                         "model_checksum": str(fh.attrs["model_checksum"]),
                         "settings": settings_of(fh),
+                        "provenance": provenance_of(fh),
                         "quantities": read_json_attr(fh, "quantities"),
                         "layers": [
                             {"name": name, **{k: int(v) for k, v in g.attrs.items()}}
@@ -300,6 +303,7 @@ class ShardSet:
                 )
         self.shards = infos
         self.settings, self.config_hash = first["settings"], first["config_hash"]
+        self.provenance = first["provenance"]  # the whole record (self.settings: its flat view)
         self.model_checksum, self.class_names = first["model_checksum"], first["class_names"]
         self.layers, self.quantities, self.top = first["layers"], first["quantities"], first["top"]
         # name -> channels, height, width of each layer sampled for the activation atlas.
@@ -402,7 +406,7 @@ class ReducedWriter:
 
 @contextlib.contextmanager
 def reduced_writer(
-    path, shards: ShardSet, *, settings: Mapping, model: Mapping, aliases: Mapping[str, str]
+    path, shards: ShardSet, *, settings: ProvenanceRecord, model: Mapping, aliases: Mapping[str, str]
 ) -> Iterator[ReducedWriter]:
     """Create the reduced store at ``path``: tables and virtual per-image arrays, then layers."""
     path = Path(path)
@@ -410,7 +414,7 @@ def reduced_writer(
         path,
         STORE_KIND,
         STORE_VERSION,
-        settings={**shards.settings, **settings},
+        settings=settings,
         model_checksum=shards.model_checksum,
     ) as fh:
         fh.attrs["shards_config_hash"] = shards.config_hash

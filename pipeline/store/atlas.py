@@ -46,6 +46,7 @@ from pipeline.store._format import (
     json_number,
     open_h5,
     open_h5_handle,
+    provenance_of,
     read_json_attr,
     read_strings,
     read_table,
@@ -54,6 +55,7 @@ from pipeline.store._format import (
     write_strings,
     write_table,
 )
+from pipeline.store._provenance import ProvenanceRecord, provenance
 
 KIND, LAYER_KIND, ICONS_KIND = "atlas", "atlas-layer", "atlas-icons"
 VERSIONS, VERSION = (1,), 1
@@ -238,16 +240,16 @@ def _write_layer(fh: h5py.File, layer: AtlasLayer) -> None:
 
 
 def write_layout(
-    path, layer: AtlasLayer, class_names: Sequence[str], settings: Mapping, model_checksum: str
+    path, layer: AtlasLayer, class_names: Sequence[str], settings: ProvenanceRecord, model_checksum: str
 ) -> Path:
     """Write one layer's layout file (kind ``atlas-layer``) to ``path`` (atomic).
 
-    ``settings`` decide the file's contents (hashed into ``config_hash``); they must name
-    the layer under ``"layer"`` and hold nothing else layer-specific: the merge requires
-    the rest to agree between the layers of a run.
+    ``settings``: the provenance record (hashed into ``config_hash``); it must name the
+    layer under ``derived["layer"]`` and hold nothing else layer-specific: the merge
+    requires the rest to agree between the layers of a run.
     """
-    if settings.get("layer") != layer.name:
-        raise ValueError(f"the settings of {layer.name}'s layout must name it: 'layer': {layer.name!r}")
+    if settings.get("derived", {}).get("layer") != layer.name:
+        raise ValueError(f"the provenance of {layer.name}'s layout must name it as its derived layer")
     _check_layer(layer, len(class_names))
     with atomic_h5(path, LAYER_KIND, VERSION, settings=settings, model_checksum=model_checksum) as fh:
         write_strings(fh, "class_names", class_names)
@@ -263,7 +265,7 @@ def write_icons(
     start: int,
     stop: int,
     icons: np.ndarray,
-    settings: Mapping,
+    settings: ProvenanceRecord,
     model_checksum: str,
 ) -> Path:
     """Write the icons of cells ``[start, stop)`` of level ``level`` (the grid side) of
@@ -296,9 +298,10 @@ def write_icons(
 # ---------------------------------------------------------------------------------
 
 
-def _common_settings(settings: Mapping) -> dict:
-    """A layout's settings without its layer: what every layer of a run shares."""
-    return {k: v for k, v in settings.items() if k != "layer"}
+def _common_settings(record: Mapping) -> dict:
+    """A layout's provenance record without its layer: what every layer of a run shares."""
+    derived = {k: v for k, v in record.get("derived", {}).items() if k != "layer"}
+    return {**record, "derived": derived}
 
 
 def _read_icon_files(paths: Sequence[str | os.PathLike]) -> list[dict]:
@@ -313,7 +316,7 @@ def _read_icon_files(paths: Sequence[str | os.PathLike]) -> list[dict]:
                     "start": int(fh.attrs["start"]),
                     "stop": int(fh.attrs["stop"]),
                     "shape": fh["icons"].shape,
-                    "settings": settings_of(fh),
+                    "settings": provenance_of(fh),
                     "config_hash": str(fh.attrs["config_hash"]),
                     "model_checksum": str(fh.attrs["model_checksum"]),
                 }
@@ -397,11 +400,18 @@ def merge_atlas(
     icons = _read_icon_files(icon_files)
     plan = _plan_icons(layouts, icons, first["model_checksum"])
     side = icons[0]["shape"][1] if icons else 0
-    settings = {
-        **first["common"],
-        "layers": list(layouts),
-        "icons": icons[0]["settings"] if icons else None,
-    }
+    common = first["common"]
+    settings = provenance(
+        stage="atlas",
+        model=common["model"],
+        settings=common["settings"],
+        derived={
+            **common["derived"],
+            "layers": list(layouts),
+            "icons": icons[0]["settings"] if icons else None,
+        },
+        inputs=common["inputs"],
+    )
     with atomic_h5(out, KIND, VERSION, settings=settings, model_checksum=first["model_checksum"]) as fh:
         write_strings(fh, "class_names", first["class_names"])
         fh.create_group("layers", track_order=True)
@@ -420,7 +430,7 @@ def _read_layout_files(layout_files: Sequence[str | os.PathLike]) -> dict[str, d
     first = None
     for path in layout_files:
         with open_h5(path, LAYER_KIND, VERSIONS) as fh:
-            settings = settings_of(fh)
+            settings = provenance_of(fh)
             info = {
                 "path": Path(path),
                 "common": _common_settings(settings),

@@ -28,6 +28,7 @@ from pipeline.store._format import (
     json_number,
     open_h5,
     open_h5_handle,
+    provenance_of,
     read_json_attr,
     read_strings,
     read_table,
@@ -37,6 +38,7 @@ from pipeline.store._format import (
     write_strings,
     write_table,
 )
+from pipeline.store._provenance import ProvenanceRecord
 
 # Version 2: several layers on one cell grid each, any number of attributed classes,
 # flows between layers and neuron groups (docs/STORE.md). Version 1 files are refused.
@@ -75,7 +77,7 @@ class RunHeader:
     model: Mapping  # LoadedModel.describe()
     class_names: Sequence[str]
     layers: Sequence[Mapping]  # name, channels, height, width; in execution order
-    settings: Mapping  # settings_json, hashed into config_hash
+    settings: ProvenanceRecord  # settings_json (pipeline.store.provenance), hashed into config_hash
     model_checksum: str
 
 
@@ -130,7 +132,7 @@ def merge_files(paths: Sequence[str | os.PathLike], out) -> Path:
             model=read_json_attr(first, "model", {}),
             class_names=read_strings(first["class_names"]),
             layers=[dict(zip(layers_table, row)) for row in zip(*layers_table.values())],
-            settings=settings_of(first),
+            settings=provenance_of(first),
             model_checksum=checksum,
         )
     index = {"image_id": [], "path": [], "key": []}

@@ -40,6 +40,7 @@ from pipeline.store._format import (
     write_json_attr,
     write_table,
 )
+from pipeline.store._provenance import ProvenanceRecord
 
 KIND, VERSIONS, VERSION = "circuits", (1,), 1
 METHOD = "attribution"  # gradient x activation of the channel's activation at its maximum
@@ -52,7 +53,7 @@ class CircuitsHeader:
 
     layers: Sequence[Mapping]  # name, channels; the extracted layers in execution order
     model: Mapping  # the activations store's model description
-    settings: Mapping  # settings_json, hashed into config_hash
+    settings: ProvenanceRecord  # settings_json (pipeline.store.provenance), hashed into config_hash
     model_checksum: str
 
     @property

@@ -39,6 +39,7 @@ from pipeline.store._format import (
     atomic_h5,
     json_number,
     open_h5_handle,
+    provenance_of,
     read_json_attr,
     refuse_other_provenance,
     settings_of,
@@ -284,7 +285,7 @@ def merge_shards(shards: Sequence[str | os.PathLike], out: str | os.PathLike) ->
         by_layer: dict[str, list[tuple[str, h5py.File]]] = {}
         for p, fh in zip(shards, handles):
             by_layer.setdefault(str(fh.attrs["layer"]), []).append((str(p), fh))
-        settings = settings_of(first)
+        settings = provenance_of(first)  # the shards' record, unchanged
         with atomic_h5(
             out,
             STORE_KIND,
@@ -369,6 +370,11 @@ class FeatureVisStore(StoreReader):
     def settings(self) -> dict:
         """The settings every image was rendered with (steps, image_size, seed, ...)."""
         return settings_of(self.fh)
+
+    @property
+    def provenance(self) -> dict:
+        """The whole provenance record (docs/STORE.md): stage, model, settings, derived, inputs."""
+        return provenance_of(self.fh)
 
     @property
     def config_hash(self) -> str:

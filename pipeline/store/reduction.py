@@ -30,9 +30,11 @@ from pipeline.store._format import (
     read_json_attr,
     read_record,
     refuse_other_provenance,
+    settings_of,
     write_json_attr,
     write_record,
 )
+from pipeline.store._provenance import ProvenanceRecord
 from pipeline.store.activations_reader import ChannelStats, ClassAttribution, TopExamples
 
 PARTIAL, MERGED, EXAMPLES = "activations-partial", "activations-merged", "activations-examples"
@@ -161,15 +163,16 @@ def write_layers(
     layers: Mapping[str, object],
     *,
     source: Mapping,
-    settings: Mapping,
+    settings: ProvenanceRecord,
     info: Mapping | None = None,
 ) -> Path:
     """Write ``layers`` (``{layer: record}``, the kind's record from :data:`RECORDS`) to
     ``path`` (atomic).
 
     ``source`` is the provenance of the shards (``config_hash``, ``model_checksum``, and
-    for one shard ``start``, ``stop``, ``rows``); ``settings`` the reduction settings that
-    shaped the file; ``info`` any other JSON the next step needs (the merge's shard list).
+    for one shard ``start``, ``stop``, ``rows``); ``settings`` the provenance record
+    (:func:`pipeline.store.provenance`: the reduction settings that shaped the file);
+    ``info`` any other JSON the next step needs (the merge's shard list).
     """
     with atomic_h5(
         path, kind, VERSION, settings=settings, model_checksum=str(source["model_checksum"])
@@ -200,7 +203,7 @@ class LayersFile:
             "model_checksum": str(attrs["model_checksum"]),
             **{key: int(attrs[key]) for key in ("start", "stop", "rows") if key in attrs},
         }
-        self.settings = read_json_attr(self.fh, "settings_json", {})
+        self.settings = settings_of(self.fh)
         self.info = read_json_attr(self.fh, "info", {})
 
     @property

@@ -16,6 +16,7 @@ from pipeline.extract.reduce_job import reduce_store
 from pipeline.extract.settings import ExtractSettings
 from pipeline.model.receptive_field import ReceptiveField
 from pipeline.store.activations import ShardLayout, ShardSet, reduced_writer, shard_writer
+from tests.helpers.provenance import record
 
 LAYERS = [
     {"name": "early", "channels": 3, "height": 4, "width": 4},
@@ -84,7 +85,10 @@ def write_shards(
             layers=LAYERS, quantities=list(data["early"]), class_names=CLASSES, start=start, stop=stop, top=2
         )
         with shard_writer(
-            path, layout, settings=settings or {"layers": ["early", "late"]}, model_checksum=model_checksum
+            path,
+            layout,
+            settings=record(settings or {"layers": ["early", "late"]}),
+            model_checksum=model_checksum,
         ) as writer:
             rows = slice(start, stop)
             records = [Record(f"img{j:02d}", "dog" if j % 2 else None, photos) for j in range(start, stop)]
@@ -146,7 +150,7 @@ def build_store(folder, k=4, seed=0, photos="/photos"):
     with reduced_writer(
         out,
         shards,
-        settings={"top_k": k, "attribution": "gradient"},
+        settings=record({"top_k": k, "attribution": "gradient"}),
         model={"name": "fake", "weights": "random"},
         aliases={"mixed_early": "early"},
     ) as writer:

@@ -40,9 +40,10 @@ rule atlas_render:
         str(RUN.benchmark("atlas_render", "{layer}", "{level}", "{start}-{stop}"))
     params:
         model=SETTINGS_MODEL.to_dict(),
-        settings=SETTINGS_ATLAS.subset(("steps", "image_size")),
-        # The run's preset decides the icons' optimiser, as it does the channels'.
-        featurevis=SETTINGS_FEATUREVIS.subset(("preset", "seed", "param", "relu_override_steps")),
+        settings=SETTINGS_ATLAS.subset(AtlasSettings.ICON_KEYS),
+        # The run's preset and schedule overrides decide the icons' optimiser, as they do
+        # the channels'; the icon files record exactly these keys.
+        featurevis=SETTINGS_FEATUREVIS.subset(FeaturevisSettings.ICON_KEYS),
     threads: config["threads"]
     resources:
         gpu=GPU_JOB,

@@ -10,7 +10,7 @@ checkpoint blocks_images:
     log:
         str(RUN.log("blocks_images", "blocks_images")),
     params:
-        settings=SETTINGS_BLOCKS.subset(("images",)),
+        settings=SETTINGS_BLOCKS.subset(BlocksSettings.LIST_KEYS),
     threads: 1
     conda:
         CONDA_ENV

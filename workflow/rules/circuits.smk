@@ -16,7 +16,7 @@ rule circuits_layer:
         str(RUN.benchmark("circuits_layer", "{layer}"))
     params:
         model=SETTINGS_MODEL.to_dict(),
-        settings=SETTINGS_CIRCUITS.subset(("examples",)),
+        settings=SETTINGS_CIRCUITS.subset(CircuitsSettings.LAYER_KEYS),
         layers=circuits_chunk,
     threads: config["threads"]
     resources:
@@ -37,7 +37,7 @@ rule circuits_merge:
     log:
         str(RUN.log("circuits_merge", "circuits_merge")),
     params:
-        settings=SETTINGS_CIRCUITS.subset(("examples",)),
+        settings=SETTINGS_CIRCUITS.subset(CircuitsSettings.LAYER_KEYS),
     threads: 1
     conda:
         CONDA_ENV

@@ -131,7 +131,7 @@ def featurevis_render_settings(wildcards):
     """A featurevis shard's settings (its params), with `extra_layers` resolved to names
     ("blocks": the Building Blocks stage's layers), after the `layers` checkpoint."""
     fv = SETTINGS_FEATUREVIS
-    settings = fv.subset(("channels", *FeaturevisSettings.RENDER_KEYS))
+    settings = fv.subset(FeaturevisSettings.SHARD_KEYS)
     if fv.extra_layers != "all":
         chosen = SETTINGS_BLOCKS.layers if fv.extra_layers == "blocks" else fv.extra_layers
         settings["extra_layers"] = [layer.name for layer in select_layers(chosen)]

@@ -31,7 +31,7 @@ rule extract_shard:
         str(RUN.benchmark("extract_shard", "{start}-{stop}"))
     params:
         model=SETTINGS_MODEL.to_dict(),
-        settings=SETTINGS_EXTRACT.subset(("layers", "attribution", "integration_steps", "amp")),
+        settings=SETTINGS_EXTRACT.subset(ExtractSettings.SHARD_KEYS),
         # The activation atlas's samples (layers and sampling keys; None when disabled).
         atlas=atlas_sampling,
     threads: config["threads"]
@@ -58,7 +58,7 @@ rule reduce_partial:
     benchmark:
         str(RUN.benchmark("reduce_partial", "{start}-{stop}"))
     params:
-        settings=SETTINGS_EXTRACT.subset(("top_k",)),
+        settings=SETTINGS_EXTRACT.subset(ExtractSettings.PARTIAL_KEYS),
     threads: 1
     conda:
         CONDA_ENV
@@ -80,7 +80,7 @@ rule reduce_merge:
     params:
         # The model only gives the receptive fields: CPU is enough, wherever the run's GPUs are.
         model=SETTINGS_MODEL.on("cpu").to_dict(),
-        settings=SETTINGS_EXTRACT.subset(("top_k", "histogram_bins", "thumbnail_size", "map_size")),
+        settings=SETTINGS_EXTRACT.subset(ExtractSettings.REDUCE_KEYS),
     threads: 1
     conda:
         CONDA_ENV
@@ -101,7 +101,7 @@ rule shard_examples:
     params:
         # On the run's device: the activation maps run each example image through the model.
         model=SETTINGS_MODEL.to_dict(),
-        settings=SETTINGS_EXTRACT.subset(("top_k", "histogram_bins", "thumbnail_size", "map_size")),
+        settings=SETTINGS_EXTRACT.subset(ExtractSettings.REDUCE_KEYS),
     threads: config["threads"]
     resources:
         gpu=GPU_JOB,
@@ -124,7 +124,7 @@ rule reduce_activations:
     benchmark:
         str(RUN.benchmark("reduce_activations"))
     params:
-        settings=SETTINGS_EXTRACT.subset(("top_k", "histogram_bins", "thumbnail_size", "map_size")),
+        settings=SETTINGS_EXTRACT.subset(ExtractSettings.REDUCE_KEYS),
     threads: 1
     conda:
         CONDA_ENV

@@ -1,0 +1,61 @@
+"""The resolved featurevis schedules, pinned: the values the presets gave before
+presets and settings were untangled (issue 24), at every stride a layer can have."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.featurevis.settings import FeaturevisSettings
+
+# (preset, stride, (steps, image_size, batch_size, lr, init_sd, decay_power), adam_betas,
+#  (steps, image_size) of the extra images with extra_steps=7, extra_image_size=40)
+PINNED = [
+    ("lucid", 1, (512, 128, 32, 0.05, 0.01, 1.0), (0.9, 0.999), (7, 40)),
+    ("lucid", 2, (512, 128, 32, 0.05, 0.01, 1.0), (0.9, 0.999), (7, 40)),
+    ("lucid", 4, (512, 128, 32, 0.05, 0.01, 1.0), (0.9, 0.999), (7, 40)),
+    ("lucid", 8, (512, 128, 32, 0.05, 0.01, 1.0), (0.9, 0.999), (7, 40)),
+    ("lucid", 16, (512, 128, 32, 0.05, 0.01, 1.0), (0.9, 0.999), (7, 40)),
+    ("lucid", 32, (512, 128, 32, 0.05, 0.01, 1.0), (0.9, 0.999), (7, 64)),
+    ("lucid", 64, (512, 128, 32, 0.05, 0.01, 1.0), (0.9, 0.999), (7, 128)),
+    ("fast", 1, (64, 64, 32, 0.05, 0.1, 1.5), (0.8, 0.99), (7, 40)),
+    ("fast", 2, (64, 64, 32, 0.05, 0.1, 1.5), (0.8, 0.99), (7, 40)),
+    ("fast", 4, (64, 64, 32, 0.05, 0.1, 1.5), (0.8, 0.99), (7, 40)),
+    ("fast", 8, (64, 64, 32, 0.05, 0.1, 1.5), (0.8, 0.99), (7, 40)),
+    ("fast", 16, (96, 64, 32, 0.05, 0.1, 1.5), (0.8, 0.99), (7, 40)),
+    ("fast", 32, (80, 64, 32, 0.05, 0.1, 1.25), (0.8, 0.99), (7, 64)),
+    ("fast", 64, (80, 64, 32, 0.05, 0.1, 1.25), (0.8, 0.99), (7, 128)),
+]
+
+
+@pytest.mark.parametrize(("preset", "stride", "numbers", "betas", "extra"), PINNED)
+def test_each_preset_resolves_to_the_pinned_schedule_at_every_stride(preset, stride, numbers, betas, extra):
+    settings = FeaturevisSettings(preset=preset)
+    schedule = settings.schedule(stride)
+    keys = ("steps", "image_size", "batch_size", "lr", "init_sd", "decay_power")
+    assert tuple(getattr(schedule, k) for k in keys) == numbers
+    assert schedule.adam_betas == betas
+    assert settings.extra_schedule(stride) == schedule  # no extra_* keys: the same schedule
+    shorter = settings.replace(extra_steps=7, extra_image_size=40).extra_schedule(stride)
+    assert (shorter.steps, shorter.image_size) == extra
+
+
+def test_config_keys_override_every_schedule_key():
+    settings = FeaturevisSettings(
+        preset="fast",
+        steps=33,
+        lr=0.2,
+        init_sd=0.3,
+        decay_power=2.0,
+        adam_betas=[0.5, 0.6],
+        batch_size=4,
+        image_size=20,
+    )
+    assert settings.schedule(32).to_dict() == {
+        "steps": 33,
+        "image_size": 20,
+        "batch_size": 4,
+        "lr": 0.2,
+        "init_sd": 0.3,
+        "decay_power": 2.0,
+        "adam_betas": [0.5, 0.6],
+    }
