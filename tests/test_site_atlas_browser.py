@@ -45,8 +45,16 @@ def test_zooming_in_shows_the_finer_level(page):
     assert not page.locator(".atlas-level[data-side='4']").is_visible()
     page.click("#atlas-zoom-in")  # twice the size: level 4's cells are 28 px or more
     assert shown_level(page) == 4 and page.locator(".atlas-level[data-side='4']").is_visible()
+    page.focus("#atlas-map")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("Enter")  # a pinned cell of level 4
+    panel = page.locator("#atlas-panel")
+    assert "of 4 × 4" in panel.inner_text() and "pinned" in panel.inner_text()
     page.click("#atlas-zoom-reset")
     assert shown_level(page) == 2
+    # Level 2 has other cells: the pin, the outline and the panel's cell go with level 4.
+    assert "Point at a cell" in panel.inner_text() and "4 × 4" not in panel.inner_text()
+    assert page.locator(".atlas-cell.cursor").count() == 0
 
 
 def test_hovering_a_cell_shows_its_stored_classes_examples_and_channels(page):

@@ -18,6 +18,7 @@
       map: byId("atlas-map"),
       world: world,
       panel: byId("atlas-panel"),
+      panelHint: Array.prototype.slice.call(byId("atlas-panel").childNodes), // shown with no cursor
       levelNote: byId("atlas-level"),
       classSelect: byId("atlas-class"),
       compareSelect: byId("atlas-compare"),
@@ -48,12 +49,15 @@
     show(page, page.levels[model.levelFor(sides, width, page.view.scale)]);
   }
 
+  // Another level's cells are other cells: the cursor, the pin and the panel's cell go.
   function show(page, level) {
     if (level === page.current) return;
+    if (page.current) views.moveHighlight(page.current, page.cursor, null);
     views.showLevel(page.map, page.levelNote, level, page.current);
     page.current = level;
     page.cursor = null;
     page.pinned = false;
+    page.panel.replaceChildren.apply(page.panel, page.panelHint);
     applyFilter(page);
   }
 
