@@ -15,7 +15,9 @@ channel's mean attribution per predicted class; for the AUROC factor its per-ima
 and each image's predicted class), and measured on half B: a labelled channel's *precision*
 is the share of its top ``--top`` held-out images (by ``max``) whose TRUE class falls under
 the label's synset. The baseline is the same figure for the labels shuffled among the
-labelled channels of the layer (same seed). Then A and B swap, and both folds are pooled.
+labelled channels of the layer, averaged over ``--shuffles`` seeded shuffles; the pooled mean
+precision's p-value is the share of shuffles that reach it (a permutation test). Then A and B
+swap, and both folds are pooled. A rule *beats its baseline* when p < 0.05.
 
 The logit check needs no photo labels: logit unit ``k`` of the classifier has gradient x
 activation attribution ``logit_k`` towards class ``k`` and 0 towards every other class
@@ -48,14 +50,16 @@ from pipeline.ranking import top_order  # noqa: E402
 
 PHOTOS = Path("/work/shared/datasets/imagenet-samples-200")
 CACHE = Path("/tmp/model-atlas-labels-bench")
+# (the score that chooses the synset, the confidence reported and thresholded at 0.2)
 RULES = [
-    "coverage*participation",  # (a)
-    "auroc",  # (b)
-    "coverage*ic",  # (c)
-    "coverage*participation*ic",  # (a)(c)
-    "coverage*participation*auroc",  # (a)(b)
-    "auroc*ic",  # (b)(c)
-    "coverage*participation*auroc*ic",  # (a)(b)(c)
+    ("coverage*participation", None),  # (a)
+    ("auroc", None),  # (b)
+    ("coverage*ic", None),  # (c)
+    ("coverage*participation*ic", None),  # (a)(c)
+    ("coverage*participation*ic", "coverage*participation"),  # (a) chosen with (c)
+    ("coverage*participation*auroc", None),  # (a)(b)
+    ("coverage*participation*auroc*ic", "coverage*participation*auroc"),  # (a)(b) chosen with (c)
+    ("auroc*ic", None),  # (b)(c)
 ]
 WNID_NAME = re.compile(r"^(n\d{8})_")
 
@@ -113,19 +117,24 @@ def class_evidence(attribution, activations, predicted, rows, classes: int) -> E
     return Evidence(means, counts, activations[rows], predicted[rows])
 
 
-def precision(labels, synsets: SynsetMatrix, activations, truth, rows, top: int) -> np.ndarray:
-    """Per labelled channel: share of its top held-out images whose true class is under its label."""
+def hit_table(activations, truth, rows, top: int, synsets: SynsetMatrix) -> np.ndarray:
+    """``[C, S]``: the share of each channel's top held-out images (of ``rows``, by ``max``)
+    whose true class is under each synset (an image of unknown class is never a hit)."""
+    best = top_order(activations[rows], top, axis=0)  # [top, C]
+    true = truth[rows][best]
+    under = synsets.members[np.clip(true, 0, None)] * (true >= 0)[..., None]  # [top, C, S]
+    return under.mean(axis=0)
+
+
+def precisions(hits, labels, synsets: SynsetMatrix, shuffles: int, seed: int):
+    """The labelled channels' precision ``[L]`` and, for ``shuffles`` permutations of their
+    labels among them (seeded), the precision of the shuffled labels ``[shuffles, L]``."""
     column = {wnid: s for s, wnid in enumerate(synsets.ids)}
-    held = activations[rows]
-    best = top_order(held, top, axis=0)  # [top, C]
-    result = []
-    for channel, label in enumerate(labels):
-        if label is None or label.synset is None:
-            continue
-        true = truth[rows][best[:, channel]]
-        under = synsets.members[np.clip(true, 0, None), column[label.synset]] * (true >= 0)
-        result.append(under.mean())
-    return np.array(result)
+    channels = np.array([c for c, label in enumerate(labels) if label.synset is not None], int)
+    columns = np.array([column[labels[c].synset] for c in channels], int)
+    rng = np.random.default_rng(seed)
+    mixed = np.array([rng.permutation(columns) for _ in range(shuffles)]).reshape(shuffles, len(columns))
+    return hits[channels, columns], hits[channels[None, :], mixed]
 
 
 def logit_check(hierarchy, synsets, settings, top_ids, top_logits) -> tuple[int, int]:
@@ -156,6 +165,7 @@ def main(argv=None) -> None:
     parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--top", type=int, default=5, help="held-out top examples per channel")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--shuffles", type=int, default=200, help="shuffled label assignments")
     args = parser.parse_args(argv)
     if not args.photos.is_dir() or not any(WNID_NAME.match(p.name) for p in args.photos.iterdir()):
         sys.exit(
@@ -192,49 +202,63 @@ def main(argv=None) -> None:
             for layer in layers
         }
     summary = []
-    header = (
-        f"{'rule':<32} {'layer':<12} {'labelled':>8} {'median':>7} {'mean':>6} {'shuffled':>8} {'(mean)':>7}"
-    )
-    for rule in RULES:
-        settings = LabelSettings(rule=rule)
+    header = f"{'layer':<12} {'labelled':>8} {'median':>7} {'mean':>6} {'shuffled':>8} {'(mean)':>7}"
+    hits = {
+        (layer, fold): hit_table(per_layer[layer][1], truth, test, args.top, synsets)
+        for layer in layers
+        for fold, (_, test) in enumerate(folds)
+    }
+    for chosen_by, confidence in RULES:
+        settings = LabelSettings(rule=chosen_by, confidence=confidence)
+        rule = chosen_by if confidence in (None, chosen_by) else f"{chosen_by}, confidence {confidence}"
         named, units = logit_check(hierarchy, synsets, settings, top_ids, top_logits)
-        print(f"\n{header}")
-        pooled, pooled_shuffled, labelled, channels = [], [], 0, 0
+        print(f"\nrule {rule}\n{header}")
+        pooled, pooled_shuffled, labelled, channels, examples = [], [], 0, 0, {}
         for layer in layers:
             attribution, activations = per_layer[layer]
-            found, shuffled, count = [], [], 0
-            for train, test in folds:
+            found, shuffled = [], []
+            for fold, (train, _) in enumerate(folds):
                 evidence = class_evidence(attribution, activations, predicted, train, len(hierarchy.classes))
                 labels = label_units(hierarchy, evidence, settings, synsets=synsets)
-                count += sum(label.synset is not None for label in labels)
-                found.append(precision(labels, synsets, activations, truth, test, args.top))
-                given = [i for i, label in enumerate(labels) if label.synset is not None]
-                mixed = list(labels)
-                for i, j in zip(given, np.random.default_rng(args.seed).permutation(given)):
-                    mixed[i] = labels[j]
-                shuffled.append(precision(mixed, synsets, activations, truth, test, args.top))
-            found, shuffled = np.concatenate(found), np.concatenate(shuffled)
+                real, mixed = precisions(hits[layer, fold], labels, synsets, args.shuffles, args.seed)
+                found.append(real)
+                shuffled.append(mixed)
+            if layer in ("blocks.5.3", layers[-1]):
+                examples[layer] = sorted(
+                    ((label.confidence, c, label.text) for c, label in enumerate(labels) if label.synset),
+                    reverse=True,
+                )
+            found, shuffled = np.concatenate(found), np.concatenate(shuffled, axis=1)
             pooled.append(found)
             pooled_shuffled.append(shuffled)
-            labelled += count
+            labelled += len(found)
             channels += 2 * activations.shape[1]
             print(
-                f"{rule:<32} {layer:<12} {count / (2 * activations.shape[1]):8.0%} "
-                f"{_median(found):7.2f} {_mean(found):6.2f} {_median(shuffled):8.2f} {_mean(shuffled):7.2f}"
+                f"{layer:<12} {len(found) / (2 * activations.shape[1]):8.0%} {_median(found):7.2f} "
+                f"{_mean(found):6.2f} {_median(shuffled[0]):8.2f} {_mean(shuffled):7.2f}"
             )
-        pooled, pooled_shuffled = np.concatenate(pooled), np.concatenate(pooled_shuffled)
+        pooled, pooled_shuffled = np.concatenate(pooled), np.concatenate(pooled_shuffled, axis=1)
+        shuffled_means = pooled_shuffled.mean(axis=1) if pooled.size else np.full(args.shuffles, np.nan)
+        p_value = (1 + np.sum(shuffled_means >= _mean(pooled))) / (1 + args.shuffles)
         print(
-            f"{rule:<32} {'all':<12} {labelled / channels:8.0%} {_median(pooled):7.2f} "
-            f"{_mean(pooled):6.2f} {_median(pooled_shuffled):8.2f} {_mean(pooled_shuffled):7.2f}   "
+            f"{'all':<12} {labelled / channels:8.0%} {_median(pooled):7.2f} {_mean(pooled):6.2f} "
+            f"{_median(pooled_shuffled[0]):8.2f} {_mean(pooled_shuffled):7.2f}   "
+            f"p = {p_value:.3f} ({args.shuffles} shuffles); "
             f"logit check {named}/{units} = {named / max(units, 1):.1%}"
         )
-        summary.append(
-            (_mean(pooled) - _mean(pooled_shuffled), rule, labelled / channels, named / max(units, 1))
-        )
-    print("\nrule                             mean precision - shuffled   labelled   logit check")
-    for margin, rule, share, logit in sorted(summary, reverse=True):
-        verdict = "PASS" if margin > 0 and logit >= 0.95 else "FAIL"
-        print(f"{rule:<32} {margin:+26.3f} {share:10.0%} {logit:12.1%}  {verdict}")
+        for layer, shown in examples.items():
+            print(
+                f"  most confident on {layer} (second fold): "
+                + "; ".join(f"{c}: {text} ({confidence:.2f})" for confidence, c, text in shown[:4])
+            )
+        margin = _mean(pooled) - float(np.mean(shuffled_means))
+        summary.append((margin, rule, labelled / channels, p_value, named / max(units, 1)))
+    print(f"\n{'rule':<72} {'mean - shuffled':>15} {'p':>6} {'labelled':>8} {'logit check':>11}")
+    for margin, rule, share, p_value, logit in sorted(
+        summary, key=lambda row: -np.nan_to_num(row[0], nan=-1)
+    ):
+        verdict = "beats its baseline" if margin > 0 and p_value < 0.05 and logit >= 0.95 else "does not"
+        print(f"{rule:<72} {margin:+15.3f} {p_value:6.3f} {share:8.0%} {logit:11.1%}  {verdict}")
 
 
 def _median(values) -> float:

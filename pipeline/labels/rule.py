@@ -52,13 +52,15 @@ import numpy as np
 from pipeline.labels.hierarchy import ClassHierarchy, Synset
 
 DEFAULT_RULE = "coverage*participation*ic"
+DEFAULT_CONFIDENCE = "coverage*participation"
 TAKES_PART = 0.1  # a class takes part when its attribution is >= this share of the unit's strongest
 NO_LABEL = "no clear label"
 
 
 @dataclasses.dataclass(frozen=True)
 class LabelSettings:
-    rule: str = DEFAULT_RULE
+    rule: str = DEFAULT_RULE  # the score that chooses the synset
+    confidence: str | None = DEFAULT_CONFIDENCE  # the score reported and thresholded; None: rule's
     min_confidence: float = 0.2  # below it: no clear label
     min_images: int = 10  # a label resting on fewer images is tentative
     member_classes: int = 3  # strongest member classes named with the label
@@ -231,6 +233,8 @@ def label_units(
     # Rounding makes equal sums computed in another order tie; argmax then takes the first
     # column of the tie order (more specific, then lower id).
     best = np.argmax(np.round(scores, 9), axis=1)
+    if settings.confidence not in (None, settings.rule):
+        scores = score(evidence, synsets, settings.confidence)
     names = list(class_names) if class_names is not None else [hierarchy.name(w) for w in hierarchy.classes]
     positive = evidence.positive
     strongest = positive.max(axis=1)
