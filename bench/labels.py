@@ -60,6 +60,9 @@ RULES = [
     ("coverage*participation*auroc", None),  # (a)(b)
     ("coverage*participation*auroc*ic", "coverage*participation*auroc"),  # (a)(b) chosen with (c)
     ("auroc*ic", None),  # (b)(c)
+    ("lift", None),  # (a') coverage beyond chance
+    ("lift*participation", None),  # (a') with participation
+    ("lift*participation*ic", "lift*participation"),  # (a') chosen with (c)
 ]
 WNID_NAME = re.compile(r"^(n\d{8})_")
 
