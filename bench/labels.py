@@ -45,7 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pipeline.labels import IMAGENET1K, ClassHierarchy  # noqa: E402
-from pipeline.labels.rule import Evidence, LabelSettings, SynsetMatrix, label_units  # noqa: E402
+from pipeline.labels.rule import DEFAULT_RULE, Evidence, LabelSettings, SynsetMatrix, label_units  # noqa: E402
 from pipeline.ranking import top_order  # noqa: E402
 
 PHOTOS = Path("/work/shared/datasets/imagenet-samples-200")
@@ -261,6 +261,7 @@ def main(argv=None) -> None:
         summary, key=lambda row: -np.nan_to_num(row[0], nan=-1)
     ):
         verdict = "beats its baseline" if margin > 0 and p_value < 0.05 and logit >= 0.95 else "does not"
+        verdict += " (shipped: DEFAULT_RULE)" if rule == DEFAULT_RULE else ""
         print(f"{rule:<72} {margin:+15.3f} {p_value:6.3f} {share:8.0%} {logit:11.1%}  {verdict}")
 
 
