@@ -4,6 +4,7 @@
 >>> results.layers                              # {"stem": 32, ...}
 >>> results.top_examples("blocks.3.0", 42, k=5)  # images that drive the channel most
 >>> results.top_classes("blocks.3.0", 42)        # classes it supports on average
+>>> results.label("blocks.3.0", 42)              # its label from the class hierarchy
 >>> results.activations("head")["max"]          # lazy dask [N, C]
 >>> results.image("coffee")                     # predictions and strongest channels
 >>> results.circuits("blocks.3.0", 42)           # channels it is driven by and feeds
@@ -19,12 +20,15 @@ Other stages add per-image products with :func:`register_image_section`.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from pipeline.labels import IMAGENET1K, ClassHierarchy
+from pipeline.labels.rule import DEFAULT_RULE, Evidence, Label, SynsetMatrix, flat_hierarchy, label_units
 from pipeline.ranking import top_order
 from pipeline.store import RunFiles, json_number, read_layers_json
 from pipeline.store.activations_reader import ActivationsStore
@@ -200,6 +204,33 @@ class Results:
             for c in classes.top_classes(channel, k)
         ]
 
+    def label(self, layer: str, channel: int) -> Label | None:
+        """The channel's label (pipeline/labels/rule.py), computed now from its attribution
+        by predicted class: from the shipped WordNet hierarchy for a model with ImageNet-1k's
+        1,000 classes, else from the class names alone (the top class when it dominates).
+        None without attribution."""
+        name, channel = self._channel(layer, channel)
+        classes = self.store.classes(name)
+        if classes is None:
+            return None
+        evidence = Evidence(classes.attribution[channel : channel + 1], classes.count)
+        if "auroc" in DEFAULT_RULE.split("*"):
+            evidence = Evidence(
+                evidence.attribution,
+                evidence.counts,
+                np.asarray(self.store.per_image(name, "max")[:, channel : channel + 1]),
+                np.asarray(self.store.predicted_classes()),
+            )
+        hierarchy, synsets = self._hierarchy
+        return label_units(hierarchy, evidence, class_names=self.store.class_names, synsets=synsets)[0]
+
+    @functools.cached_property
+    def _hierarchy(self) -> tuple[ClassHierarchy, SynsetMatrix]:
+        imagenet = ClassHierarchy.from_file(IMAGENET1K)
+        names = self.store.class_names
+        hierarchy = imagenet if len(names) == len(imagenet.classes) else flat_hierarchy(names)
+        return hierarchy, SynsetMatrix(hierarchy)
+
     def channel_stats(self, layer: str, channel: int) -> dict:
         """Statistics over images of the channel's spatial maximum, with its histogram."""
         name, channel = self._channel(layer, channel)
@@ -224,6 +255,7 @@ class Results:
             "top_examples": self.top_examples(name, channel, k),
             "negative_examples": self.negative_examples(name, channel, k),
             "top_classes": self.top_classes(name, channel, k),
+            "label": _label_json(self.label(name, channel)),
             "stats": self.channel_stats(name, channel),
             "featurevis": self.featurevis_info(name, channel),
             "circuits": self.circuits(name, channel, CIRCUIT_CHANNELS if k is None else k)
@@ -437,6 +469,22 @@ def _example_json(e) -> dict:
     }
 
 
+def _label_json(label: Label | None) -> dict | None:
+    if label is None:
+        return None
+    return {**label.to_dict(), "confidence": json_number(label.confidence)}
+
+
+def _label_text(label: dict) -> str:
+    if label["synset"] is None:
+        return f"label: {label['text']} (best confidence {label['confidence']})"
+    tentative = "; tentative: too few images" if label["tentative"] else ""
+    return (
+        f"label: {label['text']} (confidence {label['confidence']}; from {label['images']} images "
+        f"of {label['class_count']} classes{tentative})"
+    )
+
+
 def _example_line(e: dict) -> str:
     return (
         f"  {e['rank'] + 1:>3}. {e['image_id']:<24} {e['activation']:>10} at (y={e['y']}, x={e['x']}) "
@@ -449,8 +497,10 @@ def _channel_text(c: dict) -> str:
     lines = [
         f"{c['layer']} channel {c['channel']}: mean max {stats['mean']}, std {stats['std']}, "
         f"active in {stats['active_fraction']} of images",
-        "top examples:",
     ]
+    if c.get("label"):
+        lines.append(_label_text(c["label"]))
+    lines.append("top examples:")
     lines += [_example_line(e) for e in c["top_examples"]]
     if c.get("negative_examples"):
         lines.append("most negative examples (the channel's spatial minimum):")

@@ -77,6 +77,31 @@ def test_top_classes_rank_mean_attribution_of_predicted_images(results, run):
     assert len(results.top_classes("late", 0, k=1)) == 1
 
 
+def test_a_channel_of_a_model_without_a_hierarchy_is_labelled_by_its_dominant_class(results, run):
+    """Four classes are not ImageNet's: every class is its own synset, so the label is the
+    class with the largest share of the positive attribution when its lift over the share
+    of uniform attribution, (share - 1/m) / (1 - 1/m) over m predicted classes, reaches 0.2."""
+    _, data, top_ids = run
+    predicted = [c for c in range(4) if (top_ids[:, 0] == c).any()]
+    base = 1 / len(predicted)
+    named = 0
+    for channel in range(results.layers["late"]):
+        attr = data["late"]["attr_predicted"][:, channel]
+        positive = np.array(
+            [max(attr[top_ids[:, 0] == c].mean(), 0) if c in predicted else 0 for c in range(4)]
+        )
+        label = results.label("late", channel)
+        assert results.channel("late", channel)["label"]["text"] == label.text
+        if positive.sum() == 0:  # nothing to name
+            assert label.synset is None
+            continue
+        lift = (positive.max() / positive.sum() - base) / (1 - base)
+        assert label.confidence == pytest.approx(lift, rel=1e-5)
+        assert label.name == (CLASSES[int(np.argmax(positive))] if lift >= 0.2 else "no clear label")
+        named += lift >= 0.2
+    assert named > 0
+
+
 def test_lazy_arrays(results, run):
     acts = results.activations("late")
     assert isinstance(acts["max"], da.Array) and acts["max"].shape == (17, 2)
@@ -138,6 +163,7 @@ def test_cli_json_and_text(run, capsys):
     assert main(["query", folder, "channel", "late", "0"]) == 0
     text = capsys.readouterr().out
     assert "late channel 0" in text and "top examples:" in text and "top classes" in text
+    assert "\nlabel: " in text
     assert main(["query", folder, "summary"]) == 0
     assert "broken: not an image" in capsys.readouterr().out
     assert main(["query", folder, "image", "nope"]) == 2

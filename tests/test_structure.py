@@ -156,7 +156,8 @@ ALLOWED_IMPORTS = {
         "extract.crops",
         "ranking",
     ),
-    "query": ("store", "ranking"),
+    # A channel's label is computed on the fly from its attribution and the class hierarchy.
+    "query": ("store", "ranking", "labels"),
     # Labels are named from a class hierarchy: plain data, NumPy only.
     "labels": ("ranking",),
     # The site reads stores; of the stages it uses one NumPy-only analysis.

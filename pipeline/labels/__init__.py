@@ -1,5 +1,16 @@
-"""Words for units: the class hierarchy that labels are named from (``hierarchy``)."""
+"""Words for units: the class hierarchy that labels are named from (``hierarchy``) and the
+rule that names a unit from its attribution to each class (``rule``)."""
 
 from pipeline.labels.hierarchy import IMAGENET1K, ClassHierarchy, Synset
+from pipeline.labels.rule import DEFAULT_RULE, Evidence, Label, LabelSettings, label_units
 
-__all__ = ["IMAGENET1K", "ClassHierarchy", "Synset"]
+__all__ = [
+    "DEFAULT_RULE",
+    "IMAGENET1K",
+    "ClassHierarchy",
+    "Evidence",
+    "Label",
+    "LabelSettings",
+    "Synset",
+    "label_units",
+]
