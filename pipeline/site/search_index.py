@@ -57,7 +57,11 @@ def site_run(data: AtlasData) -> search.Run:
 
 
 def index_script(data: AtlasData, pages: SitePages) -> str:
-    """The text of ``search-index.js``: one assignment of the index's JSON (ASCII only)."""
-    index = search.index_json(search.run_entries(site_run(data), pages))
+    """The text of ``search-index.js`` for the site of ``data``."""
+    return script_text(search.index_json(search.run_entries(site_run(data), pages)))
+
+
+def script_text(index: dict) -> str:
+    """One assignment of the index's JSON (ASCII only: any byte is safe in a script)."""
     text = json.dumps(index, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
     return f"var {GLOBAL} = {text};\n"
