@@ -205,7 +205,7 @@ def run_entries(run: Run, pages=None) -> list[Entry]:
             under = tuple(sorted(synset_entry[a] for a in run.hierarchy.ancestors(wnid) if a in synset_entry))
         seen = class_id in run.seen_classes
         url = pages.klass(class_id) if pages and seen else None
-        detail = "" if seen else "never predicted in this dataset"
+        detail = "" if seen else "never predicted"
         entries.append(Entry("class", name, synonyms, under, seen=seen, url=url, detail=detail))
     for image_id in run.images:
         entries.append(Entry("image", image_id, url=pages.image(image_id) if pages else None))

@@ -280,7 +280,7 @@ def test_search_shows_hostile_class_names_as_text(site, page):
     assert XSS_CLASS in names.all_inner_texts() and XSS_ID in names.all_inner_texts()
     page.fill("#site-search-box", "dog")  # a class never predicted: no page
     assert page.locator("#site-search-results [role=option]").all_inner_texts() == [
-        "dog\nclass · never predicted in this dataset · no page"
+        "dog\nclass · never predicted · no page"
     ]
     page.fill("#site-search-box", "conv:9")
     assert page.locator("#site-search-note").inner_text() == "conv has channels 0-3."

@@ -177,9 +177,9 @@
     var e = ui.entries[result.entry];
     var attrs = { role: "option", id: "site-search-option-" + i, "aria-selected": "false", "class": "site-search-option" };
     if (e.url) { attrs.href = ui.root + e.url; attrs.tabindex = "-1"; } else attrs["aria-disabled"] = "true";
+    if (e.thumb) attrs["class"] += " has-thumb";
     var node = atlas.el(e.url ? "a" : "div", null, attrs);
     if (e.thumb) node.appendChild(atlas.el("img", null, { src: ui.root + e.thumb, alt: "", width: "32", height: "32" }));
-    else node.appendChild(atlas.el("span", null, { "class": "site-search-blank" }));
     node.appendChild(atlas.el("span", e.name, { "class": "site-search-name" }));
     node.appendChild(atlas.el("span", describe(ui.entries, result), { "class": "site-search-kind" }));
     node.addEventListener("mousedown", function (event) { event.preventDefault(); });  // the box keeps focus
