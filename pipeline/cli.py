@@ -6,6 +6,7 @@
     model-atlas query RESULTS channel LAYER C   top examples, classes and statistics of a channel
     model-atlas query RESULTS image ID          one image's predictions, activations, blocks
     model-atlas query RESULTS atlas LAYER       a layer's activation atlas: levels, cells, classes
+    model-atlas query RESULTS search "dog"      what the site's search box lists, best first
 
 The workflow itself runs through Snakemake (see the README); this CLI inspects
 models and answers questions about finished runs offline.
@@ -111,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     q = qsub.add_parser("atlas", help="a layer's activation atlas: cells per level, largest cells' classes")
     q.add_argument("layer", help="layer name (or alias)")
     q.add_argument("--json", action="store_true", help="every cell of every level, with its examples")
+    q = qsub.add_parser(
+        "search", help="layers, channels, classes, kinds of thing, images: as the site's search"
+    )
+    q.add_argument("query", help='what to look for: "dog", "blocks.3.0:5", "blocks.3.0 5", an image id')
+    q.add_argument("-k", type=int, default=20, help="how many matches (default 20)")
+    q.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_query)
     return parser
 

@@ -9,6 +9,7 @@
 >>> results.image("coffee")                     # predictions and strongest channels
 >>> results.circuits("blocks.3.0", 42)           # channels it is driven by and feeds
 >>> results.atlas("blocks.4.2")                 # the layer's activation atlas: levels and cells
+>>> results.search("dog")                       # what the site's search box lists, best first
 
 Everything is read from the run's stores (``activations.h5`` and the shard files it
 stitches, ``featurevis.h5``, ``blocks.h5``, ``circuits.h5``, ``atlas.h5``); no model, no dataset, no
@@ -30,6 +31,7 @@ import numpy as np
 from pipeline.labels import IMAGENET1K, ClassHierarchy
 from pipeline.labels.rule import DEFAULT_RULE, Evidence, Label, SynsetMatrix, flat_hierarchy, label_units
 from pipeline.ranking import top_order
+from pipeline.search import search as search_results
 from pipeline.store import RunFiles, json_number, read_layers_json
 from pipeline.store.activations_reader import ActivationsStore
 
@@ -385,6 +387,58 @@ class Results:
             out[section] = fn(self, str(image_id), row)
         return out
 
+    # -- search (pipeline/search.py: the site's search box ranks the same way) -----------
+    def search_entries(self) -> list:
+        """The run's search index (:func:`pipeline.search.run_entries`, without pages): every
+        layer and channel, every class (seen: predicted for some image, as the site's class
+        pages), the ImageNet-1k hierarchy's synsets when the classes are its, the featured images."""
+        from pipeline import search
+
+        if getattr(self, "_search_entries", None) is None:
+            names = list(self.store.class_names)
+            seen: set[int] = set()
+            for name in self.store.layers:
+                classes = self.store.classes(name)
+                if classes is not None:
+                    seen.update(np.flatnonzero(np.asarray(classes.count) > 0).tolist())
+            images = []
+            if self.files.blocks.is_file():
+                with self.blocks_store() as store:
+                    images = sorted(store.image_ids)
+            run = search.Run(
+                layers=list(self.layers.items()),
+                aliases={a: n for a, n in self.aliases.items() if n in self.store.layers},
+                class_names=names,
+                seen_classes=frozenset(seen),
+                images=images,
+                hierarchy=search.hierarchy_for(names),
+            )
+            self._search_entries = search.run_entries(run)
+        return self._search_entries
+
+    def search(self, query: str, k: int = 20) -> list[dict]:
+        """The ``k`` best matches of ``query`` among layers, channels (``layer:5``), classes
+        and their synonyms, kinds of thing ("dog": every class under the synset dog) and
+        featured images, best first, ranked as the site's search box ranks them:
+        ``{"kind", "name", "match", "via", "label", "confidence", "detail"}``."""
+        entries = self.search_entries()
+        out = []
+        for found in search_results(entries, query, k):
+            e = entries[found["entry"]]
+            via = entries[found["via"]].name if found["via"] is not None else None
+            out.append(
+                {
+                    "kind": e.kind,
+                    "name": e.name,
+                    "match": found["match"],
+                    "via": via,
+                    "label": e.label or None,
+                    "confidence": e.confidence,
+                    "detail": e.detail or None,
+                }
+            )
+        return out
+
     # -- Building Blocks (blocks.h5, pipeline/store/blocks.py) ---------------------------
     def blocks_store(self):
         """The run's Building Blocks store, opened lazily (the caller closes it)."""
@@ -431,6 +485,8 @@ def run_cli(args) -> int:
             value, text = results.image(args.image_id), _image_text
         elif args.what == "atlas":
             value, text = results.atlas(args.layer), _atlas_text
+        elif args.what == "search":
+            value, text = results.search(args.query, args.k), _search_text
         else:
             raise ValueError(f"unknown query {args.what!r}")
     if args.json:
@@ -438,6 +494,18 @@ def run_cli(args) -> int:
     else:
         print(text(value))
     return 0
+
+
+def _search_text(found: list[dict]) -> str:
+    """One line per match, best first: kind, name, why it matched."""
+    if not found:
+        return "nothing matches"
+    lines = []
+    for f in found:
+        why = f"a kind of {f['via']}" if f["via"] else f["match"]
+        extra = "".join(f", {x}" for x in (f["label"], f["detail"]) if x)
+        lines.append(f"  {f['kind']:<8} {f['name']:<32} {why}{extra}")
+    return "\n".join(lines)
 
 
 def _summary_text(s: dict) -> str:

@@ -103,9 +103,9 @@ def test_keyboard_shortcuts_move_between_channels_and_layers(site, page):
         page.wait_for_url(url)
     # Keys typed into a form field stay there.
     page.goto((site / "index.html").as_uri())
-    page.locator("#search-box").type("lic")
+    page.locator("#site-search-box").type("lic")
     page.wait_for_timeout(300)
-    assert page.url.endswith("/index.html") and page.locator("#search-box").input_value() == "lic"
+    assert page.url.endswith("/index.html") and page.locator("#site-search-box").input_value() == "lic"
     page.locator("h1").click()  # out of the field, the same key opens the list of layers
     page.keyboard.press("l")
     page.wait_for_url("**/site/layers.html")
@@ -127,4 +127,18 @@ def test_heat_overlays_toggle_from_the_keyboard_and_stay_accessible(site, page):
     # The overlay lies exactly over its crop.
     crop = heat.locator("xpath=preceding-sibling::img").bounding_box()
     assert heat.bounding_box() == crop
+    assert _violations(page) == []
+
+
+@pytest.mark.skipif(not AXE.exists(), reason="needs axe-core in .cache/ (`make axe`, from npm)")
+def test_the_search_box_with_its_results_open_has_no_axe_violation(site, page):
+    page.goto((site / "channels/conv/1.html").as_uri())
+    page.keyboard.press("/")
+    page.keyboard.type("c")  # channels with thumbnails, classes with and without a page
+    page.locator("#site-search-results [role=option]").first.wait_for()
+    page.keyboard.press("ArrowDown")
+    assert page.get_attribute("#site-search-box", "aria-expanded") == "true"
+    assert _violations(page) == []
+    page.keyboard.type("zzz")  # nothing matches: the note shows, the list closes
+    assert page.locator("#site-search-note").inner_text() == "Nothing matches."
     assert _violations(page) == []

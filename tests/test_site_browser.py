@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.site.build import build_site
 from tests.helpers.browser import BROWSER_MARKS
-from tests.helpers.site import XSS_CLASS, XSS_FILE, XSS_ID, site_files, synthetic_atlas
+from tests.helpers.site import XSS_CLASS, XSS_FILE, XSS_ID, imagenet_atlas, site_files, synthetic_atlas
 
 pytestmark = BROWSER_MARKS
 
@@ -236,23 +236,54 @@ def test_layer_page_sorts_by_mean_activation_and_attribution(site, page):
     ],
 )
 def test_search_jumps(site, page, query, url):
-    page.goto((site / "index.html").as_uri())
-    page.fill("#search-box", query)
-    page.press("#search-box", "Enter")
+    page.goto((site / "channels/conv/1.html").as_uri())
+    page.fill("#site-search-box", query)
+    page.wait_for_selector("#site-search-results [role=option]")
+    page.press("#site-search-box", "Enter")
     page.wait_for_url("**/" + url)
+
+
+def test_search_index_loads_only_when_the_box_is_used(site, page):
+    page.goto((site / "index.html").as_uri())
+    assert page.evaluate("typeof window.ModelAtlasSearchIndex") == "undefined"
+    page.keyboard.press("/")  # focuses the box, which loads the index
+    assert page.evaluate("document.activeElement.id") == "site-search-box"
+    page.wait_for_function("typeof window.ModelAtlasSearchIndex === 'object'")
+
+
+def test_typing_dog_lists_the_dog_breeds_and_the_keyboard_follows_the_first(tmp_path, page):
+    site = build_site(imagenet_atlas(), tmp_path / "site")
+    page.goto((site / "layers/conv.html").as_uri())
+    page.keyboard.press("/")
+    page.keyboard.type("dog")
+    options = page.locator("#site-search-results [role=option]")
+    options.first.wait_for()
+    # Every dog breed is a kind of dog; the one with a page (predicted in the run) comes first.
+    assert options.count() == 20
+    assert options.first.inner_text() == "Labrador retriever\nclass · a kind of dog"
+    assert "a kind of dog" in options.nth(1).inner_text()
+    page.keyboard.press("ArrowDown")
+    assert page.get_attribute("#site-search-box", "aria-activedescendant") == "site-search-option-0"
+    assert options.first.get_attribute("aria-selected") == "true"
+    page.keyboard.press("Escape")  # closes the list
+    assert page.locator("#site-search-results").is_hidden()
+    page.keyboard.press("ArrowDown")  # opens it again on the first result
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/site/classes/208.html")
 
 
 def test_search_shows_hostile_class_names_as_text(site, page):
     page.goto((site / "index.html").as_uri())
-    page.fill("#search-box", "script")
-    texts = page.locator("#search-results li a").all_inner_texts()
-    assert XSS_CLASS in texts and XSS_ID in texts
-    page.fill("#search-box", "dog")  # a class never predicted: no page
-    assert page.locator("#search-results li").all_inner_texts() == [
-        "dogclass, never predicted in this dataset"
+    page.fill("#site-search-box", "script")
+    names = page.locator("#site-search-results .site-search-name")
+    names.first.wait_for()
+    assert XSS_CLASS in names.all_inner_texts() and XSS_ID in names.all_inner_texts()
+    page.fill("#site-search-box", "dog")  # a class never predicted: no page
+    assert page.locator("#site-search-results [role=option]").all_inner_texts() == [
+        "dog\nclass · never predicted · no page"
     ]
-    page.fill("#search-box", "conv:9")
-    assert "conv has channels 0-3" in page.locator("#search-results").inner_text()
+    page.fill("#site-search-box", "conv:9")
+    assert page.locator("#site-search-note").inner_text() == "conv has channels 0-3."
 
 
 def test_hostile_names_are_shown_as_text_on_every_page(site, page):

@@ -16,7 +16,7 @@ import pytest
 from pipeline.extract.similarity import correlation_neighbours
 from pipeline.site import data as ad
 from pipeline.site import reader as atlas_reader
-from pipeline.site.build import PAGE_SCRIPTS, SHARED_SCRIPT, Urls, build_site, json_script
+from pipeline.site.build import EVERY_PAGE_SCRIPTS, PAGE_SCRIPTS, Urls, build_site, json_script
 from pipeline.site.image_page import GROUP_COLOURS, groups_overlay
 from pipeline.site.settings import SiteSettings
 from pipeline.store.blocks import RunHeader
@@ -91,6 +91,9 @@ def test_links_are_relative_and_resolve(site):
         page = site / name
         for _tag, link in links_of(content.decode()):
             assert not re.match(r"^[a-z]+:|^/", link), f"{name}: non-relative link {link}"
+            if link.startswith("#"):  # a place on the page itself ("/" search: #site-search-box)
+                assert f'id="{link[1:]}"' in content.decode(), f"{name}: no element {link}"
+                continue
             target = (page.parent / unquote(link.split("#")[0])).resolve()
             assert target.is_file(), f"{name}: broken link {link}"
 
@@ -101,7 +104,7 @@ def test_data_text_is_escaped_everywhere(site):
             html = content.decode()
             assert "<img src=x" not in html and "<script>window" not in html, name
             # Only our own kinds of script element: the site's classic scripts and JSON data.
-            scripts = {SHARED_SCRIPT, *(js for kind in PAGE_SCRIPTS.values() for js in kind)}
+            scripts = {*EVERY_PAGE_SCRIPTS, *(js for kind in PAGE_SCRIPTS.values() for js in kind)}
             ours = [f'<script src="{Urls.href(name, f"static/{js}")}">' for js in scripts]
             for tag in re.findall(r"<script[^>]*>", html):
                 assert tag in ours or tag.startswith('<script type="application/json"'), (name, tag)

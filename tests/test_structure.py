@@ -157,11 +157,13 @@ ALLOWED_IMPORTS = {
         "ranking",
     ),
     # A channel's label is computed on the fly from its attribution and the class hierarchy.
-    "query": ("store", "ranking", "labels"),
+    "query": ("store", "ranking", "labels", "search"),
+    # The search index and its ranking rule: plain data over the class hierarchy.
+    "search": ("labels",),
     # Labels are named from a class hierarchy: plain data, NumPy only.
     "labels": ("ranking",),
     # The site reads stores; of the stages it uses one NumPy-only analysis.
-    "site": ("store", "query", "settings", "extract.similarity", "ranking"),
+    "site": ("store", "query", "settings", "extract.similarity", "ranking", "search"),
     "cli": ("query", "model"),
     "__init__": ("query",),
 }
@@ -201,7 +203,7 @@ def test_dependencies_point_one_way():
 
 def test_the_store_the_site_and_the_queries_never_import_torch():
     for path in sorted(PIPELINE.rglob("*.py")):
-        if _part(path) in ("store", "site", "query", "settings", "labels"):
+        if _part(path) in ("store", "site", "query", "settings", "labels", "search"):
             names = {
                 alias.name.split(".")[0]
                 for node in ast.walk(ast.parse(path.read_text()))
@@ -296,6 +298,12 @@ def test_every_page_loads_the_shared_script_first_and_only_the_scripts_it_uses(t
         kinds.add(tuple(loaded))
     # The tiny site has every page kind: with only the shared script, and with each page script.
     assert {name for scripts in kinds for name in scripts} == {SHARED_JS, *needs}
+    # The search box is on every page; its index is a script of its own that no page loads
+    # (static/search.js adds it when the box is first used).
+    assert (site / "search-index.js").is_file()
+    for page in sorted(site.rglob("*.html")):
+        html = page.read_text(encoding="utf-8")
+        assert 'id="site-search"' in html and 'search-index.js"></script>' not in html, page
     templates = PIPELINE.parent / "site" / "templates"
     for template in templates.glob("*.html"):
         if template.name != "_base.html":

@@ -27,18 +27,19 @@ from urllib.parse import quote
 
 import numpy as np
 
-from pipeline.site import atlas_page, image_page
+from pipeline.site import atlas_page, image_page, search_index
 from pipeline.site.data import ActivationAtlas, AtlasData, Channel, FeaturedImage, Layer, load_image
 from pipeline.site.numbers import format_number, format_signed
 from pipeline.site.settings import SiteSettings
 
 SITE_SOURCES = Path(__file__).resolve().parents[2] / "site"
 MARKER = ".model-atlas-site"
-# Every page loads static/common.js first; a page with behaviour of its own then loads its
-# kind's scripts (in order: the Building Blocks' parts before blocks.js, which starts them).
+# Every page loads static/common.js first, then the header's search box (search.js); a page
+# with behaviour of its own then loads its kind's scripts (in order: the Building Blocks'
+# parts before blocks.js, which starts them).
 SHARED_SCRIPT = "common.js"
+EVERY_PAGE_SCRIPTS = (SHARED_SCRIPT, "search.js")
 PAGE_SCRIPTS = {
-    "index": ("search.js",),
     "layer": ("layer.js",),
     "image": ("blocks-model.js", "blocks-views.js", "blocks-groups.js", "blocks-panel.js", "blocks.js"),
     "atlas": ("atlas-model.js", "atlas-views.js", "atlas-map.js"),
@@ -230,7 +231,9 @@ class _Builder:
         def link(target):
             return Urls.href(path, target)
 
-        context.setdefault("shortcuts", [])
+        # Every page's keys end with "/": it focuses the header's search box (common.js).
+        shortcuts = [{**s, "href": link(s["target"])} for s in context.pop("shortcuts", [])]
+        shortcuts.append({"key": "/", "label": "/", "what": "search", "href": "#site-search-box"})
         # The templates know the site's settings as `options` (options.thumbnail_size).
         html = self.env.get_template(template).render(
             page=path,
@@ -239,8 +242,13 @@ class _Builder:
             data=self.data,
             options=self.settings,
             css=link(Urls.static("atlas.css")),
-            scripts=[link(Urls.static(name)) for name in (SHARED_SCRIPT, *PAGE_SCRIPTS.get(scripts, ()))],
+            scripts=[
+                link(Urls.static(name)) for name in (*EVERY_PAGE_SCRIPTS, *PAGE_SCRIPTS.get(scripts, ()))
+            ],
             home=link(Urls.index),
+            shortcuts=shortcuts,
+            search_index=link(search_index.PATH),
+            root=_root(path),
             thumbs=self.thumb,
             class_pages=self.class_pages,
             atlas_layers={atlas.layer for atlas in self.data.atlases},
@@ -256,6 +264,8 @@ class _Builder:
         units = [(layer, unit) for layer in self.data.layers for unit in layer.units]
         for layer, unit in _progress(units, "site: images", self.progress):
             self._featurevis_files(layer, unit)
+        pages = search_index.SitePages(self.urls, self.thumb)
+        self.write(search_index.PATH, search_index.index_script(self.data, pages))
         for layer in self.data.layers:
             self._layer_page(layer)
         for layer, unit in _progress(units, "site: channel pages", self.progress):
@@ -346,22 +356,9 @@ class _Builder:
         self.page(Urls.classes_list, "classes.html")
 
     def _index(self, overview: list[dict]) -> None:
-        search = {
-            "layers": [[layer.name, layer.channels] for layer in self.data.layers],
-            "aliases": dict(sorted(self.data.model.aliases.items())),
-            # Every class of the model; those never predicted have no page (null).
-            "classes": [
-                [name, Urls.klass(i) if i in self.class_pages else None]
-                for i, name in enumerate(self.data.model.class_names)
-            ]
-            or [[k.class_name, Urls.klass(k.class_id)] for k in self.data.classes],
-            "images": [[i.image_id, self.urls.image(i.image_id)] for i in self.data.images],
-        }
         self.page(
             Urls.index,
             "index.html",
-            scripts="index",
-            search=search,
             overview=overview,
             shortcuts=_shortcuts(
                 ("l", "all layers", Urls.layers_list),
@@ -588,6 +585,11 @@ def shown_size(native: int | None, largest: int = 256) -> int | None:
 
 # What a shortcut's key is shown as on the page.
 KEY_LABELS = {"ArrowLeft": "\u2190", "ArrowRight": "\u2192"}
+
+
+def _root(page: str) -> str:
+    """The relative path from ``page`` to the site's root folder: "" or "../", "../../"."""
+    return "../" * page.count("/")
 
 
 def _shortcuts(*entries) -> list[dict]:

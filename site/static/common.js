@@ -69,8 +69,9 @@ var ModelAtlas = (function () {
   var ARROWS = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
 
   // The footer's keys: each page lists them as links with data-shortcut; a key opens its
-  // link unless it is typed into a field or moves a Building Blocks or atlas cursor (Tab
-  // or Escape leaves a map, and the page's keys work again).
+  // link (one to "#id" on the page focuses that element: "/", the search box) unless it
+  // is typed into a field or moves a Building Blocks or atlas cursor (Tab or Escape leaves
+  // a map, and the page's keys work again).
   function shortcutTarget(event, links) {
     if (event.defaultPrevented || event.altKey || event.ctrlKey || event.metaKey) return null;
     var target = event.target;
@@ -86,7 +87,10 @@ var ModelAtlas = (function () {
       var link = shortcutTarget(event, doc.querySelectorAll("a[data-shortcut]"));
       if (!link) return;
       event.preventDefault();
-      window.location.href = link.href;
+      var anchor = link.getAttribute("href");
+      var field = anchor.charAt(0) === "#" ? doc.getElementById(anchor.slice(1)) : null;
+      if (field) field.focus();
+      else window.location.href = link.href;
     });
   }
 

@@ -228,3 +228,19 @@ def synthetic_activation_atlas() -> ad.ActivationAtlas:
 
 def site_files(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def imagenet_atlas() -> ad.AtlasData:
+    """:func:`synthetic_atlas` with ImageNet-1k's 1,000 class names (so the search knows the
+    WordNet hierarchy above them) and class pages for a Labrador retriever and a tabby cat."""
+    from pipeline.labels.hierarchy import ClassHierarchy
+
+    hierarchy = ClassHierarchy.from_file()
+    names = [hierarchy.name(wnid) for wnid in hierarchy.classes]
+    data = synthetic_atlas()
+    data.model.class_names = names
+    data.classes = [
+        ad.ClassPage(c, names[c], 2, {"conv": [ad.Similar(0, 0.5)]})
+        for c in (names.index("Labrador retriever"), names.index("tabby"))
+    ]
+    return data

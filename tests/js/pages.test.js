@@ -4,7 +4,6 @@ const test = require("node:test");
 const assert = require("node:assert/strict");
 
 const blocks = require("../../site/static/blocks-model.js");
-const search = require("../../site/static/search.js");
 const layer = require("../../site/static/layer.js");
 const map = require("../../site/static/atlas-model.js");
 
@@ -54,27 +53,6 @@ test("flows into one cell, or summed over all cells", () => {
   const rows = [[1, 2], [3, 4]];
   assert.deepEqual(blocks.flowValues(rows, 1), [3, 4]);
   assert.deepEqual(blocks.flowValues(rows, null), [4, 6]);
-});
-
-const searchData = {
-  layers: [["conv", 4], ["mix.a", 3]],
-  aliases: { first: "conv" },
-  classes: [["tabby cat", "classes/0.html"], ["cat", "classes/1.html"], ["bobcat", null]],
-  images: [["img0", "images/img0.html"]],
-};
-
-test("search: a channel by layer:channel or alias, out of range explained", () => {
-  assert.deepEqual(search.matches(searchData, "conv:2")[0], { text: "conv:2", kind: "channel", url: "channels/conv/2.html" });
-  assert.equal(search.matches(searchData, "first 3")[0].url, "channels/conv/3.html");
-  assert.deepEqual(search.matches(searchData, "mix.a:3")[0], { text: "mix.a has channels 0-2", kind: "no such channel", url: null });
-  assert.deepEqual(search.matches(searchData, "  "), []);
-});
-
-test("search: classes exact first, then at a word's start, then inside a word", () => {
-  const texts = search.matches(searchData, "cat").map((m) => m.text);
-  assert.deepEqual(texts, ["cat", "tabby cat", "bobcat"]);
-  assert.equal(search.matches(searchData, "bobcat")[0].kind, "class, never predicted in this dataset");
-  assert.deepEqual(search.matches(searchData, "IMG").map((m) => m.url), ["images/img0.html"]);
 });
 
 test("layer sorting: largest first, missing values last, ties by channel", () => {
