@@ -22,8 +22,9 @@ order. Synsets only lead to what lies under them: they are matched, never listed
 site has no page for "dog"; the breeds are listed, each "a kind of dog").
 
 Pure: no files, no stores. A channel's ``label`` is its label's synset name (empty: no clear
-label, or no attribution), ``confidence`` the label's, and ``under`` the entries of that
-synset and every synset above it (:attr:`Run.labels`).
+label, or no attribution), ``confidence`` the label's, ``under`` the entries of that
+synset and every synset above it (:attr:`Run.labels`), and ``detail`` says "tentative
+label" when the label rests on too few images.
 """
 
 from __future__ import annotations
@@ -242,6 +243,7 @@ def _add_channel_labels(run: Run, entries: list[Entry], synset_entry: dict, clas
                     label=label.name,
                     confidence=round(float(label.confidence), 6),
                     under=under,
+                    detail="tentative label" if label.tentative else "",
                 )
             channel_index += 1
 

@@ -117,6 +117,7 @@ def test_labelled_channels_lie_under_their_label_and_rank_by_confidence():
     assert (conv0.label, conv0.confidence) == ("Labrador", 0.3)
     assert conv0.under == tuple(sorted(by_name[n] for n in ("Labrador", "dog", "animal")))
     assert entries[by_name["conv:3"]].label == "" and entries[by_name["conv:3"]].under == ()
+    assert entries[by_name["conv:2"]].detail == "tentative label" and entries[by_name["conv:1"]].detail == ""
     found = [(entries[f["entry"]].name, f["match"]) for f in search.search(entries, "dog")]
     assert found == [
         ("conv:2", "hyponym"),
