@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.labels import IMAGENET1K, ClassHierarchy
-from pipeline.labels.rule import DEFAULT_RULE, Evidence, Label, SynsetMatrix, flat_hierarchy, label_units
+from pipeline.labels import Label
+from pipeline.labels.layers import labels_for_layer
 from pipeline.ranking import top_order
 from pipeline.search import search as search_results
 from pipeline.store import RunFiles, json_number, read_layers_json
@@ -207,31 +207,25 @@ class Results:
         ]
 
     def label(self, layer: str, channel: int) -> Label | None:
-        """The channel's label (pipeline/labels/rule.py), computed now from its attribution
-        by predicted class: from the shipped WordNet hierarchy for a model with ImageNet-1k's
-        1,000 classes, else from the class names alone (the top class when it dominates).
-        None without attribution."""
+        """The channel's label (pipeline/labels/rule.py), from its attribution by predicted
+        class: from the shipped WordNet hierarchy for a model with ImageNet-1k's 1,000
+        classes, else from the class names alone (the top class when it dominates). None
+        without attribution. The whole layer is labelled once (the site's labels are the same
+        call, :func:`pipeline.labels.layers.labels_for_layer`)."""
         name, channel = self._channel(layer, channel)
-        classes = self.store.classes(name)
-        if classes is None:
-            return None
-        evidence = Evidence(classes.attribution[channel : channel + 1], classes.count)
-        if "auroc" in DEFAULT_RULE.split("*"):
-            evidence = Evidence(
-                evidence.attribution,
-                evidence.counts,
-                np.asarray(self.store.per_image(name, "max")[:, channel : channel + 1]),
-                np.asarray(self.store.predicted_classes()),
-            )
-        hierarchy, synsets = self._hierarchy
-        return label_units(hierarchy, evidence, class_names=self.store.class_names, synsets=synsets)[0]
+        labels = self.layer_labels(name)
+        return None if labels is None else labels[channel]
+
+    def layer_labels(self, layer: str) -> list[Label] | None:
+        """Every channel's label of ``layer`` (channel order), computed once; None without attribution."""
+        name = self.layer_name(layer)
+        if name not in self._layer_labels:
+            self._layer_labels[name] = labels_for_layer(self.store, name)
+        return self._layer_labels[name]
 
     @functools.cached_property
-    def _hierarchy(self) -> tuple[ClassHierarchy, SynsetMatrix]:
-        imagenet = ClassHierarchy.from_file(IMAGENET1K)
-        names = self.store.class_names
-        hierarchy = imagenet if len(names) == len(imagenet.classes) else flat_hierarchy(names)
-        return hierarchy, SynsetMatrix(hierarchy)
+    def _layer_labels(self) -> dict[str, list[Label] | None]:
+        return {}
 
     def channel_stats(self, layer: str, channel: int) -> dict:
         """Statistics over images of the channel's spatial maximum, with its histogram."""
@@ -412,6 +406,7 @@ class Results:
                 seen_classes=frozenset(seen),
                 images=images,
                 hierarchy=search.hierarchy_for(names),
+                labels={name: self.layer_labels(name) for name in self.layers if name in self.store.layers},
             )
             self._search_entries = search.run_entries(run)
         return self._search_entries

@@ -21,8 +21,10 @@ label confidence, then name in natural order (``conv:2`` before ``conv:10``), th
 order. Synsets only lead to what lies under them: they are matched, never listed (the
 site has no page for "dog"; the breeds are listed, each "a kind of dog").
 
-Pure: no files, no stores. ``label``/``confidence`` of a channel are empty until channels
-are labelled (issue 25, item 2); the rule already uses them.
+Pure: no files, no stores. A channel's ``label`` is its label's synset name (empty: no clear
+label, or no attribution), ``confidence`` the label's, ``under`` the entries of that
+synset and every synset above it (:attr:`Run.labels`), and ``detail`` says "tentative
+label" when the label rests on too few images.
 """
 
 from __future__ import annotations
@@ -177,6 +179,8 @@ class Run:
     seen_classes: frozenset[int]  # classes some image is predicted as
     images: Sequence[str]  # featured image ids
     hierarchy: ClassHierarchy | None = None
+    # layer -> one label per channel (pipeline/labels/layers.py), or None: unlabelled
+    labels: Mapping[str, Sequence | None] = dataclasses.field(default_factory=dict)
 
 
 def run_entries(run: Run, pages=None) -> list[Entry]:
@@ -195,9 +199,11 @@ def run_entries(run: Run, pages=None) -> list[Entry]:
             url, thumb = (pages.channel(name, c), pages.thumb(name, c)) if pages else (None, None)
             entries.append(Entry("channel", f"{name}:{c}", url=url, thumb=thumb))
     synset_entry = _synset_entries(run, entries)
+    class_entry = {}
     for class_id, name in enumerate(run.class_names):
         if not name:  # a class known by its number only
             continue
+        class_entry[class_id] = len(entries)
         synonyms, under = (), ()
         if run.hierarchy is not None:
             wnid = run.hierarchy.classes[class_id]
@@ -209,7 +215,37 @@ def run_entries(run: Run, pages=None) -> list[Entry]:
         entries.append(Entry("class", name, synonyms, under, seen=seen, url=url, detail=detail))
     for image_id in run.images:
         entries.append(Entry("image", image_id, url=pages.image(image_id) if pages else None))
+    _add_channel_labels(run, entries, synset_entry, class_entry)
     return entries
+
+
+def _add_channel_labels(run: Run, entries: list[Entry], synset_entry: dict, class_entry: dict) -> None:
+    """Give each labelled channel its label, confidence and ``under``: the entries of the
+    label's synset and of every synset above it (so "dog" finds the channels labelled with
+    any kind of dog). A label's synset is a WordNet id, or ``class:<k>`` from a model's
+    class names alone (pipeline/labels/rule.py, flat_hierarchy)."""
+    entry_of = dict(synset_entry)
+    if run.hierarchy is not None:
+        entry_of.update({run.hierarchy.classes[k]: i for k, i in class_entry.items()})
+    entry_of.update({f"class:{k}": i for k, i in class_entry.items()})
+    channel_index = len(run.layers)
+    for name, channels in run.layers:
+        labels = run.labels.get(name)
+        for c in range(channels):
+            label = labels[c] if labels is not None else None
+            if label is not None and label.synset is not None:
+                wnids = [label.synset]
+                if run.hierarchy is not None and label.synset in run.hierarchy.synsets:
+                    wnids += sorted(run.hierarchy.ancestors(label.synset))
+                under = tuple(sorted({entry_of[w] for w in wnids if w in entry_of}))
+                entries[channel_index] = dataclasses.replace(
+                    entries[channel_index],
+                    label=label.name,
+                    confidence=round(float(label.confidence), 6),
+                    under=under,
+                    detail="tentative label" if label.tentative else "",
+                )
+            channel_index += 1
 
 
 def _synset_entries(run: Run, entries: list[Entry]) -> dict[str, int]:

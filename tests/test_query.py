@@ -249,17 +249,23 @@ def test_channel_says_how_its_feature_visualization_was_made(tmp_path, capsys):
 
 def test_search_ranks_as_the_site_and_the_cli_prints_it(results, run, capsys):
     found = results.search("early")  # the layer (exact), then its channels (prefix)
-    assert [(f["kind"], f["name"], f["match"]) for f in found] == [
-        ("layer", "early", "exact"),
-        ("channel", "early:0", "prefix"),
-        ("channel", "early:1", "prefix"),
-        ("channel", "early:2", "prefix"),
+    # Channels carry their labels (Results.label's); labelled ones first, higher confidence first.
+    labels = [results.label("early", c) for c in range(3)]
+    labelled = sorted((c for c in range(3) if labels[c].synset), key=lambda c: -labels[c].confidence)
+    order = labelled + [c for c in range(3) if not labels[c].synset]
+    assert labelled, "the toy store labels some channel of early"
+    assert [(f["kind"], f["name"], f["match"]) for f in found] == [("layer", "early", "exact")] + [
+        ("channel", f"early:{c}", "prefix") for c in order
     ]
+    for f in found[1:]:
+        label = labels[int(f["name"].split(":")[1])]
+        assert f["label"] == (label.name if label.synset else None)
+        assert f["confidence"] == (round(label.confidence, 6) if label.synset else None)
     assert [f["name"] for f in results.search("mixed_early 2")] == ["early:2"]  # an alias, a space
     assert results.search("late:9") == [] and results.search("early", k=1)[0]["name"] == "early"
     classes = [f for f in results.search(CLASSES[0]) if f["kind"] == "class"]
     assert classes[0]["name"] == CLASSES[0] and classes[0]["match"] == "exact"
     assert main(["query", str(run[0]), "search", "early", "-k", "2", "--json"]) == 0
-    assert [f["name"] for f in json.loads(capsys.readouterr().out)] == ["early", "early:0"]
+    assert [f["name"] for f in json.loads(capsys.readouterr().out)] == ["early", f"early:{order[0]}"]
     assert main(["query", str(run[0]), "search", "zzz"]) == 0
     assert capsys.readouterr().out.strip() == "nothing matches"

@@ -98,6 +98,40 @@ def test_a_run_index_names_synsets_and_puts_each_class_under_its_ancestors():
     assert [entries[f["entry"]].name for f in search.search(entries, "animal")] == ["tabby", "Labrador"]
 
 
+def test_labelled_channels_lie_under_their_label_and_rank_by_confidence():
+    """conv:0 is labelled Labrador (a class), conv:1 dog (0.5), conv:2 dog (0.9), conv:3 has
+    no clear label: "dog" finds the three labelled channels, surer first, then the class."""
+    from pipeline.labels import Label
+
+    labels = [
+        Label("lab", "Labrador", ("Labrador",), 0.3, 12, 1, False),
+        Label("dog", "dog", ("Labrador",), 0.5, 12, 1, False),
+        Label("dog", "dog", ("Labrador",), 0.9, 3, 1, True),
+        Label(None, "no clear label", (), 0.1, 0, 0, False),
+    ]
+    run = search.Run([("conv", 4)], {}, ["Labrador", "tabby"], frozenset({0, 1}), [], TINY_HIERARCHY)
+    run.labels = {"conv": labels}
+    entries = search.run_entries(run)
+    by_name = {e.name: i for i, e in enumerate(entries)}
+    conv0 = entries[by_name["conv:0"]]
+    assert (conv0.label, conv0.confidence) == ("Labrador", 0.3)
+    assert conv0.under == tuple(sorted(by_name[n] for n in ("Labrador", "dog", "animal")))
+    assert entries[by_name["conv:3"]].label == "" and entries[by_name["conv:3"]].under == ()
+    assert entries[by_name["conv:2"]].detail == "tentative label" and entries[by_name["conv:1"]].detail == ""
+    found = [(entries[f["entry"]].name, f["match"]) for f in search.search(entries, "dog")]
+    assert found == [
+        ("conv:2", "hyponym"),
+        ("conv:1", "hyponym"),
+        ("conv:0", "hyponym"),
+        ("Labrador", "hyponym"),
+    ]
+    # the class itself matches exactly and comes first; the channel labelled with it follows
+    assert [entries[f["entry"]].name for f in search.search(entries, "labrador")][:2] == [
+        "Labrador",
+        "conv:0",
+    ]
+
+
 def test_the_imagenet_hierarchy_is_used_only_for_its_own_class_names():
     hierarchy = ClassHierarchy.from_file()
     names = [hierarchy.name(w) for w in hierarchy.classes]

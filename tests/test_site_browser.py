@@ -258,10 +258,18 @@ def test_typing_dog_lists_the_dog_breeds_and_the_keyboard_follows_the_first(tmp_
     page.keyboard.type("dog")
     options = page.locator("#site-search-results [role=option]")
     options.first.wait_for()
-    # Every dog breed is a kind of dog; the one with a page (predicted in the run) comes first.
+    # Every dog breed is a kind of dog, and so is the channel labelled "retriever" (it comes
+    # first: channels before classes); then the breed with a page (predicted in the run).
     assert options.count() == 20
-    assert options.first.inner_text() == "Labrador retriever\nclass · a kind of dog"
-    assert "a kind of dog" in options.nth(1).inner_text()
+    assert options.first.inner_text() == "conv:1\nchannel · retriever (0.7273) · a kind of dog"
+    assert options.nth(1).inner_text() == "Labrador retriever\nclass · a kind of dog"
+    # The channel's thumbnail sits left of its name and description, on one row.
+    thumb = options.first.locator("img").bounding_box()
+    name = options.first.locator(".site-search-name").bounding_box()
+    kind = options.first.locator(".site-search-kind").bounding_box()
+    assert thumb["x"] + thumb["width"] <= name["x"] and name["x"] == kind["x"]
+    middle = thumb["y"] + thumb["height"] / 2  # beside the two lines, not above them
+    assert name["y"] < middle < kind["y"] + kind["height"]
     page.keyboard.press("ArrowDown")
     assert page.get_attribute("#site-search-box", "aria-activedescendant") == "site-search-option-0"
     assert options.first.get_attribute("aria-selected") == "true"
@@ -269,7 +277,7 @@ def test_typing_dog_lists_the_dog_breeds_and_the_keyboard_follows_the_first(tmp_
     assert page.locator("#site-search-results").is_hidden()
     page.keyboard.press("ArrowDown")  # opens it again on the first result
     page.keyboard.press("Enter")
-    page.wait_for_url("**/site/classes/208.html")
+    page.wait_for_url("**/site/channels/conv/1.html")
 
 
 def test_search_shows_hostile_class_names_as_text(site, page):

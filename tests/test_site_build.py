@@ -22,7 +22,7 @@ from pipeline.site.settings import SiteSettings
 from pipeline.store.blocks import RunHeader
 from tests.helpers.images import plant_images
 from tests.helpers.provenance import record
-from tests.helpers.site import XSS_CLASS, XSS_ID, pattern, site_files, synthetic_atlas
+from tests.helpers.site import XSS_CLASS, XSS_ID, imagenet_atlas, pattern, site_files, synthetic_atlas
 from tests.helpers.stores import CLASSES, LAYERS, build_store
 from tests.helpers.workflow import REPO, extract_config, run_on_two_cores
 
@@ -638,6 +638,39 @@ def test_the_site_and_the_query_show_the_same_examples_and_classes(real_run):
                 assert classes and [(k.class_id, json_number(k.score), k.images) for k in unit.classes] == [
                     (q["class_id"], q["score"], q["images"]) for q in classes
                 ]
+                assert unit.label == results.label(layer.name, unit.index)  # one labelling call
+
+
+def test_a_labelled_channel_shows_its_label_on_every_page_and_in_the_search_index(tmp_path):
+    """conv:1 of the ImageNet toy supports the two retrievers (tests/helpers/site.py works
+    its label out by hand): "retriever", confidence 0.727; conv:0 has no clear label."""
+    site = build_site(imagenet_atlas(), tmp_path / "site")
+    channel = (site / "channels/conv/1.html").read_text()
+    assert (
+        '<p class="unit-label">label: <strong>retriever — Labrador retriever, golden retriever '
+        "(confidence 0.7273, 35 images, 2 classes)</strong></p>"
+    ) in channel
+    assert "How labels are made" in channel
+    assert "label: <strong>no clear label</strong>" in (site / "channels/conv/0.html").read_text()
+    assert "unit-label" not in (site / "channels/mix.a/0.html").read_text()  # no attribution
+    grid = (site / "layers/conv.html").read_text()
+    assert (
+        'title="conv:1 label: retriever, mean' in grid and 'title="conv:0 label: no clear label, mean' in grid
+    )
+    assert (
+        '<span class="unit-label">retriever</span>' in grid and grid.count('<span class="unit-label">') == 1
+    )
+    assert "feature visualization of conv channel 1, label: retriever" in grid
+    labrador = (site / "classes/208.html").read_text()
+    assert '<span>conv:1</span></a> <span class="unit-label">retriever</span>' in labrador
+    text = (site / "search-index.js").read_text()
+    entries = json.loads(text[text.index("{") : text.rindex("}") + 1])["entries"]
+    by_name = {(e["kind"], e["name"]): i for i, e in enumerate(entries)}
+    labelled = entries[by_name["channel", "conv:1"]]
+    assert labelled["label"] == "retriever" and labelled["confidence"] == pytest.approx(0.727273)
+    under = {entries[i]["name"] for i in labelled["under"]}
+    assert {"retriever", "sporting dog", "dog", "canine", "carnivore", "entity"} <= under
+    assert "label" not in entries[by_name["channel", "conv:0"]]  # no clear label: nothing to find
 
 
 def test_images_where_the_channel_does_not_fire_are_not_top_examples(tmp_path):

@@ -162,8 +162,9 @@ ALLOWED_IMPORTS = {
     "search": ("labels",),
     # Labels are named from a class hierarchy: plain data, NumPy only.
     "labels": ("ranking",),
-    # The site reads stores; of the stages it uses one NumPy-only analysis.
-    "site": ("store", "query", "settings", "extract.similarity", "ranking", "search"),
+    # The site reads stores; of the stages it uses one NumPy-only analysis; its channels'
+    # labels come from the query API's own call (labels.layers), NumPy only.
+    "site": ("store", "query", "settings", "extract.similarity", "ranking", "search", "labels"),
     "cli": ("query", "model"),
     "__init__": ("query",),
 }

@@ -200,10 +200,13 @@ class _Builder:
         self.env.filters["fmt"] = format_number
         self.env.filters["signed"] = format_signed
         self.env.filters["json_script"] = json_script
+        self.env.filters["label_short"] = label_short
+        self.env.filters["label_line"] = label_line
         self.featurevis: dict[str, set[int]] = {}  # layer -> channels with an image written
         self.featurevis_sizes: dict[tuple[str, int], int] = {}  # (layer, channel) -> native side
         self.extra_sizes: dict[tuple[str, int], int] = {}  # the same of its extra images
         self.class_pages = {k.class_id for k in data.classes}
+        self.units = {layer.name: layer.units for layer in data.layers}
 
     # -- files ------------------------------------------------------------------------
     def write(self, path: str, content: bytes | str) -> None:
@@ -250,6 +253,7 @@ class _Builder:
             search_index=link(search_index.PATH),
             root=_root(path),
             thumbs=self.thumb,
+            unit_label=self.unit_label,
             class_pages=self.class_pages,
             atlas_layers={atlas.layer for atlas in self.data.atlases},
             **context,
@@ -308,6 +312,11 @@ class _Builder:
                 self.extra_sizes[(layer.name, unit.index)] = int(picture.shape[0])
         self.featurevis.setdefault(layer.name, set()).add(unit.index)
         self.featurevis_sizes[(layer.name, unit.index)] = int(image.shape[0])
+
+    def unit_label(self, layer: str, c: int):
+        """The label of channel ``c`` of ``layer`` (None: unknown layer, or no attribution)."""
+        units = self.units.get(layer)
+        return units[c].label if units is not None and 0 <= c < len(units) else None
 
     def thumb(self, layer: str, c: int) -> str | None:
         """Site path of a channel's thumbnail, or None when it has no feature visualization."""
@@ -629,6 +638,33 @@ def histogram_bars(unit: Channel, width: int = 320, height: int = 96) -> dict | 
         "hi": format_number(h.edges[-1]),
         "top": top,
     }
+
+
+def label_short(label) -> str:
+    """A channel's label in a few words: ``"dog"``, ``"dog (tentative)"``, ``"no clear
+    label"``; "" without one (no attribution in the run)."""
+    if label is None:
+        return ""
+    if label.synset is None:
+        return label.name
+    return f"{label.name} (tentative)" if label.tentative else label.name
+
+
+def label_line(label) -> str:
+    """The label with its strongest classes and evidence: ``"dog — Labrador retriever,
+    golden retriever … (confidence 0.42, 37 images, 5 classes; tentative)"``."""
+    if label is None:
+        return ""
+    if label.synset is None:
+        return label.name
+    classes = ", ".join(label.classes)
+    more = " …" if label.class_count > len(label.classes) else ""
+    members = f" — {classes}{more}" if label.classes and list(label.classes) != [label.name] else ""
+    images = f"{label.images} image{'' if label.images == 1 else 's'}"
+    counted = f"{label.class_count} class{'' if label.class_count == 1 else 'es'}"
+    tentative = "; tentative" if label.tentative else ""
+    confidence = format_number(label.confidence)
+    return f"{label.name}{members} (confidence {confidence}, {images}, {counted}{tentative})"
 
 
 def json_script(value) -> markupsafe.Markup:  # noqa: F821

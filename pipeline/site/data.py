@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.labels import Label
+
 
 class LazyImage:
     """A ``uint8 [H, W, 3]`` image read only when the site is written."""
@@ -135,6 +137,7 @@ class Channel:
     classes: list[ClassScore] = dataclasses.field(default_factory=list)
     similar: list[Similar] = dataclasses.field(default_factory=list)
     circuits: Circuits | None = None
+    label: Label | None = None  # pipeline/labels: None without attribution (not "no clear label")
 
 
 @dataclasses.dataclass

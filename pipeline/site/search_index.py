@@ -53,6 +53,7 @@ def site_run(data: AtlasData) -> search.Run:
         seen_classes=frozenset(k.class_id for k in data.classes),
         images=[image.image_id for image in data.images],
         hierarchy=search.hierarchy_for(class_names),
+        labels={layer.name: [unit.label for unit in layer.units] for layer in data.layers},
     )
 
 

@@ -180,8 +180,10 @@
     if (e.thumb) attrs["class"] += " has-thumb";
     var node = atlas.el(e.url ? "a" : "div", null, attrs);
     if (e.thumb) node.appendChild(atlas.el("img", null, { src: ui.root + e.thumb, alt: "", width: "32", height: "32" }));
-    node.appendChild(atlas.el("span", e.name, { "class": "site-search-name" }));
-    node.appendChild(atlas.el("span", describe(ui.entries, result), { "class": "site-search-kind" }));
+    var text = atlas.el("span", null, { "class": "site-search-text" });
+    text.appendChild(atlas.el("span", e.name, { "class": "site-search-name" }));
+    text.appendChild(atlas.el("span", describe(ui.entries, result), { "class": "site-search-kind" }));
+    node.appendChild(text);
     node.addEventListener("mousedown", function (event) { event.preventDefault(); });  // the box keeps focus
     return node;
   }
