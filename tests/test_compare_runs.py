@@ -58,3 +58,17 @@ def test_a_negative_zero_is_a_change_bit_for_bit(tmp_path):
     a = make_run(tmp_path / "a", [0.0])
     b = make_run(tmp_path / "b", [-0.0])
     assert compare_runs.compare_runs(a, b)["datasets"]
+
+
+def test_nan_encodings_and_the_runs_folder_are_told_apart_from_real_changes(tmp_path):
+    a = make_run(tmp_path / "clone-a" / "results" / "run", [1.0, np.nan])
+    b = make_run(tmp_path / "clone-b" / "results" / "run", [1.0, -np.nan])
+    for run in (a, b):
+        with h5py.File(run / "store.h5", "a") as f:
+            clone = run.parent.parent
+            f.create_dataset("paths", data=np.array([f"{clone}/data/x.jpg"], dtype=h5py.string_dtype()))
+    out = compare_runs.compare_runs(a, b)
+    assert out["datasets"] == []
+    assert out["nan_bits"] == ["store.h5:/layers/x/values differs (float32(2,) vs float32(2,))"]
+    assert out["located"] == ["store.h5:/paths differs (object(1,) vs object(1,))"]
+    assert compare_runs.main([str(a), str(b)]) == 0

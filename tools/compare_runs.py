@@ -4,11 +4,13 @@ before and after, then
 
     .venv/bin/python tools/compare_runs.py results/before results/after [--report diff.md]
 
-Datasets are compared bit for bit (NaN equal to NaN at the same place); attributes and JSON
-files by value; pages by their visible text, line by line, and by the JSON they embed.
-Logs, benchmarks and Snakemake's own files are left out: they hold times and paths.
-Exit status 0 when every dataset is identical (attribute and page differences are listed,
-since a change may intend them), 1 otherwise.
+Datasets are compared bit for bit; those that differ only in how a NaN is encoded (its sign
+bit or payload, which no reader sees) or only by the folder each run was made in (absolute
+image paths) are listed apart. Attributes and JSON files are compared by value; pages by
+their visible text, line by line, and by the JSON they embed. Logs, benchmarks and
+Snakemake's own files are left out: they hold times and paths. Exit status 0 when every
+dataset holds the same values (attribute and page differences are listed, since a change may
+intend them), 1 otherwise.
 """
 
 from __future__ import annotations
@@ -60,13 +62,32 @@ def _same_array(a: np.ndarray, b: np.ndarray) -> bool:
     return a.tobytes() == b.tobytes()
 
 
+def _why_different(a: np.ndarray, b: np.ndarray, roots: tuple[str, str]) -> str:
+    """``bits`` when the arrays hold the same values and differ only in how a NaN is encoded
+    (its sign or payload: no reader sees it), ``location`` when their strings differ only by
+    the folder each run was made in, else ``values``."""
+    if a.shape == b.shape and a.dtype == b.dtype:
+        if a.dtype.kind == "f":
+            differ = np.frombuffer(a.tobytes(), np.uint8).reshape(a.size, -1) != np.frombuffer(
+                b.tobytes(), np.uint8
+            ).reshape(b.size, -1)
+            where = differ.any(axis=1)
+            if np.isnan(a.ravel()[where]).all() and np.isnan(b.ravel()[where]).all():
+                return "bits"
+        if a.dtype.kind == "O":
+            moved = [str(_plain(x)).replace(roots[0], "<root>") for x in a.ravel()]
+            if moved == [str(_plain(x)).replace(roots[1], "<root>") for x in b.ravel()]:
+                return "location"
+    return "values"
+
+
 def _objects(handle: h5py.File) -> dict[str, h5py.HLObject]:
     found = {"/": handle}
     handle.visititems(lambda name, obj: found.__setitem__("/" + name, obj))
     return found
 
 
-def compare_h5(before: Path, after: Path, name: str, out: dict) -> None:
+def compare_h5(before: Path, after: Path, name: str, out: dict, roots: tuple[str, str]) -> None:
     with h5py.File(before, "r") as a, h5py.File(after, "r") as b:
         objs_a, objs_b = _objects(a), _objects(b)
         for path in sorted(objs_a.keys() - objs_b.keys()):
@@ -80,9 +101,11 @@ def compare_h5(before: Path, after: Path, name: str, out: dict) -> None:
                 continue
             if isinstance(oa, h5py.Dataset):
                 out["dataset_count"] += 1
-                if not _same_array(np.asarray(oa[()]), np.asarray(ob[()])):
+                va, vb = np.asarray(oa[()]), np.asarray(ob[()])
+                if not _same_array(va, vb):
                     shapes = f"{oa.dtype}{oa.shape} vs {ob.dtype}{ob.shape}"
-                    out["datasets"].append(f"{name}:{path} differs ({shapes})")
+                    kind = {"values": "datasets", "bits": "nan_bits", "location": "located"}
+                    out[kind[_why_different(va, vb, roots)]].append(f"{name}:{path} differs ({shapes})")
             compare_attributes(dict(oa.attrs), dict(ob.attrs), f"{name}:{path}", out)
 
 
@@ -153,8 +176,12 @@ def file_digest(path: Path) -> str:
 
 
 def compare_runs(before: Path, after: Path) -> dict:
+    # Image paths are absolute: those inside the checkout that made a run compare relative to it.
+    roots = (str(before.resolve().parent.parent), str(after.resolve().parent.parent))
     out = {
         "datasets": [],
+        "nan_bits": [],
+        "located": [],
         "attributes": [],
         "json": [],
         "pages": [],
@@ -171,7 +198,7 @@ def compare_runs(before: Path, after: Path) -> dict:
         for name in sorted(names_a & names_b):
             if kind == "store":
                 out["store_count"] += 1
-                compare_h5(before / name, after / name, name, out)
+                compare_h5(before / name, after / name, name, out, roots)
             elif kind == "json":
                 if json.loads((before / name).read_text()) != json.loads((after / name).read_text()):
                     out["json"].append(name)
@@ -195,6 +222,17 @@ def report(out: dict, before: Path, after: Path, max_lines: int) -> str:
         f"{len(out['datasets'])} differ"
     )
     for entry in out["datasets"][:max_lines]:
+        lines.append(f"  * {entry}")
+    lines.append(
+        f"* datasets with the same values, differing only in how a NaN is encoded (sign or "
+        f"payload): {len(out['nan_bits'])}"
+    )
+    for entry in out["nan_bits"][:max_lines]:
+        lines.append(f"  * {entry}")
+    lines.append(
+        f"* string datasets differing only by the folder each run was made in: {len(out['located'])}"
+    )
+    for entry in out["located"][:max_lines]:
         lines.append(f"  * {entry}")
     by_attr = Counter(key for _, key, _, _ in out["attributes"])
     lines.append(
