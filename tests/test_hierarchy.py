@@ -7,36 +7,22 @@ import json
 import pytest
 
 from pipeline.labels import IMAGENET1K, ClassHierarchy
-
-TOY = {
-    "format": "model-atlas.class-hierarchy",
-    "format_version": 1,
-    "classes": ["lab", "golden", "tabby"],
-    "synsets": {
-        "lab": {"name": "Labrador retriever", "parents": ["retriever"]},
-        "golden": {"name": "golden retriever", "parents": ["retriever"]},
-        "retriever": {"name": "retriever", "parents": ["dog"]},
-        "tabby": {"name": "tabby", "parents": ["cat"]},
-        "dog": {"name": "dog", "parents": ["carnivore", "domestic animal"]},
-        "cat": {"name": "cat", "parents": ["carnivore"]},
-        "domestic animal": {"name": "domestic animal", "parents": ["animal"]},
-        "carnivore": {"name": "carnivore", "parents": ["animal"]},
-        "animal": {"name": "animal", "parents": []},
-    },
-}
+from tests.helpers.hierarchies import TOY
 
 
 def test_ancestors_follow_every_parent_and_classes_under_a_synset_are_in_class_order():
     h = ClassHierarchy.from_dict(TOY)
-    assert h.ancestors("lab") == {"lab", "retriever", "dog", "carnivore", "domestic animal", "animal"}
+    dog_line = {"retriever", "dog", "carnivore", "domestic animal", "animal", "entity"}
+    assert h.ancestors("lab") == {"lab", *dog_line}
     assert h.classes_under("retriever") == (0, 1)
     assert h.classes_under("carnivore") == (0, 1, 2)
     assert h.classes_under("domestic animal") == (0, 1)
     assert h.classes_under("cat") == (2,)
     assert h.paths_to_root("lab") == [
-        ("lab", "retriever", "dog", "carnivore", "animal"),
-        ("lab", "retriever", "dog", "domestic animal", "animal"),
+        ("lab", "retriever", "dog", "carnivore", "animal", "entity"),
+        ("lab", "retriever", "dog", "domestic animal", "animal", "entity"),
     ]
+    assert h.classes_under("vehicle") == (3, 4, 5) and h.classes_under("entity") == tuple(range(8))
 
 
 @pytest.mark.parametrize(
@@ -54,7 +40,7 @@ def test_bad_files_are_refused_naming_what_is_wrong(change, message):
 
 def test_a_parent_loop_is_refused(tmp_path):
     looped = json.loads(json.dumps(TOY))
-    looped["synsets"]["animal"]["parents"] = ["lab"]
+    looped["synsets"]["entity"]["parents"] = ["lab"]
     path = tmp_path / "h.json"
     path.write_text(json.dumps(looped))
     with pytest.raises(ValueError, match=rf"{path}: the parents of synset .* loop back"):

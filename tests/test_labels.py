@@ -17,41 +17,9 @@ from pipeline.labels.rule import (
     label_units,
     score,
 )
+from tests.helpers.hierarchies import TOY
 
-# Eight classes: three animals, five artifacts; every path ends at "entity".
-#   entity <- animal <- carnivore <- dog <- retriever <- {lab, golden}
-#                                 <- cat <- tabby
-#          <- artifact <- vehicle <- {car, truck, bus}
-#                      <- boat <- canoe
-#                      <- instrument <- violin
-# dog also sits under "domestic animal" (a second parent), as in WordNet. With the default
-# max_share 0.5, synsets over more than 4 classes (artifact, entity) are never labels.
-TOY = {
-    "format": "model-atlas.class-hierarchy",
-    "format_version": 1,
-    "classes": ["lab", "golden", "tabby", "car", "truck", "bus", "canoe", "violin"],
-    "synsets": {
-        "lab": {"name": "Labrador retriever", "parents": ["retriever"]},
-        "golden": {"name": "golden retriever", "parents": ["retriever"]},
-        "retriever": {"name": "retriever", "parents": ["dog"]},
-        "tabby": {"name": "tabby", "parents": ["cat"]},
-        "dog": {"name": "dog", "parents": ["carnivore", "domestic animal"]},
-        "cat": {"name": "cat", "parents": ["carnivore"]},
-        "domestic animal": {"name": "domestic animal", "parents": ["animal"]},
-        "carnivore": {"name": "carnivore", "parents": ["animal"]},
-        "animal": {"name": "animal", "parents": ["entity"]},
-        "car": {"name": "car", "parents": ["vehicle"]},
-        "truck": {"name": "truck", "parents": ["vehicle"]},
-        "bus": {"name": "bus", "parents": ["vehicle"]},
-        "vehicle": {"name": "vehicle", "parents": ["artifact"]},
-        "canoe": {"name": "canoe", "parents": ["boat"]},
-        "boat": {"name": "boat", "parents": ["artifact"]},
-        "violin": {"name": "violin", "parents": ["instrument"]},
-        "instrument": {"name": "instrument", "parents": ["artifact"]},
-        "artifact": {"name": "artifact", "parents": ["entity"]},
-        "entity": {"name": "entity", "parents": []},
-    },
-}
+# The eight-class toy of tests/helpers/hierarchies.py (its comment draws it).
 H = ClassHierarchy.from_dict(TOY)
 COUNTS = np.array([4, 6, 5, 3, 2, 2, 1, 1])  # images predicted as each class
 

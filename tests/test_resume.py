@@ -215,6 +215,13 @@ def test_only_settings_that_change_a_result_rerun_its_jobs(tmp_path, reference):
     more_examples = {**TINY_CONFIG, "extract": {**TINY_CONFIG["extract"], "top_k": 3}}
     planned = planned_jobs(workdir, more_examples)
     assert "reduce_activations" in planned and "extract_shard" not in planned
+    # The feature visualizations' optimiser also draws the atlas's icons: a changed learning
+    # rate re-renders both (the icons' params are FeaturevisSettings.ICON_KEYS), and leaves
+    # the atlas's layout and the extraction alone.
+    other_lr = {**TINY_CONFIG, "featurevis": {**TINY_CONFIG["featurevis"], "lr": 0.01}}
+    planned = planned_jobs(workdir, other_lr)
+    assert {"featurevis_shard", "atlas_render"} <= planned, planned
+    assert not planned & {"atlas_layout", "extract_shard", "reduce_activations"}, planned
 
 
 # Snakemake's own locks after a kill -9 (fast: no workflow run).

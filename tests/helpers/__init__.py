@@ -13,6 +13,7 @@ and ``models``/``optvis_models`` import only torch (and timm).
                    (build_store, write_shards, fake_data, fake_fields, brute_topk)
     images         broken image files (write_bad_files) and a labelled folder (plant_images)
     site           hand-made AtlasData with hostile text (synthetic_atlas, XSS_*, site_files)
+    hierarchies    a hand-made eight-class hierarchy for the labels tests (TOY)
     workflow       running the real Snakemake workflow (run_workflow, tiny_config,
                    extract_config, run_on_two_cores)
 """
