@@ -85,6 +85,7 @@ bench: setup
 	$(BIN)/python bench/featurevis.py
 	$(BIN)/python bench/extract.py
 	$(BIN)/python bench/site.py
+	$(BIN)/python bench/search.py
 
 clean:
 	rm -rf results .snakemake

@@ -1,6 +1,6 @@
 """Benchmark of unit labels: precision on held-out labelled photos against a shuffled baseline.
 
-    python bench/labels.py [--photos /work/shared/datasets/imagenet-samples-200]
+    python bench/labels.py [--photos ../shared/datasets/imagenet-samples-200]
                            [--cache /tmp/model-atlas-labels-bench] [--top 5] [--seed 0]
 
 Needs a folder of labelled ImageNet photos named ``<wnid>_<name>.JPEG`` (the wnid is the
@@ -48,7 +48,8 @@ from pipeline.labels import IMAGENET1K, ClassHierarchy  # noqa: E402
 from pipeline.labels.rule import DEFAULT_RULE, Evidence, LabelSettings, SynsetMatrix, label_units  # noqa: E402
 from pipeline.ranking import top_order  # noqa: E402
 
-PHOTOS = Path("/work/shared/datasets/imagenet-samples-200")
+# The development photos sit beside the checkout (not in a user's clone): pass --photos.
+PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "imagenet-samples-200"
 CACHE = Path("/tmp/model-atlas-labels-bench")
 # (the score that chooses the synset, the confidence reported and thresholded at 0.2)
 RULES = [
