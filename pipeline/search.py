@@ -33,7 +33,7 @@ import dataclasses
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
-from pipeline.labels.hierarchy import IMAGENET1K, ClassHierarchy
+from pipeline.labels.hierarchy import ClassHierarchy, imagenet_hierarchy_for
 
 FORMAT = "model-atlas.search-index"
 VERSION = 1
@@ -153,19 +153,9 @@ def _order(e: Entry, rank: int, index: int) -> tuple:
 
 
 def hierarchy_for(class_names: Sequence[str]) -> ClassHierarchy | None:
-    """The shipped ImageNet-1k hierarchy when ``class_names`` are its 1,000 classes in its
-    order, else None. A name matches its synset's name or a WordNet lemma, or begins with
-    one and a space (timm's ``crane bird`` and ``maillot tank suit`` tell two synsets apart)."""
-    if len(class_names) != 1000:
-        return None
-    hierarchy = ClassHierarchy.from_file(IMAGENET1K)
-    for name, wnid in zip(class_names, hierarchy.classes):
-        synset = hierarchy.synsets[wnid]
-        words = {normalized(w) for w in (synset.name, *synset.lemmas)}
-        name = normalized(name)
-        if name not in words and not any(name.startswith(w + " ") for w in words):
-            return None
-    return hierarchy
+    """The shipped ImageNet-1k hierarchy when ``class_names`` are its classes in its order,
+    else None (the same test the labels make: :func:`pipeline.labels.imagenet_hierarchy_for`)."""
+    return imagenet_hierarchy_for(class_names)
 
 
 @dataclasses.dataclass

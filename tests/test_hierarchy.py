@@ -67,3 +67,14 @@ def test_the_shipped_class_order_is_the_models():
     for index, (wnid, name) in enumerate(zip(h.classes, imagenet_class_names())):
         lemmas = [lemma.lower() for lemma in h.synsets[wnid].lemmas]
         assert any(name.lower().startswith(lemma) for lemma in lemmas), (index, name, lemmas)
+
+
+def test_class_names_match_the_hierarchy_in_order_case_and_spacing_aside():
+    h = ClassHierarchy.from_dict(TOY)
+    names = ["labrador  Retriever", "golden retriever", "tabby", "car", "truck", "bus", "canoe", "violin"]
+    assert h.names_match(names)
+    # A name may add words after its synset's name ("crane bird"), not replace it.
+    assert h.names_match([*names[:7], "violin bow"])
+    assert not h.names_match([*names[:7], "fiddle"])
+    assert not h.names_match([names[1], names[0], *names[2:]])  # another order
+    assert not h.names_match(names[:7])

@@ -1,7 +1,7 @@
 """Words for units: the class hierarchy that labels are named from (``hierarchy``) and the
 rule that names a unit from its attribution to each class (``rule``)."""
 
-from pipeline.labels.hierarchy import IMAGENET1K, ClassHierarchy, Synset
+from pipeline.labels.hierarchy import IMAGENET1K, ClassHierarchy, Synset, imagenet_hierarchy_for
 from pipeline.labels.rule import DEFAULT_RULE, Evidence, Label, LabelSettings, label_units
 
 __all__ = [
@@ -12,5 +12,6 @@ __all__ = [
     "Label",
     "LabelSettings",
     "Synset",
+    "imagenet_hierarchy_for",
     "label_units",
 ]

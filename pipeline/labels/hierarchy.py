@@ -28,13 +28,27 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 
 FORMAT = "model-atlas.class-hierarchy"
 VERSIONS = (1,)
 IMAGENET1K = Path(__file__).resolve().parents[2] / "data" / "hierarchy" / "imagenet1k.json"
+
+
+def _words(text: str) -> str:
+    return " ".join(str(text).lower().split())
+
+
+def imagenet_hierarchy_for(class_names: Sequence[str]) -> ClassHierarchy | None:
+    """The shipped ImageNet-1k hierarchy when ``class_names`` are its 1,000 classes in its
+    order (:meth:`ClassHierarchy.names_match`), else None: the one test of whether a model's
+    classes are ImageNet's, for its labels and its search alike."""
+    if len(class_names) != 1000:
+        return None
+    hierarchy = ClassHierarchy.from_file(IMAGENET1K)
+    return hierarchy if hierarchy.names_match(class_names) else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,6 +137,20 @@ class ClassHierarchy:
         if not parents:
             return [(wnid,)]
         return [(wnid, *path) for parent in parents for path in self.paths_to_root(parent)]
+
+    def names_match(self, class_names: Sequence[str]) -> bool:
+        """Whether ``class_names`` are this hierarchy's classes, in its order: each name is
+        its synset's name or one of its lemmas, or begins with one and a space (torchvision's
+        ``crane bird`` and ``maillot tank suit`` tell two synsets apart), case aside."""
+        if len(class_names) != len(self.classes):
+            return False
+        for name, wnid in zip(class_names, self.classes):
+            synset = self.synsets[wnid]
+            words = {_words(w) for w in (synset.name, *synset.lemmas)}
+            name = _words(name)
+            if name not in words and not any(name.startswith(w + " ") for w in words):
+                return False
+        return True
 
     @cached_property
     def _ancestors(self) -> dict[str, frozenset[str]]:
