@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.labels import Label
-from pipeline.labels.layers import labels_for_layer
+from pipeline.labels.layers import layer_labels
 from pipeline.ranking import top_order
 from pipeline.search import search as search_results
 from pipeline.store import RunFiles, json_number, read_layers_json
@@ -211,16 +211,18 @@ class Results:
         class: from the shipped WordNet hierarchy for a model with ImageNet-1k's 1,000
         classes, else from the class names alone (the top class when it dominates). None
         without attribution. The whole layer is labelled once (the site's labels are the same
-        call, :func:`pipeline.labels.layers.labels_for_layer`)."""
+        call, :func:`pipeline.labels.layers.layer_labels`: the labels the reduction stored, or
+        computed from the store's attribution for a store written before they were stored)."""
         name, channel = self._channel(layer, channel)
         labels = self.layer_labels(name)
         return None if labels is None else labels[channel]
 
     def layer_labels(self, layer: str) -> list[Label] | None:
-        """Every channel's label of ``layer`` (channel order), computed once; None without attribution."""
+        """Every channel's label of ``layer`` (channel order), read or computed once; None
+        without attribution."""
         name = self.layer_name(layer)
         if name not in self._layer_labels:
-            self._layer_labels[name] = labels_for_layer(self.store, name)
+            self._layer_labels[name] = layer_labels(self.store, name)
         return self._layer_labels[name]
 
     @functools.cached_property

@@ -5,10 +5,13 @@ import h5py
 import numpy as np
 import pytest
 
+import pipeline
 from pipeline.extract.crops import crop_maps, crop_thumbnail
 from pipeline.extract.reduce import histogram_counts
 from pipeline.extract.reduce_job import merge_layer, partial_of_shard, reduce_store
+from pipeline.extract.settings import ExtractSettings
 from pipeline.extract.similarity import correlation_neighbours, nearest_channels
+from pipeline.labels.layers import labels_for_layer, labels_from_columns, layer_labels
 from pipeline.store import StoreError
 from pipeline.store.activations import ShardLayout, ShardSet, reduced_writer, shard_writer
 from pipeline.store.activations_reader import ActivationsStore
@@ -333,3 +336,54 @@ def test_thumbnails_keep_the_crop_and_pad_only_the_clipped_side(box, grey_rows, 
     if box == (0, 2, 3, 6):
         big = crop_thumbnail(coordinate_image(), box, 8)
         assert (big[0] == 128).all() and (big[-1, :, 2] == 255).all()
+
+
+def test_the_reduction_stores_each_layers_labels_as_computed_from_its_arrays(tmp_path):
+    """The labels stored with the channel statistics are exactly the ones the store's own
+    attribution gives (pipeline.labels.layers), with the rule and hierarchy they came from."""
+    path, _, _ = build_store(tmp_path, k=4)
+    with ActivationsStore(path) as store:
+        for layer in ("early", "late"):
+            stored = store.labels(layer)
+            assert stored.rule == "lift" and stored.hierarchy == "class-names"
+            assert stored.format_version == 1 and stored.settings["min_confidence"] == 0.2
+            assert stored.classes.dtype == np.int32 and stored.classes.shape == (
+                store.layers[layer]["channels"],
+                3,
+            )
+            from_columns = labels_from_columns(stored, store.class_names)
+            computed = labels_for_layer(store, layer)
+            assert from_columns == computed
+            assert [label.class_ids for label in from_columns] == [label.class_ids for label in computed]
+            assert [s == "" for s in stored.synset] == [label.synset is None for label in computed]
+        assert any(s for s in store.labels("early").synset), "the toy store labels some channel"
+
+
+def test_a_store_without_attribution_has_no_labels(tmp_path):
+    data, top_ids, top_logits = fake_data()
+    for arrays in data.values():
+        del arrays["attr_predicted"]
+    shards = ShardSet(write_shards(tmp_path, data, top_ids, top_logits))
+    out = tmp_path / "activations.h5"
+    with reduced_writer(out, shards, settings=record({"top_k": 4}), model={}, aliases={}) as writer:
+        settings = ExtractSettings(top_k=4, histogram_bins=4, thumbnail_size=4, map_size=0)
+        reduce_store(shards, writer, fake_fields(), load_image, settings, progress=False)
+    with ActivationsStore(out) as store:
+        assert store.classes("early") is None and store.labels("early") is None
+        assert layer_labels(store, "early") is None
+    with h5py.File(out, "r") as fh:
+        assert "labels" not in fh["layers/early"]
+
+
+def test_a_store_written_before_labels_were_stored_still_answers_by_computing(tmp_path):
+    path, _, _ = build_store(tmp_path, k=4)
+    with ActivationsStore(path) as store:
+        expected = [labels_for_layer(store, layer) for layer in ("early", "late")]
+    with h5py.File(path, "r+") as fh:
+        for layer in ("early", "late"):
+            del fh[f"layers/{layer}/labels"]
+    with ActivationsStore(path) as store:
+        assert store.labels("early") is None
+        assert [layer_labels(store, layer) for layer in ("early", "late")] == expected
+    with pipeline.open_results(tmp_path) as results:
+        assert [results.label("early", c) for c in range(3)] == expected[0]

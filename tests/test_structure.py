@@ -139,7 +139,8 @@ ALLOWED_IMPORTS = {
     "images": ("settings",),
     "optvis": ("model",),
     "featurevis": ("optvis", "model", "images", "store", "settings", "runtime"),
-    "extract": ("model", "images", "store", "settings", "runtime", "ranking"),
+    # The reduction labels each layer's channels from the attribution it has just merged.
+    "extract": ("model", "images", "store", "settings", "runtime", "ranking", "labels"),
     "blocks": ("optvis", "featurevis", "model", "images", "store", "settings", "runtime"),
     "circuits": ("model", "images", "store", "settings"),
     # The atlas's layout job cuts thumbnails as the reduction does, with its settings' defaults;
@@ -156,7 +157,8 @@ ALLOWED_IMPORTS = {
         "extract.crops",
         "ranking",
     ),
-    # A channel's label is computed on the fly from its attribution and the class hierarchy.
+    # A channel's label is read from the store, or computed from its attribution and the class
+    # hierarchy for a store written before labels were stored.
     "query": ("store", "ranking", "labels", "search"),
     # The search index and its ranking rule: plain data over the class hierarchy.
     "search": ("labels",),

@@ -30,8 +30,11 @@ import numpy as np
 from pipeline.extract.crops import ExampleCrops
 from pipeline.extract.reduce import histogram_counts, merge_partials, merged_layer, shard_partial
 from pipeline.extract.settings import ExtractSettings
+from pipeline.labels.layers import label_columns, label_record, labels_from_arrays
+from pipeline.labels.rule import LabelSettings
 from pipeline.store import ProvenanceRecord, provenance
 from pipeline.store.activations import ShardSet, reduced_writer
+from pipeline.store.activations_reader import UnitLabels
 from pipeline.store.reduction import (
     EXAMPLES,
     MERGED,
@@ -125,12 +128,33 @@ def examples_of_shard(
     return crops.shares(counts)
 
 
+def stored_labels(classes, class_names: Sequence[str]) -> UnitLabels | None:
+    """A layer's channel labels as the store keeps them, from its merged attribution by class
+    (None without attribution): the labelling the query API and the site would otherwise
+    compute on every read, computed once here from arrays already in memory."""
+    if classes is None:
+        return None
+    settings = LabelSettings()
+    labels = labels_from_arrays(classes.attribution, classes.count, class_names, settings)
+    record = label_record(settings, class_names)
+    return UnitLabels(
+        **label_columns(labels, settings),
+        rule=record["rule"],
+        hierarchy=record["hierarchy"],
+        settings=record["settings"],
+        format_version=record["format_version"],
+    )
+
+
 def assembled_layer(
-    merged: MergedLayer, shares: Iterable[ShardShare], settings: ExtractSettings
+    merged: MergedLayer,
+    shares: Iterable[ShardShare],
+    settings: ExtractSettings,
+    class_names: Sequence[str],
 ) -> ReducedLayer:
     """One layer of ``activations.h5``: the merged layer with every shard's share put in
     place: histogram counts summed, thumbnails at their plan index, maps at their
-    (channel, rank)."""
+    (channel, rank); and the channels' labels from the merged class attribution."""
     size = settings.thumbnail_size
     thumbnails = np.zeros((len(merged.crop_rows), size, size, 3), np.uint8)
     side = settings.map_size
@@ -152,6 +176,7 @@ def assembled_layer(
         rf_rows=merged.rf_rows,
         rf_cols=merged.rf_cols,
         classes=merged.classes,
+        labels=stored_labels(merged.classes, class_names),
     )
 
 
@@ -196,7 +221,9 @@ def reduce_store(
     ]
     for layer in shards.layers:
         name = layer["name"]
-        writer.write_layer(name, assembled_layer(merged[name], (s[name] for s in shares), settings))
+        writer.write_layer(
+            name, assembled_layer(merged[name], (s[name] for s in shares), settings, shards.class_names)
+        )
 
 
 # ---------------------------------------------------------------------------------
@@ -384,7 +411,8 @@ def run_reduce_assemble(
             ) as writer:
                 for name in _progress(merged_file.layers, "store", True):
                     shares = (f.layer(name) for f in files)
-                    writer.write_layer(name, assembled_layer(merged_file.layer(name), shares, settings))
+                    layer = assembled_layer(merged_file.layer(name), shares, settings, shard_set.class_names)
+                    writer.write_layer(name, layer)
         finally:
             close_all(files)
     log.info(

@@ -95,6 +95,9 @@ class Label:
     images: int  # images predicted as the member classes that take part
     class_count: int  # member classes that take part
     tentative: bool
+    # The ``classes``' ids in the model's class order (what a store keeps: names repeat in
+    # ImageNet, ids do not); not part of the label's identity or its JSON.
+    class_ids: tuple[int, ...] = dataclasses.field(default=(), compare=False, repr=False)
 
     @property
     def text(self) -> str:
@@ -105,7 +108,9 @@ class Label:
         return f"{self.name}: {', '.join(self.classes)}"
 
     def to_dict(self) -> dict:
-        return {**dataclasses.asdict(self), "classes": list(self.classes), "text": self.text}
+        fields = dataclasses.asdict(self)
+        del fields["class_ids"]
+        return {**fields, "classes": list(self.classes), "text": self.text}
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -290,6 +295,7 @@ def label_units(
                 images,
                 len(taking_part),
                 images < settings.min_images,
+                tuple(int(k) for k in order[: settings.member_classes]),
             )
         )
     return labels

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.extract.similarity import SIMILARITY_METHOD, correlation_neighbours, nearest_channels
-from pipeline.labels.layers import labels_for_layer
+from pipeline.labels.layers import layer_labels
 from pipeline.ranking import top_order
 from pipeline.site.data import (
     ActivationAtlas,
@@ -183,7 +183,7 @@ def _add_layer_activations(store, layer: Layer, settings: SiteSettings, classes)
             ids, scores = nearest_channels(corr, settings.similar_channels)
         layer.similarity_method = SIMILARITY_METHOD.format(n=store.num_images)
     names = store.class_names
-    labels = labels_for_layer(store, name)  # every channel at once; the query API's labels
+    labels = layer_labels(store, name)  # stored, or computed for older stores; the query API's
     # Every channel's examples: read each table, and the images table, whole and once.
     store.top(name), store.bottom(name), store.images
     for unit in layer.units:

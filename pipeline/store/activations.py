@@ -47,6 +47,8 @@ from pipeline.store._provenance import ProvenanceRecord
 SHARD_KIND, SHARD_VERSIONS = "activations-shard", (1,)
 STORE_KIND, STORE_VERSIONS = "activations", (1,)
 SHARD_VERSION, STORE_VERSION = 1, 1
+# The optional layers/<layer>/labels/ group has its own version: older readers ignore it.
+LABEL_VERSION, LABEL_VERSIONS = 1, (1,)
 FLOAT_QUANTITIES = ("max", "min", "mean", "attr_predicted", "attr_label")
 INT_QUANTITIES = ("argmax_y", "argmax_x", "argmin_y", "argmin_x")
 IMAGE_COLUMNS = ("image_id", "path", "label", "label_class")
@@ -395,6 +397,8 @@ class ReducedWriter:
         write_record(group.create_group("stats"), layer.stats)
         if layer.classes is not None:
             write_record(group.create_group("classes"), layer.classes)
+        if layer.labels is not None:
+            self._write_labels(group, layer.labels)
         group.create_dataset("correlation", data=np.asarray(layer.correlation, np.float32))
         group.create_dataset("rf_rows", data=np.asarray(layer.rf_rows, np.int32))
         group.create_dataset("rf_cols", data=np.asarray(layer.rf_cols, np.int32))
@@ -402,6 +406,16 @@ class ReducedWriter:
         # One thumbnail per chunk: the site and queries read them one at a time.
         chunks = (1, *thumbnails.shape[1:]) if len(thumbnails) else None
         group.create_dataset("thumbnails", data=thumbnails, chunks=chunks)
+
+    @staticmethod
+    def _write_labels(group: h5py.Group, labels) -> None:
+        """The channels' labels (a :class:`~pipeline.store.activations_reader.UnitLabels`) as
+        the table ``labels/``, one row per channel, with its attributes."""
+        table = write_table(group, "labels", {name: getattr(labels, name) for name in labels.COLUMNS})
+        table.attrs["rule"] = labels.rule
+        table.attrs["hierarchy"] = labels.hierarchy
+        table.attrs["format_version"] = LABEL_VERSION
+        write_json_attr(table, "settings", labels.settings)
 
 
 @contextlib.contextmanager

@@ -33,7 +33,7 @@ from pipeline.store._format import (
     read_table,
     settings_of,
 )
-from pipeline.store.activations import STORE_KIND, STORE_VERSIONS, lazy_array
+from pipeline.store.activations import LABEL_VERSIONS, STORE_KIND, STORE_VERSIONS, lazy_array
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,6 +124,31 @@ class ClassAttribution:
         return [
             ClassSupport(int(c), float(s), int(self.count[c])) for c, s in zip(ids[:k], scores[:k]) if c >= 0
         ]
+
+
+@dataclasses.dataclass(frozen=True)
+class UnitLabels:
+    """One layer's channel labels as the reduction stored them (``layers/<layer>/labels/``,
+    docs/STORE.md), one row per channel: ``synset`` ("" for no clear label), ``name``,
+    ``classes`` int32 ``[C, m]`` (the named member classes' ids, strongest first, -1 past
+    them), ``confidence`` float64, ``images`` and ``n_classes`` int32, ``tentative`` bool;
+    and the group's attributes: the ``rule``, the ``hierarchy`` the synsets come from, the
+    rule's whole ``settings`` and the group's ``format_version``. Made into
+    :class:`~pipeline.labels.rule.Label` objects by :mod:`pipeline.labels.layers`."""
+
+    synset: list[str]
+    name: list[str]
+    classes: np.ndarray
+    confidence: np.ndarray
+    images: np.ndarray
+    n_classes: np.ndarray
+    tentative: np.ndarray
+    rule: str
+    hierarchy: str
+    settings: dict
+    format_version: int = 1
+
+    COLUMNS = ("synset", "name", "classes", "confidence", "images", "n_classes", "tentative")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -361,3 +386,27 @@ class ActivationsStore(StoreReader):
         if group is None or "attribution" not in group:
             return None
         return ClassAttribution(**{f.name: group[f.name][()] for f in dataclasses.fields(ClassAttribution)})
+
+    def labels(self, layer: str) -> UnitLabels | None:
+        """``layer``'s channel labels as the reduction stored them; None when it stored none
+        (no attribution, or a store written before labels were stored)."""
+        group = self._layer(layer).get("labels")
+        if group is None:
+            return None
+        version = int(group.attrs.get("format_version", 0))
+        if version not in LABEL_VERSIONS:
+            raise StoreError(
+                f"{self.path}: layers/{layer}/labels has format_version {version}; "
+                f"this version of model-atlas reads {list(LABEL_VERSIONS)}"
+            )
+        columns = {
+            name: read_strings(group[name]) if group[name].dtype.kind == "O" else group[name][()]
+            for name in UnitLabels.COLUMNS
+        }
+        return UnitLabels(
+            **columns,
+            rule=_attr_str(group.attrs["rule"]),
+            hierarchy=_attr_str(group.attrs["hierarchy"]),
+            settings=read_json_attr(group, "settings", {}),
+            format_version=version,
+        )

@@ -35,7 +35,7 @@ from pipeline.store._format import (
     write_record,
 )
 from pipeline.store._provenance import ProvenanceRecord
-from pipeline.store.activations_reader import ChannelStats, ClassAttribution, TopExamples
+from pipeline.store.activations_reader import ChannelStats, ClassAttribution, TopExamples, UnitLabels
 
 PARTIAL, MERGED, EXAMPLES = "activations-partial", "activations-merged", "activations-examples"
 VERSIONS, VERSION = (1,), 1
@@ -117,6 +117,7 @@ class MergedLayer:
     rf_rows: np.ndarray
     rf_cols: np.ndarray
     classes: ClassAttribution | None = None
+    labels: UnitLabels | None = None  # the channels' labels, with attribution only
 
 
 @dataclasses.dataclass
@@ -151,6 +152,7 @@ class ReducedLayer:
     rf_rows: np.ndarray
     rf_cols: np.ndarray
     classes: ClassAttribution | None = None
+    labels: UnitLabels | None = None  # the channels' labels, with attribution only
 
 
 # The record each kind holds per layer.
