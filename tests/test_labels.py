@@ -198,3 +198,13 @@ def test_scores_are_vectorised_over_channels_and_synsets():
     assert np.all((scores >= 0) & (scores <= 1))
     one = score(Evidence(attribution[7:8], COUNTS), SynsetMatrix(H), "coverage*participation*ic")
     np.testing.assert_allclose(one[0], scores[7])
+
+
+def test_wordnet_labels_only_a_model_whose_classes_are_imagenets():
+    """Another model with 1,000 classes is labelled from its own class names."""
+    from pipeline.labels.layers import FLAT_HIERARCHY, WORDNET_HIERARCHY, hierarchy_name
+    from pipeline.model.zoo import imagenet_class_names
+
+    names = imagenet_class_names()
+    assert hierarchy_name(names) == WORDNET_HIERARCHY
+    assert hierarchy_name([f"part {i}" for i in range(1000)]) == FLAT_HIERARCHY

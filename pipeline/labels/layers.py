@@ -10,8 +10,9 @@ when the store holds them for these settings (:func:`labels_from_columns`), else
 from the store's arrays (:func:`labels_for_layer`: stores written before labels were stored).
 The store is passed in (its reader's interface: ``classes``, ``class_names``, ``labels``),
 never imported: labels know no file layout. :func:`model_hierarchy` is the one choice of
-hierarchy: the shipped WordNet one for a model with ImageNet-1k's 1,000 classes, else the
-class names alone (each class its own synset).
+hierarchy: the shipped WordNet one for a model whose class names are ImageNet-1k's, in its
+order (:func:`~pipeline.labels.hierarchy.imagenet_hierarchy_for`, which the search asks
+too), else the class names alone (each class its own synset).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from pipeline.labels.hierarchy import IMAGENET1K, ClassHierarchy
+from pipeline.labels.hierarchy import ClassHierarchy, imagenet_hierarchy_for
 from pipeline.labels.rule import (
     DEFAULT_RULE,
     Evidence,
@@ -51,8 +52,9 @@ def hierarchy_name(class_names: Sequence[str]) -> str:
 
 @functools.lru_cache(maxsize=4)
 def _model_hierarchy(class_names: tuple[str, ...]) -> tuple[ClassHierarchy, SynsetMatrix]:
-    imagenet = ClassHierarchy.from_file(IMAGENET1K)
-    hierarchy = imagenet if len(class_names) == len(imagenet.classes) else flat_hierarchy(class_names)
+    # WordNet only for ImageNet's own classes in its order: another 1,000-class model would
+    # be labelled with words that are not its classes'.
+    hierarchy = imagenet_hierarchy_for(class_names) or flat_hierarchy(class_names)
     return hierarchy, SynsetMatrix(hierarchy)
 
 
