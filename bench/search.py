@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pipeline import search  # noqa: E402
-from pipeline.labels.hierarchy import ClassHierarchy  # noqa: E402
+from pipeline.labels.hierarchy import ClassHierarchy, imagenet_hierarchy_for  # noqa: E402
 from pipeline.site import data as ad  # noqa: E402
 from pipeline.site import search_index  # noqa: E402
 from pipeline.site.build import Urls, build_site  # noqa: E402
@@ -63,7 +63,7 @@ def googlenet_index() -> str:
         class_names=names,
         seen_classes=frozenset(range(0, 1000, 3)),
         images=[f"img{i:04d}" for i in range(200)],
-        hierarchy=search.hierarchy_for(names),
+        hierarchy=imagenet_hierarchy_for(names),
     )
     entries = search.run_entries(run, BenchPages())
     assert sum(e.kind == "channel" for e in entries) == 5808

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.labels import Label
+from pipeline.labels import Label, imagenet_hierarchy_for
 from pipeline.labels.layers import layer_labels
 from pipeline.ranking import top_order
 from pipeline.search import search as search_results
@@ -208,8 +208,8 @@ class Results:
 
     def label(self, layer: str, channel: int) -> Label | None:
         """The channel's label (pipeline/labels/rule.py), from its attribution by predicted
-        class: from the shipped WordNet hierarchy for a model with ImageNet-1k's 1,000
-        classes, else from the class names alone (the top class when it dominates). None
+        class: from the shipped WordNet hierarchy for a model whose class names are
+        ImageNet-1k's, else from the class names alone (the top class when it dominates). None
         without attribution. The whole layer is labelled once (the site's labels are the same
         call, :func:`pipeline.labels.layers.layer_labels`: the labels the reduction stored, or
         computed from the store's attribution for a store written before they were stored)."""
@@ -384,41 +384,41 @@ class Results:
         return out
 
     # -- search (pipeline/search.py: the site's search box ranks the same way) -----------
+    @functools.cached_property
     def search_entries(self) -> list:
-        """The run's search index (:func:`pipeline.search.run_entries`, without pages): every
-        layer and channel, every class (seen: predicted for some image, as the site's class
-        pages), the ImageNet-1k hierarchy's synsets when the classes are its, the featured images."""
+        """The run's search index (:func:`pipeline.search.run_entries`, without pages), made
+        once: every layer and channel, every class (seen: predicted for some image, as the
+        site's class pages), the ImageNet-1k hierarchy's synsets when the classes are its, the
+        featured images."""
         from pipeline import search
 
-        if getattr(self, "_search_entries", None) is None:
-            names = list(self.store.class_names)
-            seen: set[int] = set()
-            for name in self.store.layers:
-                classes = self.store.classes(name)
-                if classes is not None:
-                    seen.update(np.flatnonzero(np.asarray(classes.count) > 0).tolist())
-            images = []
-            if self.files.blocks.is_file():
-                with self.blocks_store() as store:
-                    images = sorted(store.image_ids)
-            run = search.Run(
-                layers=list(self.layers.items()),
-                aliases={a: n for a, n in self.aliases.items() if n in self.store.layers},
-                class_names=names,
-                seen_classes=frozenset(seen),
-                images=images,
-                hierarchy=search.hierarchy_for(names),
-                labels={name: self.layer_labels(name) for name in self.layers if name in self.store.layers},
-            )
-            self._search_entries = search.run_entries(run)
-        return self._search_entries
+        names = list(self.store.class_names)
+        seen: set[int] = set()
+        for name in self.store.layers:
+            classes = self.store.classes(name)
+            if classes is not None:
+                seen.update(np.flatnonzero(np.asarray(classes.count) > 0).tolist())
+        images = []
+        if self.files.blocks.is_file():
+            with self.blocks_store() as store:
+                images = sorted(store.image_ids)
+        run = search.Run(
+            layers=list(self.layers.items()),
+            aliases={a: n for a, n in self.aliases.items() if n in self.store.layers},
+            class_names=names,
+            seen_classes=frozenset(seen),
+            images=images,
+            hierarchy=imagenet_hierarchy_for(names),
+            labels={name: self.layer_labels(name) for name in self.layers if name in self.store.layers},
+        )
+        return search.run_entries(run)
 
     def search(self, query: str, k: int = 20) -> list[dict]:
         """The ``k`` best matches of ``query`` among layers, channels (``layer:5``), classes
         and their synonyms, kinds of thing ("dog": every class under the synset dog) and
         featured images, best first, ranked as the site's search box ranks them:
         ``{"kind", "name", "match", "via", "label", "confidence", "detail"}``."""
-        entries = self.search_entries()
+        entries = self.search_entries
         out = []
         for found in search_results(entries, query, k):
             e = entries[found["entry"]]

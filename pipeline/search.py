@@ -33,7 +33,7 @@ import dataclasses
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
-from pipeline.labels.hierarchy import ClassHierarchy, imagenet_hierarchy_for
+from pipeline.labels.hierarchy import ClassHierarchy
 
 FORMAT = "model-atlas.search-index"
 VERSION = 1
@@ -150,12 +150,6 @@ def _order(e: Entry, rank: int, index: int) -> tuple:
 # ---------------------------------------------------------------------------------
 # The entries of a run
 # ---------------------------------------------------------------------------------
-
-
-def hierarchy_for(class_names: Sequence[str]) -> ClassHierarchy | None:
-    """The shipped ImageNet-1k hierarchy when ``class_names`` are its classes in its order,
-    else None (the same test the labels make: :func:`pipeline.labels.imagenet_hierarchy_for`)."""
-    return imagenet_hierarchy_for(class_names)
 
 
 @dataclasses.dataclass

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import search
-from pipeline.labels.hierarchy import ClassHierarchy
+from pipeline.labels.hierarchy import ClassHierarchy, imagenet_hierarchy_for
 
 TABLE = json.loads((Path(__file__).resolve().parent / "data" / "search_ranking.json").read_text("utf-8"))
 ENTRIES = [search.Entry.from_json(e) for e in TABLE["entries"]]
@@ -136,6 +136,6 @@ def test_the_imagenet_hierarchy_is_used_only_for_its_own_class_names():
     hierarchy = ClassHierarchy.from_file()
     names = [hierarchy.name(w) for w in hierarchy.classes]
     names[134] = "crane bird"  # timm's names for two synsets both called "crane"/"maillot"
-    assert search.hierarchy_for(names) is not None
-    assert search.hierarchy_for(names[:999]) is None
-    assert search.hierarchy_for(["goldfish" if i == 0 else n for i, n in enumerate(names)]) is None
+    assert imagenet_hierarchy_for(names) is not None
+    assert imagenet_hierarchy_for(names[:999]) is None
+    assert imagenet_hierarchy_for(["goldfish" if i == 0 else n for i, n in enumerate(names)]) is None

@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable
 
 from pipeline import search
+from pipeline.labels import imagenet_hierarchy_for
 from pipeline.site.data import AtlasData
 
 PATH = "search-index.js"
@@ -52,7 +53,7 @@ def site_run(data: AtlasData) -> search.Run:
         class_names=class_names,
         seen_classes=frozenset(k.class_id for k in data.classes),
         images=[image.image_id for image in data.images],
-        hierarchy=search.hierarchy_for(class_names),
+        hierarchy=imagenet_hierarchy_for(class_names),
         labels={layer.name: [unit.label for unit in layer.units] for layer in data.layers},
     )
 
