@@ -11,6 +11,7 @@ from pipeline.blocks import BlocksSettings
 from pipeline.extract import ExtractSettings
 from pipeline.featurevis import FeaturevisSettings
 from pipeline.images import DatasetSettings
+from pipeline.labels import LabelSettings
 from pipeline.model import ModelSpec
 from pipeline.settings import schema_defaults
 from tests.helpers.workflow import REPO
@@ -21,6 +22,7 @@ SECTIONS = {
     "extract": ExtractSettings,
     "blocks": BlocksSettings,
     "dataset": DatasetSettings,
+    "labels": LabelSettings,
 }
 
 

@@ -173,6 +173,9 @@ class ModelInfo:
     checksum: str | None = None
     class_names: list[str] = dataclasses.field(default_factory=list)
     aliases: dict[str, str] = dataclasses.field(default_factory=dict)
+    # Where the labels' synsets come from (the run's ``labels.hierarchy``: "auto", "class-names"
+    # or a file), so the search names the same kinds of thing.
+    label_hierarchy: str = "auto"
 
 
 @dataclasses.dataclass

@@ -107,6 +107,7 @@ def _add_activations(data: AtlasData, files: RunFiles, settings: SiteSettings) -
         return {}
     store = results.store
     data.model.class_names = list(store.class_names)
+    data.model.label_hierarchy = results.label_settings.hierarchy
     data.model.aliases.update(results.aliases)
     if store.model.get("input_size") and not data.model.input_size:
         data.model.input_size = int(store.model["input_size"])
