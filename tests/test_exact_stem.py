@@ -89,5 +89,5 @@ def test_the_demo_models_stem_ranks_its_own_images_first():
     ranks = image_ranks(out["responses"], np.array(channels))
     assert np.mean(ranks == 1) >= 0.95, ranks
     # Colour detectors are flat colours (their exact optimum); the line and edge detectors not.
-    patterned = [c for c in channels if out["images"][c].reshape(-1, 3).std(axis=0).max() > 20]
+    patterned = [c for c in channels if out["images"][c].reshape(-1, 3).std(axis=0).max() > 40]
     assert len(patterned) >= len(channels) // 2, patterned
