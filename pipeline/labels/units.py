@@ -79,13 +79,15 @@ def cell_class_images(cells, xy, rows, predicted, side: int, classes: int) -> np
     """int64 ``[M, K]``: per kept cell (``cells [M, 2]``, ``(i, j)``) the distinct images
     among its samples (layout position ``xy [S, 2]``, x then y in [0, 1]; image ``rows
     [S]``) that the model predicted as each class (``predicted [S]``, -1: none)."""
-    from pipeline.atlas.layout import grid_index
-
     cells = np.asarray(cells, np.int64).reshape(-1, 2)
     out = np.zeros((len(cells), classes), np.int64)
     if not len(cells) or not len(rows):
         return out
-    i, j = grid_index(np.asarray(xy), side)
+    # The store's definition of a sample's cell (docs/STORE.md, atlas "Cells"; the layout's
+    # grid_index): row from y, column from x, the last row and column closed.
+    xy = np.asarray(xy, np.float64).reshape(-1, 2)
+    i = np.clip(np.floor(xy[:, 1] * side), 0, side - 1).astype(np.int64)
+    j = np.clip(np.floor(xy[:, 0] * side), 0, side - 1).astype(np.int64)
     where = {(int(a), int(b)): m for m, (a, b) in enumerate(cells)}
     cell_of = np.asarray([where.get((int(a), int(b)), -1) for a, b in zip(i, j)], np.int64)
     predicted = np.asarray(predicted, np.int64)
