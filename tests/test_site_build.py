@@ -794,3 +794,27 @@ def test_atlas_page_and_class_scripts(site):
     assert payload["levels"] == [[-1.0, 1.0], [0.0, 0.0, 2.0, 4.0]]
     assert data["classScripts"] == {"0": "conv/class-0.js", "1": "conv/class-1.js"}
     assert '<a href="../layers/conv.html">conv</a>' in html and "activation atlas" in html
+
+
+def test_the_overview_counts_a_layers_labels_and_shows_the_most_confident():
+    from pipeline.labels.rule import NO_LABEL, Label
+    from pipeline.site.labels import layer_label_summary
+
+    def unit(index, name, confidence, tentative=False):
+        synset = None if name == NO_LABEL else f"s:{name}"
+        return ad.Channel(index, label=Label(synset, name, (), confidence, 0, 0, tentative))
+
+    units = [
+        unit(0, "dog", 0.5),
+        unit(1, "cat", 0.9, tentative=True),
+        unit(2, "dog", 0.7),  # the more confident dog: shown instead of channel 0
+        unit(3, NO_LABEL, 0.1),
+        unit(4, "car", 0.3),
+        ad.Channel(5),  # no attribution: not counted
+    ]
+    summary = layer_label_summary(units)
+    assert (summary["labelled"], summary["tentative"], summary["unlabelled"]) == (3, 1, 1)
+    # Firm labels first by confidence, one per name; a tentative one only fills up.
+    assert [u.index for u in summary["examples"]] == [2, 4, 1]
+    assert [u.index for u in layer_label_summary(units, examples=2)["examples"]] == [2, 4]
+    assert layer_label_summary([ad.Channel(0)]) is None

@@ -53,14 +53,17 @@ OVERVIEW_EXAMPLES = 3
 def layer_label_summary(units: Sequence, examples: int = OVERVIEW_EXAMPLES) -> dict | None:
     """A layer's labels counted: ``labelled`` (a firm label), ``tentative``, ``unlabelled``
     (no clear label), and ``examples``: the units (objects with ``index`` and ``label``) of
-    the most confident firm labels, one per distinct name, highest confidence first (lower
-    channel on ties). None when no unit has a label (no attribution in the run)."""
+    the most confident labels, one per distinct name: firm ones first, then tentative ones
+    when there are too few firm (a small dataset makes every label tentative), each by
+    confidence, highest first (lower channel on ties). None when no unit has a label (no
+    attribution in the run)."""
     labelled = [u for u in units if u.label is not None]
     if not labelled:
         return None
-    firm = [u for u in labelled if u.label.synset is not None and not u.label.tentative]
+    named = [u for u in labelled if u.label.synset is not None]
+    firm = [u for u in named if not u.label.tentative]
     chosen, names = [], set()
-    for u in sorted(firm, key=lambda u: (-u.label.confidence, u.index)):
+    for u in sorted(named, key=lambda u: (u.label.tentative, -u.label.confidence, u.index)):
         if u.label.name not in names:
             names.add(u.label.name)
             chosen.append(u)
@@ -68,7 +71,7 @@ def layer_label_summary(units: Sequence, examples: int = OVERVIEW_EXAMPLES) -> d
             break
     return {
         "labelled": len(firm),
-        "tentative": sum(u.label.synset is not None and u.label.tentative for u in labelled),
+        "tentative": len(named) - len(firm),
         "unlabelled": sum(u.label.synset is None for u in labelled),
         "examples": chosen,
     }
