@@ -86,7 +86,7 @@
   // Neuron group g (0-based) of a layer, with its label when it has a clear one.
   function groupText(layer, g) {
     var label = layer.groups && layer.groups.labels ? layer.groups.labels[g] : null;
-    return "group " + (g + 1) + (label && label.short !== "no clear label" ? " (" + label.short + ")" : "");
+    return "group " + (g + 1) + (label && label.short !== "no clear label" ? " · " + label.short : "");
   }
 
   var model = {

@@ -30,8 +30,10 @@
       var c = d.channels[i * d.k + k], key = String(c), li = el("li", null, { "data-channel": key });
       if (layer.icons[key]) li.appendChild(el("img", null, { src: layer.icons[key], width: "64", height: "64", alt: "feature visualization of " + layer.name + " channel " + c }));
       else li.appendChild(el("span", key, { "class": "thumb none" }));
-      li.appendChild(layer.pages[key] ? el("a", layer.name + ":" + c, { href: layer.pages[key] }) : el("span", layer.name + ":" + c));
-      if (layer.labels && layer.labels[key]) li.appendChild(el("span", layer.labels[key], { "class": "channel-label" }));
+      var name = el("div");
+      name.appendChild(layer.pages[key] ? el("a", layer.name + ":" + c, { href: layer.pages[key] }) : el("span", layer.name + ":" + c));
+      if (layer.labels && layer.labels[key]) name.appendChild(el("small", layer.labels[key], { "class": "channel-label" }));
+      li.appendChild(name);
       li.appendChild(el("span", atlas.formatNumber(d.values[i * d.k + k]), { "class": "value" }));
       list.appendChild(li);
     }

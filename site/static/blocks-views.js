@@ -96,9 +96,10 @@
     var li = el("li", null, { "data-channel": String(c) }), key = String(c);
     var label = layer.pages[key] ? el("a", null, { href: layer.pages[key] }) : el("span");
     if (layer.icons[key]) label.appendChild(el("img", null, { src: layer.icons[key], width: "32", height: "32", alt: "", "class": "thumb" }));
-    label.appendChild(el("span", layer.name + ":" + c));
+    var name = el("span", layer.name + ":" + c);
+    if (layer.labels && layer.labels[key]) name.appendChild(el("small", layer.labels[key], { "class": "channel-label" }));
+    label.appendChild(name);
     li.appendChild(label);
-    if (layer.labels && layer.labels[key]) li.appendChild(el("span", layer.labels[key], { "class": "channel-label" }));
     var axis = el("span", null, { "class": "axis" }), t = scale > 0 ? Math.abs(value) / scale : 0;
     axis.appendChild(el("i", null, { "class": value >= 0 ? "bar for" : "bar against", style: "width:" + (t * 50).toFixed(1) + "%" }));
     li.appendChild(axis);

@@ -148,7 +148,7 @@ test("a channel and a neuron group as the Building Blocks name them, with their 
   assert.equal(blocks.channelText(conv, 2), "conv:2 dog (tentative)");
   assert.equal(blocks.channelText(conv, 3), "conv:3");
   assert.equal(blocks.channelText({ name: "mix" }, 0), "mix:0");  // a page without labels
-  assert.equal(blocks.groupText(conv, 0), "group 1 (retriever)");
+  assert.equal(blocks.groupText(conv, 0), "group 1 · retriever");
   assert.equal(blocks.groupText(conv, 1), "group 2");  // no clear label: not named
   assert.equal(blocks.groupText(conv, 2), "group 3");
   assert.equal(blocks.groupText({ name: "mix", groups: { colours: [] } }, 0), "group 1");
