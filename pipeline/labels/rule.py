@@ -186,7 +186,7 @@ class Evidence:
     """What one layer's labels rest on (``C`` units, ``K`` classes, ``n`` images)."""
 
     attribution: np.ndarray  # [C, K], NaN: no image predicted as the class
-    counts: np.ndarray  # [K] images per class
+    counts: np.ndarray  # [K] images per class, or [C, K] per unit (an atlas cell's own images)
     activations: np.ndarray | None = None  # [n, C] per-image activation (AUROC only)
     image_classes: np.ndarray | None = None  # [n] class of each image, -1: none (AUROC only)
 
@@ -319,7 +319,7 @@ def label_units(
             (positive[unit, members] > 0) & (positive[unit, members] >= TAKES_PART * strongest[unit])
         ]
         order = taking_part[np.argsort(-positive[unit, taking_part], kind="stable")]
-        images = int(counts[taking_part].sum())
+        images = int((counts[unit] if counts.ndim == 2 else counts)[taking_part].sum())
         wnid = synsets.ids[column]
         labels.append(
             Label(
