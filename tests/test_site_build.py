@@ -526,6 +526,23 @@ def test_from_results_labels_neuron_groups_from_the_layers_stored_attribution(re
     assert groups.labels[0].name == "dog" and tentative == {10: True, 5: False}
 
 
+
+def test_from_results_labels_groups_with_the_runs_own_label_settings(real_run, tmp_path):
+    """With no settings passed, the reader labels groups (and cells) as the run's channel
+    labels were made: by the ``labels:`` settings activations.h5 records."""
+    import shutil
+
+    from pipeline.labels.rule import LabelSettings
+
+    run = tmp_path / "run"
+    shutil.copytree(real_run[0], run)
+    (run / "activations.h5").unlink()
+    build_store(run, k=4, label_settings=LabelSettings(min_images=5))  # the same data, other settings
+    with atlas_reader.from_results(run) as data:
+        groups = data.images[0].layers[0].groups
+        assert groups.labels[0].name == "dog" and not groups.labels[0].tentative  # 8 images >= 5
+
+
 def test_site_shows_no_path_of_the_machine_that_ran_the_workflow(tmp_path_factory, tmp_path):
     """Stores record absolute paths (here under a tmp folder, as on a cluster's /scratch);
     pages show them relative to the source root, or the file name, so the site is the

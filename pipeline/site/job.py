@@ -21,8 +21,8 @@ def run_site(
 ) -> Path:
     """Read ``run_dir`` (``results/<run>``) into page data and write the site to ``out_dir``.
 
-    ``labels`` (default: the rule's defaults) label the channels, neuron groups and atlas
-    cells the pages show.
+    ``labels`` label the channels, neuron groups and atlas cells the pages show (default:
+    the run's ``labels:`` settings, as its stored channel labels were made).
 
     ``threads`` bounds the dask reads of per-image activations (the most-similar
     channels); returns ``out_dir``. Reads the stores only: no model, no torch.

@@ -62,11 +62,10 @@ def from_results(
     Uses whatever exists: ``model/layers.json`` is required; ``featurevis.h5``,
     ``activations.h5`` and ``blocks.h5`` each add their part. ``settings`` (default: the
     schema's defaults) decide how many examples, classes and similar channels to keep;
-    ``labels`` (default: the rule's defaults) how channels, neuron groups and atlas cells
-    are labelled.
+    ``labels`` how channels, neuron groups and atlas cells are labelled (default: as the
+    run's channel labels were, by its ``labels:`` settings, which activations.h5 records).
     """
     settings = settings or SiteSettings()
-    labels = labels or LabelSettings()
     files = RunFiles(run_dir)
     info = read_layers_json(files.layers_json)
     model = ModelInfo(
@@ -89,7 +88,7 @@ def from_results(
     ]
     data = AtlasData(model=model, layers=layers, title=settings.title).normalized()
     try:
-        image_labels, evidence = _add_activations(data, files, settings, labels)
+        image_labels, evidence, labels = _add_activations(data, files, settings, labels)
         _add_featurevis(data, files)
         _add_circuits(data, files, settings)
         _add_atlases(data, files, settings, labels)
@@ -101,11 +100,11 @@ def from_results(
 
 
 def _add_activations(
-    data: AtlasData, files: RunFiles, settings: SiteSettings, label_settings: LabelSettings
-) -> tuple[dict[str, str], dict]:
+    data: AtlasData, files: RunFiles, settings: SiteSettings, label_settings: LabelSettings | None
+) -> tuple[dict[str, str], dict, LabelSettings]:
     """Dataset summary, per-channel statistics and examples, class pages; returns the
-    images' (dataset) labels and each layer's ``ClassAttribution`` (what neuron groups are
-    labelled from)."""
+    images' (dataset) labels, each layer's ``ClassAttribution`` (what neuron groups are
+    labelled from) and the label settings (``label_settings``, else the run's)."""
     from pipeline.query import open_results
 
     results = _open_if_present(
@@ -115,10 +114,11 @@ def _add_activations(
         "the site shows no dataset examples or statistics",
     )
     if results is None:
-        return {}, {}
+        return {}, {}, label_settings or LabelSettings()
+    label_settings = label_settings or results.label_settings
     store = results.store
     data.model.class_names = list(store.class_names)
-    data.model.label_hierarchy = results.label_settings.hierarchy
+    data.model.label_hierarchy = label_settings.hierarchy
     data.model.aliases.update(results.aliases)
     if store.model.get("input_size") and not data.model.input_size:
         data.model.input_size = int(store.model["input_size"])
@@ -154,7 +154,7 @@ def _add_activations(
     names = data.model.class_names
     data.classes = [ClassPage(c, names[c], class_counts[c], class_scores[c]) for c in sorted(class_scores)]
     image_labels = {i: label for i, label in zip(store.images["image_id"], store.images["label"]) if label}
-    return image_labels, evidence
+    return image_labels, evidence, label_settings
 
 
 def _channels_by_class(classes, k: int) -> dict[int, list[Similar]]:
