@@ -526,7 +526,6 @@ def test_from_results_labels_neuron_groups_from_the_layers_stored_attribution(re
     assert groups.labels[0].name == "dog" and tentative == {10: True, 5: False}
 
 
-
 def test_from_results_labels_groups_with_the_runs_own_label_settings(real_run, tmp_path):
     """With no settings passed, the reader labels groups (and cells) as the run's channel
     labels were made: by the ``labels:`` settings activations.h5 records."""
