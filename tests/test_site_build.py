@@ -765,7 +765,7 @@ def test_labels_appear_in_building_blocks_groups_atlas_cells_circuits_and_the_ov
     # The index's overview: per layer the counts and the most confident labels, linked.
     index = (site / "index.html").read_text()
     conv_row, mix_row = index.split('<td class="labels">')[1:3]
-    assert "1 labelled · 0 tentative · 3 no clear label" in conv_row
+    assert "1 labelled (0 tentative) · 3 no clear label" in conv_row
     assert (
         f'<a href="channels/conv/1.html" title="{RETRIEVER_LINE}"><span class="unit-label">retriever</span> '
         "<small>conv:1</small></a>" in conv_row
