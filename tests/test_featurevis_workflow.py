@@ -88,20 +88,28 @@ def test_workflow_renders_every_requested_channel(finished_run):
         assert ((fv.rank("conv1") >= 1) & (fv.rank("conv1") <= 5)).all()
         steps, curve = fv.curve("conv1")
         assert steps.tolist() == [0, 2, 5, 7] and curve.shape == (5, 4)
-        stored = fv.image("conv1", 3)
+        stored = fv.image("conv2", 2)
+        stored_exact = fv.image("conv1", 3)
 
     # The engine called directly gives the store's image: shards, batches and the
-    # workflow add nothing and lose nothing.
+    # workflow add nothing and lose nothing. conv2 (after a ReLU) is optimised; conv1, the
+    # first convolution, is affine in the image, so its images are computed exactly.
     from pipeline.images.dataset import to_uint8
     from pipeline.model import load_model
     from pipeline.optvis import objectives as obj
+    from pipeline.optvis.exact import exact_render, is_affine
     from pipeline.optvis.render import RenderOptions, render
 
     model = load_model(TINY_NET, weights="random")
-    alone = render(
-        model, obj.channel("conv1", 3), 1, RenderOptions(steps=8, size=24, curve_points=4), item_keys=[3]
-    )
+    options = RenderOptions(steps=8, size=24, curve_points=4)
+    assert not is_affine(model, "conv2", pre_activation=True, size=24)
+    alone = render(model, obj.channel("conv2", 2), 1, options, item_keys=[2])
     assert abs(to_uint8(alone.images)[0].astype(int) - stored.astype(int)).max() <= 1
+    assert is_affine(model, "conv1", pre_activation=True, size=24)
+    exact = exact_render(
+        model, obj.per_item([obj.channel("conv1", 3)]), 1, 24, pre_activation=True, curve_points=4
+    )
+    np.testing.assert_array_equal(to_uint8(exact.images)[0], stored_exact)
 
 
 @pytest.mark.slow

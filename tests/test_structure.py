@@ -162,8 +162,9 @@ ALLOWED_IMPORTS = {
     "query": ("store", "ranking", "labels", "search"),
     # The search index and its ranking rule: plain data over the class hierarchy.
     "search": ("labels",),
-    # Labels are named from a class hierarchy: plain data, NumPy only.
-    "labels": ("ranking",),
+    # Labels are named from a class hierarchy: plain data, NumPy only; their settings are the
+    # config's labels: section (a StageSettings, no torch).
+    "labels": ("ranking", "settings"),
     # The site reads stores; of the stages it uses one NumPy-only analysis; its channels'
     # labels come from the query API's own call (labels.layers), NumPy only.
     "site": ("store", "query", "settings", "extract.similarity", "ranking", "search", "labels"),
