@@ -12,6 +12,7 @@ from pipeline.extract import ExtractSettings
 from pipeline.featurevis import FeaturevisSettings
 from pipeline.images import DatasetSettings
 from pipeline.model import ModelSpec
+from pipeline.scores import ScoresSettings
 from pipeline.settings import schema_defaults
 from tests.helpers.workflow import REPO
 
@@ -21,6 +22,7 @@ SECTIONS = {
     "extract": ExtractSettings,
     "blocks": BlocksSettings,
     "dataset": DatasetSettings,
+    "scores": ScoresSettings,
 }
 
 

@@ -7,6 +7,7 @@ from pipeline.extract import ExtractSettings
 from pipeline.featurevis import FeaturevisSettings, plan_shards
 from pipeline.images import DatasetSettings, read_listing
 from pipeline.model import ModelSpec
+from pipeline.scores import ScoresSettings
 from pipeline.store import RunFiles, read_layers_json
 
 RUN_DIR = f"{config['results_dir']}/{config['run']}"
@@ -38,6 +39,7 @@ SETTINGS_EXTRACT = ExtractSettings.from_config(config["extract"])
 SETTINGS_BLOCKS = BlocksSettings.from_config(config["blocks"])
 SETTINGS_CIRCUITS = CircuitsSettings.from_config(config["circuits"])
 SETTINGS_ATLAS = AtlasSettings.from_config(config["atlas"])
+SETTINGS_SCORES = ScoresSettings.from_config(config["scores"])
 # The atlas samples inside the extraction pass: no atlas without extraction.
 ATLAS_ENABLED = bool(config["atlas"]["enabled"] and config["extract"]["enabled"])
 
