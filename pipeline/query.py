@@ -583,8 +583,8 @@ SCORE_COLUMNS = (
 def _scores_text(s: dict) -> str:
     """The score table, one channel a line; the definitions once below it."""
     lines = [
-        f"scores of {s['layer']}: {s['channels']} channels; clarity of random crops {s['clarity_random']:.3g}; "
-        f"selectivity by {s['selectivity_classes']} class"
+        f"scores of {s['layer']}: {s['channels']} channels; clarity of random crops "
+        f"{s['clarity_random']:.3g}; selectivity by {s['selectivity_classes']} class"
     ]
     lines.append(" ".join(f"{short:>9}" for _, short in SCORE_COLUMNS))
 
