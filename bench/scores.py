@@ -31,9 +31,20 @@ from pipeline.scores import compute  # noqa: E402
 from pipeline.store.activations_reader import ActivationsStore  # noqa: E402
 from pipeline.store.scores import ScoresStore  # noqa: E402
 
-SHOWN = ("strength", "specificity_margin", "selectivity", "clarity", "clarity_gain", "polysemanticity",
-         "diversity_disagreement", "path_similarity", "path_flag", "label_precision", "fires_images",
-         "fires_positions")
+SHOWN = (
+    "strength",
+    "specificity_margin",
+    "selectivity",
+    "clarity",
+    "clarity_gain",
+    "polysemanticity",
+    "diversity_disagreement",
+    "path_similarity",
+    "path_flag",
+    "label_precision",
+    "fires_images",
+    "fires_positions",
+)
 RANDOM_BELOW = 0.3
 
 
@@ -52,7 +63,9 @@ def split_half(store, layer, truth, labels_under):
         prec.append(compute.label_precision(labels_under, h[order], truth))
     for name, (a, b) in (("selectivity", sel), ("fires_images", fires), ("label_precision", prec)):
         ok = np.isfinite(a) & np.isfinite(b)
-        found[name] = spearmanr(a[ok], b[ok])[0] if ok.sum() > 3 and np.ptp(a[ok]) and np.ptp(b[ok]) else np.nan
+        found[name] = (
+            spearmanr(a[ok], b[ok])[0] if ok.sum() > 3 and np.ptp(a[ok]) and np.ptp(b[ok]) else np.nan
+        )
     return found, prec
 
 
@@ -68,8 +81,10 @@ def main(run: Path) -> None:
         for layer in scores.layers():
             table = {k: np.asarray(v, np.float64) for k, v in scores.table(layer).items()}
             labels = layer_labels(store, layer)
-            under = [None if lab is None or lab.synset is None else hierarchy.classes_under(lab.synset)
-                     for lab in (labels or [None] * len(table["channel"]))]
+            under = [
+                None if lab is None or lab.synset is None else hierarchy.classes_under(lab.synset)
+                for lab in (labels or [None] * len(table["channel"]))
+            ]
             # label precision in sample (all images), with the true classes from the file names
             table["label_precision"] = compute.label_precision(under, store.top(layer).row, truth)
             halves, _ = split_half(store, layer, truth, under)
