@@ -56,6 +56,8 @@ class LayerInputs:
     diverse_embedding: np.ndarray | None  # [K, D, d]
 
 
+# One pass over the channels fills every column: splitting it would pass the same dozen
+# arrays between functions.
 def layer_scores(inputs: LayerInputs, settings: ScoresSettings) -> dict[str, np.ndarray]:
     """Every score column of one layer (``[C]`` each, ``channel`` first) and the path arrays
     (``path_similarity``, ``path_floor`` ``[C, P]``), from its :class:`LayerInputs`."""
@@ -202,6 +204,7 @@ def _progress(names, enabled: bool):
     return tqdm(names, desc="scores", unit="layer")
 
 
+# Reading the stores' inputs of one layer in one place (one LayerInputs): long, but flat.
 def _layer(settings, loaded, store, fv, layer: str, earlier: list[str]) -> LayerScores:
     """Read one layer's inputs, run the model on its images, compute its scores."""
     from pipeline.scores import embed
