@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.labels import Label, imagenet_hierarchy_for
-from pipeline.labels.layers import layer_labels
+from pipeline.labels import ClassHierarchy, Label, LabelSettings
+from pipeline.labels.layers import layer_labels, reader_hierarchy, stored_settings
 from pipeline.ranking import top_order
 from pipeline.search import search as search_results
 from pipeline.store import RunFiles, json_number, read_layers_json
@@ -210,8 +210,8 @@ class Results:
 
     def label(self, layer: str, channel: int) -> Label | None:
         """The channel's label (pipeline/labels/rule.py), from its attribution by predicted
-        class: from the shipped WordNet hierarchy for a model whose class names are
-        ImageNet-1k's, else from the class names alone (the top class when it dominates). None
+        class and the run's hierarchy (:attr:`hierarchy`; the class names alone when it has
+        none: then the top class, when it dominates). None
         without attribution. The whole layer is labelled once (the site's labels are the same
         call, :func:`pipeline.labels.layers.layer_labels`: the labels the reduction stored, or
         computed from the store's attribution for a store written before they were stored)."""
@@ -230,6 +230,19 @@ class Results:
     @functools.cached_property
     def _layer_labels(self) -> dict[str, list[Label] | None]:
         return {}
+
+    @functools.cached_property
+    def hierarchy(self) -> ClassHierarchy | None:
+        """The class hierarchy the run's labels were made from (``labels.hierarchy``: the
+        shipped WordNet one for ImageNet-1k's classes, or the user's file); None when the
+        classes are their own synsets."""
+        return reader_hierarchy(self.store.class_names, self.label_settings)
+
+    @functools.cached_property
+    def label_settings(self) -> LabelSettings:
+        """The ``labels:`` settings the run's labels were made with (the defaults for a store
+        written before labels were stored, whose labels are computed with them)."""
+        return stored_settings(self.store) or LabelSettings()
 
     def channel_stats(self, layer: str, channel: int) -> dict:
         """Statistics over images of the channel's spatial maximum, with its histogram."""
@@ -438,7 +451,7 @@ class Results:
             class_names=names,
             seen_classes=frozenset(seen),
             images=images,
-            hierarchy=imagenet_hierarchy_for(names),
+            hierarchy=self.hierarchy,
             labels={name: self.layer_labels(name) for name in self.layers if name in self.store.layers},
         )
         return search.run_entries(run)

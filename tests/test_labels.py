@@ -208,3 +208,34 @@ def test_wordnet_labels_only_a_model_whose_classes_are_imagenets():
     names = imagenet_class_names()
     assert hierarchy_name(names) == WORDNET_HIERARCHY
     assert hierarchy_name([f"part {i}" for i in range(1000)]) == FLAT_HIERARCHY
+
+
+def test_the_hierarchy_setting_chooses_wordnet_the_class_names_or_a_file(tmp_path):
+    import json
+
+    from pipeline.labels import LabelSettings, chosen_hierarchy
+    from pipeline.model.zoo import imagenet_class_names
+
+    names = imagenet_class_names()
+    assert chosen_hierarchy(names, "auto").name("n02084071") == "dog"
+    assert chosen_hierarchy(names, "class-names") is None
+    file = tmp_path / "toy.json"
+    file.write_text(json.dumps(TOY))
+    assert chosen_hierarchy(["x"] * 8, str(file)).classes[0] == "lab"
+    with pytest.raises(ValueError, match=r"toy.json: the class hierarchy has 8 classes, the model 3"):
+        chosen_hierarchy(["x"] * 3, str(file))
+    assert LabelSettings(hierarchy=str(file)).hierarchy_file == str(file)
+    assert LabelSettings().hierarchy_file is None
+    assert LabelSettings(hierarchy="class-names").hierarchy_file is None
+
+
+def test_bad_label_settings_are_named_before_anything_runs(tmp_path):
+    from pipeline.labels import LabelSettings
+
+    with pytest.raises(ValueError, match=r"labels.rule: 'lift\*size' has an unknown factor 'size'"):
+        LabelSettings(rule="lift*size")
+    with pytest.raises(ValueError, match=r"labels.hierarchy: .*nowhere.json: class hierarchy file not found"):
+        LabelSettings(hierarchy=str(tmp_path / "nowhere.json")).check_hierarchy_file()
+    (tmp_path / "bad.json").write_text('{"format": "something else"}')
+    with pytest.raises(ValueError, match=r"labels.hierarchy: .*bad.json: format is 'something else'"):
+        LabelSettings(hierarchy=str(tmp_path / "bad.json")).check_hierarchy_file()

@@ -387,3 +387,50 @@ def test_a_store_written_before_labels_were_stored_still_answers_by_computing(tm
         assert [layer_labels(store, layer) for layer in ("early", "late")] == expected
     with pipeline.open_results(tmp_path) as results:
         assert [results.label("early", c) for c in range(3)] == expected[0]
+
+
+def test_labels_are_named_from_the_hierarchy_file_the_run_gives(tmp_path, caplog):
+    """``labels.hierarchy``: a user's file over the model's classes names the stored labels;
+    readers take the run's settings from the store (no settings passed) and its search
+    knows the file's kinds of thing; a file moved away costs the search, not the labels."""
+    import json
+
+    from pipeline.labels import LabelSettings
+
+    pets = {
+        "format": "model-atlas.class-hierarchy",
+        "format_version": 1,
+        "classes": ["c", "d", "f", "b"],  # the fake model's cat, dog, fish, bird
+        "synsets": {
+            "c": {"name": "cat", "parents": ["pet"]},
+            "d": {"name": "dog", "parents": ["pet"]},
+            "f": {"name": "fish", "parents": ["wild"]},
+            "b": {"name": "bird", "parents": ["wild"]},
+            "pet": {"name": "pet", "parents": ["animal"], "lemmas": ["companion animal"]},
+            "wild": {"name": "wild animal", "parents": ["animal"]},
+            "animal": {"name": "animal", "parents": []},
+        },
+    }
+    file = tmp_path / "pets.json"
+    file.write_text(json.dumps(pets))
+    settings = LabelSettings(hierarchy=str(file), min_confidence=0.0)
+    path, _, _ = build_store(tmp_path, k=4, label_settings=settings)
+    with ActivationsStore(path) as store:
+        stored = store.labels("early")
+        assert stored.hierarchy == f"file:{file}" and stored.settings["hierarchy"] == str(file)
+        assert set(stored.synset) <= {"c", "d", "f", "b", "pet", "wild", ""} and any(stored.synset)
+        assert layer_labels(store, "early") == labels_for_layer(store, "early", settings)
+        # Other settings than the stored ones are computed, not read.
+        assert layer_labels(store, "early", LabelSettings()) == labels_for_layer(store, "early")
+    with pipeline.open_results(tmp_path) as results:
+        assert results.label_settings == settings
+        assert results.hierarchy.name("pet") == "pet"
+        before = results.layer_labels("early")
+        # A synonym from the file finds the channels labelled with kinds of pet.
+        found = results.search("companion animal")
+        assert found and all(e["via"] == "pet" for e in found[:2])
+        assert {e["label"] for e in found if e["kind"] == "channel"} <= {"cat", "dog", "pet"}
+    file.rename(tmp_path / "moved.json")
+    with pipeline.open_results(tmp_path) as results:
+        assert results.hierarchy is None and "search uses the class names alone" in caplog.text
+        assert results.layer_labels("early") == before  # the stored labels stay readable

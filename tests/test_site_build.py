@@ -501,6 +501,47 @@ def test_from_results_reads_the_real_stores(real_run, tmp_path):
     assert "Non-negative factorization of the gradients" in (site / "images" / "img01.html").read_text()
 
 
+def test_from_results_labels_neuron_groups_from_the_layers_stored_attribution(real_run):
+    """The reader's group labels are pipeline.labels.units' on blocks.h5's directions and
+    activations.h5's attribution by class of the same layer."""
+    from pipeline.labels.rule import LabelSettings
+    from pipeline.labels.units import group_labels
+    from pipeline.query import open_results
+
+    run, _, _ = real_run
+    with open_results(run) as results:
+        classes = results.store.classes("late")
+        names = list(results.store.class_names)
+    tentative = {}
+    for settings in (LabelSettings(), LabelSettings(min_images=5)):
+        with atlas_reader.from_results(run, labels=settings) as data:
+            for image in data.images:
+                groups = image.layers[0].groups
+                expected = group_labels(
+                    groups.directions, classes.attribution, classes.count, names, settings
+                )
+                assert groups.labels == expected and len(expected) == 2
+                tentative[settings.min_images] = groups.labels[0].tentative
+    # Group 1 is "dog" from 8 images: tentative below 10, not below 5 (the settings passed).
+    assert groups.labels[0].name == "dog" and tentative == {10: True, 5: False}
+
+
+def test_from_results_labels_groups_with_the_runs_own_label_settings(real_run, tmp_path):
+    """With no settings passed, the reader labels groups (and cells) as the run's channel
+    labels were made: by the ``labels:`` settings activations.h5 records."""
+    import shutil
+
+    from pipeline.labels.rule import LabelSettings
+
+    run = tmp_path / "run"
+    shutil.copytree(real_run[0], run)
+    (run / "activations.h5").unlink()
+    build_store(run, k=4, label_settings=LabelSettings(min_images=5))  # the same data, other settings
+    with atlas_reader.from_results(run) as data:
+        groups = data.images[0].layers[0].groups
+        assert groups.labels[0].name == "dog" and not groups.labels[0].tentative  # 8 images >= 5
+
+
 def test_site_shows_no_path_of_the_machine_that_ran_the_workflow(tmp_path_factory, tmp_path):
     """Stores record absolute paths (here under a tmp folder, as on a cluster's /scratch);
     pages show them relative to the source root, or the file name, so the site is the
@@ -652,7 +693,7 @@ def test_a_labelled_channel_shows_its_label_on_every_page_and_in_the_search_inde
     ) in channel
     assert "How labels are made" in channel
     assert "label: <strong>no clear label</strong>" in (site / "channels/conv/0.html").read_text()
-    assert "unit-label" not in (site / "channels/mix.a/0.html").read_text()  # no attribution
+    assert '<p class="unit-label">' not in (site / "channels/mix.a/0.html").read_text()  # no attribution
     grid = (site / "layers/conv.html").read_text()
     assert (
         'title="conv:1 label: retriever, mean' in grid and 'title="conv:0 label: no clear label, mean' in grid
@@ -671,6 +712,66 @@ def test_a_labelled_channel_shows_its_label_on_every_page_and_in_the_search_inde
     under = {entries[i]["name"] for i in labelled["under"]}
     assert {"retriever", "sporting dog", "dog", "canine", "carnivore", "entity"} <= under
     assert "label" not in entries[by_name["channel", "conv:0"]]  # no clear label: nothing to find
+
+
+def page_json(html: str, element: str) -> dict:
+    return json.loads(re.search(rf'id="{element}">(.*?)</script>', html, re.S).group(1))
+
+
+RETRIEVER_LINE = "retriever — Labrador retriever, golden retriever (confidence 0.7273, 35 images, 2 classes)"
+
+
+def test_labels_appear_in_building_blocks_groups_atlas_cells_circuits_and_the_overview(tmp_path):
+    """The ImageNet toy's labels (tests/helpers/site.py works them out): conv:1 "retriever",
+    conv:0, 2, 3 no clear label; img0's conv group 2 "retriever", group 1 none; the atlas's
+    cell (0, 0) of level 2 "retriever", tentative (3 images)."""
+    site = build_site(imagenet_atlas(), tmp_path / "site")
+    image = (site / "images/img0.html").read_text()
+    conv = page_json(image, "blocks-data")["layers"][0]
+    # Every channel the views name carries its label's short form, for the scripts.
+    assert conv["labels"] == {
+        "0": "no clear label",
+        "1": "retriever",
+        "2": "no clear label",
+        "3": "no clear label",
+    }
+    assert page_json(image, "blocks-data")["layers"][1]["labels"] == {}  # mix.a: no attribution
+    assert conv["groups"]["labels"] == [
+        {"short": "no clear label", "line": "no clear label"},
+        {"short": "retriever", "line": RETRIEVER_LINE},
+    ]
+    groups = image.split('id="groups"')[1]
+    assert f'<span class="unit-label group-label">{RETRIEVER_LINE}</span>' in groups
+    assert groups.count("group-label") == 2  # both conv groups; mix.a's have no labels
+    assert 'title="conv:1 retriever"' in groups  # group 2's member conv:1
+    # Atlas: the cell's label, short and full, and its channels' labels.
+    atlas = page_json((site / "atlas/conv.html").read_text(), "atlas-data")
+    first, second = atlas["levels"][0]["cells"]
+    assert first["label"]["short"] == "retriever (tentative)"
+    assert first["label"]["line"].startswith(
+        "retriever — Labrador retriever, golden retriever (confidence 1,"
+    )
+    assert first["label"]["line"].endswith("3 images, 2 classes; tentative)")
+    assert second["label"] == {"short": "no clear label", "line": "no clear label"}
+    assert atlas["levels"][1]["cells"][0]["label"] is None  # not labelled
+    assert [c.get("label") for c in first["channels"]] == ["no clear label", "retriever"]
+    # Circuits (mix.a:1 is fed by conv:1) and most similar channels (conv:0's first is conv:1).
+    fed = (site / "channels/mix.a/1.html").read_text().split('class="circuits"')[1]
+    assert (
+        '<span>conv:1 <small>(same index)</small></span></a> <span class="unit-label">retriever</span>' in fed
+    )
+    similar = (site / "channels/conv/0.html").read_text().split("Most similar channels")[1]
+    assert '<span>conv:1</span></a> <span class="unit-label">retriever</span>' in similar
+    # The index's overview: per layer the counts and the most confident labels, linked.
+    index = (site / "index.html").read_text()
+    conv_row, mix_row = index.split('<td class="labels">')[1:3]
+    assert "1 labelled (0 tentative) · 3 no clear label" in conv_row
+    assert (
+        f'<a href="channels/conv/1.html" title="{RETRIEVER_LINE}"><span class="unit-label">retriever</span> '
+        "<small>conv:1</small></a>" in conv_row
+    )
+    assert "no labels (no class attribution in this run)" in mix_row.split("</td>")[0]
+    assert '<td class="labels">' in (site / "layers.html").read_text()
 
 
 def test_images_where_the_channel_does_not_fire_are_not_top_examples(tmp_path):
@@ -709,3 +810,27 @@ def test_atlas_page_and_class_scripts(site):
     assert payload["levels"] == [[-1.0, 1.0], [0.0, 0.0, 2.0, 4.0]]
     assert data["classScripts"] == {"0": "conv/class-0.js", "1": "conv/class-1.js"}
     assert '<a href="../layers/conv.html">conv</a>' in html and "activation atlas" in html
+
+
+def test_the_overview_counts_a_layers_labels_and_shows_the_most_confident():
+    from pipeline.labels.rule import NO_LABEL, Label
+    from pipeline.site.labels import layer_label_summary
+
+    def unit(index, name, confidence, tentative=False):
+        synset = None if name == NO_LABEL else f"s:{name}"
+        return ad.Channel(index, label=Label(synset, name, (), confidence, 0, 0, tentative))
+
+    units = [
+        unit(0, "dog", 0.5),
+        unit(1, "cat", 0.9, tentative=True),
+        unit(2, "dog", 0.7),  # the more confident dog: shown instead of channel 0
+        unit(3, NO_LABEL, 0.1),
+        unit(4, "car", 0.3),
+        ad.Channel(5),  # no attribution: not counted
+    ]
+    summary = layer_label_summary(units)
+    assert (summary["labelled"], summary["tentative"], summary["unlabelled"]) == (3, 1, 1)
+    # Firm labels first by confidence, one per name; a tentative one only fills up.
+    assert [u.index for u in summary["examples"]] == [2, 4, 1]
+    assert [u.index for u in layer_label_summary(units, examples=2)["examples"]] == [2, 4]
+    assert layer_label_summary([ad.Channel(0)]) is None

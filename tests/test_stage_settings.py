@@ -11,6 +11,7 @@ from pipeline.blocks import BlocksSettings
 from pipeline.extract import ExtractSettings
 from pipeline.featurevis import FeaturevisSettings
 from pipeline.images import DatasetSettings
+from pipeline.labels import LabelSettings
 from pipeline.model import ModelSpec
 from pipeline.scores import ScoresSettings
 from pipeline.settings import schema_defaults
@@ -23,6 +24,7 @@ SECTIONS = {
     "blocks": BlocksSettings,
     "dataset": DatasetSettings,
     "scores": ScoresSettings,
+    "labels": LabelSettings,
 }
 
 

@@ -50,6 +50,19 @@ def test_bad_config_value_fails_before_any_job_naming_the_key(tmp_path, override
     assert list(tmp_path.iterdir()) == []  # no job ran, nothing written
 
 
+def test_a_missing_hierarchy_file_stops_the_run_before_any_job_naming_the_key(tmp_path):
+    result = _dry_run(tmp_path, f"labels={{'hierarchy': '{tmp_path}/nowhere.json'}}")
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "labels.hierarchy" in output and "nowhere.json: class hierarchy file not found" in output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unknown_label_factor_is_refused_by_the_schema(tmp_path):
+    result = _dry_run(tmp_path, "labels={'rule': 'lift*size'}")
+    assert result.returncode != 0 and "lift*size" in result.stdout + result.stderr
+
+
 def test_unknown_key_is_rejected(tmp_path):
     result = _dry_run(tmp_path, "featurvis={'steps': 3}")
     assert result.returncode != 0

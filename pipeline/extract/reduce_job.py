@@ -128,13 +128,15 @@ def examples_of_shard(
     return crops.shares(counts)
 
 
-def stored_labels(classes, class_names: Sequence[str]) -> UnitLabels | None:
+def stored_labels(
+    classes, class_names: Sequence[str], settings: LabelSettings | None = None
+) -> UnitLabels | None:
     """A layer's channel labels as the store keeps them, from its merged attribution by class
     (None without attribution): the labelling the query API and the site would otherwise
     compute on every read, computed once here from arrays already in memory."""
     if classes is None:
         return None
-    settings = LabelSettings()
+    settings = settings or LabelSettings()
     labels = labels_from_arrays(classes.attribution, classes.count, class_names, settings)
     record = label_record(settings, class_names)
     return UnitLabels(
@@ -151,10 +153,12 @@ def assembled_layer(
     shares: Iterable[ShardShare],
     settings: ExtractSettings,
     class_names: Sequence[str],
+    label_settings: LabelSettings | None = None,
 ) -> ReducedLayer:
     """One layer of ``activations.h5``: the merged layer with every shard's share put in
     place: histogram counts summed, thumbnails at their plan index, maps at their
-    (channel, rank); and the channels' labels from the merged class attribution."""
+    (channel, rank); and the channels' labels from the merged class attribution (the run's
+    ``labels:`` settings)."""
     size = settings.thumbnail_size
     thumbnails = np.zeros((len(merged.crop_rows), size, size, 3), np.uint8)
     side = settings.map_size
@@ -176,7 +180,7 @@ def assembled_layer(
         rf_rows=merged.rf_rows,
         rf_cols=merged.rf_cols,
         classes=merged.classes,
-        labels=stored_labels(merged.classes, class_names),
+        labels=stored_labels(merged.classes, class_names, label_settings),
     )
 
 
@@ -189,6 +193,7 @@ def reduce_store(
     *,
     layer_maps: Callable[[object], Mapping[str, object]] | None = None,
     progress: bool = True,
+    label_settings: LabelSettings | None = None,
 ) -> None:
     """Every step in this process: reduce ``shards`` into ``writer`` (a
     :class:`~pipeline.store.activations.ReducedWriter`). ``fields[layer]`` is a
@@ -222,7 +227,10 @@ def reduce_store(
     for layer in shards.layers:
         name = layer["name"]
         writer.write_layer(
-            name, assembled_layer(merged[name], (s[name] for s in shares), settings, shards.class_names)
+            name,
+            assembled_layer(
+                merged[name], (s[name] for s in shares), settings, shards.class_names, label_settings
+            ),
         )
 
 
@@ -292,7 +300,9 @@ def _model_of(shard_set: ShardSet, model):
     return load_model_matching(model, shard_set.model_checksum, shard_set.description)
 
 
-def run_reduce(settings: ExtractSettings, model, shards: Sequence, output) -> dict:
+def run_reduce(
+    settings: ExtractSettings, model, shards: Sequence, output, label_settings: LabelSettings | None = None
+) -> dict:
     """Every step of the reduction in this process, from the shard files to ``output``
     (what the workflow's jobs do one by one; for a single machine and the tests)."""
     from pipeline.images.dataset import ImageDataset
@@ -316,6 +326,7 @@ def run_reduce(settings: ExtractSettings, model, shards: Sequence, output) -> di
             lambda row: dataset[row]["image"],
             settings,
             layer_maps=lambda images01: loaded.activations(images01, names),
+            label_settings=label_settings,
         )
     return {"images": shard_set.rows, "shards": len(shard_set.shards)}
 
@@ -392,10 +403,15 @@ def run_shard_examples(settings: ExtractSettings, model, merged_path, shard, out
 
 
 def run_reduce_assemble(
-    settings: ExtractSettings, shards: Sequence, merged_path, examples: Sequence, output
+    settings: ExtractSettings,
+    shards: Sequence,
+    merged_path,
+    examples: Sequence,
+    output,
+    label_settings: LabelSettings | None = None,
 ) -> dict:
     """Write ``activations.h5`` from the shards (stitched, not copied), the merged file and
-    every shard's examples file."""
+    every shard's examples file, with the channels' labels made with ``label_settings``."""
     shard_set = ShardSet(list(shards))
     with LayersFile(merged_path, MERGED) as merged_file:
         info = merged_file.info
@@ -411,7 +427,9 @@ def run_reduce_assemble(
             ) as writer:
                 for name in _progress(merged_file.layers, "store", True):
                     shares = (f.layer(name) for f in files)
-                    layer = assembled_layer(merged_file.layer(name), shares, settings, shard_set.class_names)
+                    layer = assembled_layer(
+                        merged_file.layer(name), shares, settings, shard_set.class_names, label_settings
+                    )
                     writer.write_layer(name, layer)
         finally:
             close_all(files)

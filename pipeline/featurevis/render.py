@@ -13,6 +13,11 @@ For a batch of channels :func:`render_batch` renders
 and then measures each channel's activation and rank on its own final image
 (:func:`measure_stored`). With ``pre_activation`` (the default), a layer that ends in a
 bounded activation (ReLU6, ...) is optimised and measured at its pre-activation.
+
+Where that tensor is affine in the image (a first layer's pre-activation), the channel,
+negative and neuron objectives are linear in the image and their images are computed
+exactly instead of optimised (:mod:`pipeline.optvis.exact`): gradient ascent with random
+transformations finds only flat colours there. The diverse sets are always optimised.
 Tensors in, NumPy arrays out: the job (:mod:`pipeline.featurevis.job`) writes them to
 a shard.
 
@@ -31,7 +36,8 @@ from pipeline.featurevis.presets import Schedule
 from pipeline.featurevis.settings import FeaturevisSettings
 from pipeline.images.dataset import to_uint8
 from pipeline.optvis import objectives as obj
-from pipeline.optvis.render import RenderOptions, activations, render
+from pipeline.optvis.exact import exact_render, is_affine
+from pipeline.optvis.render import RenderOptions, RenderResult, activations, render
 
 
 def render_options(settings: FeaturevisSettings, schedule: Schedule) -> RenderOptions:
@@ -51,6 +57,29 @@ def render_options(settings: FeaturevisSettings, schedule: Schedule) -> RenderOp
         adam_betas=tuple(schedule.adam_betas),
         pre_activation=settings.pre_activation,
     )
+
+
+def render_linear(
+    model, objective, batch: int, options: RenderOptions, *, item_keys, exact: bool, progress: bool
+) -> RenderResult:
+    """:func:`~pipeline.optvis.render.render` for an objective linear in the layer's tensor,
+    or its exact maximum when ``exact`` (the tensor is affine in the image)."""
+    if exact:
+        return exact_render(
+            model,
+            objective,
+            batch,
+            options.size,
+            pre_activation=options.pre_activation,
+            curve_points=options.curve_points,
+        )
+    return render(model, objective, batch, options, item_keys=item_keys, progress=progress)
+
+
+def renders_exactly(model, layer: str, options: RenderOptions) -> bool:
+    """Whether ``layer``'s channel images are computed exactly (:mod:`pipeline.optvis.exact`):
+    the tensor it is rendered at is affine in the image."""
+    return is_affine(model, layer, pre_activation=options.pre_activation, size=options.size)
 
 
 def target_rank(means, channels):
@@ -100,7 +129,8 @@ def render_batch(
     k, channels = len(channels), list(channels)
     each_channel = obj.per_item([obj.channel(layer, c) for c in channels])
 
-    main = render(model, each_channel, k, options, item_keys=channels, progress=progress)
+    exact = renders_exactly(model, layer, options)
+    main = render_linear(model, each_channel, k, options, item_keys=channels, exact=exact, progress=progress)
     pre = options.pre_activation
     images, activation, rank, responses = measure_stored(
         model, layer, main.images, channels, pre_activation=pre
@@ -115,15 +145,15 @@ def render_batch(
     }
 
     options = render_options(settings, extra_schedule or schedule)
-    out.update(_render_extras(model, layer, channels, settings, options, each_channel, progress))
+    out.update(_render_extras(model, layer, channels, settings, options, each_channel, (exact, progress)))
     return out
 
 
-def _render_extras(
-    model, layer, channels, settings, options, each_channel, progress
-) -> dict[str, np.ndarray]:
+def _render_extras(model, layer, channels, settings, options, each_channel, how) -> dict[str, np.ndarray]:
     """The extra images :func:`render_batch` renders after the main ones, in this order:
-    the diverse sets, the negative and the neuron images, as the settings ask."""
+    the diverse sets, the negative and the neuron images, as the settings ask; ``how``:
+    ``(exact, progress)``, exact for the negative and neuron images of an affine tensor."""
+    exact, progress = how
     k, pre, out = len(channels), options.pre_activation, {}
     d = int(settings.diversity)
     if d > 1:
@@ -145,8 +175,9 @@ def _render_extras(
         out["diversity_activation"] = activation.reshape(k, d)
 
     if settings.negatives:
-        negative = render(
-            model, -each_channel, k, options, progress=progress, item_keys=[("negative", c) for c in channels]
+        keys = [("negative", c) for c in channels]
+        negative = render_linear(
+            model, -each_channel, k, options, item_keys=keys, exact=exact, progress=progress
         )
         out["negative_images"], out["negative_activation"], _, _ = measure_stored(
             model, layer, negative.images, channels, pre_activation=pre
@@ -154,9 +185,8 @@ def _render_extras(
 
     if settings.neurons:
         each_neuron = obj.per_item([obj.neuron(layer, c) for c in channels])
-        neuron = render(
-            model, each_neuron, k, options, progress=progress, item_keys=[("neuron", c) for c in channels]
-        )
+        keys = [("neuron", c) for c in channels]
+        neuron = render_linear(model, each_neuron, k, options, item_keys=keys, exact=exact, progress=progress)
         out["neuron_images"] = to_uint8(neuron.images)
         out["neuron_activation"] = measure_centre(model, layer, out["neuron_images"], channels, pre)
     return out

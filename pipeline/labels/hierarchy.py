@@ -51,6 +51,24 @@ def imagenet_hierarchy_for(class_names: Sequence[str]) -> ClassHierarchy | None:
     return hierarchy if hierarchy.names_match(class_names) else None
 
 
+def chosen_hierarchy(class_names: Sequence[str], choice: str = "auto") -> ClassHierarchy | None:
+    """The hierarchy a run's labels and search use, by the ``labels.hierarchy`` setting:
+    ``"auto"`` the shipped one when the classes are ImageNet-1k's (else None),
+    ``"class-names"`` None (each class its own synset), else the path of a hierarchy file,
+    which must have one class per model output (an error naming the file otherwise)."""
+    if choice == "auto":
+        return imagenet_hierarchy_for(class_names)
+    if choice == "class-names":
+        return None
+    hierarchy = ClassHierarchy.from_file(choice)
+    if len(hierarchy.classes) != len(class_names):
+        raise ValueError(
+            f"{choice}: the class hierarchy has {len(hierarchy.classes)} classes, the model "
+            f"{len(class_names)} (labels.hierarchy: 'classes' lists one synset per model output, in order)"
+        )
+    return hierarchy
+
+
 @dataclasses.dataclass(frozen=True)
 class Synset:
     id: str

@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from pipeline.labels.hierarchy import ClassHierarchy, imagenet_hierarchy_for
+from pipeline.labels.hierarchy import ClassHierarchy, chosen_hierarchy
 from pipeline.labels.rule import (
+    AUTO_HIERARCHY,
     DEFAULT_RULE,
+    FLAT_SOURCE,
     Evidence,
     Label,
     LabelSettings,
@@ -34,27 +37,34 @@ from pipeline.labels.rule import (
     label_units,
 )
 
+log = logging.getLogger(__name__)
 LABELS_VERSION = 1  # format_version of a stored layers/<layer>/labels/ group
 WORDNET_HIERARCHY, FLAT_HIERARCHY = "wordnet-3.0-imagenet1k", "class-names"
 
 
-def model_hierarchy(class_names: Sequence[str]) -> tuple[ClassHierarchy, SynsetMatrix]:
-    """The hierarchy a model's units are labelled from, with its synset matrix (cached:
-    the WordNet one is read and laid out once per process)."""
-    return _model_hierarchy(tuple(class_names))
+def model_hierarchy(
+    class_names: Sequence[str], choice: str = AUTO_HIERARCHY
+) -> tuple[ClassHierarchy, SynsetMatrix]:
+    """The hierarchy a model's units are labelled from (``labels.hierarchy``:
+    :func:`~pipeline.labels.hierarchy.chosen_hierarchy`, else the class names), with its
+    synset matrix (cached: a hierarchy is read and laid out once per process)."""
+    return _model_hierarchy(tuple(class_names), choice)
 
 
-def hierarchy_name(class_names: Sequence[str]) -> str:
-    """Which hierarchy :func:`model_hierarchy` chooses, as stored with the labels."""
-    hierarchy, _ = model_hierarchy(class_names)
-    return FLAT_HIERARCHY if hierarchy.source == "the model's class names" else WORDNET_HIERARCHY
+def hierarchy_name(class_names: Sequence[str], choice: str = AUTO_HIERARCHY) -> str:
+    """Which hierarchy :func:`model_hierarchy` chooses, as stored with the labels: the
+    shipped WordNet one, the class names, or ``file:<path>`` for a user's file."""
+    hierarchy, _ = model_hierarchy(class_names, choice)
+    if hierarchy.source == FLAT_SOURCE:
+        return FLAT_HIERARCHY
+    return WORDNET_HIERARCHY if choice == AUTO_HIERARCHY else f"file:{choice}"
 
 
 @functools.lru_cache(maxsize=4)
-def _model_hierarchy(class_names: tuple[str, ...]) -> tuple[ClassHierarchy, SynsetMatrix]:
+def _model_hierarchy(class_names: tuple[str, ...], choice: str) -> tuple[ClassHierarchy, SynsetMatrix]:
     # WordNet only for ImageNet's own classes in its order: another 1,000-class model would
     # be labelled with words that are not its classes'.
-    hierarchy = imagenet_hierarchy_for(class_names) or flat_hierarchy(class_names)
+    hierarchy = chosen_hierarchy(class_names, choice) or flat_hierarchy(class_names)
     return hierarchy, SynsetMatrix(hierarchy)
 
 
@@ -78,7 +88,7 @@ def labels_from_arrays(
     if _needs_images(settings):
         evidence = Evidence(evidence.attribution, evidence.counts, activations, image_classes)
     names = list(class_names)
-    hierarchy, synsets = model_hierarchy(names)
+    hierarchy, synsets = model_hierarchy(names, settings.hierarchy)
     return label_units(hierarchy, evidence, settings, class_names=names, synsets=synsets)
 
 
@@ -99,13 +109,43 @@ def labels_for_layer(store, layer: str, settings: LabelSettings | None = None) -
 
 
 def layer_labels(store, layer: str, settings: LabelSettings | None = None) -> list[Label] | None:
-    """Every channel's label of ``layer``: the ones the reduction stored when they were made
-    with ``settings``, else computed (:func:`labels_for_layer`). None without attribution."""
-    settings = settings or LabelSettings()
+    """Every channel's label of ``layer``: the ones the reduction stored (with the run's
+    ``labels:`` settings) when ``settings`` is None or equal to theirs, else computed with
+    ``settings`` (:func:`labels_for_layer`; also for a store written before labels were
+    stored). None without attribution."""
     stored = store.labels(layer)
-    if stored is not None and stored.settings == dataclasses.asdict(settings):
+    if stored is not None and (settings is None or stored.settings == dataclasses.asdict(settings)):
         return labels_from_columns(stored, store.class_names)
     return labels_for_layer(store, layer, settings)
+
+
+def stored_settings(store) -> LabelSettings | None:
+    """The ``labels:`` settings the store's labels were made with (those of its first layer
+    that has labels); None for a store without labels, or with settings this version does
+    not know."""
+    for layer in store.layers:
+        stored = store.labels(layer)
+        if stored is not None:
+            try:
+                return LabelSettings.from_config(stored.settings)
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def reader_hierarchy(
+    class_names: Sequence[str], settings: LabelSettings | None = None
+) -> ClassHierarchy | None:
+    """The hierarchy a reader's search names kinds of thing from, for labels made with
+    ``settings`` (None: the defaults): :func:`chosen_hierarchy`, except that a user's file
+    no longer where the run found it gives None with a warning: the stored labels stay
+    readable, only the search loses the file's synonyms and kinds."""
+    choice = (settings or LabelSettings()).hierarchy
+    try:
+        return chosen_hierarchy(class_names, choice)
+    except (OSError, ValueError) as error:
+        log.warning("labels.hierarchy %s: %s; the search uses the class names alone", choice, error)
+        return None
 
 
 def label_columns(labels: Sequence[Label], settings: LabelSettings) -> dict[str, np.ndarray]:
@@ -157,7 +197,7 @@ def label_record(settings: LabelSettings, class_names: Sequence[str]) -> Mapping
     """The attributes stored with a layer's labels: the rule, the hierarchy, the settings."""
     return {
         "rule": settings.rule,
-        "hierarchy": hierarchy_name(class_names),
+        "hierarchy": hierarchy_name(class_names, settings.hierarchy),
         "settings": dataclasses.asdict(settings),
         "format_version": LABELS_VERSION,
     }
@@ -171,4 +211,6 @@ __all__ = [
     "labels_from_columns",
     "layer_labels",
     "model_hierarchy",
+    "reader_hierarchy",
+    "stored_settings",
 ]

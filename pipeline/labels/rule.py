@@ -66,21 +66,56 @@ from functools import cached_property
 import numpy as np
 
 from pipeline.labels.hierarchy import ClassHierarchy, Synset
+from pipeline.settings import StageSettings
 
 DEFAULT_RULE = "lift"
 DEFAULT_CONFIDENCE = None  # the rule's own score
 TAKES_PART = 0.1  # a class takes part when its attribution is >= this share of the unit's strongest
 NO_LABEL = "no clear label"
+AUTO_HIERARCHY = "auto"
+FLAT_CHOICE = "class-names"  # labels.hierarchy: each class its own synset
+FLAT_SOURCE = "the model's class names"  # ClassHierarchy.source of flat_hierarchy
 
 
 @dataclasses.dataclass(frozen=True)
-class LabelSettings:
+class LabelSettings(StageSettings):
+    """The ``labels:`` section of the workflow config (defaults: the config schema's)."""
+
     rule: str = DEFAULT_RULE  # the score that chooses the synset
     confidence: str | None = DEFAULT_CONFIDENCE  # the score reported and thresholded; None: rule's
     min_confidence: float = 0.2  # below it: no clear label
     min_images: int = 10  # a label resting on fewer images is tentative
     max_share: float = 0.5  # a synset over more of the model's classes says nothing: never a label
     member_classes: int = 3  # strongest member classes named with the label
+    # Where the synsets come from: "auto" (the shipped WordNet hierarchy for a model whose
+    # class names are ImageNet-1k's in order, else the class names), "class-names", or the
+    # path of a class hierarchy file (docs/STORE.md, "Class hierarchy").
+    hierarchy: str = AUTO_HIERARCHY
+
+    def __post_init__(self):
+        for key in ("rule", "confidence"):
+            rule = getattr(self, key)
+            unknown = [name for name in (rule or "").split("*") if rule is not None and name not in FACTORS]
+            if unknown:
+                raise ValueError(
+                    f"labels.{key}: {rule!r} has an unknown factor {unknown[0]!r} (one of {sorted(FACTORS)})"
+                )
+        if not 0 < self.max_share <= 1:
+            raise ValueError(f"labels.max_share: {self.max_share} is not in (0, 1]")
+
+    @property
+    def hierarchy_file(self) -> str | None:
+        """The user's hierarchy file, when ``hierarchy`` names one (a workflow input)."""
+        return None if self.hierarchy in (AUTO_HIERARCHY, FLAT_CHOICE) else self.hierarchy
+
+    def check_hierarchy_file(self) -> None:
+        """Read the hierarchy file now (before any job runs), so a missing or malformed one
+        is an error naming it and the key, not a failure after the extraction."""
+        if self.hierarchy_file is not None:
+            try:
+                ClassHierarchy.from_file(self.hierarchy_file)
+            except (OSError, ValueError) as error:
+                raise ValueError(f"labels.hierarchy: {error}") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,7 +186,7 @@ class Evidence:
     """What one layer's labels rest on (``C`` units, ``K`` classes, ``n`` images)."""
 
     attribution: np.ndarray  # [C, K], NaN: no image predicted as the class
-    counts: np.ndarray  # [K] images per class
+    counts: np.ndarray  # [K] images per class, or [C, K] per unit (an atlas cell's own images)
     activations: np.ndarray | None = None  # [n, C] per-image activation (AUROC only)
     image_classes: np.ndarray | None = None  # [n] class of each image, -1: none (AUROC only)
 
@@ -284,7 +319,7 @@ def label_units(
             (positive[unit, members] > 0) & (positive[unit, members] >= TAKES_PART * strongest[unit])
         ]
         order = taking_part[np.argsort(-positive[unit, taking_part], kind="stable")]
-        images = int(counts[taking_part].sum())
+        images = int((counts[unit] if counts.ndim == 2 else counts)[taking_part].sum())
         wnid = synsets.ids[column]
         labels.append(
             Label(
@@ -306,4 +341,4 @@ def flat_hierarchy(class_names: Sequence[str]) -> ClassHierarchy:
     whose classes are not WordNet synsets: the label is then the top class, when it dominates."""
     ids = tuple(f"class:{index}" for index in range(len(class_names)))
     synsets = {wnid: Synset(wnid, name, ()) for wnid, name in zip(ids, class_names)}
-    return ClassHierarchy(ids, synsets, source="the model's class names")
+    return ClassHierarchy(ids, synsets, source=FLAT_SOURCE)

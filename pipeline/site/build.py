@@ -29,6 +29,7 @@ import numpy as np
 
 from pipeline.site import atlas_page, image_page, search_index
 from pipeline.site.data import ActivationAtlas, AtlasData, Channel, FeaturedImage, Layer, load_image
+from pipeline.site.labels import label_line, label_short, layer_label_summary
 from pipeline.site.numbers import format_number, format_signed
 from pipeline.site.settings import SiteSettings
 
@@ -349,6 +350,7 @@ class _Builder:
                     "statistics": sum(u.mean_activation is not None for u in units),
                     "examples": sum(bool(u.examples) for u in units),
                     "featured": layer.name in featured,
+                    "labels": layer_label_summary(units),
                 }
             )
         return rows
@@ -470,6 +472,7 @@ class _Builder:
                 image_page=lambda image_id: href(self.urls.image(image_id)),
                 channel_page=lambda c: href(Urls.channel(atlas.layer, c)),
                 thumb=lambda c: href(self.thumb(atlas.layer, c)),
+                label=lambda c: self.unit_label(atlas.layer, c),
             )
 
         data = atlas_page.page_data(atlas, self.data.model.class_names, cells)
@@ -509,6 +512,7 @@ class _Builder:
                 asset=lambda a: href(self.asset(a)),
                 thumb=lambda name, c: href(self.thumb(name, c)),
                 channel_page=lambda name, c: href(Urls.channel(name, c)) if name in known else None,
+                label=self.unit_label,
             )
             context["known"] = il.name in known
             layers.append(context)
@@ -638,33 +642,6 @@ def histogram_bars(unit: Channel, width: int = 320, height: int = 96) -> dict | 
         "hi": format_number(h.edges[-1]),
         "top": top,
     }
-
-
-def label_short(label) -> str:
-    """A channel's label in a few words: ``"dog"``, ``"dog (tentative)"``, ``"no clear
-    label"``; "" without one (no attribution in the run)."""
-    if label is None:
-        return ""
-    if label.synset is None:
-        return label.name
-    return f"{label.name} (tentative)" if label.tentative else label.name
-
-
-def label_line(label) -> str:
-    """The label with its strongest classes and evidence: ``"dog — Labrador retriever,
-    golden retriever … (confidence 0.42, 37 images, 5 classes; tentative)"``."""
-    if label is None:
-        return ""
-    if label.synset is None:
-        return label.name
-    classes = ", ".join(label.classes)
-    more = " …" if label.class_count > len(label.classes) else ""
-    members = f" — {classes}{more}" if label.classes and list(label.classes) != [label.name] else ""
-    images = f"{label.images} image{'' if label.images == 1 else 's'}"
-    counted = f"{label.class_count} class{'' if label.class_count == 1 else 'es'}"
-    tentative = "; tentative" if label.tentative else ""
-    confidence = format_number(label.confidence)
-    return f"{label.name}{members} (confidence {confidence}, {images}, {counted}{tentative})"
 
 
 def json_script(value) -> markupsafe.Markup:  # noqa: F821

@@ -173,6 +173,9 @@ class ModelInfo:
     checksum: str | None = None
     class_names: list[str] = dataclasses.field(default_factory=list)
     aliases: dict[str, str] = dataclasses.field(default_factory=dict)
+    # Where the labels' synsets come from (the run's ``labels.hierarchy``: "auto", "class-names"
+    # or a file), so the search names the same kinds of thing.
+    label_hierarchy: str = "auto"
 
 
 @dataclasses.dataclass
@@ -242,6 +245,7 @@ class NeuronGroups:
     target: str | None = None
     directions: np.ndarray | None = None
     shared: bool = False
+    labels: list[Label] | None = None  # one per group (pipeline/labels/units.py); None: not labelled
 
 
 @dataclasses.dataclass
@@ -292,8 +296,9 @@ class FeaturedImage:
 class AtlasCell:
     """One cell of an activation atlas's level: where it is on the ``side x side`` grid,
     how many sampled vectors fell in it, the icon of their mean vector, the classes that
-    mean supports most, dataset examples (crops) of vectors near it, and the channels
-    strongest in it."""
+    mean supports most, dataset examples (crops) of vectors near it, the channels
+    strongest in it, and its label (:mod:`pipeline.labels.units`: from its attribution to
+    every class and its own images)."""
 
     i: int  # row
     j: int  # column
@@ -302,6 +307,7 @@ class AtlasCell:
     classes: list[ClassScore] = dataclasses.field(default_factory=list)
     examples: list[Example] = dataclasses.field(default_factory=list)
     channels: list[Similar] = dataclasses.field(default_factory=list)  # channel, value in the mean
+    label: Label | None = None
 
 
 @dataclasses.dataclass

@@ -7,8 +7,12 @@ all have the same ``gh x gw`` cells, so a cell index means the same place in eac
 Attribution is stored per attributed class; the page switches class (and shows the
 difference of two classes, exact by linearity of the gradient) without a reload.
 
-Pure functions of the data plus two callbacks of the builder: ``asset(array) -> site path``
-writes an image, ``thumb(layer, channel) -> site path | None`` finds a channel's icon.
+Pure functions of the data plus callbacks of the builder: ``asset(array) -> site path``
+writes an image, ``thumb(layer, channel) -> site path | None`` finds a channel's icon,
+``label(layer, channel) -> Label | None`` its label. Every channel a view names carries its
+label's short form in the JSON (``labels``), and every neuron group its own label
+(``groups.labels``, :mod:`pipeline.labels.units`), so the scripts show them wherever they
+draw a unit.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 from pipeline.site.data import FeaturedImage, ImageLayer
+from pipeline.site.labels import label_json, label_short
 
 # Neuron groups get categorical colours that are neither the attribution scale's orange
 # (for) nor its purple (against): Dark2 without those two, then blue, cyan and grey.
@@ -75,6 +80,7 @@ def layer_data(
     asset: Callable[[np.ndarray], str],
     thumb: Callable[[str, int], str | None],
     channel_page: Callable[[str, int], str | None],
+    label: Callable[[str, int], object] = lambda layer, channel: None,
 ) -> tuple[dict, dict]:
     """One layer's ``(template context, JSON)``. The callbacks return links as the page
     uses them (relative to it), and the context and JSON hold those links."""
@@ -105,6 +111,8 @@ def layer_data(
     pages = {str(c): channel_page(il.name, c) for c in sorted(channels)}
     data["icons"] = {c: link for c, link in icons.items() if link}
     data["pages"] = {c: link for c, link in pages.items() if link}
+    labels = {str(c): label_short(label(il.name, c)) for c in sorted(channels)}
+    data["labels"] = {c: text for c, text in labels.items() if text}
     return context, data
 
 
@@ -146,6 +154,7 @@ def _groups(il: ImageLayer, asset: Callable[[np.ndarray], str]) -> tuple[dict, d
                 "icon": asset(np.asarray(il.groups.icons[g])) if il.groups.icons is not None else None,
                 "map": asset(group_map(maps[g], group_colour(g), float(np.nan_to_num(maps[g]).max()))),
                 "members": chosen,
+                "label": il.groups.labels[g] if il.groups.labels is not None else None,
             }
         )
     context = {
@@ -160,6 +169,7 @@ def _groups(il: ImageLayer, asset: Callable[[np.ndarray], str]) -> tuple[dict, d
         "colours": [group_colour(g) for g in range(len(maps))],
         "icons": [g["icon"] for g in shown],
         "shared": bool(il.groups.shared),
+        "labels": [label_json(g["label"]) for g in shown],
     }
     return context, data
 

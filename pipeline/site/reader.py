@@ -16,6 +16,8 @@ import numpy as np
 
 from pipeline.extract.similarity import SIMILARITY_METHOD, correlation_neighbours, nearest_channels
 from pipeline.labels.layers import layer_labels
+from pipeline.labels.rule import LabelSettings
+from pipeline.labels.units import cell_class_images, cell_labels, group_labels
 from pipeline.ranking import top_order
 from pipeline.site.data import (
     ActivationAtlas,
@@ -52,12 +54,16 @@ log = logging.getLogger(__name__)
 # ---------------------------------------------------------------------------------
 
 
-def from_results(run_dir, settings: SiteSettings | None = None) -> AtlasData:
+def from_results(
+    run_dir, settings: SiteSettings | None = None, labels: LabelSettings | None = None
+) -> AtlasData:
     """Read a run folder into :class:`AtlasData` (images stay lazy; call ``close()`` after export).
 
     Uses whatever exists: ``model/layers.json`` is required; ``featurevis.h5``,
     ``activations.h5`` and ``blocks.h5`` each add their part. ``settings`` (default: the
-    schema's defaults) decide how many examples, classes and similar channels to keep.
+    schema's defaults) decide how many examples, classes and similar channels to keep;
+    ``labels`` how channels, neuron groups and atlas cells are labelled (default: as the
+    run's channel labels were, by its ``labels:`` settings, which activations.h5 records).
     """
     settings = settings or SiteSettings()
     files = RunFiles(run_dir)
@@ -82,19 +88,23 @@ def from_results(run_dir, settings: SiteSettings | None = None) -> AtlasData:
     ]
     data = AtlasData(model=model, layers=layers, title=settings.title).normalized()
     try:
-        labels = _add_activations(data, files, settings)
+        image_labels, evidence, labels = _add_activations(data, files, settings, labels)
         _add_featurevis(data, files)
         _add_circuits(data, files, settings)
-        _add_atlases(data, files, settings)
-        _add_blocks(data, files, labels)
+        _add_atlases(data, files, settings, labels)
+        _add_blocks(data, files, image_labels, evidence, labels)
     except BaseException:
         data.close()
         raise
     return data
 
 
-def _add_activations(data: AtlasData, files: RunFiles, settings: SiteSettings) -> dict[str, str]:
-    """Dataset summary, per-channel statistics and examples, class pages; returns image labels."""
+def _add_activations(
+    data: AtlasData, files: RunFiles, settings: SiteSettings, label_settings: LabelSettings | None
+) -> tuple[dict[str, str], dict, LabelSettings]:
+    """Dataset summary, per-channel statistics and examples, class pages; returns the
+    images' (dataset) labels, each layer's ``ClassAttribution`` (what neuron groups are
+    labelled from) and the label settings (``label_settings``, else the run's)."""
     from pipeline.query import open_results
 
     results = _open_if_present(
@@ -104,9 +114,11 @@ def _add_activations(data: AtlasData, files: RunFiles, settings: SiteSettings) -
         "the site shows no dataset examples or statistics",
     )
     if results is None:
-        return {}
+        return {}, {}, label_settings or LabelSettings()
+    label_settings = label_settings or results.label_settings
     store = results.store
     data.model.class_names = list(store.class_names)
+    data.model.label_hierarchy = label_settings.hierarchy
     data.model.aliases.update(results.aliases)
     if store.model.get("input_size") and not data.model.input_size:
         data.model.input_size = int(store.model["input_size"])
@@ -126,18 +138,23 @@ def _add_activations(data: AtlasData, files: RunFiles, settings: SiteSettings) -
     )
     class_scores: dict[int, dict[str, list[Similar]]] = {}
     class_counts: dict[int, int] = {}
+    evidence = {}
     for layer in data.layers:
         if layer.name not in store.layers:
             continue
         classes = store.classes(layer.name)
-        _add_layer_activations(store, layer, settings, classes)
+        # The labels stored, or computed for older stores: the query API's own call.
+        labels = layer_labels(store, layer.name, label_settings)
+        _add_layer_activations(store, layer, settings, classes, labels)
         if classes is not None:
+            evidence[layer.name] = classes
             for class_id, best in _channels_by_class(classes, settings.class_channels).items():
                 class_scores.setdefault(class_id, {})[layer.name] = best
                 class_counts[class_id] = int(classes.count[class_id])
     names = data.model.class_names
     data.classes = [ClassPage(c, names[c], class_counts[c], class_scores[c]) for c in sorted(class_scores)]
-    return {i: label for i, label in zip(store.images["image_id"], store.images["label"]) if label}
+    image_labels = {i: label for i, label in zip(store.images["image_id"], store.images["label"]) if label}
+    return image_labels, evidence, label_settings
 
 
 def _channels_by_class(classes, k: int) -> dict[int, list[Similar]]:
@@ -157,12 +174,13 @@ def _channels_by_class(classes, k: int) -> dict[int, list[Similar]]:
     return out
 
 
-def _add_layer_activations(store, layer: Layer, settings: SiteSettings, classes) -> None:
+def _add_layer_activations(store, layer: Layer, settings: SiteSettings, classes, labels) -> None:
     """One layer's statistics, examples, classes and similar channels, onto its units.
 
     ``store`` is the run's :class:`~pipeline.store.activations_reader.ActivationsStore`,
     ``classes`` its :class:`~pipeline.store.activations_reader.ClassAttribution` of the
-    layer (None without attribution). The per-layer reductions are read whole, once.
+    layer (None without attribution), ``labels`` its channels' labels (None: none). The
+    per-layer reductions are read whole, once.
     """
     name = layer.name
     stats = store.stats(name)
@@ -183,7 +201,6 @@ def _add_layer_activations(store, layer: Layer, settings: SiteSettings, classes)
             ids, scores = nearest_channels(corr, settings.similar_channels)
         layer.similarity_method = SIMILARITY_METHOD.format(n=store.num_images)
     names = store.class_names
-    labels = layer_labels(store, name)  # stored, or computed for older stores; the query API's
     # Every channel's examples: read each table, and the images table, whole and once.
     store.top(name), store.bottom(name), store.images
     for unit in layer.units:
@@ -321,7 +338,7 @@ def _add_circuits(data: AtlasData, files: RunFiles, settings: SiteSettings) -> N
 ATLAS_CELL_CHANNELS = 5  # strongest channels listed per atlas cell
 
 
-def _add_atlases(data: AtlasData, files: RunFiles, settings: SiteSettings) -> None:
+def _add_atlases(data: AtlasData, files: RunFiles, settings: SiteSettings, labels: LabelSettings) -> None:
     from pipeline.store.atlas import AtlasStore
 
     path = files.atlas
@@ -329,7 +346,7 @@ def _add_atlases(data: AtlasData, files: RunFiles, settings: SiteSettings) -> No
     if store is None:
         return
     for layer in store.layers():
-        levels = [_atlas_level(store, layer, side) for side in store.levels(layer)]
+        levels = [_atlas_level(store, layer, side, labels) for side in store.levels(layer)]
         # The class filter offers every class that is some cell's top class.
         shown = {k.class_id for level in levels for cell in level.cells for k in cell.classes}
         data.atlases.append(
@@ -343,12 +360,15 @@ def _add_atlases(data: AtlasData, files: RunFiles, settings: SiteSettings) -> No
         )
 
 
-def _atlas_level(store, layer: str, side: int) -> AtlasLevel:
-    """One zoom level of ``layer``'s atlas as the page shows it; icons and crops stay in
-    the store until the page is written."""
+def _atlas_level(store, layer: str, side: int, label_settings: LabelSettings) -> AtlasLevel:
+    """One zoom level of ``layer``'s atlas as the page shows it, each cell labelled from
+    its attribution to every class and its own images; icons and crops stay in the store
+    until the page is written."""
     samples, ids, names = store.samples(layer), store.image_ids(layer), store.class_names
     cells, icons = store.cells(layer, side), store.icons(layer, side)
     strongest = top_order(cells.mean, ATLAS_CELL_CHANNELS, axis=1)
+    images = cell_class_images(cells.cell, samples.xy, samples.row, samples.predicted, side, len(names))
+    labels = cell_labels(cells.class_attribution, images, names, label_settings)
 
     def example(s: int) -> Example:
         row, thumb = int(samples.row[s]), int(samples.thumbnail[s])
@@ -374,12 +394,16 @@ def _atlas_level(store, layer: str, side: int) -> AtlasLevel:
                 ],
                 examples=[example(int(s)) for s in cells.examples[m] if s >= 0],
                 channels=[Similar(int(c), float(cells.mean[m, c])) for c in strongest[m]],
+                label=None if labels is None else labels[m],
             )
         )
     return AtlasLevel(side, out, np.asarray(cells.class_attribution, np.float32))
 
 
-def _add_blocks(data: AtlasData, files: RunFiles, labels: dict[str, str]) -> None:
+def _add_blocks(
+    data: AtlasData, files: RunFiles, labels: dict[str, str], evidence: dict, label_settings: LabelSettings
+) -> None:
+    """The image pages; ``evidence`` (a layer's ``ClassAttribution``) labels its neuron groups."""
     from pipeline.store.blocks import BlocksStore
 
     path = files.blocks
@@ -394,6 +418,7 @@ def _add_blocks(data: AtlasData, files: RunFiles, labels: dict[str, str]) -> Non
         featured = _featured_image(store, image_id, names, labels)
         for name in sorted(store.layers, key=lambda n: order.get(n, len(order))):
             featured.layers.append(_image_layer(store, image_id, name))
+            _label_groups(featured.layers[-1], evidence.get(name), names, label_settings)
         data.images.append(featured)
 
 
@@ -451,6 +476,24 @@ def _image_layer(store, image_id: str, name: str) -> ImageLayer:
         else None,
         flows=Flows(flows["layer"], flows["cells"], flows.get("groups")) if "cells" in flows else None,
     )
+
+
+def _label_groups(layer: ImageLayer, classes, names: list[str], settings: LabelSettings) -> None:
+    """Label ``layer``'s neuron groups from their directions and the layer's attribution by
+    class (``classes``: None when the run has none for the layer: no labels)."""
+    groups = layer.groups
+    if groups is None or groups.directions is None or classes is None:
+        return
+    directions = np.asarray(groups.directions)
+    if directions.shape[1] != np.asarray(classes.attribution).shape[0]:
+        log.warning(
+            "%s: neuron groups over %d channels, the layer has %d: no group labels",
+            layer.name,
+            directions.shape[1],
+            np.asarray(classes.attribution).shape[0],
+        )
+        return
+    groups.labels = group_labels(directions, classes.attribution, classes.count, names, settings)
 
 
 # ---------------------------------------------------------------------------------

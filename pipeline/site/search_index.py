@@ -13,7 +13,8 @@ import json
 from collections.abc import Callable
 
 from pipeline import search
-from pipeline.labels import imagenet_hierarchy_for
+from pipeline.labels import LabelSettings
+from pipeline.labels.layers import reader_hierarchy
 from pipeline.site.data import AtlasData
 
 PATH = "search-index.js"
@@ -41,7 +42,7 @@ class SitePages:
 
 def site_run(data: AtlasData) -> search.Run:
     """What the index holds for the site: every layer and channel, every class of the model
-    (those with a page count as seen), its hierarchy when it is ImageNet-1k's, the featured images."""
+    (those with a page count as seen), the hierarchy its labels were named from, the featured images."""
     class_names = list(data.model.class_names)
     if not class_names and data.classes:  # no names but the class pages': a name per page
         class_names = [""] * (1 + max(k.class_id for k in data.classes))
@@ -53,7 +54,7 @@ def site_run(data: AtlasData) -> search.Run:
         class_names=class_names,
         seen_classes=frozenset(k.class_id for k in data.classes),
         images=[image.image_id for image in data.images],
-        hierarchy=imagenet_hierarchy_for(class_names),
+        hierarchy=reader_hierarchy(class_names, LabelSettings(hierarchy=data.model.label_hierarchy)),
         labels={layer.name: [unit.label for unit in layer.units] for layer in data.layers},
     )
 

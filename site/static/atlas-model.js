@@ -159,7 +159,13 @@
     return cell.n + " activation vector" + (cell.n === 1 ? "" : "s") + (pinned ? " · pinned" : "");
   }
 
+  // A cell's tooltip: where it is and its label's short form (cell.label: null without).
+  function cellTip(cell) {
+    return "(" + cell.i + ", " + cell.j + ")" + (cell.label ? " " + cell.label.short : "");
+  }
+
   var model = {
+    cellTip: cellTip,
     MIN_CELL_PX: MIN_CELL_PX,
     MAX_SCALE: MAX_SCALE,
     wholeMap: wholeMap,

@@ -27,6 +27,7 @@
     var item = cell.icon ? el("img", null, { alt: "", "data-src": cell.icon }) : el("span");
     var box = model.cellBox(cell, side);
     item.className = "atlas-cell";
+    item.title = model.cellTip(cell);
     item.dataset.index = index;
     item.style.left = box.left;
     item.style.top = box.top;
@@ -84,6 +85,7 @@
     panel.textContent = "";
     panel.appendChild(el("h2", model.cellTitle(cell, level.side)));
     panel.appendChild(el("p", model.cellCount(cell, pinned), { "class": "meta" }));
+    if (cell.label) panel.appendChild(el("p", "label: " + cell.label.line, { "class": "panel-label unit-label" }));
     if (value !== null) panel.appendChild(el("p", "Shading: " + signed(value), { "class": "meta" }));
     panel.appendChild(el("h3", "Top classes"));
     panel.appendChild(classList(data, cell));
@@ -132,6 +134,7 @@
       if (ch.thumb) a.appendChild(el("img", null, { src: ch.thumb, width: 32, height: 32, alt: "" }));
       a.appendChild(el("span", data.layer + ":" + ch.c));
       li.appendChild(a);
+      if (ch.label) li.appendChild(el("span", ch.label, { "class": "channel-label" }));
       li.appendChild(el("span", " " + signed(ch.value), { "class": "value" }));
       list.appendChild(li);
     });

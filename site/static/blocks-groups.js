@@ -80,10 +80,15 @@
       x: function (ci) { return ci === columns.length ? classX - 4 : 10 + ci * colW; },
       y: function (node) { return node[0] === columns.length ? classY : TOP + node[1] * ROW_H; }
     };
-    function name(node) { return node[0] === columns.length ? page.className() : "group " + (node[1] + 1) + " of " + columns[node[0]].name; }
+    function name(node) {
+      if (node[0] === columns.length) return page.className();
+      return model.groupText(columns[node[0]], node[1]) + " of " + columns[node[0]].name;
+    }
     columns.forEach(function (layer, ci) {
       svg.appendChild(svgElement("text", { x: at.x(ci), y: 14, "class": "column" }, layer.name));
-      layer.groups.colours.forEach(function (colour, g) { drawNode(svg, at.x(ci), at.y([ci, g]), colour, "group " + (g + 1), (layer.groups.icons || [])[g]); });
+      layer.groups.colours.forEach(function (colour, g) {
+        drawNode(svg, at.x(ci), at.y([ci, g]), colour, model.groupText(layer, g), (layer.groups.icons || [])[g]);
+      });
     });
     svg.appendChild(svgElement("text", { x: classX - 4, y: 14, "class": "column" }, "class"));
     drawNode(svg, classX - 4, classY, "#333", page.className());

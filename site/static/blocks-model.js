@@ -76,7 +76,22 @@
     return rows[0].map(function (v, p) { return rows.reduce(function (s, r) { return s + r[p]; }, 0); });
   }
 
+  // A channel as the views name it: "conv:5" with its label's short form when it has one
+  // (layer.labels: channel -> label, in the page data).
+  function channelText(layer, c) {
+    var label = (layer.labels || {})[String(c)];
+    return layer.name + ":" + c + (label ? " " + label : "");
+  }
+
+  // Neuron group g (0-based) of a layer, with its label when it has a clear one.
+  function groupText(layer, g) {
+    var label = layer.groups && layer.groups.labels ? layer.groups.labels[g] : null;
+    return "group " + (g + 1) + (label && label.short !== "no clear label" ? " · " + label.short : "");
+  }
+
   var model = {
+    channelText: channelText,
+    groupText: groupText,
     diverging: diverging,
     chosen: chosen,
     chosenColumn: chosenColumn,

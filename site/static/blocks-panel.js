@@ -30,7 +30,10 @@
       var c = d.channels[i * d.k + k], key = String(c), li = el("li", null, { "data-channel": key });
       if (layer.icons[key]) li.appendChild(el("img", null, { src: layer.icons[key], width: "64", height: "64", alt: "feature visualization of " + layer.name + " channel " + c }));
       else li.appendChild(el("span", key, { "class": "thumb none" }));
-      li.appendChild(layer.pages[key] ? el("a", layer.name + ":" + c, { href: layer.pages[key] }) : el("span", layer.name + ":" + c));
+      var name = el("div");
+      name.appendChild(layer.pages[key] ? el("a", layer.name + ":" + c, { href: layer.pages[key] }) : el("span", layer.name + ":" + c));
+      if (layer.labels && layer.labels[key]) name.appendChild(el("small", layer.labels[key], { "class": "channel-label" }));
+      li.appendChild(name);
       li.appendChild(el("span", atlas.formatNumber(d.values[i * d.k + k]), { "class": "value" }));
       list.appendChild(li);
     }
@@ -56,7 +59,7 @@
       var layer = page.data.layers[state.layer], d = layer.dictionary, i = state.cell;
       var values = model.chosen(layer.spatial, state);
       var text = layer.name + " cell " + model.rowCol(layer, i) + (state.pinned ? ", pinned" : "");
-      if (d) text += ": top channel " + d.channels[i * d.k] + " (" + atlas.formatNumber(d.values[i * d.k]) + ")";
+      if (d) text += ": top channel " + model.channelText(layer, d.channels[i * d.k]) + " (" + atlas.formatNumber(d.values[i * d.k]) + ")";
       if (values) text += "; attribution to " + page.className() + " " + atlas.formatSigned(values[i]);
       page.live.textContent = text;
     }, 400);

@@ -22,7 +22,7 @@
   function dictionaryCells(box, layer) {
     var d = layer.dictionary, top = model.maxAbs(d.magnitude);
     makeCells(box, layer.gh * layer.gw, function (i) {
-      var c = d.channels[i * d.k], icon = layer.icons[String(c)], span = el("span");
+      var c = d.channels[i * d.k], icon = layer.icons[String(c)], span = el("span", null, { title: model.channelText(layer, c) });
       var scale = top > 0 ? Math.max(0.2, d.magnitude[i] / top) : 1;
       if (icon) span.appendChild(el("img", null, { src: icon, alt: "", style: "width:" + (scale * 100).toFixed(1) + "%" }));
       else span.appendChild(el("b", c, { style: "opacity:" + scale.toFixed(2) }));
@@ -96,7 +96,9 @@
     var li = el("li", null, { "data-channel": String(c) }), key = String(c);
     var label = layer.pages[key] ? el("a", null, { href: layer.pages[key] }) : el("span");
     if (layer.icons[key]) label.appendChild(el("img", null, { src: layer.icons[key], width: "32", height: "32", alt: "", "class": "thumb" }));
-    label.appendChild(el("span", layer.name + ":" + c));
+    var name = el("span", layer.name + ":" + c);
+    if (layer.labels && layer.labels[key]) name.appendChild(el("small", layer.labels[key], { "class": "channel-label" }));
+    label.appendChild(name);
     li.appendChild(label);
     var axis = el("span", null, { "class": "axis" }), t = scale > 0 ? Math.abs(value) / scale : 0;
     axis.appendChild(el("i", null, { "class": value >= 0 ? "bar for" : "bar against", style: "width:" + (t * 50).toFixed(1) + "%" }));

@@ -446,3 +446,47 @@ def atlas_net(weights="random"):
         "class_names": ATLAS_CLASSES,
         "layers": ["features"],
     }
+
+
+class LinearStemNet(nn.Module):
+    """A first layer that is affine in the image, as EfficientNet's stem, to check by hand
+    (input 8x8, identity normalization)::
+
+        stem    conv 3x3, stride 2, padding 1 (3->2, no bias); ReLU6 ("stem.1")
+                channel 0, every colour: rows (-1, 2, -1): a horizontal line detector;
+                channel 1: +1 on red, -1 on blue at the centre tap: a colour detector
+        head    conv 1x1 (2->2) -> ReLU
+        logits  mean over space -> fc (2->2)
+
+    Channel 0's spatial mean is largest for white even rows and black odd rows: an even
+    row is the middle row of one output position (weight 2), an odd row the top or bottom
+    row of two (-1 each). Channel 1's is largest for red = 1, blue = 0 (green unused).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 2, 3, stride=2, padding=1, bias=False), nn.ReLU6())
+        self.head = nn.Sequential(nn.Conv2d(2, 2, 1), nn.ReLU())
+        self.fc = nn.Linear(2, 2)
+        with torch.no_grad():
+            weight = torch.zeros(2, 3, 3, 3)
+            weight[0, :, :, :] = torch.tensor([-1.0, 2.0, -1.0]).view(3, 1)
+            weight[1, 0, 1, 1], weight[1, 2, 1, 1] = 1.0, -1.0
+            self.stem[0].weight.copy_(weight)
+
+    def forward(self, x):
+        return self.fc(self.head(self.stem(x)).mean((2, 3)))
+
+
+def linear_stem_net(weights="random"):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = LinearStemNet()
+    return {
+        "model": net,
+        "input_size": 8,
+        "mean": (0.0, 0.0, 0.0),
+        "std": (1.0, 1.0, 1.0),
+        "class_names": ["a", "b"],
+        "layers": ["stem", "head"],
+    }

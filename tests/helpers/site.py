@@ -245,7 +245,28 @@ def imagenet_atlas() -> ad.AtlasData:
     ]
     for unit, label in zip(data.layer("conv").units, imagenet_labels(hierarchy, names)):
         unit.label = label
+    label_groups_and_cells(data, names)
     return data
+
+
+def label_groups_and_cells(data: ad.AtlasData, names) -> None:
+    """Labels for img0's conv groups and the atlas's coarse cells, by pipeline.labels.units.
+    Group 0 is conv:0 alone (no clear label); group 1 loads 0.6 on conv:1 and 0.8 on conv:2,
+    which supports nothing: 3/7 of conv:1's row, the same shares, so "retriever", 0.727, 35
+    images. Atlas cell (0, 0) of level 2 argues for Labrador retriever (2) and golden
+    retriever (1), and 3 of its images were predicted as Labrador: "retriever" (lift 1),
+    tentative; cell (1, 1) argues for nothing: no clear label."""
+    from pipeline.labels.units import cell_labels, group_labels
+
+    attribution, counts = imagenet_evidence(names)
+    groups = data.images[0].layers[0].groups
+    groups.labels = group_labels(groups.directions, attribution, counts, names)
+    level = data.atlases[0].levels[0]
+    cells, images = np.zeros((2, len(names)), np.float32), np.zeros((2, len(names)), np.int64)
+    cells[0, names.index("Labrador retriever")], cells[0, names.index("golden retriever")] = 2.0, 1.0
+    images[0, names.index("Labrador retriever")] = 3
+    for cell, label in zip(level.cells, cell_labels(cells, images, names)):
+        cell.label = label
 
 
 def imagenet_labels(hierarchy, names):
@@ -257,6 +278,12 @@ def imagenet_labels(hierarchy, names):
     evenly (lift 0: no clear label); channels 2 and 3 support none."""
     from pipeline.labels import Evidence, label_units
 
+    attribution, counts = imagenet_evidence(names)
+    return label_units(hierarchy, Evidence(attribution, counts), class_names=names)
+
+
+def imagenet_evidence(names):
+    """conv's attribution by class ``[4, 1000]`` and images per class (:func:`imagenet_labels`)."""
     counts = np.zeros(len(names), np.int64)
     attribution = np.full((4, len(names)), np.nan, np.float32)
     for name, count, zero, one in (
@@ -267,4 +294,4 @@ def imagenet_labels(hierarchy, names):
         k = names.index(name)
         counts[k] = count
         attribution[:, k] = (zero, one, 0.0, -0.2)
-    return label_units(hierarchy, Evidence(attribution, counts), class_names=names)
+    return attribution, counts

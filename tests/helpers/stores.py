@@ -142,8 +142,9 @@ def fake_layer_maps(images):
     }
 
 
-def build_store(folder, k=4, seed=0, photos="/photos"):
-    """Shards and a reduced store in ``folder`` from fake data; returns (store path, data, top_ids)."""
+def build_store(folder, k=4, seed=0, photos="/photos", label_settings=None):
+    """Shards and a reduced store in ``folder`` from fake data (channels labelled with
+    ``label_settings``, default the defaults); returns (store path, data, top_ids)."""
     data, top_ids, top_logits = fake_data(seed)
     shards = ShardSet(write_shards(folder, data, top_ids, top_logits, photos=photos))
     out = folder / "activations.h5"
@@ -162,6 +163,7 @@ def build_store(folder, k=4, seed=0, photos="/photos"):
             ExtractSettings(top_k=k, histogram_bins=4, thumbnail_size=4, map_size=4),
             layer_maps=fake_layer_maps,
             progress=False,
+            label_settings=label_settings,
         )
     return out, data, top_ids
 

@@ -141,3 +141,20 @@ test("atlas map: the level note and the panel's heading", () => {
   assert.equal(map.cellCount({ n: 1 }, false), "1 activation vector");
   assert.equal(map.cellCount({ n: 30 }, true), "30 activation vectors · pinned");
 });
+
+test("a channel and a neuron group as the Building Blocks name them, with their labels", () => {
+  const conv = { name: "conv", labels: { 1: "retriever", 2: "dog (tentative)" }, groups: { labels: [{ short: "retriever" }, { short: "no clear label" }, null] } };
+  assert.equal(blocks.channelText(conv, 1), "conv:1 retriever");
+  assert.equal(blocks.channelText(conv, 2), "conv:2 dog (tentative)");
+  assert.equal(blocks.channelText(conv, 3), "conv:3");
+  assert.equal(blocks.channelText({ name: "mix" }, 0), "mix:0");  // a page without labels
+  assert.equal(blocks.groupText(conv, 0), "group 1 · retriever");
+  assert.equal(blocks.groupText(conv, 1), "group 2");  // no clear label: not named
+  assert.equal(blocks.groupText(conv, 2), "group 3");
+  assert.equal(blocks.groupText({ name: "mix", groups: { colours: [] } }, 0), "group 1");
+});
+
+test("atlas map: a cell's tooltip says its label", () => {
+  assert.equal(map.cellTip({ i: 2, j: 3, label: { short: "dog (tentative)", line: "dog …" } }), "(2, 3) dog (tentative)");
+  assert.equal(map.cellTip({ i: 0, j: 1, label: null }), "(0, 1)");
+});

@@ -117,6 +117,8 @@ rule reduce_activations:
         shards=extract_shard_files,
         merged=str(RUN.extract_merged),
         examples=extract_examples_files,
+        # A user's class hierarchy file: editing it re-labels (labels.hierarchy).
+        hierarchy=[SETTINGS_LABELS.hierarchy_file] if SETTINGS_LABELS.hierarchy_file else [],
     output:
         str(RUN.activations),
     log:
@@ -125,6 +127,7 @@ rule reduce_activations:
         str(RUN.benchmark("reduce_activations"))
     params:
         settings=SETTINGS_EXTRACT.subset(ExtractSettings.REDUCE_KEYS),
+        labels=SETTINGS_LABELS.to_dict(),
     threads: 1
     conda:
         CONDA_ENV

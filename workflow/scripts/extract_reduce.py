@@ -2,6 +2,7 @@
 
 from pipeline.extract import ExtractSettings
 from pipeline.extract.reduce_job import run_reduce_assemble
+from pipeline.labels import LabelSettings
 from pipeline.runtime import job_logging
 
 with job_logging(snakemake.log[0], threads=snakemake.threads, gpu=False):
@@ -11,4 +12,5 @@ with job_logging(snakemake.log[0], threads=snakemake.threads, gpu=False):
         snakemake.input.merged,
         list(snakemake.input.examples),
         snakemake.output[0],
+        LabelSettings.from_config(snakemake.params.labels),
     )
