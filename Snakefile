@@ -17,6 +17,7 @@ include: "workflow/rules/extract.smk"
 include: "workflow/rules/blocks.smk"
 include: "workflow/rules/circuits.smk"
 include: "workflow/rules/atlas.smk"
+include: "workflow/rules/scores.smk"
 include: "workflow/rules/site.smk"
 
 
@@ -28,5 +29,6 @@ rule all:
         BLOCKS_TARGETS,
         CIRCUITS_TARGETS,
         ATLAS_TARGETS,
+        SCORES_TARGETS,
         SITE_TARGETS,
     default_target: True

@@ -7,6 +7,7 @@
     model-atlas query RESULTS image ID          one image's predictions, activations, blocks
     model-atlas query RESULTS atlas LAYER       a layer's activation atlas: levels, cells, classes
     model-atlas query RESULTS search "dog"      what the site's search box lists, best first
+    model-atlas query RESULTS scores LAYER      every channel's trust scores [--sort KEY] [--json]
 
 The workflow itself runs through Snakemake (see the README); this CLI inspects
 models and answers questions about finished runs offline.
@@ -118,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("query", help='what to look for: "dog", "blocks.3.0:5", "blocks.3.0 5", an image id')
     q.add_argument("-k", type=int, default=20, help="how many matches (default 20)")
     q.add_argument("--json", action="store_true")
+    q = qsub.add_parser("scores", help="a layer's per-unit trust scores, with their definitions")
+    q.add_argument("layer", help="layer name (or alias)")
+    q.add_argument("--sort", default=None, metavar="KEY", help="a score key: channels by it, highest first")
+    q.add_argument("--json", action="store_true", help="rows, column definitions and sentence templates")
     p.set_defaults(func=cmd_query)
     return parser
 

@@ -10,6 +10,7 @@
 >>> results.circuits("blocks.3.0", 42)           # channels it is driven by and feeds
 >>> results.atlas("blocks.4.2")                 # the layer's activation atlas: levels and cells
 >>> results.search("dog")                       # what the site's search box lists, best first
+>>> results.scores("blocks.3.0")                # every channel's trust scores, with definitions
 
 Everything is read from the run's stores (``activations.h5`` and the shard files it
 stitches, ``featurevis.h5``, ``blocks.h5``, ``circuits.h5``, ``atlas.h5``); no model, no dataset, no
@@ -146,6 +147,7 @@ class Results:
                 "featurevis": str(self._featurevis_path()) if self._featurevis_path().is_file() else None,
                 "circuits": str(self._circuits_path()) if self._circuits_path().is_file() else None,
                 "atlas": str(self._atlas_path()) if self._atlas_path().is_file() else None,
+                "scores": str(self.files.scores) if self.files.scores.is_file() else None,
             },
         }
 
@@ -324,6 +326,34 @@ class Results:
     def _circuits_path(self) -> Path:
         return self.files.circuits
 
+    # -- per-unit scores (scores.h5, pipeline/store/scores.py) ----------------------------
+    def scores(self, layer: str, sort: str | None = None) -> dict:
+        """``layer``'s score table: ``rows`` (one dict per channel: ``channel`` and every
+        score, NaN as None), ``columns`` (per score its ``key``, ``name``, one-line
+        ``definition``, plain-language ``sentence`` template and which way is ``higher``;
+        :mod:`pipeline.scores.definitions`), and the layer's ``clarity_random``,
+        ``selectivity_classes``, ``embedding_layer``, ``image_size`` and ``path_layers``.
+        ``sort``: a score key; rows by it descending (missing values last), else by channel."""
+        from pipeline.scores.definitions import SCORES, score
+        from pipeline.store.scores import ScoresStore
+
+        name = self.layer_name(layer)
+        path = self.files.scores
+        if not path.is_file():
+            raise FileNotFoundError(f"no scores store at {path}; run the workflow's scores rule")
+        if sort is not None:
+            score(sort)  # a clear error naming the keys
+        with ScoresStore(path) as store:
+            table, info = store.table(name), store.info(name)
+        keys = ["channel", *(s.key for s in SCORES), "selectivity_class", "visualization_max", "dataset_max"]
+        rows = [
+            {key: _score_value(table[key][i]) for key in keys if key in table}
+            for i in range(info["channels"])
+        ]
+        if sort is not None:
+            rows.sort(key=lambda row: (row[sort] is None, -(row[sort] or 0), row["channel"]))
+        return {"layer": name, **info, "columns": [s.to_dict() for s in SCORES], "rows": rows}
+
     # -- activation atlases (atlas.h5, pipeline/store/atlas.py) ---------------------------
     def atlas_store(self):
         """The run's activation-atlas store, opened lazily (the caller closes it)."""
@@ -497,6 +527,8 @@ def run_cli(args) -> int:
             value, text = results.atlas(args.layer), _atlas_text
         elif args.what == "search":
             value, text = results.search(args.query, args.k), _search_text
+        elif args.what == "scores":
+            value, text = results.scores(args.layer, args.sort), _scores_text
         else:
             raise ValueError(f"unknown query {args.what!r}")
     if args.json:
@@ -530,6 +562,55 @@ def _summary_text(s: dict) -> str:
     if s["skipped_images"]:
         lines.append("skipped:")
         lines += [f"  {i['image_id']}: {i['reason']} ({i['path']})" for i in s["skipped_images"]]
+    return "\n".join(lines)
+
+
+def _score_value(value):
+    """A stored score as JSON: bools and ints as they are, floats by :func:`json_number`."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    return json_number(value)
+
+
+SCORE_COLUMNS = (
+    ("channel", "ch"),
+    ("strength", "strength"),
+    ("image_rank", "rank"),
+    ("specificity_margin", "margin"),
+    ("selectivity", "select"),
+    ("clarity", "clarity"),
+    ("clarity_gain", "gain"),
+    ("polysemanticity", "poly"),
+    ("groups", "groups"),
+    ("diversity_disagreement", "diverse"),
+    ("path_similarity", "path"),
+    ("path_flag", "flag"),
+    ("label_precision", "label"),
+    ("fires_images", "images"),
+    ("fires_positions", "positions"),
+)
+
+
+def _scores_text(s: dict) -> str:
+    """The score table, one channel a line; the definitions once below it."""
+    lines = [
+        f"scores of {s['layer']}: {s['channels']} channels; clarity of random crops "
+        f"{s['clarity_random']:.3g}; selectivity by {s['selectivity_classes']} class"
+    ]
+    lines.append(" ".join(f"{short:>9}" for _, short in SCORE_COLUMNS))
+
+    def cell(value) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        return str(value) if isinstance(value, int) else f"{value:.3g}"
+
+    lines += [" ".join(f"{cell(row.get(key)):>9}" for key, _ in SCORE_COLUMNS) for row in s["rows"]]
+    lines.append("")
+    lines += [f"  {c['key']}: {c['definition']}" for c in s["columns"]]
     return "\n".join(lines)
 
 

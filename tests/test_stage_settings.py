@@ -13,6 +13,7 @@ from pipeline.featurevis import FeaturevisSettings
 from pipeline.images import DatasetSettings
 from pipeline.labels import LabelSettings
 from pipeline.model import ModelSpec
+from pipeline.scores import ScoresSettings
 from pipeline.settings import schema_defaults
 from tests.helpers.workflow import REPO
 
@@ -22,6 +23,7 @@ SECTIONS = {
     "extract": ExtractSettings,
     "blocks": BlocksSettings,
     "dataset": DatasetSettings,
+    "scores": ScoresSettings,
     "labels": LabelSettings,
 }
 

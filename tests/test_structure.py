@@ -143,6 +143,8 @@ ALLOWED_IMPORTS = {
     "extract": ("model", "images", "store", "settings", "runtime", "ranking", "labels"),
     "blocks": ("optvis", "featurevis", "model", "images", "store", "settings", "runtime"),
     "circuits": ("model", "images", "store", "settings"),
+    # The scores read the channels' labels to measure their precision.
+    "scores": ("model", "store", "settings", "labels"),
     # The atlas's layout job cuts thumbnails as the reduction does, with its settings' defaults;
     # its render jobs draw the cells' icons with the feature-visualization engine.
     "atlas": (
@@ -159,7 +161,8 @@ ALLOWED_IMPORTS = {
     ),
     # A channel's label is read from the store, or computed from its attribution and the class
     # hierarchy for a store written before labels were stored.
-    "query": ("store", "ranking", "labels", "search"),
+    # The score table carries its definitions (pipeline/scores/definitions.py: plain data).
+    "query": ("store", "ranking", "labels", "search", "scores.definitions"),
     # The search index and its ranking rule: plain data over the class hierarchy.
     "search": ("labels",),
     # Labels are named from a class hierarchy: plain data, NumPy only; their settings are the

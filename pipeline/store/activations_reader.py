@@ -217,6 +217,11 @@ class ActivationsStore(StoreReader):
             raise
         self._tables: dict[tuple[str, str], TopExamples] = {}
 
+    @property
+    def config_hash(self) -> str:
+        """The store's ``config_hash`` (what later stages record as their input)."""
+        return str(self.fh.attrs["config_hash"])
+
     def shard_files(self) -> list[Path]:
         """The extraction shards the store stitches, in row order (they hold, besides the
         per-image arrays, the activation-atlas samples: :class:`~pipeline.store.activations.ShardSet`)."""
@@ -368,6 +373,11 @@ class ActivationsStore(StoreReader):
     def thumbnail(self, layer: str, index: int) -> np.ndarray:
         """uint8 ``[T, T, 3]``: thumbnail ``index`` of ``layer`` (see ``TopExample.thumbnail``)."""
         return self._layer(layer)["thumbnails"][int(index)]
+
+    def thumbnails(self, layer: str):
+        """Every thumbnail of ``layer``, lazily: h5py dataset uint8 ``[M, T, T, 3]`` (index
+        it with increasing indices to read several at once)."""
+        return self._layer(layer)["thumbnails"]
 
     def stats(self, layer: str) -> ChannelStats:
         group = self._layer(layer)["stats"]

@@ -380,6 +380,11 @@ class FeatureVisStore(StoreReader):
     def config_hash(self) -> str:
         return str(self.fh.attrs["config_hash"])
 
+    @property
+    def model_checksum(self) -> str:
+        """The checksum of the weights the images were rendered with."""
+        return str(self.fh.attrs.get("model_checksum", ""))
+
     def _group(self, layer: str) -> h5py.Group:
         if layer not in self.fh["layers"]:
             raise KeyError(f"{self.path}: no layer {layer!r}; layers: {', '.join(self.layers)}")
@@ -419,6 +424,12 @@ class FeatureVisStore(StoreReader):
         by the channel's response (see IMAGE_RANK_DEFINITION); None before version 3."""
         g = self._group(layer)
         return g["image_rank"][()] if "image_rank" in g else None
+
+    def responses(self, layer: str) -> np.ndarray | None:
+        """``float32 [K, C]``: every channel's spatial mean on row i's image (the population
+        of ``image_rank``); None before version 3."""
+        g = self._group(layer)
+        return g["responses"][()] if "responses" in g else None
 
     def schedule(self, layer: str) -> tuple[str, dict]:
         """``(preset, schedule)``: the preset and the per-layer schedule (``steps``,

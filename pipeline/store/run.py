@@ -25,6 +25,7 @@ The layout (docs/STORE.md describes each file's format)::
     atlas/<layer>/layout.h5                          an atlas layer's layout
     atlas/<layer>/icons/<level>/<start>-<stop>.h5    its cells' icons
     atlas.h5                                         the merged atlas store
+    scores/parts/<layer>.h5, scores.h5               per-unit scores: one part per layer, merged
     site/                                            the static site
     logs/<rule>/<job>.log, benchmarks/<rule>[/<job>].tsv
 """
@@ -91,6 +92,11 @@ class RunFiles:
         return self.root / "atlas.h5"
 
     @property
+    def scores(self) -> Path:
+        """Every unit's trust scores (:mod:`pipeline.store.scores`)."""
+        return self.root / "scores.h5"
+
+    @property
     def site(self) -> Path:
         """The static site's folder."""
         return self.root / "site"
@@ -120,6 +126,10 @@ class RunFiles:
     def circuits_part(self, first_layer) -> Path:
         """The circuits of a run of layers, named by its first layer."""
         return self.root / "circuits" / "parts" / f"{first_layer}.h5"
+
+    def scores_part(self, layer) -> Path:
+        """One layer's scores, kept so that a killed ``scores`` job resumes at the next layer."""
+        return self.root / "scores" / "parts" / f"{layer}.h5"
 
     def atlas_layout(self, layer) -> Path:
         return self.root / "atlas" / str(layer) / "layout.h5"

@@ -8,6 +8,7 @@ from pipeline.featurevis import FeaturevisSettings, plan_shards
 from pipeline.images import DatasetSettings, read_listing
 from pipeline.labels import LabelSettings
 from pipeline.model import ModelSpec
+from pipeline.scores import ScoresSettings
 from pipeline.store import RunFiles, read_layers_json
 
 RUN_DIR = f"{config['results_dir']}/{config['run']}"
@@ -39,6 +40,7 @@ SETTINGS_EXTRACT = ExtractSettings.from_config(config["extract"])
 SETTINGS_BLOCKS = BlocksSettings.from_config(config["blocks"])
 SETTINGS_CIRCUITS = CircuitsSettings.from_config(config["circuits"])
 SETTINGS_ATLAS = AtlasSettings.from_config(config["atlas"])
+SETTINGS_SCORES = ScoresSettings.from_config(config["scores"])
 SETTINGS_LABELS = LabelSettings.from_config(config["labels"])
 SETTINGS_LABELS.check_hierarchy_file()  # a bad file stops the run before any job
 # The atlas samples inside the extraction pass: no atlas without extraction.
