@@ -285,6 +285,15 @@ def test_merge_refuses_files_from_other_weights(model, image, tmp_path):
         assert not (tmp_path / "blocks.h5").exists()
 
 
+def test_bundled_featured_images_are_the_eight_package_photos_not_the_whole_set():
+    from pipeline.images.dataset import FEATURED_PHOTOS, open_source
+
+    featured = featured_images("bundled")
+    assert [r.image_id for r in featured] == sorted(FEATURED_PHOTOS)
+    assert len(open_source("bundled").records) > len(featured)  # the COCO photos are left out
+    assert all(r.path.endswith("/" + r.image_id) and r.label is None for r in featured)
+
+
 def test_featured_images_and_bad_files_are_named(tmp_path):
     with pytest.raises(ValueError, match="is not a file"):
         featured_images([str(tmp_path / "missing.jpg")])

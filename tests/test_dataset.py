@@ -222,18 +222,24 @@ def test_collate_shapes():
 def test_bundled_photos():
     source = open_source()
     assert source.name == "bundled" and source.kind == "bundled" and source.labels == []
-    assert [r.image_id for r in source.records] == [
-        "astronaut.jpg",
-        "chelsea.jpg",
-        "china.jpg",
-        "coffee.jpg",
-        "flower.jpg",
-        "grace_hopper.jpg",
-        "motorcycle.jpg",
-        "rocket.jpg",
-    ]  # ATTRIBUTION.md is not an image
+    ids = [r.image_id for r in source.records]
+    on_disk = sorted(p.name for p in dataset.BUNDLED_DIR.iterdir() if p.suffix == ".jpg")
+    assert ids == on_disk and "ATTRIBUTION.md" not in ids  # every photo, sorted; no text file
+    assert set(dataset.FEATURED_PHOTOS) < set(ids) and len(ids) > 100
     assert all(os.path.isabs(r.path) and os.path.isfile(r.path) for r in source.records)
     assert load_rgb(source[3].path).mode == "RGB"
+
+
+def test_every_bundled_photo_has_its_source_and_licence_in_the_attribution():
+    attribution = (dataset.BUNDLED_DIR / "ATTRIBUTION.md").read_text(encoding="utf-8")
+    rows = {
+        cells[1]: cells[-2]
+        for line in attribution.splitlines()
+        if line.startswith("| ") and (cells := [c.strip() for c in line.split("|")])[1].endswith(".jpg")
+    }
+    assert sorted(rows) == [r.image_id for r in open_source().records]
+    kept = {"CC BY 2.0", "CC BY-SA 2.0", "No known copyright restrictions", "US Government Work"}
+    assert all(licence in kept for name, licence in rows.items() if name.startswith("coco-"))
 
 
 def test_missing_bundled_photos_give_a_clear_error(tmp_path, monkeypatch):

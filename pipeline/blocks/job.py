@@ -21,12 +21,17 @@ log = logging.getLogger(__name__)
 
 
 def featured_images(images: str | Sequence[str]) -> list[ImageRecord]:
-    """The featured images of ``blocks.images``: ``"bundled"`` (the dataset's bundled
-    photos, with the dataset's ids) or a list of files (id: the file name)."""
+    """The featured images of ``blocks.images``: ``"bundled"`` (the eight bundled photos of
+    FEATURED_PHOTOS, with the dataset's ids) or a list of files (id: the file name)."""
     if images == "bundled":
-        from pipeline.images.dataset import open_source
+        from pipeline.images.dataset import FEATURED_PHOTOS, open_source
 
-        return [ImageRecord(r.image_id, r.path, None) for r in open_source("bundled").records]
+        featured = set(FEATURED_PHOTOS)
+        return [
+            ImageRecord(r.image_id, r.path, None)
+            for r in open_source("bundled").records
+            if r.image_id in featured
+        ]
     if isinstance(images, str):
         raise ValueError(f"blocks.images must be 'bundled' or a list of image files, got {images!r}")
     records, seen = [], {}

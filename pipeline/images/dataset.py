@@ -3,7 +3,8 @@
 A source is listed first (:func:`open_source`: file names only, cheap) and decoded
 later, batch by batch, in DataLoader workers (:class:`ImageDataset`). Kinds:
 
-``bundled``      the eight photos in ``data/photos`` (the embedded default dataset)
+``bundled``      the photos in ``data/photos`` (the embedded default dataset: eight from
+                 packages' sample data and 137 from COCO, data/photos/ATTRIBUTION.md)
 ``folder``       every image file below a folder, recursively
 ``imagefolder``  ``root/<label>/**/image``: the label is the first sub-folder's name
 ``manifest``     a CSV/TSV file of ``path[,label]`` rows; relative paths are relative
@@ -38,6 +39,18 @@ from pipeline.images.listing import ImageRecord
 log = logging.getLogger("pipeline.images.dataset")
 
 BUNDLED_DIR = Path(__file__).resolve().parents[2] / "data" / "photos"
+# The bundled photos that ``blocks.images: bundled`` features (an image page each): the eight
+# from packages' sample data, not the whole set, whose every page would cost a minute or more.
+FEATURED_PHOTOS = (
+    "astronaut.jpg",
+    "chelsea.jpg",
+    "china.jpg",
+    "coffee.jpg",
+    "flower.jpg",
+    "grace_hopper.jpg",
+    "motorcycle.jpg",
+    "rocket.jpg",
+)
 KINDS = ("bundled", "folder", "imagefolder", "manifest")
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own default Image.MAX_IMAGE_PIXELS
