@@ -211,5 +211,7 @@ def test_cli_models_reports_weight_availability():
         cwd=REPO,
     )
     rows = {r["name"]: r for r in json.loads(out.stdout)}
-    assert rows["efficientnet_lite0"]["weights_available"] is True
+    for lite in ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"):
+        assert rows[lite]["weights_available"] is True, rows[lite]
+        assert rows[lite]["weights"].startswith("embedded ("), rows[lite]
     assert set(rows) == set(models.list_models())

