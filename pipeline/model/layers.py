@@ -1,7 +1,9 @@
 """Layer discovery: which modules of a network are layers, and their sizes.
 
 A layer is a module whose output is a 4-D ``[N, C, H, W]`` feature map and that
-runs exactly once per forward pass. Each model entry nominates candidate modules;
+runs exactly once per forward pass. A model entry or custom loader may nominate candidate
+modules; every other model gets :func:`default_candidates`, the layers a user would pick
+from its module tree (its blocks; a convolution with its norm and activation as one layer).
 :func:`discover_layers` keeps those that qualify and measures channels and spatial
 size with a real forward pass. A layer's ``name`` is the one name used as store
 key, URL part and CLI argument; article names such as ``mixed4d`` are aliases
@@ -148,9 +150,11 @@ def _units(module: nn.Module, prefix: str, taken: set[str]) -> list[tuple[str, s
         elif isinstance(child, CONTAINERS) or _is_stage(child):
             close()
             inner = _units(child, path + ".", taken)
-            leaves = [m for m in child.children()]
-            if len(inner) == 1 and all(_is_conv(m) or _is_norm(m) or _is_activation(m) for m in leaves):
-                inner = [(path, path)]  # torchvision's Conv2dNormActivation: the container is the layer
+            parts = list(child.children())
+            if len(inner) == 1 and all(_is_conv(m) or _is_norm(m) or _is_activation(m) for m in parts):
+                # Only a conv, its norm and activation inside (torchvision's Conv2dNormActivation,
+                # a Sequential(conv, norm) stem): the container is the layer.
+                inner = [(path, path)]
             out.extend(inner)
         elif next(child.children(), None) is not None and _weight_layers(child) >= 1:
             close()
