@@ -19,6 +19,8 @@ from tests.helpers.workflow import REPO
 # Channel counts every registered model must discover (random weights: shapes only).
 EXPECTED_CHANNELS = {
     "efficientnet_lite0": {"stem": 32, "blocks.0.0": 16, "blocks.3.0": 80, "blocks.6.0": 320, "head": 1280},
+    "efficientnet_lite1": {"stem": 32, "blocks.1.2": 24, "blocks.3.3": 80, "blocks.5.4": 192, "head": 1280},
+    "efficientnet_lite2": {"stem": 32, "blocks.2.2": 48, "blocks.3.3": 88, "blocks.6.0": 352, "head": 1280},
     "googlenet": {
         "conv1": 64,
         "conv3": 192,
@@ -99,14 +101,24 @@ def test_googlenet_loads_weights_from_the_torch_cache(tmp_path, monkeypatch):
         assert not torch.allclose(model(x), reference(x))
 
 
-def test_lite0_real_weights_key_mapping_is_complete():
-    path = model_zoo.lite0_weights_file()
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    renamed = {model_zoo.lite0_timm_key(k) for k in state}
-    assert len(renamed) == len(state) == 296
-    net = load_model("efficientnet_lite0").net
+# EfficientNet-Lite0, 1, 2: the packages' tensors, timm's blocks per stage, parameters.
+LITES = {
+    "efficientnet_lite0": (0, 296, (1, 2, 2, 3, 3, 4, 1), 4_652_008),
+    "efficientnet_lite1": (1, 386, (1, 3, 3, 4, 4, 5, 1), 5_416_680),
+    "efficientnet_lite2": (2, 386, (1, 3, 3, 4, 4, 5, 1), 6_092_072),
+}
+
+
+@pytest.mark.parametrize("name", LITES)
+def test_lite_real_weights_key_mapping_is_complete(name):
+    variant, tensors, stages, parameters = LITES[name]
+    state = torch.load(model_zoo.lite_weights_file(variant), map_location="cpu", weights_only=True)
+    renamed = {model_zoo.lite_timm_key(k, stages) for k in state}
+    assert len(renamed) == len(state) == tensors
+    net = load_model(name).net
+    assert [len(stage) for stage in net.blocks] == list(stages)
     assert renamed == set(net.state_dict())
-    assert sum(p.numel() for p in net.parameters()) == 4_652_008
+    assert sum(p.numel() for p in net.parameters()) == parameters
 
 
 def _photo_batch(name, size):
@@ -124,6 +136,17 @@ def test_lite0_real_weights_classify_coffee_as_espresso():
         probs = model(_photo_batch("coffee.jpg", model.input_size)).softmax(1)[0]
     assert model.class_names[int(probs.argmax())] == "espresso"
     assert float(probs.max()) > 0.5
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite1", "efficientnet_lite2"])
+def test_lite1_and_lite2_real_weights_see_an_espresso(name):
+    """One forward pass each at the model's own size (240 and 260 px), offline."""
+    model = load_model(name)
+    assert model.input_size == {"efficientnet_lite1": 240, "efficientnet_lite2": 260}[name]
+    assert model.checksum.startswith("sha256:")
+    with torch.no_grad():
+        logits = model(_photo_batch("coffee.jpg", model.input_size))[0]
+    assert "espresso" in [model.class_names[i] for i in logits.topk(5).indices]
 
 
 def test_generic_torchvision_and_timm_models_by_name():
@@ -188,5 +211,7 @@ def test_cli_models_reports_weight_availability():
         cwd=REPO,
     )
     rows = {r["name"]: r for r in json.loads(out.stdout)}
-    assert rows["efficientnet_lite0"]["weights_available"] is True
+    for lite in ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"):
+        assert rows[lite]["weights_available"] is True, rows[lite]
+        assert rows[lite]["weights"].startswith("embedded ("), rows[lite]
     assert set(rows) == set(models.list_models())

@@ -1,7 +1,9 @@
 """Layer discovery: which modules of a network are layers, and their sizes.
 
 A layer is a module whose output is a 4-D ``[N, C, H, W]`` feature map and that
-runs exactly once per forward pass. Each model entry nominates candidate modules;
+runs exactly once per forward pass. A model entry or custom loader may nominate candidate
+modules; every other model gets :func:`default_candidates`, the layers a user would pick
+from its module tree (its blocks; a convolution with its norm and activation as one layer).
 :func:`discover_layers` keeps those that qualify and measures channels and spatial
 size with a real forward pass. A layer's ``name`` is the one name used as store
 key, URL part and CLI argument; article names such as ``mixed4d`` are aliases
@@ -61,14 +63,135 @@ def bounded_activation(module: nn.Module) -> str | None:
     return None
 
 
-def default_candidates(net: nn.Module) -> list[tuple[str, str]]:
-    """Top-level children, one level into containers: stage/block outputs for most nets."""
-    out = []
-    for name, child in net.named_children():
-        if isinstance(child, (nn.Sequential, nn.ModuleList)) and len(child) > 0:
-            out.extend((f"{name}.{sub}", f"{name}.{sub}") for sub, _ in child.named_children())
+# ---------------------------------------------------------------------------------
+# The default layers of a network that names none (timm/NAME, torchvision/NAME, custom
+# loaders without a ``layers`` list, and the registered EfficientNet-Lites)
+# ---------------------------------------------------------------------------------
+
+CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+PASS_THROUGH = (nn.Identity, nn.modules.dropout._DropoutNd)
+
+
+def _is_conv(module: nn.Module) -> bool:
+    return isinstance(module, nn.modules.conv._ConvNd)
+
+
+def _is_norm(module: nn.Module) -> bool:
+    # timm's BatchNormAct2d (a norm with its activation inside) and LayerNorm2d are norms too.
+    # A module that holds a convolution (timm's ConvNormAct) is no norm but a unit of its own.
+    return isinstance(module, (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)) or (
+        "Norm" in type(module).__name__ and not isinstance(module, CONTAINERS) and not _weight_layers(module)
+    )
+
+
+def _is_activation(module: nn.Module) -> bool:
+    # torch's (torch.nn.modules.activation) and timm's (timm.layers.activations*) by module.
+    return next(module.children(), None) is None and type(module).__module__.rsplit(".", 1)[-1] in {
+        "activation",
+        "activations",
+        "activations_me",
+    }
+
+
+def _weight_layers(module: nn.Module) -> int:
+    return sum(isinstance(m, (nn.modules.conv._ConvNd, nn.Linear)) for m in module.modules())
+
+
+def _is_block(module: nn.Module) -> bool:
+    """A residual/inverted-residual/inception-style block: not a container, and two or more
+    convolutions or linear maps inside (a conv-norm-act module alone has one)."""
+    return not isinstance(module, CONTAINERS) and _weight_layers(module) >= 2
+
+
+def _is_stage(module: nn.Module) -> bool:
+    """A module that holds a run of blocks (timm's ConvNeXtStage, RegStage): two or more
+    blocks among its children, or among the children of a container child."""
+    if isinstance(module, CONTAINERS) or not _is_block(module):
+        return False
+    inner = [
+        grandchild
+        for child in module.children()
+        for grandchild in (child.children() if isinstance(child, CONTAINERS) else (child,))
+    ]
+    return sum(_is_block(m) for m in inner) >= 2
+
+
+def _unit_name(conv_path: str, taken: set[str]) -> str:
+    """A conv-norm-act unit is named after its convolution, less a ``conv_`` prefix
+    (timm's ``conv_stem`` -> ``stem``, ``conv_head`` -> ``head``) unless that name is taken."""
+    head, _, last = conv_path.rpartition(".")
+    if last.startswith("conv_") and len(last) > 5:
+        short = f"{head}.{last[5:]}" if head else last[5:]
+        if short not in taken:
+            return short
+    return conv_path
+
+
+def _units(module: nn.Module, prefix: str, taken: set[str]) -> list[tuple[str, str]]:
+    """The layers among ``module``'s children, in definition order (see :func:`default_candidates`)."""
+    out: list[tuple[str, str]] = []
+    run: list[str] = []  # the open conv-norm-act run: the conv's path, then its norm and activation
+
+    def close():
+        if run:
+            out.append((_unit_name(run[0], taken), run[-1]))
+            run.clear()
+
+    for name, child in module.named_children():
+        path = prefix + name
+        if _is_conv(child):
+            close()
+            run.append(path)
+        elif isinstance(child, PASS_THROUGH):
+            continue  # hands its input back at eval: changes no run
+        elif _is_norm(child) or _is_activation(child):
+            if run:  # after its convolution: the same layer, ending later
+                run.append(path)
+        elif isinstance(child, CONTAINERS) or _is_stage(child):
+            close()
+            inner = _units(child, path + ".", taken)
+            parts = list(child.children())
+            if len(inner) == 1 and all(_is_conv(m) or _is_norm(m) or _is_activation(m) for m in parts):
+                # Only a conv, its norm and activation inside (torchvision's Conv2dNormActivation,
+                # a Sequential(conv, norm) stem): the container is the layer.
+                inner = [(path, path)]
+            out.extend(inner)
+        elif next(child.children(), None) is not None and _weight_layers(child) >= 1:
+            close()
+            out.append((path, path))  # a block, or a conv-norm-act module (GoogLeNet's BasicConv2d)
         else:
-            out.append((name, name))
+            close()  # pooling, dropout, flatten, a classifier: ends a run, is no layer
+    close()
+    return out
+
+
+def _feature_modules(net: nn.Module) -> list[str]:
+    """The module paths of timm's ``feature_info`` (stage outputs), when the network has one."""
+    info = getattr(net, "feature_info", None)
+    if not isinstance(info, (list, tuple)):
+        return []
+    return [str(entry["module"]) for entry in info if isinstance(entry, dict) and entry.get("module")]
+
+
+def default_candidates(net: nn.Module) -> list[tuple[str, str]]:
+    """The layers a user would pick, from the module tree: ``[(name, module path)]``.
+
+    - Containers (``Sequential``, ``ModuleList``, ``ModuleDict``) and stages (a module holding
+      two or more blocks) are opened: every **block** in them is one layer (timm's EfficientNet
+      ``blocks.S.B``, a ResNet's ``layerN.B`` bottlenecks, ConvNeXt's ``stages.S.blocks.B``).
+    - A convolution, with the norm and activation modules that follow it, is **one** layer,
+      read after the last of them, named after the convolution (less a ``conv_`` prefix): a
+      convolution is never a layer apart from its norm and activation.
+    - Pooling, dropout and classifier modules are no layers.
+    - Every stage output of timm's ``feature_info`` is among the layers (as itself, or as the
+      last block of its stage); any the rules above missed is added.
+    """
+    taken = {path for path, _ in net.named_modules()}
+    out = _units(net, "", taken)
+    covered = [path for _, path in out]
+    for path in _feature_modules(net):
+        if not any(c == path or c.startswith(path + ".") for c in covered):
+            out.append((path, path))
     return out
 
 

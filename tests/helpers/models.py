@@ -1,7 +1,7 @@
 """Tiny hand-made classifiers, loadable as custom loaders ``tests.helpers.models:NAME``.
 
 Workflow jobs import this module outside pytest (through PYTHONPATH), so it imports
-torch only. Each loader returns a fresh, deterministic network.
+torch only (and timm, inside ``timm_lite1_net``). Each loader returns a fresh, deterministic network.
 
     shared_relu_net      conv1 -> relu -> conv2 -> relu: one ReLU module that runs twice
     tiny_blocks_net      bias-free, so attributions sum to the logit (Building Blocks)
@@ -13,6 +13,9 @@ torch only. Each loader returns a fresh, deterministic network.
     capped_net           layers ending in ReLU6, Sigmoid, a functional relu6 and a ReLU (caps)
     circuit_net          two layers joined by a bias-free 1x1 convolution (circuits by hand)
     atlas_net            activation vectors in two planted clusters, a linear head (atlases by hand)
+    linear_stem_net      a line detector and a colour detector in a ReLU6 stem (exact stem images)
+    unlisted_net         no ``layers`` list: a stem, a stage of two blocks, a head (default layers by hand)
+    timm_lite1_net       timm's tf_efficientnet_lite1 as a new user's loader returns it, no ``layers``
 """
 
 import torch
@@ -490,3 +493,64 @@ def linear_stem_net(weights="random"):
         "class_names": ["a", "b"],
         "layers": ["stem", "head"],
     }
+
+
+class TwoConvBlock(nn.Module):
+    """conv -> BN -> ReLU -> conv -> BN, plus the input: a residual block (two convolutions)."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+
+    def forward(self, x):
+        return torch.relu(x + self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))))
+
+
+class UnlistedNet(nn.Module):
+    """A classifier whose loader names no layers; the default layers, by hand::
+
+    conv_stem, bn_stem, act_stem   one layer "stem" (read at act_stem)
+    pool                           no layer (pooling)
+    stage.0, stage.1               two layers (blocks of a Sequential stage)
+    conv_head, drop, act_head      one layer "head" (read at act_head; Dropout looked through)
+    fc                             no layer (2-D)
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.conv_stem = nn.Conv2d(3, 4, 3, stride=2, padding=1, bias=False)
+        self.bn_stem = nn.BatchNorm2d(4)
+        self.act_stem = nn.ReLU6()
+        self.pool = nn.MaxPool2d(2)
+        self.stage = nn.Sequential(TwoConvBlock(4), TwoConvBlock(4))
+        self.conv_head = nn.Conv2d(4, 6, 1)
+        self.drop = nn.Dropout(0.2)
+        self.act_head = nn.ReLU()
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x):
+        x = self.act_head(
+            self.drop(self.conv_head(self.stage(self.pool(self.act_stem(self.bn_stem(self.conv_stem(x)))))))
+        )
+        return self.fc(x.mean((2, 3)))
+
+
+def unlisted_net(weights="random"):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = UnlistedNet()
+    return {"model": net, "input_size": 16, "class_names": ["a", "b", "c"]}
+
+
+def timm_lite1_net(weights="random"):
+    """What a new user writes: timm's EfficientNet-Lite1, no ``layers`` list."""
+    import timm
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = timm.create_model("tf_efficientnet_lite1", pretrained=False)
+    return {"model": net, "input_size": 240, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
