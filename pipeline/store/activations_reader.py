@@ -285,6 +285,15 @@ class ActivationsStore(StoreReader):
         ds = group[quantity]
         return lazy_array(self.path, ds.name, ds.shape, ds.dtype)
 
+    def per_image_rows(self, layer: str, quantity: str, rows) -> np.ndarray:
+        """``[len(rows), C]``: the per-image ``quantity`` of ``layer`` at ``rows`` only (an
+        array of row indices, in any order), read in one call: what a minibatch of randomly
+        drawn images needs, without reading the layer's whole array."""
+        self.per_image(layer, quantity)  # the clear errors for an unknown layer or quantity
+        rows = np.asarray(rows, np.int64)
+        wanted, back = np.unique(rows, return_inverse=True)
+        return self._layer(layer)[quantity][wanted][back]
+
     def image_activations(self, layer: str, row: int) -> ImageActivations:
         """Image ``row``'s values at ``layer`` (one row of each per-image array)."""
         group = self._layer(layer)

@@ -172,3 +172,44 @@ def brute_topk(column, k):
     # NaN ranks last: its key is +inf after negation.
     key = [(math.inf if math.isnan(v) else -float(v), i) for i, v in enumerate(column)]
     return [i for _, i in sorted(key)[:k]]
+
+
+def per_image_store(folder, layers, ids=None, model="fake", weights="random"):
+    """A reduced store holding only per-image arrays (no reduction ran: what a comparison
+    reads), written by the real shard and store writers into ``folder`` (one shard).
+
+    ``layers``: ``{name: {"max": [N, C], "mean": [N, C]}}``; ``ids``: the N image ids
+    (default ``img00``, ...). Returns the store's path, ``folder/activations.h5``."""
+    first = next(iter(layers.values()))["max"]
+    n = len(first)
+    ids = ids if ids is not None else [f"img{j:02d}" for j in range(n)]
+    described = [
+        {"name": name, "channels": q["max"].shape[1], "height": 1, "width": 1} for name, q in layers.items()
+    ]
+    layout = ShardLayout(
+        layers=described, quantities=["max", "mean"], class_names=CLASSES, start=0, stop=n, top=2
+    )
+    shard = folder / "extract" / "shards" / f"0-{n}.h5"
+    with shard_writer(shard, layout, settings=record({"layers": list(layers)}), model_checksum="") as writer:
+        writer.append(
+            [Record(image_id) for image_id in ids],
+            [-1] * n,
+            Summary(
+                {
+                    name: {q: torch.from_numpy(np.asarray(v, np.float32)) for q, v in qs.items()}
+                    for name, qs in layers.items()
+                },
+                torch.zeros((n, 2), dtype=torch.int32),
+                torch.zeros((n, 2), dtype=torch.float32),
+            ),
+        )
+    out = folder / "activations.h5"
+    with reduced_writer(
+        out,
+        ShardSet([shard]),
+        settings=record({"top_k": 1}),
+        model={"name": model, "weights": weights},
+        aliases={},
+    ):
+        pass
+    return out
