@@ -15,4 +15,12 @@ def open_results(path):
     return _open(path)
 
 
-__all__ = ["open_results", "__version__"]
+def open_comparison(path):
+    """Open a comparison of runs (a compare run's folder, or its compare.h5):
+    :class:`pipeline.store.compare.CompareStore`."""
+    from pipeline.store.compare import open_comparison as _open
+
+    return _open(path)
+
+
+__all__ = ["open_comparison", "open_results", "__version__"]

@@ -8,6 +8,9 @@
     model-atlas query RESULTS atlas LAYER       a layer's activation atlas: levels, cells, classes
     model-atlas query RESULTS search "dog"      what the site's search box lists, best first
     model-atlas query RESULTS scores LAYER      every channel's trust scores [--sort KEY] [--json]
+    model-atlas compare RESULTS [pairs]         a comparison of runs: matched layer pairs in numbers
+    model-atlas compare RESULTS cka             the CKA of every layer pair
+    model-atlas compare RESULTS matches A B     the unit matches of layer A with layer B [--json]
 
 The workflow itself runs through Snakemake (see the README); this CLI inspects
 models and answers questions about finished runs offline.
@@ -71,6 +74,29 @@ def cmd_query(args) -> int:
     return query.run_cli(args)
 
 
+def cmd_compare(args) -> int:
+    from pipeline.compare import report
+
+    return report.run_cli(args)
+
+
+def _add_compare_parser(sub) -> None:
+    p = sub.add_parser("compare", help="a comparison of two or more runs (compare.h5), offline")
+    p.add_argument("results", help="a compare run's folder (results/<compare run>) or its compare.h5")
+    p.add_argument(
+        "what",
+        nargs="?",
+        default="pairs",
+        choices=("pairs", "cka", "matches"),
+        help="pairs (default): each pair of runs' matched layer pairs; cka: every layer pair's "
+        "CKA; matches LAYER_A LAYER_B: every channel's matches",
+    )
+    p.add_argument("layers", nargs="*", metavar="LAYER", help="matches: a layer of each run")
+    p.add_argument("--runs", nargs=2, metavar=("A", "B"), help="which pair, when the store holds several")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_compare)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="model-atlas",
@@ -124,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--sort", default=None, metavar="KEY", help="a score key: channels by it, highest first")
     q.add_argument("--json", action="store_true", help="rows, column definitions and sentence templates")
     p.set_defaults(func=cmd_query)
+
+    _add_compare_parser(sub)
     return parser
 
 

@@ -205,4 +205,4 @@ def test_the_cli_answers_from_the_store(tmp_path, capsys):
 
 def test_the_settings_defaults_are_the_schemas():
     schema = yaml.safe_load((REPO / "workflow" / "config" / "compare.schema.yaml").read_text())
-    assert CompareSettings().to_dict() == schema_defaults(schema, "compare")
+    assert CompareSettings() == CompareSettings.from_config(schema_defaults(schema, "compare"))
