@@ -10,7 +10,7 @@ CONFIG ?= workflow/config/default.yaml
 export MALLOC_MMAP_MAX_ ?= 0
 export MALLOC_TRIM_THRESHOLD_ ?= 100000000000
 
-.PHONY: setup demo test test-fast lint ruff format report bench browser axe eslint jslint jstest clean
+.PHONY: setup demo compare test test-fast lint ruff format report bench browser axe eslint jslint jstest clean
 
 setup: $(VENV)/.installed
 
@@ -24,6 +24,18 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/snakemake --profile workflow/profiles/local --cores $(CORES) --configfile $(CONFIG)
 	@$(BIN)/python -c "import yaml; c = yaml.safe_load(open('$(CONFIG)')); r = c.get('results_dir', 'results') + '/' + c.get('run', 'demo'); print('\nResults are in', r + '/'); print('Open the atlas:', r + '/site/index.html')"
+
+## Compare models (README "Compare models"): each member run of COMPARE_CONFIG (normal run
+## configs, Lite0 and Lite1 on the bundled photos by default) through the normal workflow,
+## then the comparison into results/<compare run>/compare.h5. Resumable like `make demo`.
+COMPARE_CONFIG ?= workflow/config/compare.yaml
+compare: setup
+	@set -e; for member in $$($(BIN)/python -c "import yaml; print(' '.join(yaml.safe_load(open('$(COMPARE_CONFIG)'))['compare']['runs']))"); do \
+	  echo "== member run $$member"; \
+	  $(BIN)/snakemake --profile workflow/profiles/local --cores $(CORES) --configfile $$member; \
+	done
+	$(BIN)/snakemake --snakefile workflow/compare.smk --profile workflow/profiles/local --cores $(CORES) --configfile $(COMPARE_CONFIG)
+	@$(BIN)/python -c "import yaml; c = yaml.safe_load(open('$(COMPARE_CONFIG)')); r = c.get('results_dir', 'results') + '/' + c['run']; print('\nThe comparison:', r + '/compare.h5'); print('Read it: model-atlas compare', r)"
 
 ## The test suite (installs Chromium from Debian's packages for the browser tests when root,
 ## and axe-core and ESLint from their npm packages): the site's JavaScript is linted and

@@ -206,3 +206,16 @@ def test_the_cli_answers_from_the_store(tmp_path, capsys):
 def test_the_settings_defaults_are_the_schemas():
     schema = yaml.safe_load((REPO / "workflow" / "config" / "compare.schema.yaml").read_text())
     assert CompareSettings() == CompareSettings.from_config(schema_defaults(schema, "compare"))
+
+
+def test_the_shipped_compare_configs_validate_and_share_their_dataset():
+    from snakemake.utils import validate
+
+    config_dir = REPO / "workflow" / "config"
+    compare = yaml.safe_load((config_dir / "compare.yaml").read_text())
+    validate(compare, str(config_dir / "compare.schema.yaml"))
+    members = [yaml.safe_load((REPO / path).read_text()) for path in compare["compare"]["runs"]]
+    for member in members:
+        validate(member, str(config_dir / "schema.yaml"))
+    assert [m["model"]["name"] for m in members] == ["efficientnet_lite0", "efficientnet_lite1"]
+    assert members[0]["dataset"] == members[1]["dataset"]

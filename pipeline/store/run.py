@@ -26,6 +26,7 @@ The layout (docs/STORE.md describes each file's format)::
     atlas/<layer>/icons/<level>/<start>-<stop>.h5    its cells' icons
     atlas.h5                                         the merged atlas store
     scores/parts/<layer>.h5, scores.h5               per-unit scores: one part per layer, merged
+    compare.h5                                       a compare run's comparison of its member runs
     site/                                            the static site
     logs/<rule>/<job>.log, benchmarks/<rule>[/<job>].tsv
 """
@@ -95,6 +96,11 @@ class RunFiles:
     def scores(self) -> Path:
         """Every unit's trust scores (:mod:`pipeline.store.scores`)."""
         return self.root / "scores.h5"
+
+    @property
+    def compare(self) -> Path:
+        """A compare run's comparison of its member runs (:mod:`pipeline.store.compare`)."""
+        return self.root / "compare.h5"
 
     @property
     def site(self) -> Path:
