@@ -219,3 +219,18 @@ def test_the_shipped_compare_configs_validate_and_share_their_dataset():
         validate(member, str(config_dir / "schema.yaml"))
     assert [m["model"]["name"] for m in members] == ["efficientnet_lite0", "efficientnet_lite1"]
     assert members[0]["dataset"] == members[1]["dataset"]
+
+
+def test_named_layer_pairs_are_kept_in_execution_order_and_checked(tmp_path):
+    rng = np.random.default_rng(13)
+    layers = {
+        name: {"max": v, "mean": v}
+        for name, v in (("z1", rng.gamma(2, size=(40, 3))), ("a2", rng.gamma(2, size=(40, 4))))
+    }
+    with open_comparison(
+        _compare(tmp_path, layers, layers, layer_pairs=[["z1", "a2"], ["z1", "z1"]])
+    ) as store:
+        assert store.layer_pairs() == [("z1", "z1"), ("z1", "a2")]
+        assert list(store.cka().layers_a) == ["z1", "a2"]
+    with pytest.raises(ValueError, match="compare.layer_pairs names z1 ~ nope"):
+        _compare(tmp_path / "bad", layers, layers, layer_pairs=[["z1", "nope"]])

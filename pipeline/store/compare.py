@@ -181,7 +181,8 @@ def write_comparison(
 
 def _write_pair(root, pair: PairComparison) -> None:
     cka = pair.cka
-    group = root.require_group(cka.run_a).create_group(cka.run_b, track_order=True)
+    by_a = root[cka.run_a] if cka.run_a in root else root.create_group(cka.run_a, track_order=True)
+    group = by_a.create_group(cka.run_b, track_order=True)
     for side, layers in (("layers_a", cka.layers_a), ("layers_b", cka.layers_b)):
         write_table(
             group, side, {"name": list(layers), "channels": np.asarray(list(layers.values()), np.int64)}
@@ -195,9 +196,10 @@ def _write_pair(root, pair: PairComparison) -> None:
     )
     matches = group.create_group("matches", track_order=True)
     for found in pair.matches:
-        layer = matches.require_group(_check_name(found.layer_a, "layer")).create_group(
-            _check_name(found.layer_b, "layer")
-        )
+        name_a = _check_name(found.layer_a, "layer")
+        # Each layer of A's partners in B's execution order (HDF5 lists names alphabetically).
+        by_a = matches[name_a] if name_a in matches else matches.create_group(name_a, track_order=True)
+        layer = by_a.create_group(_check_name(found.layer_b, "layer"))
         for name in LayerMatches.ARRAYS:
             value = getattr(found, name)
             if value is not None:
