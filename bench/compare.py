@@ -31,6 +31,7 @@ SIZES = [  # (images, channels, layers): grow the images, then the channels, the
     (2500, 1000, 1),
     (5000, 1000, 1),
     (10000, 1000, 1),
+    (20000, 1000, 1),  # past one dask chunk of rows (8,192): memory stops growing with images
     (10000, 250, 1),
     (10000, 500, 1),
     (10000, 250, 4),

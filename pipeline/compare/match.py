@@ -27,6 +27,9 @@ import dataclasses
 import numpy as np
 
 BUDDY_RANK = 5  # Rosetta Neurons: i must be among j's top five
+# Images per block of the streamed correlations: memory is a few [block, C] float64 arrays
+# per thread, whatever the number of images (bench/compare.py, docs/PERFORMANCE.md section 15).
+BLOCK_ROWS = 2048
 
 
 def correlation(x, y) -> np.ndarray:
@@ -36,7 +39,8 @@ def correlation(x, y) -> np.ndarray:
     nothing: 0, not NaN, so that it is never anyone's match."""
     import dask.array as da
 
-    x, y = da.asarray(x).astype(np.float64), da.asarray(y).astype(np.float64)
+    x = da.asarray(x).rechunk({0: BLOCK_ROWS}).astype(np.float64)
+    y = da.asarray(y).rechunk({0: BLOCK_ROWS}).astype(np.float64)
     if x.shape[0] != y.shape[0]:
         raise ValueError(
             f"correlation needs the same images on both sides; got {x.shape[0]} and {y.shape[0]} rows"
@@ -107,8 +111,9 @@ class ChanceLevel:
 
 def chance_level(x, seed: int = 0) -> ChanceLevel:
     """:class:`ChanceLevel` of a layer's per-image values ``x`` ``[N, C]`` (NumPy or dask):
-    the images are split at random into two disjoint halves of ``N // 2``, row ``k`` of one
-    paired with row ``k`` of the other (different images), and every channel of one half is
+    the images are split at random into two disjoint halves of ``N // 2`` (each in dataset
+    order), row ``k`` of one paired with row ``k + N/4`` of the other (wrapping round:
+    different images, about half the dataset apart), and every channel of one half is
     correlated with every channel of the other."""
     n = x.shape[0]
     half = n // 2
@@ -116,10 +121,36 @@ def chance_level(x, seed: int = 0) -> ChanceLevel:
         raise ValueError(f"calibrating the match threshold needs at least 8 images, got {n}")
     order = np.random.default_rng(seed).permutation(n)
     first, second = np.sort(order[:half]), np.sort(order[half : 2 * half])
-    # Sorted rows read fastest; re-pair them at random so that row order carries nothing.
-    second = second[np.random.default_rng(seed + 1).permutation(half)]
-    corr = correlation(x[first], x[second])
+    # Row k of the first half meets row k + half/2 of the second (both halves in dataset
+    # order): images about N/2 apart in the dataset, so that neighbours (a class folder, a
+    # burst of photos) never meet, and each block of pairs reads two short runs of rows.
+    shift = half // 2
+    corr = _paired_correlation(x, first, np.concatenate([second[shift:], second[:shift]]))
     return ChanceLevel(np.concatenate([corr.max(axis=1), corr.max(axis=0)]), half)
+
+
+def _paired_correlation(x, rows_a: np.ndarray, rows_b: np.ndarray) -> np.ndarray:
+    """``[C, C]``: Pearson correlation of ``x[rows_a]`` with ``x[rows_b]`` (row k with row k),
+    streamed over blocks of ``BLOCK_ROWS`` pairs: memory two ``[block, C]`` arrays."""
+    sums = None
+    for start in range(0, len(rows_a), BLOCK_ROWS):
+        a = np.asarray(x[rows_a[start : start + BLOCK_ROWS]], np.float64)
+        b = np.asarray(x[rows_b[start : start + BLOCK_ROWS]], np.float64)
+        if sums is None:  # shifted sums (by the first block's means) keep float64 exact enough
+            shift_a, shift_b = a.mean(axis=0), b.mean(axis=0)
+            sums = [0.0, 0.0, 0.0, 0.0, 0.0]
+        a, b = a - shift_a, b - shift_b
+        for i, value in enumerate(
+            (a.sum(axis=0), b.sum(axis=0), (a**2).sum(axis=0), (b**2).sum(axis=0), a.T @ b)
+        ):
+            sums[i] = sums[i] + value
+    n = len(rows_a)
+    sum_a, sum_b, sq_a, sq_b, cross = sums
+    cov = cross - np.outer(sum_a, sum_b) / n
+    var_a, var_b = sq_a - sum_a**2 / n, sq_b - sum_b**2 / n
+    usable = np.outer(_varies(var_a, sum_a / n + shift_a, n), _varies(var_b, sum_b / n + shift_b, n))
+    scale = np.sqrt(np.outer(np.clip(var_a, 0, None), np.clip(var_b, 0, None)))
+    return np.clip(np.divide(cov, scale, out=np.zeros_like(cov), where=usable & (scale > 0)), -1.0, 1.0)
 
 
 def chance_threshold(levels: list[ChanceLevel], images: int, quantile: float) -> float:
