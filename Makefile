@@ -94,6 +94,7 @@ report: setup
 	$(BIN)/snakemake --report $(REPORT) --configfile $(CONFIG)
 
 bench: setup
+	$(BIN)/python bench/compare.py
 	$(BIN)/python bench/featurevis.py
 	$(BIN)/python bench/extract.py
 	$(BIN)/python bench/site.py
