@@ -64,7 +64,10 @@ def parse_variant(text: str) -> tuple[str, FeaturevisSettings]:
     changes = {}
     for pair in filter(None, pairs.split(",")):
         key, _, value = pair.partition("=")
-        changes[key] = float(value) if "." in value else int(value)
+        try:
+            changes[key] = float(value) if "." in value else int(value)
+        except ValueError:  # a name: param=maco, lr_schedule=cosine
+            changes[key] = value
     return name, FeaturevisSettings(preset=preset, **changes)
 
 

@@ -56,6 +56,8 @@ def render_options(settings: FeaturevisSettings, schedule: Schedule) -> RenderOp
         decay_power=schedule.decay_power,
         adam_betas=tuple(schedule.adam_betas),
         pre_activation=settings.pre_activation,
+        lr_schedule=settings.lr_schedule,
+        coarse_to_fine=settings.coarse_to_fine,
     )
 
 

@@ -49,6 +49,9 @@ class FeaturevisSettings(StageSettings):
     init_sd: float | None = None  # standard deviation of the starting noise
     decay_power: float | None = None  # how fast the fft parameterization damps high frequencies
     adam_betas: tuple[float, float] | None = None
+    # Opt-in methods of issue 28 (docs/PERFORMANCE.md, section 16); off by default.
+    lr_schedule: str = "constant"  # pipeline.optvis.render.lr_factor
+    coarse_to_fine: float = 0.0  # share of the steps rendered at half the side
 
     # The settings that decide a channel's images and every shard's config_hash; which
     # layers and channels are rendered, and how they are split into jobs, are left out
@@ -75,6 +78,8 @@ class FeaturevisSettings(StageSettings):
         "init_sd",
         "decay_power",
         "adam_betas",
+        "lr_schedule",
+        "coarse_to_fine",
     )
     # A shard job's params and its store's recorded settings: the channel selection and
     # the render keys (workflow/rules/featurevis.smk).
@@ -89,9 +94,23 @@ class FeaturevisSettings(StageSettings):
         "param",
         "relu_override_steps",
         "pre_activation",
+        "lr_schedule",
+        "coarse_to_fine",
     )
+    # Opt-in render keys, recorded (in a shard's params, settings_json and config_hash,
+    # and an icon's params) only when set: at their defaults they leave the images as
+    # before, so stores rendered before they existed keep their hash.
+    OPT_IN_DEFAULTS: ClassVar[dict[str, Any]] = {"lr_schedule": "constant", "coarse_to_fine": 0.0}
     # The random transformations are not configurable, but recorded with the settings.
     TRANSFORMS: ClassVar[str] = "standard"
+
+    def subset(self, keys) -> dict[str, Any]:
+        """:meth:`StageSettings.subset`, without the opt-in keys left at their defaults."""
+        return {
+            k: v
+            for k, v in super().subset(keys).items()
+            if k not in self.OPT_IN_DEFAULTS or v != self.OPT_IN_DEFAULTS[k]
+        }
 
     def derived(self) -> dict[str, Any]:
         """What a store records beside the settings: the preset's rules spelled out

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 from collections.abc import Hashable, Iterable, Sequence
 
 import numpy as np
@@ -56,6 +57,10 @@ class RenderOptions:
     (:func:`~pipeline.optvis.param.spectrum_scale`), ``adam_betas`` Adam's ``(beta1, beta2)``:
     Lucid's values by default; short runs do better with others (docs/PERFORMANCE.md).
     ``amp=True`` runs the forward pass under bfloat16 autocast (CUDA only).
+    ``lr_schedule`` scales ``lr`` over the steps (:func:`lr_factor`; ``"constant"``:
+    Lucid's). ``coarse_to_fine = F > 0`` renders the first ``F`` of the steps at half the
+    side and then carries the parameters over to the full side
+    (:func:`~pipeline.optvis.param.upsampled`; cheaper early steps).
     ``pre_activation=True`` optimises (and measures) capped layers at their
     pre-activation, the tensor before their bounded activation
     (:meth:`~pipeline.model.LoadedModel.tap_points`); other layers at their output.
@@ -74,6 +79,36 @@ class RenderOptions:
     adam_betas: tuple[float, float] = ADAM_BETAS
     amp: bool = False
     pre_activation: bool = False
+    lr_schedule: str = "constant"
+    coarse_to_fine: float = 0.0
+
+
+LR_SCHEDULES = ("constant", "warmup", "cosine", "onecycle")
+WARMUP = 0.1  # share of the steps the warm-ups take
+
+
+def lr_factor(schedule: str, step: int, steps: int) -> float:
+    """The learning rate of ``step`` (0-based) of ``steps`` over the base rate.
+
+    ``constant`` 1; ``warmup``: linear from 0.1 to 1 over the first tenth, then 1;
+    ``cosine``: that warm-up, then a cosine from 1 down to 0.1 at the last step;
+    ``onecycle``: linear from 0.2 to 2 over the first 30 %, then a cosine down to 0.1.
+    """
+    t = step / max(1, steps - 1)
+    if schedule == "constant":
+        return 1.0
+    if schedule == "onecycle":
+        low, peak, rise = 0.2, 2.0, 0.3
+    elif schedule in ("warmup", "cosine"):
+        low, peak, rise = 0.1, 1.0, WARMUP
+    else:
+        raise ValueError(f"unknown lr_schedule {schedule!r}; choose one of {', '.join(LR_SCHEDULES)}")
+    if t < rise:
+        return low + (peak - low) * t / rise
+    if schedule == "warmup":
+        return peak
+    fall = (t - rise) / (1 - rise)
+    return 0.1 + (peak - 0.1) * 0.5 * (1 + math.cos(math.pi * fall))
 
 
 @dataclasses.dataclass
@@ -157,9 +192,8 @@ def render(
     model.net.eval()  # BatchNorm in training mode would mix the items of a batch
     tap = model.tap(list(objective.layers), pre_activation=options.pre_activation)
     generators = item_generators(seed, keys)
-    params, image_fn = param_mod.image(
-        options.param, size, generators, device=device, sd=options.init_sd, decay_power=options.decay_power
-    )
+    coarse_steps = round(steps * options.coarse_to_fine) if size >= 2 else 0
+    params, image_fn = _parameterize(options, size // 2 if coarse_steps else size, generators, device)
     transform = transforms_mod.resolve(options.transforms)
     optimizer = torch.optim.Adam(params, lr=options.lr, betas=tuple(options.adam_betas))
     record_at = curve_steps(steps, options.curve_points)
@@ -170,6 +204,15 @@ def render(
         total=steps, desc=str(objective)[:60], disable=not progress, mininterval=5.0, leave=False, unit="step"
     ) as bar:
         for step in range(steps):
+            if coarse_steps and step == coarse_steps:
+                coarse = params
+                # The fine grid's own starting noise (maco's new phases), seeded per item.
+                fine = item_generators(seed, [("fine", k) for k in keys])
+                params, image_fn = _parameterize(options, size, fine, device)
+                param_mod.upsampled(options.param, coarse, size // 2, params, options.decay_power)
+                optimizer = torch.optim.Adam(params, lr=options.lr, betas=tuple(options.adam_betas))
+            for group in optimizer.param_groups:
+                group["lr"] = options.lr * lr_factor(options.lr_schedule, step, steps)
             optimizer.zero_grad(set_to_none=True)
             images = transform(image_fn(), generators)
             with autocast, redirected_relu_gradients(step < options.relu_override_steps):
@@ -188,6 +231,12 @@ def render(
     return _final_result(model, objective, image_fn, options, (curve, record_at), truncate)
 
 
+def _parameterize(options: RenderOptions, size: int, generators, device):
+    return param_mod.image(
+        options.param, size, generators, device=device, sd=options.init_sd, decay_power=options.decay_power
+    )
+
+
 def _checked_keys(objective, batch: int, options: RenderOptions, item_keys) -> list:
     """The items' keys (default ``range(batch)``), after checking :func:`render`'s arguments."""
     steps, size = options.steps, options.size
@@ -198,6 +247,9 @@ def _checked_keys(objective, batch: int, options: RenderOptions, item_keys) -> l
         raise ValueError(f"render: {len(keys)} item keys for a batch of {batch}")
     if not objective.layers:
         raise ValueError(f"objective {objective} names no layer")
+    if not 0.0 <= options.coarse_to_fine < 1.0:
+        raise ValueError(f"render: coarse_to_fine must be in [0, 1), got {options.coarse_to_fine}")
+    lr_factor(options.lr_schedule, 0, steps)  # an unknown schedule fails here, before any step
     return keys
 
 
