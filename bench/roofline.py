@@ -83,9 +83,9 @@ def peaks(rounds: int) -> dict[str, float]:
         return {
             "matmul 2048^3": rate(lambda: a @ b, rounds)[2],
             "conv 1x1 192->192, 32x28x28": rate(lambda: F.conv2d(x, pointwise), rounds)[2],
-            "depthwise 3x3, 32x192x28x28": rate(lambda: F.conv2d(x, depthwise, padding=1, groups=192), rounds)[
-                2
-            ],
+            "depthwise 3x3, 32x192x28x28": rate(
+                lambda: F.conv2d(x, depthwise, padding=1, groups=192), rounds
+            )[2],
         }
 
 
@@ -117,7 +117,8 @@ def featurevis_rows(model, layers, settings, steps: int, rounds: int):
 
 
 def extraction_rows(model, batch: int, rounds: int):
-    images = torch.rand(batch, 3, model.input_size, model.input_size, generator=torch.Generator().manual_seed(0))
+    side = model.input_size
+    images = torch.rand(batch, 3, side, side, generator=torch.Generator().manual_seed(0))
     labels = torch.arange(batch) % 1000
     rows = []
     for attribution in ("none", "gradient"):
@@ -129,7 +130,9 @@ def extraction_rows(model, batch: int, rounds: int):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--layers", nargs="*", default=["blocks.1.0", "blocks.3.0", "blocks.5.2", "blocks.6.0", "head"])
+    parser.add_argument(
+        "--layers", nargs="*", default=["blocks.1.0", "blocks.3.0", "blocks.5.2", "blocks.6.0", "head"]
+    )
     parser.add_argument("--preset", default="fast")
     parser.add_argument("--steps", type=int, default=4, help="render steps timed per layer")
     parser.add_argument("--rounds", type=int, default=3)
@@ -159,13 +162,17 @@ def main() -> None:
     ):
         print(
             f"{name:12s} {px:4d} {batch:5d} {flops / args.steps:10.2f} {per_step:7.3f} {loop_rate:9.1f} "
-            f"{bare_rate:9.1f} {loop_rate / dense:11.2f} {loop_rate / depthwise:7.2f} {loop_rate / bare_rate:9.2f}",
+            f"{bare_rate:9.1f} {loop_rate / dense:11.2f} {loop_rate / depthwise:7.2f} "
+            f"{loop_rate / bare_rate:9.2f}",
             flush=True,
         )
 
     plain = load_model("efficientnet_lite0")  # extraction runs the network as loaded
     print(f"\nextraction, every layer, {plain.input_size} px, batch {args.extract_batch}")
-    print(f"{'attribution':12s} {'GFLOP':>7s} {'s/batch':>8s} {'GF/s':>7s} {'/matmul':>7s} {'/dw':>6s} {'img/s':>6s}")
+    print(
+        f"{'attribution':12s} {'GFLOP':>7s} {'s/batch':>8s} {'GF/s':>7s} {'/matmul':>7s} {'/dw':>6s} "
+        f"{'img/s':>6s}"
+    )
     for attribution, flops, seconds, achieved in extraction_rows(plain, args.extract_batch, args.rounds):
         print(
             f"{attribution:12s} {flops:7.1f} {seconds:8.3f} {achieved:7.1f} {achieved / dense:7.2f} "

@@ -166,7 +166,7 @@ def upsampled(
     big = new.shape[2]
     with torch.no_grad():
         if kind == "pixel":
-            new.copy_(torch.nn.functional.interpolate(old, size=(big, big), mode="bilinear", align_corners=False))
+            new.copy_(torch.nn.functional.interpolate(old, size=(big, big), mode="bilinear"))
             return
         rows = torch.fft.fftfreq(size, d=1.0 / size).long() % big  # signed index -> row of the big grid
         cols = torch.arange(size // 2 + 1)

@@ -205,12 +205,7 @@ def render(
     ) as bar:
         for step in range(steps):
             if coarse_steps and step == coarse_steps:
-                coarse = params
-                # The fine grid's own starting noise (maco's new phases), seeded per item.
-                fine = item_generators(seed, [("fine", k) for k in keys])
-                params, image_fn = _parameterize(options, size, fine, device)
-                param_mod.upsampled(options.param, coarse, size // 2, params, options.decay_power)
-                optimizer = torch.optim.Adam(params, lr=options.lr, betas=tuple(options.adam_betas))
+                params, image_fn, optimizer = _to_full_size(options, params, keys, device)
             for group in optimizer.param_groups:
                 group["lr"] = options.lr * lr_factor(options.lr_schedule, step, steps)
             optimizer.zero_grad(set_to_none=True)
@@ -229,6 +224,16 @@ def render(
                 curve[row] = values.detach()  # stays on the device: no sync per step
             bar.update()
     return _final_result(model, objective, image_fn, options, (curve, record_at), truncate)
+
+
+def _to_full_size(options: RenderOptions, coarse, keys, device):
+    """Coarse-to-fine: ``(params, image_fn, optimizer)`` at the full side, carrying the
+    half-side ``coarse`` parameters over; Adam starts afresh on the new parameters."""
+    # The full grid's own starting noise (maco's new phases), seeded per item.
+    fine = item_generators(options.seed, [("fine", k) for k in keys])
+    params, image_fn = _parameterize(options, options.size, fine, device)
+    param_mod.upsampled(options.param, coarse, options.size // 2, params, options.decay_power)
+    return params, image_fn, torch.optim.Adam(params, lr=options.lr, betas=tuple(options.adam_betas))
 
 
 def _parameterize(options: RenderOptions, size: int, generators, device):
