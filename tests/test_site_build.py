@@ -191,7 +191,7 @@ def test_layer_pages_link_their_neighbours(site):
 
 def test_layer_page_has_sort_keys_and_deferred_thumbnails(site):
     html = (site / "layers/conv.html").read_text()
-    cells = re.findall(r'<li data-channel="(\d+)" data-mean="([^"]*)" data-attr="([^"]*)">', html)
+    cells = re.findall(r'<li data-channel="(\d+)" data-mean="([^"]*)" data-attr="([^"]*)"[ >]', html)
     assert cells == [("0", "0.0", "-0.5"), ("1", "3.0", "0.5"), ("2", "2.0", "-0.5"), ("3", "1.0", "0.5")]
     assert (
         html.count('data-src="../img/featurevis/conv/') == 4
