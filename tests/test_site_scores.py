@@ -87,7 +87,7 @@ def test_values_and_sentences_as_a_page_says_them():
         == "Its top examples look alike to the model: similarity 0.75 (random crops of the layer: 0.5)."
     )
     assert scorecard.sentence(score("polysemanticity"), row, None).startswith(
-        "Its top examples form 2 group(s); split in two anyway, the halves differ by 0.25"
+        "Split in two, its top examples' halves differ by 0.25 (0: alike, 1: unrelated); they count as 2"
     )
     assert scorecard.sentence(score("path_flag"), row, None) == scorecard.PATH_PASSED
     assert "no natural image takes" in scorecard.sentence(score("path_flag"), {"path_flag": 1.0}, None)

@@ -79,8 +79,8 @@ SCORES: tuple[Score, ...] = (
         "polysemanticity",
         "polysemanticity",
         "SemanticLens: 1 - cosine of the two k-means (k = 2) centroids of its top examples' embeddings",
-        "Its top examples form {groups} group(s); split in two anyway, the halves differ by {value}"
-        " (0: alike, 1: unrelated).",
+        "Split in two, its top examples' halves differ by {value} (0: alike, 1: unrelated); they"
+        " count as {groups} group(s).",
         "worse",
     ),
     Score(
