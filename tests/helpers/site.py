@@ -102,7 +102,9 @@ def synthetic_atlas(channels=(4, 3)) -> ad.AtlasData:
                     )
                     if name == "conv"
                     else ad.Circuits(upstream=[ad.Connection("conv", i, 0.5)], examples=2),
-                    scores={key: values[i] for key, values in CONV_SCORES.items()} if name == "conv" else {},
+                    scores={key: values[i] for key, values in CONV_SCORES.items()}
+                    if name == "conv" and i < len(CONV_SCORES["strength"])
+                    else {},
                 )
             )
         layers.append(
