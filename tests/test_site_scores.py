@@ -178,7 +178,7 @@ def test_layer_page_has_a_sort_key_per_score_and_the_filter(site):
         attribute = s.key.replace("_", "-")
         assert f'data-sort="{attribute}"' in html, s.key
         values = [re.search(f' data-{attribute}="([^"]*)"', tile).group(1) for tile in tiles]
-        expected = ["" if v is None else repr(float(v)) for v in CONV_SCORES[s.key]]
+        expected = ["" if v is None else format(v, "g") for v in CONV_SCORES[s.key]]
         assert values == expected, s.key
     # No channel has a label precision; the flag is not shown on 5 images.
     assert 'data-sort="label-precision" aria-pressed="false" disabled' in html

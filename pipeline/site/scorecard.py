@@ -216,10 +216,11 @@ def sort_attribute(key: str) -> str:
 
 
 def attribute_value(value: float | None) -> str:
-    """A score in a ``data-`` attribute: the full float (the page formats it), "" for none."""
+    """A score in a ``data-`` attribute, "" for none: 6 significant digits, enough to sort
+    by and to show with the site's 4 (shorter than the full float's 17)."""
     if value is None or not math.isfinite(value):
         return ""
-    return repr(float(value))
+    return format(float(value), ".6g")
 
 
 def picks(units, key: str, k: int) -> list[tuple]:
