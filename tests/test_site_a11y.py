@@ -25,6 +25,8 @@ PAGES = [
     "classes.html",
     "classes/0.html",
     "atlas/conv.html",
+    "scores.html",  # what the trust scores mean
+    "channels/conv/2.html",  # a scorecard without the weak-picture note (conv/1 has it)
 ]
 
 
@@ -60,6 +62,14 @@ def _violations(page) -> list[str]:
 def test_every_kind_of_page_has_no_axe_violation(site, page, path):
     page.goto((site / path).as_uri())
     page.wait_for_load_state("load")
+    assert _violations(page) == []
+
+
+@pytest.mark.skipif(not AXE.exists(), reason="needs axe-core in .cache/ (`make axe`, from npm)")
+def test_a_layer_page_sorted_by_a_score_and_filtered_has_no_axe_violation(site, page):
+    page.goto((site / "layers/conv.html").as_uri())
+    page.get_by_role("button", name="clarity over random").click()
+    page.select_option("#channel-filter", "clear")
     assert _violations(page) == []
 
 

@@ -169,8 +169,18 @@ ALLOWED_IMPORTS = {
     # config's labels: section (a StageSettings, no torch).
     "labels": ("ranking", "settings"),
     # The site reads stores; of the stages it uses one NumPy-only analysis; its channels'
-    # labels come from the query API's own call (labels.layers), NumPy only.
-    "site": ("store", "query", "settings", "extract.similarity", "ranking", "search", "labels"),
+    # labels come from the query API's own call (labels.layers), NumPy only; its scorecards
+    # say each score's name and sentence from the scores' definitions (plain data).
+    "site": (
+        "store",
+        "query",
+        "settings",
+        "extract.similarity",
+        "ranking",
+        "search",
+        "labels",
+        "scores.definitions",
+    ),
     # The comparison reads the runs' activations stores only (no model, no torch).
     "compare": ("store", "settings"),
     "cli": ("query", "model", "compare"),
