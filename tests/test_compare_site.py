@@ -45,9 +45,8 @@ def _member(model: str, fv_layers: set, label_unit=None) -> AtlasData:
     return AtlasData(model=ModelInfo(name=model), layers=layers)
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("compare-site")
+def build_tiny_comparison(tmp):
+    """The comparison site of the module's docstring, in ``tmp/ab/site``."""
     first, second = _runs(np.random.default_rng(3))
     stores = [per_image_store(tmp / "a", first), per_image_store(tmp / "b", second, model="other")]
     run_compare(CompareSettings(batch_size=32), stores, tmp / "ab" / "compare.h5")
@@ -55,6 +54,11 @@ def site(tmp_path_factory):
     with open_comparison(tmp / "ab") as comparison:
         build_comparison_site(comparison, members, tmp / "ab" / "site")
     return tmp / "ab" / "site"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    return build_tiny_comparison(tmp_path_factory.mktemp("compare-site"))
 
 
 def test_the_heatmap_links_every_matched_layer_pair_and_only_those(site):
