@@ -30,7 +30,8 @@ COMPARE = RunFiles(f"{config['results_dir']}/{config['run']}")
 def member_config(config_file):
     """A member run's config as the normal workflow resolves it: default.yaml's keys, then
     the member's own (one level deep, as Snakemake merges --configfile)."""
-    member = {**yaml.safe_load(Path("workflow/config/default.yaml").read_text()), "results_dir": "results"}
+    defaults = Path(workflow.basedir) / "config" / "default.yaml"
+    member = {**yaml.safe_load(defaults.read_text()), "results_dir": "results"}
     for key, value in (yaml.safe_load(Path(config_file).read_text()) or {}).items():
         merged = isinstance(value, dict) and isinstance(member.get(key), dict)
         member[key] = {**member[key], **value} if merged else value
