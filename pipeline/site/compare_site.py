@@ -40,7 +40,9 @@ from pipeline.site.numbers import format_number
 from pipeline.site.settings import SiteSettings
 
 SITE_SOURCES = Path(__file__).resolve().parents[2] / "site"
-COMPARE_SCRIPTS = ("common.js", "search.js", "compare.js")
+# Every page loads the run site's shared scripts; a layer pair's page also compare.js.
+PAGE_SCRIPTS = ("common.js", "search.js")
+PAIR_SCRIPTS = ("compare.js",)
 # Dataset examples shown per unit (the run site's channel pages show 12).
 EXAMPLES = 3
 
@@ -175,7 +177,7 @@ class _CompareBuilder:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content.encode() if isinstance(content, str) else content)
 
-    def page(self, path: str, template: str, **context) -> None:
+    def page(self, path: str, template: str, *, scripts: tuple[str, ...] = (), **context) -> None:
         def link(target):
             return Urls.href(path, target)
 
@@ -186,7 +188,7 @@ class _CompareBuilder:
             data=site,
             options=self.options,
             css=link(Urls.static("atlas.css")),
-            scripts=[link(Urls.static(name)) for name in COMPARE_SCRIPTS],
+            scripts=[link(Urls.static(name)) for name in (*PAGE_SCRIPTS, *scripts)],
             home=link(CompareUrls.index),
             shortcuts=[{"key": "/", "label": "/", "what": "search", "href": "#site-search-box"}],
             search_index=link(search_index.PATH),
@@ -309,20 +311,12 @@ class _CompareBuilder:
                     "matched": bool(found.matched_a[a] and found.matched_b[b]),
                 }
             )
-        unmatched = {
-            side: [
-                {"unit": self.unit(run, layer, c), "best": int(best[c, 0]), "corr": float(corr[c, 0])}
-                for c in np.flatnonzero(~flags)
-            ]
-            for side, run, layer, flags, best, corr in (
-                ("a", run_a, layer_a, found.matched_a, found.best_a, found.best_a_corr),
-                ("b", run_b, layer_b, found.matched_b, found.best_b, found.best_b_corr),
-            )
-        }
+        unmatched = self._unmatched(run_a, run_b, found)
         rendered = {side: any(u["featurevis"] for u in (r[side] for r in rows)) for side in ("a", "b")}
         self.page(
             page,
             "compare-pair.html",
+            scripts=PAIR_SCRIPTS,
             run_a=run_a,
             run_b=run_b,
             layer_a=layer_a,
@@ -333,6 +327,20 @@ class _CompareBuilder:
             unmatched=unmatched,
             rendered=rendered,
         )
+
+    def _unmatched(self, run_a: str, run_b: str, found) -> dict[str, list[dict]]:
+        """Each side's units with no match above the threshold, with their best correlation."""
+        layer_a, layer_b = found.layer_a, found.layer_b
+        return {
+            side: [
+                {"unit": self.unit(run, layer, c), "best": int(best[c, 0]), "corr": float(corr[c, 0])}
+                for c in np.flatnonzero(~flags)
+            ]
+            for side, run, layer, flags, best, corr in (
+                ("a", run_a, layer_a, found.matched_a, found.best_a, found.best_a_corr),
+                ("b", run_b, layer_b, found.matched_b, found.best_b, found.best_b_corr),
+            )
+        }
 
     def _channel_page(self, run: str, layer: str, c: int, partners: list[_Partner]) -> None:
         sections = []
