@@ -43,8 +43,10 @@ SITE_SOURCES = Path(__file__).resolve().parents[2] / "site"
 # Every page loads the run site's shared scripts; a layer pair's page also compare.js.
 PAGE_SCRIPTS = ("common.js", "search.js")
 PAIR_SCRIPTS = ("compare.js",)
-# Dataset examples shown per unit (the run site's channel pages show 12).
+# Dataset examples shown per unit (the run site's channel pages show 12), written at this
+# side in pixels (the stores' crops are larger; a comparison shows thousands of them).
 EXAMPLES = 3
+EXAMPLE_SIZE = 48
 
 
 class CompareUrls:
@@ -215,7 +217,7 @@ class _CompareBuilder:
         for rank, example in enumerate(firing[:EXAMPLES]):
             crop = load_image(example.crop)
             if crop is not None:
-                path = self.png(CompareUrls.example(run, layer, c, rank), crop)
+                path = self.png(CompareUrls.example(run, layer, c, rank), resize(crop, EXAMPLE_SIZE))
                 examples.append({"path": path, "image_id": example.image_id, "value": example.activation})
         found = {
             "run": run,
