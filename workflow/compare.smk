@@ -1,5 +1,6 @@
 # The compare workflow (README "Compare models"): two or more runs over the same images,
-# compared into results/<run>/compare.h5 (docs/STORE.md, "Comparison store").
+# compared into results/<run>/compare.h5 (docs/STORE.md, "Comparison store"), and the
+# comparison site results/<run>/site/ (docs/FRONTEND.md, "The comparison site").
 #
 #   snakemake --snakefile workflow/compare.smk --configfile workflow/config/compare.yaml
 #
