@@ -4,9 +4,8 @@ no WCAG 2 A/AA violation on the heatmap, a pair page or a channel page."""
 
 import pytest
 
-from tests.helpers.browser import BROWSER_MARKS
-from tests.test_compare_site import build_tiny_comparison
-from tests.test_site_a11y import AXE, _violations
+from tests.helpers.browser import AXE, BROWSER_MARKS, axe_violations
+from tests.helpers.compare_site import build_tiny_comparison
 
 pytestmark = BROWSER_MARKS
 
@@ -67,4 +66,4 @@ def test_a_heatmap_cell_opens_its_pair_and_the_matches_sort(site, page):
 def test_comparison_pages_have_no_axe_violation(site, page, path):
     page.goto((site / path).as_uri())
     page.wait_for_load_state("load")
-    assert _violations(page) == []
+    assert axe_violations(page) == []

@@ -289,8 +289,8 @@ def test_no_page_script_defines_a_helper_that_the_shared_module_has():
 
 def test_every_page_loads_the_shared_script_first_and_only_the_scripts_it_uses(tmp_path):
     from pipeline.site.build import build_site
+    from tests.helpers.compare_site import build_tiny_comparison
     from tests.helpers.site import synthetic_atlas
-    from tests.test_compare_site import build_tiny_comparison
 
     needs = {name: NEEDS.search(source) for name, source in page_scripts().items()}
     missing = sorted(name for name, found in needs.items() if found is None)
