@@ -22,6 +22,7 @@ import os
 import posixpath
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -166,15 +167,28 @@ def build_site(
     shows progress bars; ``sources`` is the folder of templates and static files.
     """
     settings = settings or SiteSettings()
-    out_dir = Path(out_dir)
+    data.normalized()
+    sources = Path(sources or SITE_SOURCES)
+    return replace_site(
+        Path(out_dir), lambda partial: _Builder(data, partial, settings, sources, progress).build()
+    )
+
+
+def refuse_foreign_folder(out_dir: Path) -> None:
+    """A site replaces its folder whole: refuse a folder that holds something else."""
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MARKER).exists():
         raise FileExistsError(f"{out_dir}: exists and is not a model-atlas site; refusing to replace it")
-    data.normalized()
+
+
+def replace_site(out_dir: Path, fill: Callable[[Path], object]) -> Path:
+    """Build a site into a folder beside ``out_dir`` (``fill(folder)``), then swap it in
+    whole: a half-built or failed site never shows, and the old one stays until the swap."""
+    refuse_foreign_folder(out_dir)
     partial = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     try:
-        _Builder(data, partial, settings, Path(sources or SITE_SOURCES), progress).build()
+        fill(partial)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         partial.rename(out_dir)

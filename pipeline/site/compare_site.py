@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import posixpath
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -33,7 +32,7 @@ import numpy as np
 
 from pipeline.search import Entry, index_json
 from pipeline.site import search_index
-from pipeline.site.build import MARKER, Urls, _check_rgb, encode_png, json_script, resize
+from pipeline.site.build import MARKER, Urls, _check_rgb, encode_png, json_script, replace_site, resize
 from pipeline.site.data import AtlasData, Channel, load_image
 from pipeline.site.labels import label_line, label_short
 from pipeline.site.numbers import format_number
@@ -115,22 +114,10 @@ def build_comparison_site(
     missing = [m.run for m in comparison.runs if m.run not in members]
     if missing:
         raise ValueError(f"{comparison.path}: no member data given for run(s) {', '.join(missing)}")
-    out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MARKER).exists():
-        raise FileExistsError(f"{out_dir}: exists and is not a model-atlas site; refusing to replace it")
-    # Built beside it, then swapped in whole (as the run site: a half-built site never shows).
-    partial = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    try:
-        _CompareBuilder(comparison, members, partial, title, sources).build()
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        partial.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    return out_dir
+    # Built beside it, then swapped in whole, as the run site.
+    return replace_site(
+        Path(out_dir), lambda partial: _CompareBuilder(comparison, members, partial, title, sources).build()
+    )
 
 
 def run_comparison_site(compare_path, member_dirs: Mapping[str, str | os.PathLike], out_dir) -> Path:
