@@ -27,7 +27,8 @@ demo: setup
 
 ## Compare models (README "Compare models"): each member run of COMPARE_CONFIG (normal run
 ## configs, Lite0 and Lite1 on the bundled photos by default) through the normal workflow,
-## then the comparison into results/<compare run>/compare.h5. Resumable like `make demo`.
+## then the comparison into results/<compare run>/compare.h5 and its site (site/index.html).
+## Resumable like `make demo`.
 COMPARE_CONFIG ?= workflow/config/compare.yaml
 compare: setup
 	@set -e; for member in $$($(BIN)/python -c "import yaml; print(' '.join(yaml.safe_load(open('$(COMPARE_CONFIG)'))['compare']['runs']))"); do \
@@ -35,7 +36,7 @@ compare: setup
 	  $(BIN)/snakemake --profile workflow/profiles/local --cores $(CORES) --configfile $$member; \
 	done
 	$(BIN)/snakemake --snakefile workflow/compare.smk --profile workflow/profiles/local --cores $(CORES) --configfile $(COMPARE_CONFIG)
-	@$(BIN)/python -c "import yaml; c = yaml.safe_load(open('$(COMPARE_CONFIG)')); r = c.get('results_dir', 'results') + '/' + c['run']; print('\nThe comparison:', r + '/compare.h5'); print('Read it: model-atlas compare', r)"
+	@$(BIN)/python -c "import yaml; c = yaml.safe_load(open('$(COMPARE_CONFIG)')); r = c.get('results_dir', 'results') + '/' + c['run']; print('\nThe comparison:', r + '/compare.h5'); print('Read it: model-atlas compare', r); print('Its site:', r + '/site/index.html')"
 
 ## The test suite (installs Chromium from Debian's packages for the browser tests when root,
 ## and axe-core and ESLint from their npm packages): the site's JavaScript is linted and

@@ -4,15 +4,13 @@ rules), with the keyboard shortcuts and breadcrumbs that the pages announce.
 axe-core comes from its npm package, installed by `make axe` (part of `make test`) into
 .cache/: it is not in the repository."""
 
-from pathlib import Path
-
 import pytest
 
 from pipeline.site.build import build_site
-from tests.helpers.browser import BROWSER_MARKS
+from tests.helpers.browser import AXE, BROWSER_MARKS
+from tests.helpers.browser import axe_violations as _violations
 from tests.helpers.site import synthetic_atlas
 
-AXE = Path(__file__).resolve().parents[1] / ".cache/npm/node_modules/axe-core/axe.min.js"
 pytestmark = BROWSER_MARKS
 # One page of every kind the site has.
 PAGES = [
@@ -25,6 +23,8 @@ PAGES = [
     "classes.html",
     "classes/0.html",
     "atlas/conv.html",
+    "scores.html",  # what the trust scores mean
+    "channels/conv/2.html",  # a scorecard without the weak-picture note (conv/1 has it)
 ]
 
 
@@ -41,25 +41,19 @@ def page(browser):
     context.close()
 
 
-# axe-core's WCAG 2.0 and 2.1 rules of levels A and AA; each violation as one readable line.
-RUN_AXE = """async () => {
-  const tags = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];
-  const result = await axe.run(document, {runOnly: {type: 'tag', values: tags}});
-  const where = n => n.target.join(' ') + ' (' + (n.failureSummary || '').split('\\n')[1] + ')';
-  return result.violations.map(v => v.id + ': ' + v.help + ' -> ' + v.nodes.slice(0, 3).map(where).join(';'));
-}"""
-
-
-def _violations(page) -> list[str]:
-    page.add_script_tag(path=str(AXE))
-    return page.evaluate(RUN_AXE)
-
-
 @pytest.mark.skipif(not AXE.exists(), reason="needs axe-core in .cache/ (`make axe`, from npm)")
 @pytest.mark.parametrize("path", PAGES)
 def test_every_kind_of_page_has_no_axe_violation(site, page, path):
     page.goto((site / path).as_uri())
     page.wait_for_load_state("load")
+    assert _violations(page) == []
+
+
+@pytest.mark.skipif(not AXE.exists(), reason="needs axe-core in .cache/ (`make axe`, from npm)")
+def test_a_layer_page_sorted_by_a_score_and_filtered_has_no_axe_violation(site, page):
+    page.goto((site / "layers/conv.html").as_uri())
+    page.get_by_role("button", name="clarity over random").click()
+    page.select_option("#channel-filter", "clear")
     assert _violations(page) == []
 
 

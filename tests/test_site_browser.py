@@ -226,6 +226,37 @@ def test_layer_page_sorts_by_mean_activation_and_attribution(site, page):
     assert order() == ["0", "1", "2", "3"]
 
 
+def test_layer_page_sorts_by_a_score_and_filters_with_the_keyboard(site, page):
+    """conv's scores (tests/helpers/site.py CONV_SCORES): clarity over random 0.1, -0.2, 0.4,
+    0; strength 1.5, 0.25, 2, none; channel 1 alone is weak."""
+    page.goto((site / "layers" / "conv.html").as_uri())
+
+    def order(visible=False):
+        tiles = "#channels li:not([hidden])" if visible else "#channels li"
+        return page.locator(tiles).evaluate_all("ls => ls.map(l => l.dataset.channel)")
+
+    page.get_by_role("button", name="clarity over random").click()
+    assert order() == ["2", "0", "3", "1"]
+    assert page.locator("#channels li[data-channel='2'] .sort-value").text_content() == "0.4"
+    assert page.get_by_role("button", name="clarity over random").get_attribute("aria-pressed") == "true"
+    assert page.get_by_role("button", name="channel").get_attribute("aria-pressed") == "false"
+    # The keyboard alone: a score button takes Enter, the filter the arrow keys.
+    page.get_by_role("button", name="visualization strength").focus()
+    page.keyboard.press("Enter")
+    assert order() == ["2", "0", "1", "3"]  # no value last
+    assert page.locator("#channels li[data-channel='3'] .sort-value").text_content() == ""
+    page.locator("#channel-filter").focus()
+    page.select_option("#channel-filter", "weak")
+    assert order(visible=True) == ["1"]
+    assert page.locator("#channel-count").text_content() == "1 of 4 channels shown"
+    page.select_option("#channel-filter", "clear")
+    assert order(visible=True) == ["2", "0"]  # still sorted by strength
+    page.select_option("#channel-filter", "")
+    assert order(visible=True) == ["2", "0", "1", "3"] and page.locator("#channel-count").text_content() == ""
+    page.get_by_role("button", name="channel", exact=True).click()
+    assert order() == ["0", "1", "2", "3"]
+
+
 @pytest.mark.parametrize(
     "query, url",
     [

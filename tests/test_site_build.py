@@ -191,7 +191,7 @@ def test_layer_pages_link_their_neighbours(site):
 
 def test_layer_page_has_sort_keys_and_deferred_thumbnails(site):
     html = (site / "layers/conv.html").read_text()
-    cells = re.findall(r'<li data-channel="(\d+)" data-mean="([^"]*)" data-attr="([^"]*)">', html)
+    cells = re.findall(r'<li data-channel="(\d+)" data-mean="([^"]*)" data-attr="([^"]*)"[ >]', html)
     assert cells == [("0", "0.0", "-0.5"), ("1", "3.0", "0.5"), ("2", "2.0", "-0.5"), ("3", "1.0", "0.5")]
     assert (
         html.count('data-src="../img/featurevis/conv/') == 4
@@ -602,8 +602,8 @@ def test_shown_path_is_relative_to_the_source_root_or_the_file_name():
 
 @pytest.mark.slow
 def test_workflow_exports_the_site_from_the_stores(tmp_path):
-    """End to end on a tiny model: extraction only (no feature visualization, no Building
-    Blocks), then the site rule; its pages come from the stores the run wrote."""
+    """End to end on a tiny model: extraction and its scores (no feature visualization, no
+    Building Blocks), then the site rule; its pages come from the stores the run wrote."""
     import yaml
 
     images = tmp_path / "images"
@@ -630,6 +630,10 @@ def test_workflow_exports_the_site_from_the_stores(tmp_path):
     channel = (site / "channels" / "late" / "0.html").read_text()
     assert "over the 5 dataset images" in channel and channel.count('<li><a href="../../images/') == 0
     assert channel.count('class="examples"') == 1 and channel.count("<rect ") == 4
+    # The scores rule ran before the site (an input of export_site): every page has its scorecard.
+    assert (tmp_path / "results" / "e2e" / "scores.h5").is_file()
+    assert 'class="scorecard"' in channel and "fires on images" in channel
+    assert 'data-sort="clarity-gain"' in (site / "layers" / "late.html").read_text()
 
 
 def test_export_imports_no_torch(real_run, tmp_path):

@@ -169,8 +169,18 @@ ALLOWED_IMPORTS = {
     # config's labels: section (a StageSettings, no torch).
     "labels": ("ranking", "settings"),
     # The site reads stores; of the stages it uses one NumPy-only analysis; its channels'
-    # labels come from the query API's own call (labels.layers), NumPy only.
-    "site": ("store", "query", "settings", "extract.similarity", "ranking", "search", "labels"),
+    # labels come from the query API's own call (labels.layers), NumPy only; its scorecards
+    # say each score's name and sentence from the scores' definitions (plain data).
+    "site": (
+        "store",
+        "query",
+        "settings",
+        "extract.similarity",
+        "ranking",
+        "search",
+        "labels",
+        "scores.definitions",
+    ),
     # The comparison reads the runs' activations stores only (no model, no torch).
     "compare": ("store", "settings"),
     "cli": ("query", "model", "compare"),
@@ -289,17 +299,20 @@ def test_no_page_script_defines_a_helper_that_the_shared_module_has():
 
 def test_every_page_loads_the_shared_script_first_and_only_the_scripts_it_uses(tmp_path):
     from pipeline.site.build import build_site
+    from tests.helpers.compare_site import build_tiny_comparison
     from tests.helpers.site import synthetic_atlas
 
     needs = {name: NEEDS.search(source) for name, source in page_scripts().items()}
     missing = sorted(name for name, found in needs.items() if found is None)
     assert not missing, f"page scripts without a 'needs #id' in their first comment: {missing}"
     site = build_site(synthetic_atlas(), tmp_path / "site")
+    # The comparison site's pages (pipeline/site/compare_site.py) follow the same rules.
+    comparison = build_tiny_comparison(tmp_path / "compare")
     kinds = set()
-    for page in sorted(site.rglob("*.html")):
+    for page in sorted([*site.rglob("*.html"), *comparison.rglob("*.html")]):
         html = page.read_text(encoding="utf-8")
         loaded = [src.rsplit("/", 1)[-1] for src in re.findall(r'<script src="([^"]+)"', html)]
-        where = page.relative_to(site)
+        where = page.relative_to(site if page.is_relative_to(site) else comparison)
         assert loaded[:1] == [SHARED_JS], f"{where}: loads {loaded}, not {SHARED_JS} first"
         for name, found in needs.items():
             has_element = f'id="{found.group(1)}"' in html
@@ -309,8 +322,8 @@ def test_every_page_loads_the_shared_script_first_and_only_the_scripts_it_uses(t
     assert {name for scripts in kinds for name in scripts} == {SHARED_JS, *needs}
     # The search box is on every page; its index is a script of its own that no page loads
     # (static/search.js adds it when the box is first used).
-    assert (site / "search-index.js").is_file()
-    for page in sorted(site.rglob("*.html")):
+    assert (site / "search-index.js").is_file() and (comparison / "search-index.js").is_file()
+    for page in sorted([*site.rglob("*.html"), *comparison.rglob("*.html")]):
         html = page.read_text(encoding="utf-8")
         assert 'id="site-search"' in html and 'search-index.js"></script>' not in html, page
     templates = PIPELINE.parent / "site" / "templates"

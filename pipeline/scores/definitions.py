@@ -71,14 +71,16 @@ SCORES: tuple[Score, ...] = (
         "clarity_gain",
         "clarity over random",
         "clarity minus the same figure for random example crops of the layer",
-        "Its top examples are {value} more alike than random crops are.",
+        "Its top examples' similarity minus that of random crops: {value} (above 0: they look more"
+        " alike than chance).",
         "better",
     ),
     Score(
         "polysemanticity",
         "polysemanticity",
         "SemanticLens: 1 - cosine of the two k-means (k = 2) centroids of its top examples' embeddings",
-        "Its top examples split into {groups} group(s); the two halves differ by {value}.",
+        "Split in two, its top examples' halves differ by {value} (0: alike, 1: unrelated); they"
+        " count as {groups} group(s).",
         "worse",
     ),
     Score(

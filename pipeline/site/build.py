@@ -22,12 +22,14 @@ import os
 import posixpath
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
 import numpy as np
 
-from pipeline.site import atlas_page, image_page, search_index
+from pipeline.scores.definitions import SCORES
+from pipeline.site import atlas_page, image_page, scorecard, search_index
 from pipeline.site.data import ActivationAtlas, AtlasData, Channel, FeaturedImage, Layer, load_image
 from pipeline.site.labels import label_line, label_short, layer_label_summary
 from pipeline.site.numbers import format_number, format_signed
@@ -77,6 +79,8 @@ class Urls:
 
     # The list pages that breadcrumbs lead to (at the root: a layer may be called "index").
     layers_list, images_list, classes_list = "layers.html", "images.html", "classes.html"
+    # What the trust scores mean (linked from every scorecard; a run with scores only).
+    scores = "scores.html"
 
     @staticmethod
     def klass(class_id: int) -> str:
@@ -163,15 +167,28 @@ def build_site(
     shows progress bars; ``sources`` is the folder of templates and static files.
     """
     settings = settings or SiteSettings()
-    out_dir = Path(out_dir)
+    data.normalized()
+    sources = Path(sources or SITE_SOURCES)
+    return replace_site(
+        Path(out_dir), lambda partial: _Builder(data, partial, settings, sources, progress).build()
+    )
+
+
+def refuse_foreign_folder(out_dir: Path) -> None:
+    """A site replaces its folder whole: refuse a folder that holds something else."""
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MARKER).exists():
         raise FileExistsError(f"{out_dir}: exists and is not a model-atlas site; refusing to replace it")
-    data.normalized()
+
+
+def replace_site(out_dir: Path, fill: Callable[[Path], object]) -> Path:
+    """Build a site into a folder beside ``out_dir`` (``fill(folder)``), then swap it in
+    whole: a half-built or failed site never shows, and the old one stays until the swap."""
+    refuse_foreign_folder(out_dir)
     partial = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     try:
-        _Builder(data, partial, settings, Path(sources or SITE_SOURCES), progress).build()
+        fill(partial)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         partial.rename(out_dir)
@@ -208,6 +225,10 @@ class _Builder:
         self.extra_sizes: dict[tuple[str, int], int] = {}  # the same of its extra images
         self.class_pages = {k.class_id for k in data.classes}
         self.units = {layer.name: layer.units for layer in data.layers}
+        # Per layer, every score's sorted values: where a channel falls in its layer.
+        self.score_values = {layer.name: scorecard.layer_values(layer.units) for layer in data.layers}
+        self.has_scores = any(self.score_values.values())
+        self.images = data.dataset.images if data.dataset is not None else None
 
     # -- files ------------------------------------------------------------------------
     def write(self, path: str, content: bytes | str) -> None:
@@ -257,6 +278,7 @@ class _Builder:
             unit_label=self.unit_label,
             class_pages=self.class_pages,
             atlas_layers={atlas.layer for atlas in self.data.atlases},
+            scores_page=self.has_scores,
             **context,
         )
         self.write(path, html)
@@ -291,6 +313,8 @@ class _Builder:
                     if i.predictions and i.predictions[0].class_id == klass.class_id
                 ],
             )
+        if self.has_scores:
+            self._scores_page()
         overview = self._overview()
         self._lists(overview)
         self._index(overview)
@@ -351,9 +375,32 @@ class _Builder:
                     "examples": sum(bool(u.examples) for u in units),
                     "featured": layer.name in featured,
                     "labels": layer_label_summary(units),
+                    "clearest": self._picks(layer, "clarity_gain"),
+                    "polysemantic": self._picks(layer, "polysemanticity"),
+                    "scored": bool(self.score_values[layer.name]),
                 }
             )
         return rows
+
+    def _picks(self, layer: Layer, key: str) -> list[dict]:
+        """The layer's channels highest in ``key`` for the overview, with their icons."""
+        return [
+            {"unit": u, "value": value, "thumb": self.thumb(layer.name, u.index)}
+            for u, value in scorecard.picks(layer.units, key, self.settings.overview_score_channels)
+        ]
+
+    def _scores_page(self) -> None:
+        """What the scores mean, how the pages use them and how far to trust them."""
+        self.page(
+            Urls.scores,
+            "scores.html",
+            scores=SCORES,
+            weak_strength=scorecard.WEAK_STRENGTH,
+            path_flag_min_images=scorecard.PATH_FLAG_MIN_IMAGES,
+            path_flag_shown=scorecard.path_flag_shown(self.images),
+            filters=scorecard.FILTERS,
+            shortcuts=_shortcuts(("u", "all layers", Urls.layers_list)),
+        )
 
     def _featured_tiles(self) -> list[tuple[FeaturedImage, str | None]]:
         """The featured images with their picture's site path (None without one)."""
@@ -380,7 +427,18 @@ class _Builder:
         )
 
     def _layer_page(self, layer: Layer) -> None:
-        cells = [{"unit": u, "thumb": self.thumb(layer.name, u.index)} for u in layer.units]
+        cells = [
+            {
+                "unit": u,
+                "thumb": self.thumb(layer.name, u.index),
+                "scores": {
+                    scorecard.sort_attribute(s.key): scorecard.attribute_value(u.scores.get(s.key))
+                    for s in SCORES
+                },
+                "filters": scorecard.filter_tokens(u.scores, self.images),
+            }
+            for u in layer.units
+        ]
         before, after = self._neighbours(layer)
         self.page(
             Urls.layer(layer.name),
@@ -397,7 +455,25 @@ class _Builder:
             after=after,
             has_attribution=any(u.attribution is not None for u in layer.units),
             has_mean=any(u.mean_activation is not None for u in layer.units),
+            score_sorts=self._score_sorts(layer),
+            filters=scorecard.filter_menu([cell["filters"] for cell in cells], self.images)
+            if self.score_values[layer.name]
+            else [],
         )
+
+    def _score_sorts(self, layer: Layer) -> list[dict]:
+        """The layer page's sort button per score: its key, name, and why it is disabled
+        (None: it sorts); empty without scores of the layer."""
+        values = self.score_values[layer.name]
+        if not values:
+            return []
+        out = []
+        for s in SCORES:
+            why = None if s.key in values else "no channel of this layer has this score"
+            if s.key == "path_flag" and not scorecard.path_flag_shown(self.images):
+                why = f"the path check's flag is shown from {scorecard.PATH_FLAG_MIN_IMAGES} dataset images"
+            out.append({"key": scorecard.sort_attribute(s.key), "name": s.name, "disabled": why})
+        return out
 
     def _neighbours(self, layer: Layer) -> tuple[Layer | None, Layer | None]:
         """The layers before and after ``layer`` in the model."""
@@ -418,6 +494,10 @@ class _Builder:
         native = self.featurevis_sizes.get((layer.name, c))
         extra_native = self.extra_sizes.get((layer.name, c))
         variants = _featurevis_variants(layer.name, unit, shown_size(extra_native, 128)) if native else []
+        card = scorecard.scorecard(
+            unit, self.score_values[layer.name], layer.channels, layer.scores_info, self.images
+        )
+        weak = scorecard.weak_visualization(unit, self.images) if native else []
         self.page(
             Urls.channel(layer.name, c),
             "channel.html",
@@ -431,6 +511,11 @@ class _Builder:
             silent_examples=len(unit.examples) - len(firing),
             histogram=histogram_bars(unit),
             similar=[(s, self.thumb(layer.name, s.channel)) for s in unit.similar],
+            scorecard=card,
+            weak=weak,
+            # Weak pictures: the examples come first (they are what people read a unit from
+            # best; docs/FRONTEND.md, "Scores").
+            examples_first=bool(weak) and bool(examples),
             shortcuts=_shortcuts(
                 ("ArrowLeft", "previous channel", previous),
                 ("ArrowRight", "next channel", following),

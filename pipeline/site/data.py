@@ -138,6 +138,9 @@ class Channel:
     similar: list[Similar] = dataclasses.field(default_factory=list)
     circuits: Circuits | None = None
     label: Label | None = None  # pipeline/labels: None without attribution (not "no clear label")
+    # Its trust scores (scores.h5; pipeline/scores/definitions.py): score key -> value, None
+    # where it could not be computed; empty when the run has no scores of the layer.
+    scores: dict[str, float | None] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -160,6 +163,9 @@ class Layer:
     previous_layer: str | None = None  # circuits: the layer before, and after, in the chain
     next_layer: str | None = None
     circuits_examples: int | None = None  # top examples per channel the circuits consider
+    # What scores.h5 records of the layer besides its table (ScoresStore.info: clarity_random,
+    # selectivity_classes, embedding_layer, image_size, path_layers); None without scores.
+    scores_info: dict | None = None
 
     def unit(self, index: int) -> Channel:
         return self.units[index]

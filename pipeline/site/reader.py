@@ -1,9 +1,10 @@
 """The adapter from a run folder to :class:`~pipeline.site.data.AtlasData`.
 
 :func:`from_results` reads ``results/<run>/`` (``model/layers.json``, ``featurevis.h5``,
-``activations.h5``, ``blocks.h5``) with the stores' public readers only, no torch, and
-leaves images lazy. It also decides what pages show of the files the workflow read:
-:func:`shown_path`, never an absolute path of the machine that ran it.
+``activations.h5``, ``blocks.h5``, ``circuits.h5``, ``atlas.h5``, ``scores.h5``) with the
+stores' public readers only, no torch, and leaves images lazy. It also decides what pages
+show of the files the workflow read: :func:`shown_path`, never an absolute path of the
+machine that ran it.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def from_results(
     """Read a run folder into :class:`AtlasData` (images stay lazy; call ``close()`` after export).
 
     Uses whatever exists: ``model/layers.json`` is required; ``featurevis.h5``,
-    ``activations.h5`` and ``blocks.h5`` each add their part. ``settings`` (default: the
+    ``activations.h5``, ``blocks.h5``, ``circuits.h5``, ``atlas.h5`` and ``scores.h5`` each
+    add their part. ``settings`` (default: the
     schema's defaults) decide how many examples, classes and similar channels to keep;
     ``labels`` how channels, neuron groups and atlas cells are labelled (default: as the
     run's channel labels were, by its ``labels:`` settings, which activations.h5 records).
@@ -91,6 +93,7 @@ def from_results(
         image_labels, evidence, labels = _add_activations(data, files, settings, labels)
         _add_featurevis(data, files)
         _add_circuits(data, files, settings)
+        _add_scores(data, files)
         _add_atlases(data, files, settings, labels)
         _add_blocks(data, files, image_labels, evidence, labels)
     except BaseException:
@@ -333,6 +336,46 @@ def _add_circuits(data: AtlasData, files: RunFiles, settings: SiteSettings) -> N
                 for sign in ("", "_negative")
             }
             unit.circuits = Circuits(**lists, examples=int(found["examples"]))
+
+
+def _add_scores(data: AtlasData, files: RunFiles) -> None:
+    """Every channel's trust scores (``scores.h5``), NaN as None, and each layer's
+    attributes; the store is small (one row of numbers per channel), so it is read whole."""
+    from pipeline.scores.definitions import SCORE_KEYS
+    from pipeline.store.scores import ScoresStore
+
+    store = _open_if_present(data, files.scores, ScoresStore, "the channel pages show no scorecard")
+    if store is None:
+        return
+    scored = set(store.layers())
+    for layer in data.layers:
+        if layer.name not in scored:
+            continue
+        table, layer.scores_info = store.table(layer.name), store.info(layer.name)
+        channels = [int(c) for c in table["channel"]]
+        if channels != list(range(layer.channels)):
+            raise ValueError(
+                f"{files.scores}: layer {layer.name} has scores of channels {channels[:3]}..."
+                f" ({len(channels)}), the model's layer has {layer.channels} channels"
+            )
+        keys = [key for key in SCORE_KEYS if key in table]
+        for unit in layer.units:
+            unit.scores = _unit_scores({key: finite_number(table[key][unit.index]) for key in keys})
+
+
+def _unit_scores(row: dict[str, float | None]) -> dict[str, float | None]:
+    """One row of a scores table as a page reads it: the store's markers of "not computed"
+    (``image_rank`` -1: not rendered; ``groups`` 0: too few examples) are None, and so is
+    ``path_flag`` where there is no path (the first layer, or no visualization): the store
+    writes False there, which a page would read as "passed"."""
+    row = dict(row)
+    if row.get("image_rank") is not None and row["image_rank"] < 1:
+        row["image_rank"] = None
+    if row.get("groups") is not None and row["groups"] < 1:
+        row["groups"] = None
+    if "path_flag" in row and row.get("path_similarity") is None:
+        row["path_flag"] = None
+    return row
 
 
 ATLAS_CELL_CHANNELS = 5  # strongest channels listed per atlas cell

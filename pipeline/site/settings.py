@@ -20,3 +20,4 @@ class SiteSettings(StageSettings):
     similar_channels: int = 8  # most similar channels per channel page; 0 to skip
     class_channels: int = 8  # channels per layer on class pages and per class on image pages
     overview_channels: int = 8  # strongest channels per layer in the whole-model overview
+    overview_score_channels: int = 3  # clearest and most polysemantic channels per layer there

@@ -28,3 +28,20 @@ def launched_chromium():
             yield browser
         finally:
             browser.close()
+
+
+# axe-core from its npm package (`make axe`, part of `make test`), not in the repository.
+AXE = Path(__file__).resolve().parents[2] / ".cache/npm/node_modules/axe-core/axe.min.js"
+
+# axe-core's WCAG 2.0 and 2.1 rules of levels A and AA; each violation as one readable line.
+RUN_AXE = """async () => {
+  const tags = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];
+  const result = await axe.run(document, {runOnly: {type: 'tag', values: tags}});
+  const where = n => n.target.join(' ') + ' (' + (n.failureSummary || '').split('\\n')[1] + ')';
+  return result.violations.map(v => v.id + ': ' + v.help + ' -> ' + v.nodes.slice(0, 3).map(where).join(';'));
+}"""
+
+
+def axe_violations(page) -> list[str]:
+    page.add_script_tag(path=str(AXE))
+    return page.evaluate(RUN_AXE)

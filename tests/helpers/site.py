@@ -27,6 +27,27 @@ def pattern(seed: int, size: int = 16) -> np.ndarray:
     return (((phase[..., None] + 1) / 2) * colour + (1 - (phase[..., None] + 1) / 2) * 40).astype(np.uint8)
 
 
+# The trust scores of "conv" (pipeline/scores/definitions.py keys; None: not computed):
+# channel 1's visualization is weak (strength 0.25 < 0.5) and its path flagged, channel 2
+# is the clearest and channel 1 the most polysemantic; channel 3 was not rendered.
+CONV_SCORES = {
+    "strength": [1.5, 0.25, 2.0, None],
+    "image_rank": [1, 3, 1, None],
+    "specificity_margin": [0.5, -0.2, 0.25, None],
+    "selectivity": [0.1, 0.8, 0.4, 0.2],
+    "clarity": [0.6, 0.3, 0.9, 0.5],
+    "clarity_gain": [0.1, -0.2, 0.4, 0.0],
+    "polysemanticity": [0.2, 0.7, 0.1, 0.3],
+    "groups": [1, 2, 1, 1],
+    "diversity_disagreement": [None, 0.3, None, None],
+    "path_similarity": [0.8, 0.1, 0.9, None],
+    "path_flag": [0, 1, 0, None],
+    "label_precision": [None] * 4,
+    "fires_images": [1.0, 0.5, 0.75, 0.25],
+    "fires_positions": [0.5, 0.25, 0.5, 0.125],
+}
+CONV_SCORES_INFO = {"clarity_random": 0.5, "selectivity_classes": "predicted", "path_layers": []}
+
 HOT_CORNER = np.pad(np.full((2, 2), 2.5, np.float32), ((0, 2), (0, 2)))  # a 4 x 4 example map
 
 
@@ -81,6 +102,9 @@ def synthetic_atlas(channels=(4, 3)) -> ad.AtlasData:
                     )
                     if name == "conv"
                     else ad.Circuits(upstream=[ad.Connection("conv", i, 0.5)], examples=2),
+                    scores={key: values[i] for key, values in CONV_SCORES.items()}
+                    if name == "conv" and i < len(CONV_SCORES["strength"])
+                    else {},
                 )
             )
         layers.append(
@@ -94,6 +118,7 @@ def synthetic_atlas(channels=(4, 3)) -> ad.AtlasData:
                 similarity_method="a test's made-up scores",
                 previous_layer="conv" if name == "mix.a" else None,
                 next_layer="mix.a" if name == "conv" else None,
+                scores_info=CONV_SCORES_INFO if name == "conv" else None,
             )
         )
     # Both layers on 2 x 2 cells (conv: 4 x 4 positions pooled); two attributed classes.

@@ -63,6 +63,22 @@ test("layer sorting: largest first, missing values last, ties by channel", () =>
   assert.deepEqual(byChannel.map((t) => t[0]), [0, 1, 2, 3]);
 });
 
+test("layer scores: the value under a sorted tile, the filter and its count", () => {
+  assert.equal(layer.sortedText("strength", 0.123456), "0.1235");
+  assert.equal(layer.sortedText("fires-images", 0.5), "50 %"); // a share, as the scorecard shows it
+  assert.equal(layer.sortedText("path-flag", 1), "flagged");
+  assert.equal(layer.sortedText("path-flag", 0), "");
+  assert.equal(layer.sortedText("strength", NaN), ""); // no value in this run
+  assert.equal(layer.sortedText("channel", 3), "");
+  assert.equal(layer.passes("clear weak", "weak"), true);
+  assert.equal(layer.passes("clear", "weak"), false);
+  assert.equal(layer.passes("clearer", "clear"), false); // tokens, not substrings
+  assert.equal(layer.passes("", ""), true);
+  assert.equal(layer.passes(null, "clear"), false);
+  assert.equal(layer.countText(2, 5), "2 of 5 channels shown");
+  assert.equal(layer.countText(5, 5), "");
+});
+
 test("atlas map: an arrow goes to the nearest cell that way, a step across counting twice", () => {
   const cells = [{ i: 0, j: 0 }, { i: 0, j: 2 }, { i: 1, j: 1 }, { i: 2, j: 0 }];
   assert.equal(map.nearestCell(cells, 0, 0, 1), 1); // right: (0,2) costs 2, (1,1) costs 1 + 2 * 1

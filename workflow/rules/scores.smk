@@ -1,7 +1,7 @@
 # Per-unit trust scores (docs/STORE.md, "Scores store"; issue 26): one job reads
 # activations.h5 and featurevis.h5, runs the model on the top examples' crops and the
 # visualizations only, and writes results/<run>/scores.h5 (one part per layer in
-# scores/parts/, kept when a killed job runs again). The site does not read it yet.
+# scores/parts/, kept when a killed job runs again). The site reads it for its scorecards.
 
 
 rule scores:

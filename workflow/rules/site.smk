@@ -13,6 +13,8 @@ rule export_site:
         BLOCKS_TARGETS,
         CIRCUITS_TARGETS,
         ATLAS_TARGETS,
+        # The channel pages' scorecards (the reader treats scores.h5 as optional, as the rest).
+        SCORES_TARGETS,
     output:
         directory(str(RUN.site)),
     log:
