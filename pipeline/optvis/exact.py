@@ -79,9 +79,13 @@ def exact_render(
     )
 
 
-def effective_filters(model, layer: str, *, pre_activation: bool, size: int, batch: int = 64) -> np.ndarray:
+def effective_filters(
+    model, layer: str, *, pre_activation: bool, size: int, batch: int = 64
+) -> np.ndarray | None:
     """``float32 [C, h, w, 3]``: each channel's filter as the image sees it, for a tensor
-    :func:`is_affine` accepted at ``size`` px.
+    :func:`is_affine` accepted at ``size`` px; None when no channel's centre depends on the
+    image at all (a constant tensor, such as a ReLU dead on every image, is trivially
+    affine, and has no filter to show).
 
     The gradient of channel ``c`` at the centre position of the layer's map with respect
     to the ``[0, 1]`` image: the convolution's weights times whatever scales them on the way
@@ -107,7 +111,7 @@ def effective_filters(model, layer: str, *, pre_activation: bool, size: int, bat
     gradient = torch.cat(gradients)  # [C, 3, S, S]
     support = (gradient != 0).any(dim=1).any(dim=0)  # [S, S]: where any channel looks
     if not support.any():
-        raise ValueError(f"layer {layer!r}: no channel's centre position depends on the image")
+        return None
     rows, cols = support.any(dim=1).nonzero()[:, 0], support.any(dim=0).nonzero()[:, 0]
     box = gradient[:, :, int(rows[0]) : int(rows[-1]) + 1, int(cols[0]) : int(cols[-1]) + 1]
     return box.permute(0, 2, 3, 1).float().numpy()
