@@ -15,7 +15,9 @@ an odd number of pixels swap the stride's pixel classes, so what the transformed
 is rewarded for is only its mean colour, and every channel ends as a flat colour (issue
 26; docs/PERFORMANCE.md). :func:`is_affine` tells the renderer when to use
 :func:`exact_render` instead; at any non-affine tensor (everything after a ReLU) the
-check fails and nothing changes.
+check fails and nothing changes. :func:`effective_filters` gives such a layer's filters
+themselves (the constant gradient, on the receptive field), which the site shows beside
+the images.
 """
 
 from __future__ import annotations
