@@ -13,7 +13,7 @@ SETTINGS = {"steps": 8, "image_size": 4, "seed": 0}
 SIZE = 4
 
 
-def rows(channels, diversity=1, negatives=False, layer_channels=10):
+def rows(channels, diversity=1, negatives=False, layer_channels=10, filters=False):
     """Arrays whose every value encodes its channel, so misplaced rows are caught.
 
     Responses: each image excites its own channel by 1 and no other, except that channel
@@ -40,6 +40,8 @@ def rows(channels, diversity=1, negatives=False, layer_channels=10):
     if negatives:
         out["negative_images"] = 255 - out["images"]
         out["negative_activation"] = -c.astype(np.float32)
+    if filters:  # 3x3 RGB filters, each value its channel plus a tenth of its colour
+        out["filters"] = (c[:, None, None, None] + np.arange(3) / 10 + np.zeros((3, 3, 1))).astype(np.float32)
     return out
 
 
@@ -54,6 +56,7 @@ def write_shard(
     settings=SETTINGS,
     diversity=1,
     negatives=False,
+    filters=False,
     batch=2,
     model_checksum="random:seed0",
 ):
@@ -67,13 +70,14 @@ def write_shard(
         curve_steps=[0, 3, 7],
         diversity=diversity,
         negatives=negatives,
+        filter_shape=(3, 3) if filters else (),
         preset="fast",
         schedule={"steps": 8, "image_size": SIZE},
     )
     with shard_writer(path, layout, settings=record(settings), model_checksum=model_checksum) as w:
         for i in range(0, len(channels), batch):
             group = channels[i : i + batch]
-            w.write(group, rows(group, diversity, negatives, layer_channels))
+            w.write(group, rows(group, diversity, negatives, layer_channels, filters))
     return path
 
 
@@ -128,6 +132,32 @@ def test_diversity_and_negative_sets(tmp_path):
         assert div.shape == (3, 3, SIZE, SIZE, 3) and div.chunks == (1, 1, SIZE, SIZE, 3)
         assert div[1, 2, 0, 0, 0] == 3 * 2 + 2
         assert (fv.negative_images("conv")[2] == 255 - 4).all()
+
+
+def test_filters_of_a_layer_rendered_exactly_round_trip_and_are_absent_elsewhere(tmp_path):
+    """A layer rendered exactly (shards written with filters) keeps them through the merge,
+    in channel order across its shards, with their definition; another layer has none."""
+    shards = [
+        write_shard(tmp_path / "stem" / "3-6.h5", "stem", [3, 5], 3, 6, filters=True),
+        write_shard(tmp_path / "stem" / "0-3.h5", "stem", [0, 1, 2], 0, 3, filters=True),
+        write_shard(tmp_path / "conv" / "0-4.h5", "conv", [0, 1], 0, 4),
+    ]
+    with pytest.raises(KeyError, match="no array 'filters'"):
+        with shard_writer(
+            tmp_path / "x.h5",
+            ShardLayout("conv", 10, [0], 0, 1, SIZE, [0, 3, 7]),
+            settings=record(SETTINGS),
+        ) as w:
+            w.write([0], rows([0], filters=True))
+    with FeatureVisStore(merge_shards(shards, tmp_path / "fv.h5")) as fv:
+        filters = fv.filters("stem")
+        assert filters.shape == (5, 3, 3, 3) and filters.dtype == np.float32
+        np.testing.assert_allclose(filters[4, 2, 0], [5.0, 5.1, 5.2])  # channel 5, bottom-left pixel
+        assert [float(f[0, 0, 0]) for f in filters] == [0, 1, 2, 3, 5]
+        assert "receptive field" in filters.attrs["definition"]
+        assert fv.filters("conv") is None
+    with FeatureVisStore(shards[0]) as shard:
+        assert shard.filters("stem").shape == (2, 3, 3, 3)
 
 
 def test_reader_opens_a_shard_too(tmp_path):

@@ -103,6 +103,11 @@ def test_the_featurevis_shard_records_the_optimised_tensor(tmp_path, capped):
             assert activation[0] > 6.0
     with FeatureVisStore(store) as fv:
         assert fv.tensor("head") == ("output", "")
+        # "block"'s pre-activation is affine in the image (rendered exactly): its 1x1
+        # filters are p0 = 3 (R + G + B) and p1 = R - G. "head" (its ReLU dead on every
+        # image: constant, so trivially affine) depends on no pixel: no filters.
+        np.testing.assert_array_equal(fv.filters("block")[()], [[[[3, 3, 3]]], [[[1, -1, 0]]]])
+        assert fv.filters("head") is None
     with FeatureVisStore(tmp_path / "out.h5") as fv:
         assert fv.tensor("block") == ("output", "ReLU6") and fv.activation("block")[0] <= 6.0
 

@@ -146,6 +146,40 @@ def test_channel_page_content(site):
     assert "Not rendered" not in no_fv
 
 
+def png_pixels(path) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def test_an_exact_layers_pages_show_its_filters_and_no_other_layers_do(tmp_path):
+    """Filters (stored for layers rendered exactly) appear beside the channel's image,
+    enlarged with square pixels and grey = 0, and behind the layer page's tile toggle;
+    a layer without filters shows neither."""
+    data = synthetic_atlas()
+    weights = np.zeros((3, 3, 3), np.float32)
+    weights[1, 1] = [2.0, 0.0, -1.0]  # the centre: red +max, blue -max / 2
+    for unit in data.layer("conv").units:
+        unit.filter = weights
+    site = build_site(data, tmp_path / "site")
+    html = (site / "channels/conv/1.html").read_text()
+    assert 'src="../../img/featurevis/conv/1-filter.png" width="96" height="96"' in html
+    assert "The channel's filter: the weight it gives each input pixel's red, green and blue" in html
+    assert "&plusmn;2 per unit of colour" in html and "one input pixel per 32&times;32 square" in html
+    picture = png_pixels(site / "img/featurevis/conv/1-filter.png")
+    assert picture.shape == (96, 96, 3)
+    assert picture[32:64, 32:64].reshape(-1, 3).tolist() == [[255, 128, 64]] * 32 * 32  # 0.5 + 0.5 * w / 2
+    assert (picture[:32] == 128).all()  # zero weights: grey
+    layer = (site / "layers/conv.html").read_text()
+    assert 'data-view="filter"' in layer and layer.count('class="filter-thumb"') == 4
+    assert 'data-src="../img/featurevis/conv/3-filter-thumb.png"' in layer
+    assert png_pixels(site / "img/featurevis/conv/3-filter-thumb.png").shape == (63, 63, 3)  # 21 px each
+    other = (site / "channels/mix.a/1.html").read_text()
+    assert "filter.png" not in other and "The channel's filter" not in other
+    assert "data-view" not in (site / "layers/mix.a.html").read_text()
+    assert not list((site / "img/featurevis/mix.a").glob("*filter*"))
+
+
 def test_channel_pages_show_circuits_both_ways(site):
     conv = (site / "channels/conv/1.html").read_text()
     feeds = conv[conv.index("<h3>Feeds") :]
@@ -397,6 +431,7 @@ def real_run(tmp_path_factory):
             curve_steps=[0, 1],
             diversity=2,
             negatives=True,
+            filter_shape=(3, 3),  # as if "early" were rendered exactly
             tensor="pre-activation",  # "early" ends in a ReLU6
             cap="ReLU6",
             preset="fast",
@@ -420,6 +455,7 @@ def real_run(tmp_path_factory):
                 "diversity_activation": [[1, 1], [2, 2]],
                 "negative_images": np.stack([pattern(20, 8), pattern(22, 8)]),
                 "negative_activation": [-1.0, -2.0],
+                "filters": np.stack([np.full((3, 3, 3), c, np.float32) for c in (-1.0, 2.0)]),
             },
         )
     late = tmp_path / "fv-late.h5"
@@ -475,7 +511,10 @@ def test_from_results_reads_the_real_stores(real_run, tmp_path):
         early, late_layer = data.layer("early"), data.layer("late")
         assert (early.featurevis_tensor, early.cap) == ("pre-activation", "ReLU6")
         assert (late_layer.featurevis_tensor, late_layer.cap) == ("output", None)
+        np.testing.assert_array_equal(fv[2].filter, np.full((3, 3, 3), 2.0))
+        assert fv[1].filter is None  # not rendered
         late = data.layer("late").units
+        assert all(u.filter is None for u in late)  # the store has no filters for "late"
         assert late[0].featurevis is None and late[1].diversity == [] and late[1].negative is None
         np.testing.assert_array_equal(ad.load_image(late[1].featurevis), pattern(31, 8))
         site = build_site(data, tmp_path / "site")

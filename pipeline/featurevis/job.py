@@ -6,6 +6,7 @@ its own model, and writes one file through :mod:`pipeline.store.featurevis`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Sequence
@@ -39,7 +40,7 @@ def run_featurevis_shard(
     # torch only here: the merge below needs none.
     from tqdm.auto import tqdm
 
-    from pipeline.featurevis.render import render_batch
+    from pipeline.featurevis.render import exact_filters, render_batch
     from pipeline.optvis.speedup import speed_up
 
     loaded = model.load()
@@ -63,13 +64,20 @@ def run_featurevis_shard(
     )
     settings = settings.for_layer(info.name)
     _log_shard(info, (start, stop), channels, loaded.device, settings, stride, schedule, recorded)
+    # A layer rendered exactly (affine in the image) also stores its channels' filters.
+    filters = exact_filters(loaded, info.name, settings, schedule)
     layout = _shard_layout(info, channels, (start, stop), settings, schedule, extra_schedule)
+    if filters is not None:
+        layout = dataclasses.replace(layout, filter_shape=filters.shape[1:3])
+        log.info("%s is rendered exactly: storing its %dx%d filters", info.name, *filters.shape[1:3])
     with shard_writer(output, layout, settings=recorded, model_checksum=loaded.checksum) as writer:
         bar = tqdm(total=len(channels), desc=f"{info.name} {start}-{stop}", unit="ch", mininterval=5.0)
         for group in batches(channels, schedule.batch_size, settings.diversity):
             rendered = render_batch(
                 loaded, info.name, group, settings, schedule, extra_schedule=extra_schedule, progress=True
             )
+            if filters is not None:
+                rendered["filters"] = filters[group]
             writer.write(group, rendered)
             bar.update(len(group))
         bar.close()

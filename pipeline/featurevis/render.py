@@ -18,6 +18,7 @@ Where that tensor is affine in the image (a first layer's pre-activation), the c
 negative and neuron objectives are linear in the image and their images are computed
 exactly instead of optimised (:mod:`pipeline.optvis.exact`): gradient ascent with random
 transformations finds only flat colours there. The diverse sets are always optimised.
+Such a layer's filters (:func:`exact_filters`) are stored beside its images.
 Tensors in, NumPy arrays out: the job (:mod:`pipeline.featurevis.job`) writes them to
 a shard.
 
@@ -36,7 +37,7 @@ from pipeline.featurevis.presets import Schedule
 from pipeline.featurevis.settings import FeaturevisSettings
 from pipeline.images.dataset import to_uint8
 from pipeline.optvis import objectives as obj
-from pipeline.optvis.exact import exact_render, is_affine
+from pipeline.optvis.exact import effective_filters, exact_render, is_affine
 from pipeline.optvis.render import RenderOptions, RenderResult, activations, render
 
 
@@ -82,6 +83,17 @@ def renders_exactly(model, layer: str, options: RenderOptions) -> bool:
     """Whether ``layer``'s channel images are computed exactly (:mod:`pipeline.optvis.exact`):
     the tensor it is rendered at is affine in the image."""
     return is_affine(model, layer, pre_activation=options.pre_activation, size=options.size)
+
+
+def exact_filters(model, layer: str, settings: FeaturevisSettings, schedule: Schedule) -> np.ndarray | None:
+    """``float32 [C, h, w, 3]``: every channel's filter (the gradient of its centre position
+    with respect to the image, on its receptive field; :func:`~pipeline.optvis.exact.effective_filters`)
+    when ``layer`` is rendered exactly, else None (a filter is the whole story only where
+    the tensor is affine in the image)."""
+    options = render_options(settings, schedule)
+    if not renders_exactly(model, layer, options):
+        return None
+    return effective_filters(model, layer, pre_activation=options.pre_activation, size=options.size)
 
 
 def target_rank(means, channels):

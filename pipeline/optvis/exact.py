@@ -15,7 +15,9 @@ an odd number of pixels swap the stride's pixel classes, so what the transformed
 is rewarded for is only its mean colour, and every channel ends as a flat colour (issue
 26; docs/PERFORMANCE.md). :func:`is_affine` tells the renderer when to use
 :func:`exact_render` instead; at any non-affine tensor (everything after a ReLU) the
-check fails and nothing changes.
+check fails and nothing changes. :func:`effective_filters` gives such a layer's filters
+themselves (the constant gradient, on the receptive field), which the site shows beside
+the images.
 """
 
 from __future__ import annotations
@@ -77,3 +79,41 @@ def exact_render(
         steps=0,
         description=f"exact maximum of {objective}",
     )
+
+
+def effective_filters(
+    model, layer: str, *, pre_activation: bool, size: int, batch: int = 64
+) -> np.ndarray | None:
+    """``float32 [C, h, w, 3]``: each channel's filter as the image sees it, for a tensor
+    :func:`is_affine` accepted at ``size`` px; None when no channel's centre depends on the
+    image at all (a constant tensor, such as a ReLU dead on every image, is trivially
+    affine, and has no filter to show).
+
+    The gradient of channel ``c`` at the centre position of the layer's map with respect
+    to the ``[0, 1]`` image: the convolution's weights times whatever scales them on the way
+    (a folded BatchNorm's scale, the input normalisation's ``1 / std``), in input-pixel
+    units: the channel's value rises by ``filter[i, j, k]`` per unit of that pixel's colour
+    ``k``. One backward pass per ``batch`` channels (each channel its own image, so their
+    gradients do not mix). Cropped to the union over the layer's channels of where any
+    gradient is non-zero (the centre position's receptive field: 3x3 for a 3x3 convolution),
+    so every channel of the layer has the same shape; rows and columns are the image's,
+    colours red, green, blue.
+    """
+    probe = activations(model, torch.zeros(1, 3, size, size), [layer], pre_activation=pre_activation)
+    _, channels, height, width = probe[layer].shape
+    tap = model.tap([layer], pre_activation=pre_activation)
+    gradients = []
+    for start in range(0, channels, batch):
+        ids = torch.arange(start, min(start + batch, channels))
+        image = torch.full((len(ids), 3, size, size), 0.5, device=model.device, requires_grad=True)
+        acts, _ = tap(model.normalize(image))
+        centre = acts[layer].float()[torch.arange(len(ids)), ids.to(image.device), height // 2, width // 2]
+        centre.sum().backward()
+        gradients.append(image.grad.detach().double().cpu())
+    gradient = torch.cat(gradients)  # [C, 3, S, S]
+    support = (gradient != 0).any(dim=1).any(dim=0)  # [S, S]: where any channel looks
+    if not support.any():
+        return None
+    rows, cols = support.any(dim=1).nonzero()[:, 0], support.any(dim=0).nonzero()[:, 0]
+    box = gradient[:, :, int(rows[0]) : int(rows[-1]) + 1, int(cols[0]) : int(cols[-1]) + 1]
+    return box.permute(0, 2, 3, 1).float().numpy()

@@ -31,6 +31,7 @@ import numpy as np
 from pipeline.scores.definitions import SCORES
 from pipeline.site import atlas_page, image_page, scorecard, search_index
 from pipeline.site.data import ActivationAtlas, AtlasData, Channel, FeaturedImage, Layer, load_image
+from pipeline.site.filter_image import filter_image
 from pipeline.site.labels import label_line, label_short, layer_label_summary
 from pipeline.site.numbers import format_number, format_signed
 from pipeline.site.settings import SiteSettings
@@ -223,6 +224,7 @@ class _Builder:
         self.featurevis: dict[str, set[int]] = {}  # layer -> channels with an image written
         self.featurevis_sizes: dict[tuple[str, int], int] = {}  # (layer, channel) -> native side
         self.extra_sizes: dict[tuple[str, int], int] = {}  # the same of its extra images
+        self.filter_sizes: dict[tuple[str, int], tuple[int, int]] = {}  # its filter picture's (h, w)
         self.class_pages = {k.class_id for k in data.classes}
         self.units = {layer.name: layer.units for layer in data.layers}
         # Per layer, every score's sorted values: where a channel falls in its layer.
@@ -335,6 +337,12 @@ class _Builder:
                 picture = load_image(extra)
                 self.png(Urls.featurevis(layer.name, unit.index, variant), picture)
                 self.extra_sizes[(layer.name, unit.index)] = int(picture.shape[0])
+        if unit.filter is not None:  # a layer rendered exactly: its filter beside the image
+            picture = filter_image(unit.filter)
+            self.png(Urls.featurevis(layer.name, unit.index, "-filter"), picture)
+            self.filter_sizes[(layer.name, unit.index)] = picture.shape[:2]
+            thumb = filter_image(unit.filter, self.settings.thumbnail_size)
+            self.png(Urls.featurevis(layer.name, unit.index, "-filter-thumb"), thumb)
         self.featurevis.setdefault(layer.name, set()).add(unit.index)
         self.featurevis_sizes[(layer.name, unit.index)] = int(image.shape[0])
 
@@ -436,6 +444,9 @@ class _Builder:
                     for s in SCORES
                 },
                 "filters": scorecard.filter_tokens(u.scores, self.images),
+                "filter_thumb": Urls.featurevis(layer.name, u.index, "-filter-thumb")
+                if (layer.name, u.index) in self.filter_sizes
+                else None,
             }
             for u in layer.units
         ]
@@ -455,6 +466,7 @@ class _Builder:
             after=after,
             has_attribution=any(u.attribution is not None for u in layer.units),
             has_mean=any(u.mean_activation is not None for u in layer.units),
+            has_filters=any(cell["filter_thumb"] for cell in cells),
             score_sorts=self._score_sorts(layer),
             filters=scorecard.filter_menu([cell["filters"] for cell in cells], self.images)
             if self.score_values[layer.name]
@@ -505,6 +517,7 @@ class _Builder:
             unit=unit,
             featurevis=Urls.featurevis(layer.name, c) if c in self.featurevis.get(layer.name, ()) else None,
             featurevis_shown=shown_size(native),
+            filter=self._filter(layer, unit),
             variants=variants,
             examples=examples,
             negative_examples=negative_examples,
@@ -526,6 +539,23 @@ class _Builder:
             previous=previous,
             next=following,
         )
+
+    def _filter(self, layer: Layer, unit: Channel) -> dict | None:
+        """The channel page's filter picture: its path, size in px, how many px one input
+        pixel takes, the filter's shape and its largest weight; None without one."""
+        size = self.filter_sizes.get((layer.name, unit.index))
+        if size is None:
+            return None
+        rows, cols = unit.filter.shape[:2]
+        return {
+            "path": Urls.featurevis(layer.name, unit.index, "-filter"),
+            "height": int(size[0]),
+            "width": int(size[1]),
+            "scale": int(size[0]) // rows,
+            "rows": rows,
+            "cols": cols,
+            "largest": float(np.abs(unit.filter).max()),
+        }
 
     def _examples(self, examples, sign: int) -> list[dict]:
         """Dataset examples as a channel page lists them: the crop, the spotlight of where

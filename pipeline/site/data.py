@@ -125,6 +125,9 @@ class Channel:
     diversity: list[Image] = dataclasses.field(default_factory=list)
     negative: Image | None = None
     neuron: Image | None = None  # the channel at the centre position only
+    # float [h, w, 3]: its weights on each input pixel's red, green, blue, for a layer
+    # rendered exactly (the featurevis store's ``filters``); None for every other layer.
+    filter: np.ndarray | None = None
     featurevis_rank: int | None = None  # 1 = strongest of its layer on its own image
     featurevis_image_rank: int | None = None  # 1 = its own image excites it most of the layer's images
     mean_activation: float | None = None  # mean over images of the spatial maximum

@@ -286,6 +286,8 @@ def _add_featurevis(data: AtlasData, files: RunFiles) -> None:
         diversity = store.diversity_images(layer.name)
         negative = store.negative_images(layer.name)
         neuron = store.neuron_images(layer.name)
+        filters = store.filters(layer.name)
+        filters = filters[()] if filters is not None else None  # a few floats per channel
         ranks = store.rank(layer.name)
         for row, c in enumerate(store.channels(layer.name).tolist()):
             if not 0 <= c < layer.channels:
@@ -308,6 +310,8 @@ def _add_featurevis(data: AtlasData, files: RunFiles) -> None:
                 unit.negative = LazyImage(lambda r=row, ds=negative: ds[r], f"negative {what}")
             if neuron is not None:
                 unit.neuron = LazyImage(lambda r=row, ds=neuron: ds[r], f"neuron {what}")
+            if filters is not None:
+                unit.filter = filters[row]
 
 
 def _add_circuits(data: AtlasData, files: RunFiles, settings: SiteSettings) -> None:

@@ -16,6 +16,9 @@ file has ``layers/<layer>/`` groups with one row per rendered channel::
     diversity_images / diversity_activation      [K, D, H, W, 3] / [K, D]  (optional)
     negative_images / negative_activation        [K, H, W, 3] / [K]        (optional)
     neuron_images / neuron_activation            [K, H, W, 3] / [K]        (optional)
+    filters     float32 [K, h, w, 3]    (optional; layers rendered exactly) each channel's
+                                        filter: the gradient of its centre position with
+                                        respect to the [0, 1] image, on its receptive field
 
 A **shard** (``model-atlas.featurevis-shard``) holds one layer's channels in
 ``[start, stop)``; the **store** (``model-atlas.featurevis``) is their merge. No torch here.
@@ -67,6 +70,13 @@ IMAGE_RANK_DEFINITION = (
     "than on its own stored image; 1 = no other channel's image excites it more. Unlike "
     "`rank`, it does not compare channels of different scales"
 )
+FILTERS_DEFINITION = (
+    "the gradient of the channel's value (of the layer's `tensor`) at the centre position "
+    "of its map with respect to the [0, 1] input image, cropped to the union over the "
+    "layer's channels of where it is non-zero (the receptive field); axes rows, columns, "
+    "colours (red, green, blue); units: the channel's value per unit of the pixel's colour. "
+    "Stored only for layers whose tensor is affine in the image (rendered exactly)"
+)
 # Per-row arrays: name -> (dtype, shape after K given the image size H, D, P and the
 # layer's channels C). The extra images (diverse, negative, neuron) take their own size as H.
 _ROW_ARRAYS = {
@@ -111,6 +121,9 @@ def _create_arrays(group: h5py.Group, k: int, layout: ShardLayout) -> None:
         size = layout.image_size if name in _ROW_ARRAYS else extra_size
         shape = (k, *tail(size, layout.diversity, len(layout.curve_steps), layout.layer_channels))
         group.create_dataset(name, shape=shape, dtype=dtype, chunks=_chunks(shape, name) if k else None)
+    if layout.filter_shape:
+        group.create_dataset("filters", shape=(k, *layout.filter_shape, 3), dtype=np.float32)
+        group["filters"].attrs["definition"] = FILTERS_DEFINITION
 
 
 # ---------------------------------------------------------------------------------
@@ -134,7 +147,10 @@ class ShardWriter:
             raise KeyError(f"channels {list(channels)} are not all in this shard ({self.channels.tolist()})")
         for name, values in arrays.items():
             if name not in self.group:
-                raise KeyError(f"shard has no array {name!r} (diversity/negatives/neurons not enabled?)")
+                raise KeyError(
+                    f"shard has no array {name!r} (diversity/negatives/neurons not enabled, "
+                    "or filters for a layer not rendered exactly?)"
+                )
             ds = self.group[name]
             values = np.asarray(values, dtype=ds.dtype)
             if values.shape[1:] != ds.shape[1:] or len(values) != len(rows):
@@ -150,7 +166,9 @@ class ShardLayout:
     has ``layer_channels``), and the shape of each channel's row: square images of
     ``image_size``, the objective curve sampled at ``curve_steps``, ``diversity`` diverse
     images (when more than 1), a negative image (when ``negatives``) and a neuron image
-    (when ``neurons``: the channel at the centre position only). ``tensor`` is
+    (when ``neurons``: the channel at the centre position only), and each channel's
+    filter of ``filter_shape`` ``(h, w)`` pixels (when given: a layer rendered exactly,
+    :func:`pipeline.optvis.exact.effective_filters`). ``tensor`` is
     what was optimised and measured (``"output"`` or ``"pre-activation"``), ``cap`` the
     bounded activation the layer ends in (``"ReLU6"``; ``""`` for none). ``preset`` and
     ``schedule`` (steps, image_size, ... as :meth:`Schedule.to_dict` gives them) say how
@@ -167,6 +185,7 @@ class ShardLayout:
     diversity: int = 1
     negatives: bool = False
     neurons: bool = False
+    filter_shape: Sequence[int] = ()
     tensor: str = OUTPUT
     cap: str = ""
     preset: str = ""
@@ -331,6 +350,7 @@ def _merge_layer(dst: h5py.File, layer: str, parts: list[tuple[str, h5py.File]])
             dtype=src[name].dtype,
             chunks=_chunks((len(channels), *tail), name) if len(channels) else None,
         )
+        ds.attrs.update(dict(src[name].attrs))  # the filters' definition
         row = 0
         for path, g in groups:
             if name not in g or g[name].shape[1:] != tail:
@@ -505,6 +525,12 @@ class FeatureVisStore(StoreReader):
         """``uint8 [K, H, W, 3]`` images of each channel's neuron objective (the channel at
         the centre position only), when rendered, else None."""
         return self._group(layer).get("neuron_images")
+
+    def filters(self, layer: str) -> h5py.Dataset | None:
+        """``float32 [K, h, w, 3]``: each channel's filter in input-pixel units (rows,
+        columns, red/green/blue; see FILTERS_DEFINITION), for a layer rendered exactly
+        (its tensor is affine in the image); None for every other layer."""
+        return self._group(layer).get("filters")
 
     def table(self, layer: str) -> dict[str, np.ndarray]:
         """Per-channel columns: channel, value, activation, rank."""

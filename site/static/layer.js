@@ -1,7 +1,9 @@
 /* A layer page (needs #channels): reorder the channel tiles by channel, mean activation,
    attribution or a trust score (each tile's data-<key>), show the sorted value under each
    tile, and show only the channels a filter picks (#channel-filter: each tile's
-   data-filters lists the filters it passes). Classic script after common.js. */
+   data-filters lists the filters it passes). On a layer rendered exactly, a toggle
+   (.view-toggle) shows each channel's filter in its tile instead of its visualization.
+   Classic script after common.js. */
 (function (MA) {
   "use strict";
 
@@ -78,6 +80,24 @@
     });
   }
 
+  // The grid's class for the tiles' view `view` ("visualization" or "filter"): "show-filters"
+  // for the filters, "" for the visualizations (the default, and any unknown view).
+  function viewClass(view) {
+    return view === "filter" ? "show-filters" : "";
+  }
+
+  function setupView(grid) {
+    var buttons = document.querySelectorAll(".view-toggle button");
+    Array.prototype.forEach.call(buttons, function (b) {
+      b.addEventListener("click", function () {
+        grid.classList.toggle("show-filters", viewClass(b.getAttribute("data-view")) === "show-filters");
+        Array.prototype.forEach.call(buttons, function (o) {
+          o.setAttribute("aria-pressed", o === b ? "true" : "false");
+        });
+      });
+    });
+  }
+
   function start() {
     var grid = document.getElementById("channels");
     if (!grid) return;
@@ -88,10 +108,12 @@
       b.addEventListener("click", function () { sortBy(b.getAttribute("data-sort")); });
     });
     setupFilter(items);
+    setupView(grid);
   }
 
   if (typeof module !== "undefined") {
-    module.exports = { compareBy: compareBy, sortedText: sortedText, passes: passes, countText: countText };
+    module.exports = { compareBy: compareBy, sortedText: sortedText, passes: passes, countText: countText,
+                       viewClass: viewClass };
   }
   if (typeof document !== "undefined") start();
 })(typeof ModelAtlas !== "undefined" ? ModelAtlas : require("./common.js"));

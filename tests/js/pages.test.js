@@ -77,6 +77,9 @@ test("layer scores: the value under a sorted tile, the filter and its count", ()
   assert.equal(layer.passes(null, "clear"), false);
   assert.equal(layer.countText(2, 5), "2 of 5 channels shown");
   assert.equal(layer.countText(5, 5), "");
+  assert.equal(layer.viewClass("filter"), "show-filters");
+  assert.equal(layer.viewClass("visualization"), "");
+  assert.equal(layer.viewClass(null), ""); // an unknown view: the visualizations
 });
 
 test("atlas map: an arrow goes to the nearest cell that way, a step across counting twice", () => {
