@@ -161,8 +161,13 @@ def test_an_exact_layers_pages_show_its_filters_and_no_other_layers_do(tmp_path)
     weights[1, 1] = [2.0, 0.0, -1.0]  # the centre: red +max, blue -max / 2
     for unit in data.layer("conv").units:
         unit.filter = weights
+    conv = data.layer("conv")
+    conv.featurevis_exact, conv.featurevis_steps, conv.featurevis_size = True, 64, 8
     site = build_site(data, tmp_path / "site")
     html = (site / "channels/conv/1.html").read_text()
+    # Its images were computed, not optimised: the page says so, and no preset's steps.
+    assert "Computed exactly, not optimised: the layer's output is affine in the image" in html
+    assert "Rendered with the" not in html and "Optimised at" not in html
     assert 'src="../../img/featurevis/conv/1-filter.png" width="96" height="96"' in html
     assert "The channel's filter: the weight it gives each input pixel's red, green and blue" in html
     assert "&plusmn;2 per unit of colour" in html and "one input pixel per 32&times;32 square" in html
@@ -176,6 +181,7 @@ def test_an_exact_layers_pages_show_its_filters_and_no_other_layers_do(tmp_path)
     assert png_pixels(site / "img/featurevis/conv/3-filter-thumb.png").shape == (63, 63, 3)  # 21 px each
     other = (site / "channels/mix.a/1.html").read_text()
     assert "filter.png" not in other and "The channel's filter" not in other
+    assert "Computed exactly" not in other
     assert "data-view" not in (site / "layers/mix.a.html").read_text()
     assert not list((site / "img/featurevis/mix.a").glob("*filter*"))
 

@@ -162,6 +162,9 @@ class Layer:
     featurevis_tensor: str | None = None  # what its visualizations optimised: "output" or "pre-activation"
     featurevis_preset: str | None = None  # the preset that rendered them ("lucid", "fast")
     featurevis_steps: int | None = None  # optimisation steps per image
+    # Its images are computed exactly, not optimised: the rendered tensor is affine in the
+    # image (pipeline/optvis/exact.py; the store then holds the channels' filters).
+    featurevis_exact: bool = False
     featurevis_size: int | None = None  # rendered image side in pixels
     previous_layer: str | None = None  # circuits: the layer before, and after, in the chain
     next_layer: str | None = None

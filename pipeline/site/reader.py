@@ -288,6 +288,7 @@ def _add_featurevis(data: AtlasData, files: RunFiles) -> None:
         neuron = store.neuron_images(layer.name)
         filters = store.filters(layer.name)
         filters = filters[()] if filters is not None else None  # a few floats per channel
+        layer.featurevis_exact = filters is not None
         ranks = store.rank(layer.name)
         for row, c in enumerate(store.channels(layer.name).tolist()):
             if not 0 <= c < layer.channels:
