@@ -521,9 +521,18 @@ def test_from_results_reads_the_real_stores(real_run, tmp_path):
         assert fv[1].filter is None  # not rendered
         late = data.layer("late").units
         assert all(u.filter is None for u in late)  # the store has no filters for "late"
+        # Filters are stored only for a layer rendered exactly: "early" was, "late" not.
+        assert early.featurevis_exact and not late_layer.featurevis_exact
         assert late[0].featurevis is None and late[1].diversity == [] and late[1].negative is None
         np.testing.assert_array_equal(ad.load_image(late[1].featurevis), pattern(31, 8))
         site = build_site(data, tmp_path / "site")
+        exact_page = (site / "channels/early/2.html").read_text()
+        early.featurevis_exact = False  # as an optimised pre-activation layer's pages read
+        site = build_site(data, tmp_path / "site")
+    assert (
+        "Computed exactly, not optimised: the layer's pre-activation (before ReLU6) is affine" in exact_page
+    )
+    assert "(8 px, shown at 2&times; with square pixels)" in exact_page and "Rendered with" not in exact_page
     assert {
         "images/img01.html",
         "channels/early/2.html",
