@@ -1,5 +1,5 @@
 """Issue 28's opt-in render methods: the MaCo parameterization, coarse-to-fine and
-learning-rate schedules (docs/PERFORMANCE.md, section 16)."""
+learning-rate schedules (docs/PERFORMANCE.md, section 17)."""
 
 import math
 

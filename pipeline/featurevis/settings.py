@@ -49,7 +49,7 @@ class FeaturevisSettings(StageSettings):
     init_sd: float | None = None  # standard deviation of the starting noise
     decay_power: float | None = None  # how fast the fft parameterization damps high frequencies
     adam_betas: tuple[float, float] | None = None
-    # Opt-in methods of issue 28 (docs/PERFORMANCE.md, section 16); off by default.
+    # Opt-in methods of issue 28 (docs/PERFORMANCE.md, section 17); off by default.
     lr_schedule: str = "constant"  # pipeline.optvis.render.lr_factor
     coarse_to_fine: float = 0.0  # share of the steps rendered at half the side
 
