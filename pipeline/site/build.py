@@ -199,28 +199,38 @@ def replace_site(out_dir: Path, fill: Callable[[Path], object]) -> Path:
     return out_dir
 
 
+def template_environment(sources: Path):
+    """The Jinja environment of every site's pages (the run's and the comparison's): the
+    templates of ``sources``, escaped, strict, with the number and label filters."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(sources / "templates")),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(
+        fmt=format_number,
+        signed=format_signed,
+        json_script=json_script,
+        label_short=label_short,
+        label_line=label_line,
+    )
+    return env
+
+
 class _Builder:
     def __init__(self, data: AtlasData, root: Path, settings: SiteSettings, sources: Path, progress: bool):
-        import jinja2
 
         self.data, self.root, self.settings, self.urls = data, root, settings, Urls(data)
         self.progress = progress
         if not (sources / "templates").is_dir():
             raise FileNotFoundError(f"{sources}/templates: the site's templates are missing")
         self.sources = sources
-        self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(sources / "templates")),
-            autoescape=True,
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            keep_trailing_newline=True,
-        )
-        self.env.filters["fmt"] = format_number
-        self.env.filters["signed"] = format_signed
-        self.env.filters["json_script"] = json_script
-        self.env.filters["label_short"] = label_short
-        self.env.filters["label_line"] = label_line
+        self.env = template_environment(sources)
         self.featurevis: dict[str, set[int]] = {}  # layer -> channels with an image written
         self.featurevis_sizes: dict[tuple[str, int], int] = {}  # (layer, channel) -> native side
         self.extra_sizes: dict[tuple[str, int], int] = {}  # the same of its extra images

@@ -32,10 +32,17 @@ import numpy as np
 
 from pipeline.search import Entry, index_json
 from pipeline.site import search_index
-from pipeline.site.build import MARKER, Urls, _check_rgb, encode_png, json_script, replace_site, resize
+from pipeline.site.build import (
+    MARKER,
+    Urls,
+    _check_rgb,
+    encode_png,
+    replace_site,
+    resize,
+    template_environment,
+)
 from pipeline.site.data import AtlasData, Channel, load_image
-from pipeline.site.labels import label_line, label_short
-from pipeline.site.numbers import format_number
+from pipeline.site.labels import label_short
 from pipeline.site.settings import SiteSettings
 
 SITE_SOURCES = Path(__file__).resolve().parents[2] / "site"
@@ -141,21 +148,9 @@ def run_comparison_site(compare_path, member_dirs: Mapping[str, str | os.PathLik
 
 class _CompareBuilder:
     def __init__(self, comparison, members, root: Path, title, sources: Path):
-        import jinja2
-
         self.comparison, self.members, self.root, self.sources = comparison, members, root, sources
         self.title = title or " vs ".join(m.run for m in comparison.runs)
-        self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(sources / "templates")),
-            autoescape=True,
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            keep_trailing_newline=True,
-        )
-        self.env.filters.update(
-            fmt=format_number, json_script=json_script, label_short=label_short, label_line=label_line
-        )
+        self.env = template_environment(sources)
         self.options = SiteSettings()
         self.written: dict[tuple[str, str, int], dict] = {}  # (run, layer, c) -> its images
         self.partners: dict[tuple[str, str], list[_Partner]] = {}  # (run, layer) -> partners
