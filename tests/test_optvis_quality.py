@@ -94,8 +94,11 @@ def test_lr_factor_by_hand():
         {"coarse_to_fine": 0.5},
         {"coarse_to_fine": 0.5, "param": "maco"},
         {"lr_schedule": "onecycle"},
+        {"optimizer": "nadam"},
+        {"optimizer": "radam"},
+        {"optimizer": "adamax"},
     ],
-    ids=["maco", "coarse_to_fine", "maco_coarse_to_fine", "onecycle"],
+    ids=["maco", "coarse_to_fine", "maco_coarse_to_fine", "onecycle", "nadam", "radam", "adamax"],
 )
 def test_methods_render_deterministically_and_raise_the_objective(tiny, options):
     opts = RenderOptions(steps=24, size=24, transforms="none", **options)
@@ -112,3 +115,5 @@ def test_bad_method_options_name_the_problem(tiny):
         render(tiny, obj.channel("conv1", 0), 1, RenderOptions(steps=4, size=8, coarse_to_fine=1.0))
     with pytest.raises(ValueError, match="lr_schedule"):
         render(tiny, obj.channel("conv1", 0), 1, RenderOptions(steps=4, size=8, lr_schedule="nope"))
+    with pytest.raises(ValueError, match="optimizer 'sgd'.*adam, nadam"):
+        render(tiny, obj.channel("conv1", 0), 1, RenderOptions(steps=4, size=8, optimizer="sgd"))

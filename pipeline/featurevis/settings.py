@@ -52,6 +52,7 @@ class FeaturevisSettings(StageSettings):
     # Opt-in methods of issue 28 (docs/PERFORMANCE.md, section 17); off by default.
     lr_schedule: str = "constant"  # pipeline.optvis.render.lr_factor
     coarse_to_fine: float = 0.0  # share of the steps rendered at half the side
+    optimizer: str = "adam"  # pipeline.optvis.render.OPTIMIZERS
 
     # The settings that decide a channel's images and every shard's config_hash; which
     # layers and channels are rendered, and how they are split into jobs, are left out
@@ -80,6 +81,7 @@ class FeaturevisSettings(StageSettings):
         "adam_betas",
         "lr_schedule",
         "coarse_to_fine",
+        "optimizer",
     )
     # A shard job's params and its store's recorded settings: the channel selection and
     # the render keys (workflow/rules/featurevis.smk).
@@ -96,11 +98,16 @@ class FeaturevisSettings(StageSettings):
         "pre_activation",
         "lr_schedule",
         "coarse_to_fine",
+        "optimizer",
     )
     # Opt-in render keys, recorded (in a shard's params, settings_json and config_hash,
     # and an icon's params) only when set: at their defaults they leave the images as
     # before, so stores rendered before they existed keep their hash.
-    OPT_IN_DEFAULTS: ClassVar[dict[str, Any]] = {"lr_schedule": "constant", "coarse_to_fine": 0.0}
+    OPT_IN_DEFAULTS: ClassVar[dict[str, Any]] = {
+        "lr_schedule": "constant",
+        "coarse_to_fine": 0.0,
+        "optimizer": "adam",
+    }
     # The random transformations are not configurable, but recorded with the settings.
     TRANSFORMS: ClassVar[str] = "standard"
 

@@ -60,7 +60,8 @@ class RenderOptions:
     ``lr_schedule`` scales ``lr`` over the steps (:func:`lr_factor`; ``"constant"``:
     Lucid's). ``coarse_to_fine = F > 0`` renders the first ``F`` of the steps at half the
     side and then carries the parameters over to the full side
-    (:func:`~pipeline.optvis.param.upsampled`; cheaper early steps).
+    (:func:`~pipeline.optvis.param.upsampled`; cheaper early steps). ``optimizer`` is
+    one of :data:`OPTIMIZERS` (torch.optim's Adam family; each takes ``adam_betas``).
     ``pre_activation=True`` optimises (and measures) capped layers at their
     pre-activation, the tensor before their bounded activation
     (:meth:`~pipeline.model.LoadedModel.tap_points`); other layers at their output.
@@ -81,8 +82,17 @@ class RenderOptions:
     pre_activation: bool = False
     lr_schedule: str = "constant"
     coarse_to_fine: float = 0.0
+    optimizer: str = "adam"
 
 
+# Optimisers that take Adam's (beta1, beta2): Lucid's Adam, Nesterov-momentum Adam,
+# rectified Adam (damped first steps) and Adam under the infinity norm.
+OPTIMIZERS = {
+    "adam": torch.optim.Adam,
+    "nadam": torch.optim.NAdam,
+    "radam": torch.optim.RAdam,
+    "adamax": torch.optim.Adamax,
+}
 LR_SCHEDULES = ("constant", "warmup", "cosine", "onecycle")
 WARMUP = 0.1  # share of the steps the warm-ups take
 
@@ -195,7 +205,7 @@ def render(
     coarse_steps = round(steps * options.coarse_to_fine) if size >= 2 else 0
     params, image_fn = _parameterize(options, size // 2 if coarse_steps else size, generators, device)
     transform = transforms_mod.resolve(options.transforms)
-    optimizer = torch.optim.Adam(params, lr=options.lr, betas=tuple(options.adam_betas))
+    optimizer = make_optimizer(options, params)
     record_at = curve_steps(steps, options.curve_points)
     curve = torch.zeros(len(record_at), batch, device=device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=options.amp and device.type == "cuda")
@@ -233,7 +243,14 @@ def _to_full_size(options: RenderOptions, coarse, keys, device):
     fine = item_generators(options.seed, [("fine", k) for k in keys])
     params, image_fn = _parameterize(options, options.size, fine, device)
     param_mod.upsampled(options.param, coarse, options.size // 2, params, options.decay_power)
-    return params, image_fn, torch.optim.Adam(params, lr=options.lr, betas=tuple(options.adam_betas))
+    return params, image_fn, make_optimizer(options, params)
+
+
+def make_optimizer(options: RenderOptions, params) -> torch.optim.Optimizer:
+    """``options.optimizer`` over ``params`` at ``options.lr`` with ``options.adam_betas``."""
+    if options.optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {options.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[options.optimizer](params, lr=options.lr, betas=tuple(options.adam_betas))
 
 
 def _parameterize(options: RenderOptions, size: int, generators, device):
