@@ -20,14 +20,20 @@ then projects the time for every channel of Lite0 and of GoogLeNet (random weigh
 speed does not depend on them; a few steps per layer, scaled) per preset. With
 ``--montage PATH`` it also writes a side-by-side PNG of a few channels per layer,
 reference above each preset. Timings on a shared machine are noisy: read the ratios.
+``--reference-cache DIR`` keeps each layer's reference renders (by layer, channels and
+settings) so that sweeping variants does not pay for the 512-step reference again.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
+import json
 import random
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -55,6 +61,26 @@ def measure(model, info, channels: list[int], settings: FeaturevisSettings, step
     start = time.perf_counter()
     out = render_batch(model, info.name, channels, settings, schedule)
     return (time.perf_counter() - start) / len(channels), out, schedule
+
+
+def measure_reference(model, info, channels: list[int], settings: FeaturevisSettings, cache_dir: str | None):
+    """:func:`measure` for the reference, read from ``cache_dir`` when rendered before with
+    the same layer, channels, settings and torch (the printed seconds are then the first run's)."""
+    if cache_dir is None:
+        return measure(model, info, channels, settings)
+    key = json.dumps([info.name, channels, dataclasses.asdict(settings), torch.__version__], sort_keys=True)
+    path = Path(cache_dir) / f"reference-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+    schedule = settings.schedule(layer_stride(model.input_size, info.height))
+    if path.exists():
+        with np.load(path) as cached:
+            out = {k: cached[k] for k in ("images", "responses", "rank", "activation")}
+            return float(cached["seconds"]), out, schedule
+    seconds, out, schedule = measure(model, info, channels, settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kept = {k: np.asarray(out[k]) for k in ("images", "responses", "rank", "activation")}
+    np.savez(path.with_suffix(".tmp.npz"), seconds=seconds, **kept)
+    path.with_suffix(".tmp.npz").replace(path)  # a killed run leaves no half-written cache
+    return seconds, out, schedule
 
 
 def parse_variant(text: str) -> tuple[str, FeaturevisSettings]:
@@ -134,6 +160,9 @@ def main() -> None:
         metavar="NAME=PRESET:KEY=VALUE,...",
         help="also measure PRESET with config keys overridden (e.g. fast64=fast:image_size=64,steps=64)",
     )
+    parser.add_argument(
+        "--reference-cache", metavar="DIR", help="keep the reference renders here and reuse them"
+    )
     parser.add_argument("--montage", help="write a side-by-side PNG here")
     parser.add_argument("--montage-layers", nargs="*", default=["stem", "blocks.2.0", "blocks.4.2", "head"])
     parser.add_argument("--montage-channels", type=int, default=4)
@@ -161,7 +190,12 @@ def main() -> None:
         channels = sample_channels(info.channels, args.channels, args.seed)
         reference = None
         for preset in presets:
-            seconds, out, schedule = measure(model, info, channels, variants[preset])
+            if preset == REFERENCE:
+                seconds, out, schedule = measure_reference(
+                    model, info, channels, variants[preset], args.reference_cache
+                )
+            else:
+                seconds, out, schedule = measure(model, info, channels, variants[preset])
             img1, ch1, median = quality(out, channels)
             reference = median if reference is None else reference
             ratio = median / reference if reference > 0 else float("nan")

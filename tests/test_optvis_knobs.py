@@ -16,7 +16,7 @@ from pipeline.model import load_model
 from pipeline.optvis import objectives as obj
 from pipeline.optvis import param
 from pipeline.optvis import render as render_mod
-from pipeline.optvis.render import RenderOptions, item_generators, render
+from pipeline.optvis.render import OPTIMIZERS, RenderOptions, item_generators, render
 from tests.helpers.workflow import REPO
 
 
@@ -87,7 +87,7 @@ def test_adam_betas_reach_the_optimiser(tiny, monkeypatch):
             super().__init__(params, **kw)
             made.append(self.param_groups[0]["betas"])
 
-    monkeypatch.setattr(torch.optim, "Adam", RecordingAdam)
+    monkeypatch.setitem(OPTIMIZERS, "adam", RecordingAdam)
     options = RenderOptions(steps=2, size=16, transforms="none")
     render(tiny, obj.channel("conv2", 1), 1, options)
     render(tiny, obj.channel("conv2", 1), 1, dataclasses.replace(options, adam_betas=(0.8, 0.99)))
