@@ -218,12 +218,7 @@ def render(
     optimizer = make_optimizer(options, params)
     record_at = curve_steps(steps, options.curve_points)
     curve = torch.zeros(len(record_at), batch, device=device)
-    autocast = _autocast(options.amp, device)
-    units = (
-        compile_units(model.modules_for(model.layers).values(), tap.modules.values())
-        if options.compile
-        else []
-    )
+    units = compile_units(model.modules_for(model.layers).values(), tap.modules.values())
 
     with tqdm(
         total=steps, desc=str(objective)[:60], disable=not progress, mininterval=5.0, leave=False, unit="step"
@@ -235,13 +230,7 @@ def render(
                 group["lr"] = options.lr * lr_factor(options.lr_schedule, step, steps)
             optimizer.zero_grad(set_to_none=True)
             images = transform(image_fn(), generators)
-            redirected = step < options.relu_override_steps
-            with (
-                autocast,
-                redirected_relu_gradients(redirected),
-                compiled_forwards([] if redirected else units),
-            ):
-                acts, _ = tap(model.normalize(images), truncate=truncate)
+            acts = _step_activations(model, tap, images, step, options, (units, truncate))
             values = objective({k: v.float() for k, v in acts.items()})
             if values.shape != (batch,):
                 raise ValueError(
@@ -254,6 +243,23 @@ def render(
                 curve[row] = values.detach()  # stays on the device: no sync per step
             bar.update()
     return _final_result(model, objective, image_fn, options, (curve, record_at), truncate)
+
+
+def _step_activations(model, tap, images, step: int, options: RenderOptions, how) -> dict:
+    """The tapped activations of ``images`` at ``step``: the first steps with redirected
+    ReLU gradients, the later ones (``options.compile``) through the compiled ``units``,
+    the network under bfloat16 autocast with ``options.amp`` on CUDA; ``how``:
+    ``(units, truncate)``."""
+    units, truncate = how
+    redirected = step < options.relu_override_steps
+    compiled = units if options.compile and not redirected else []
+    with (
+        _autocast(options.amp, model.device),
+        redirected_relu_gradients(redirected),
+        compiled_forwards(compiled),
+    ):
+        acts, _ = tap(model.normalize(images), truncate=truncate)
+    return acts
 
 
 _SAID_AMP_IS_CUDA_ONLY: set[str] = set()
