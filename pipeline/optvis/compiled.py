@@ -15,10 +15,12 @@ the compiled ``forward``, so truncation and pre-activation taps work as before.
   after a render, and the first steps, whose redirected ReLU gradient is a
   ``TorchFunctionMode`` with a data-dependent backward (:mod:`~pipeline.optvis.relu_grad`),
   run the network as it is.
-* Each module is compiled once per process (kept beside the module, dropped with it) and
-  once per input shape (``dynamic=False``: a render's canvas keeps one size). Blocks of
-  one class share their ``forward``'s code, so the compiler's per-code recompile limit is
-  raised to the number of compiled modules times a few shapes while the loop runs.
+* Each module class's ``forward`` is compiled once per process, and the compiler keeps
+  one graph per module and input shape (``dynamic=False``: a render's canvas keeps one
+  size). Blocks of one class share that code, so the compiler's per-code recompile
+  limit is raised to the number of compiled modules times a few shapes while the loop
+  runs. Nothing holds a module after the loop: its compiled forward is bound to it only
+  inside :func:`compiled_forwards`.
 
 Measured in docs/PERFORMANCE.md, section 17 ("Cheaper steps"): on this 2-core CPU it
 is slower than eager; the switch is meant for a GPU, where fusing a block's
@@ -28,7 +30,7 @@ element-wise work saves kernel launches and memory round trips.
 from __future__ import annotations
 
 import contextlib
-import weakref
+import types
 from collections.abc import Callable, Iterable, Iterator
 
 import torch
@@ -36,7 +38,7 @@ from torch import nn
 
 SHAPES_PER_MODULE = 4  # canvas sizes one process may render a layer at (main, extra, coarse)
 
-_COMPILED: weakref.WeakKeyDictionary[nn.Module, Callable] = weakref.WeakKeyDictionary()
+_COMPILED: dict[Callable, Callable] = {}  # a class's forward function -> its compiled version
 
 
 def compile_units(layer_modules: Iterable[nn.Module], tapped: Iterable[nn.Module]) -> list[nn.Module]:
@@ -52,11 +54,13 @@ def compile_units(layer_modules: Iterable[nn.Module], tapped: Iterable[nn.Module
     return units
 
 
-def _compiled_forward(module: nn.Module) -> Callable:
-    if module not in _COMPILED:
-        # The bound method, not the module: torch.compile(module) would trace its hooks.
-        _COMPILED[module] = torch.compile(module.forward, dynamic=False)
-    return _COMPILED[module]
+def compiled_forward(module: nn.Module) -> Callable:
+    """``module``'s forward, compiled, as a method bound to it (the function, not the module,
+    is compiled: torch.compile(module) would trace the module's hooks)."""
+    function = type(module).forward
+    if function not in _COMPILED:
+        _COMPILED[function] = torch.compile(function, dynamic=False)
+    return types.MethodType(_COMPILED[function], module)
 
 
 @contextlib.contextmanager
@@ -66,7 +70,7 @@ def compiled_forwards(units: Iterable[nn.Module]) -> Iterator[None]:
     limit = max(torch._dynamo.config.recompile_limit, SHAPES_PER_MODULE * len(units))
     try:
         for unit in units:
-            unit.forward = _compiled_forward(unit)
+            unit.forward = compiled_forward(unit)
         with torch._dynamo.config.patch(recompile_limit=limit):
             yield
     finally:
