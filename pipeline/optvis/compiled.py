@@ -67,6 +67,9 @@ def compiled_forward(module: nn.Module) -> Callable:
 def compiled_forwards(units: Iterable[nn.Module]) -> Iterator[None]:
     """Inside the block, each of ``units`` runs its compiled ``forward`` (hooks stay eager)."""
     units = [u for u in units if "forward" not in vars(u)]  # one already patched: leave it
+    if not units:  # the default path and the redirected steps: nothing to patch
+        yield
+        return
     limit = max(torch._dynamo.config.recompile_limit, SHAPES_PER_MODULE * len(units))
     try:
         for unit in units:
