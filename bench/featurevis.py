@@ -90,6 +90,9 @@ def parse_variant(text: str) -> tuple[str, FeaturevisSettings]:
     changes = {}
     for pair in filter(None, pairs.split(",")):
         key, _, value = pair.partition("=")
+        if value.lower() in ("true", "false"):  # the switches: amp=true, compile=true
+            changes[key] = value.lower() == "true"
+            continue
         try:
             changes[key] = float(value) if "." in value else int(value)
         except ValueError:  # a name: param=maco, lr_schedule=cosine

@@ -60,6 +60,8 @@ def render_options(settings: FeaturevisSettings, schedule: Schedule) -> RenderOp
         lr_schedule=settings.lr_schedule,
         coarse_to_fine=settings.coarse_to_fine,
         optimizer=settings.optimizer,
+        amp=settings.amp,
+        compile=settings.compile,
     )
 
 

@@ -53,6 +53,10 @@ class FeaturevisSettings(StageSettings):
     lr_schedule: str = "constant"  # pipeline.optvis.render.lr_factor
     coarse_to_fine: float = 0.0  # share of the steps rendered at half the side
     optimizer: str = "adam"  # pipeline.optvis.render.OPTIMIZERS
+    # Cheaper steps (issue 28), for a GPU: bfloat16 autocast of the network (CUDA only; a
+    # no-op on a CPU) and torch.compile of its layers (pipeline.optvis.compiled).
+    amp: bool = False
+    compile: bool = False
 
     # The settings that decide a channel's images and every shard's config_hash; which
     # layers and channels are rendered, and how they are split into jobs, are left out
@@ -82,6 +86,8 @@ class FeaturevisSettings(StageSettings):
         "lr_schedule",
         "coarse_to_fine",
         "optimizer",
+        "amp",
+        "compile",
     )
     # A shard job's params and its store's recorded settings: the channel selection and
     # the render keys (workflow/rules/featurevis.smk).
@@ -99,17 +105,30 @@ class FeaturevisSettings(StageSettings):
         "lr_schedule",
         "coarse_to_fine",
         "optimizer",
+        "amp",
+        "compile",
     )
     # Opt-in render keys, recorded (in a shard's params, settings_json and config_hash,
     # and an icon's params) only when set: at their defaults they leave the images as
-    # before, so stores rendered before they existed keep their hash.
+    # before, so stores rendered before they existed keep their hash. amp and compile
+    # change an image only by rounding (amp: only on CUDA), but are recorded when set,
+    # like batch_size: what a store records says how its images were made.
     OPT_IN_DEFAULTS: ClassVar[dict[str, Any]] = {
         "lr_schedule": "constant",
         "coarse_to_fine": 0.0,
         "optimizer": "adam",
+        "amp": False,
+        "compile": False,
     }
+    SWITCH_KEYS: ClassVar[tuple[str, ...]] = ("amp", "compile")
     # The random transformations are not configurable, but recorded with the settings.
     TRANSFORMS: ClassVar[str] = "standard"
+
+    def __post_init__(self) -> None:
+        for key in self.SWITCH_KEYS:
+            value = getattr(self, key)
+            if not isinstance(value, bool):
+                raise ValueError(f"featurevis.{key} must be true or false, got {value!r}")
 
     def subset(self, keys) -> dict[str, Any]:
         """:meth:`StageSettings.subset`, without the opt-in keys left at their defaults."""

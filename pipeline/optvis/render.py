@@ -23,8 +23,10 @@ pass per step instead of one per item.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import logging
 import math
 from collections.abc import Hashable, Iterable, Sequence
 
@@ -35,8 +37,11 @@ from tqdm.auto import tqdm
 from pipeline.model import LoadedModel
 from pipeline.optvis import param as param_mod
 from pipeline.optvis import transforms as transforms_mod
+from pipeline.optvis.compiled import compile_units, compiled_forwards
 from pipeline.optvis.objectives import Objective, as_objective
 from pipeline.optvis.relu_grad import redirected_relu_gradients
+
+log = logging.getLogger(__name__)
 
 RELU_OVERRIDE_STEPS = 16  # Lucid's render_vis
 ADAM_BETAS = (0.9, 0.999)  # Lucid's (TensorFlow's) Adam defaults
@@ -56,7 +61,11 @@ class RenderOptions:
     ``decay_power`` how fast the ``fft`` spectrum's scale falls with frequency
     (:func:`~pipeline.optvis.param.spectrum_scale`), ``adam_betas`` Adam's ``(beta1, beta2)``:
     Lucid's values by default; short runs do better with others (docs/PERFORMANCE.md).
-    ``amp=True`` runs the forward pass under bfloat16 autocast (CUDA only).
+    ``amp=True`` runs the network's forward pass under bfloat16 autocast on a CUDA device
+    (the objective is computed in float32); on any other device it does nothing (bfloat16
+    is slower on this project's CPUs, docs/PERFORMANCE.md, section 6) and says so once.
+    ``compile=True`` runs each layer module's ``forward`` compiled (torch.compile;
+    :mod:`~pipeline.optvis.compiled`) after the redirected-gradient steps.
     ``lr_schedule`` scales ``lr`` over the steps (:func:`lr_factor`; ``"constant"``:
     Lucid's). ``coarse_to_fine = F > 0`` renders the first ``F`` of the steps at half the
     side and then carries the parameters over to the full side
@@ -79,6 +88,7 @@ class RenderOptions:
     decay_power: float = param_mod.DECAY_POWER
     adam_betas: tuple[float, float] = ADAM_BETAS
     amp: bool = False
+    compile: bool = False
     pre_activation: bool = False
     lr_schedule: str = "constant"
     coarse_to_fine: float = 0.0
@@ -208,7 +218,7 @@ def render(
     optimizer = make_optimizer(options, params)
     record_at = curve_steps(steps, options.curve_points)
     curve = torch.zeros(len(record_at), batch, device=device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=options.amp and device.type == "cuda")
+    units = compile_units(model.modules_for(model.layers).values(), tap.modules.values())
 
     with tqdm(
         total=steps, desc=str(objective)[:60], disable=not progress, mininterval=5.0, leave=False, unit="step"
@@ -220,8 +230,7 @@ def render(
                 group["lr"] = options.lr * lr_factor(options.lr_schedule, step, steps)
             optimizer.zero_grad(set_to_none=True)
             images = transform(image_fn(), generators)
-            with autocast, redirected_relu_gradients(step < options.relu_override_steps):
-                acts, _ = tap(model.normalize(images), truncate=truncate)
+            acts = _step_activations(model, tap, images, step, options, (units, truncate))
             values = objective({k: v.float() for k, v in acts.items()})
             if values.shape != (batch,):
                 raise ValueError(
@@ -234,6 +243,37 @@ def render(
                 curve[row] = values.detach()  # stays on the device: no sync per step
             bar.update()
     return _final_result(model, objective, image_fn, options, (curve, record_at), truncate)
+
+
+def _step_activations(model, tap, images, step: int, options: RenderOptions, how) -> dict:
+    """The tapped activations of ``images`` at ``step``: the first steps with redirected
+    ReLU gradients, the later ones (``options.compile``) through the compiled ``units``,
+    the network under bfloat16 autocast with ``options.amp`` on CUDA; ``how``:
+    ``(units, truncate)``."""
+    units, truncate = how
+    redirected = step < options.relu_override_steps
+    compiled = units if options.compile and not redirected else []
+    with (
+        _autocast(options.amp, model.device),
+        redirected_relu_gradients(redirected),
+        compiled_forwards(compiled),
+    ):
+        acts, _ = tap(model.normalize(images), truncate=truncate)
+    return acts
+
+
+_SAID_AMP_IS_CUDA_ONLY: set[str] = set()
+
+
+def _autocast(amp: bool, device: torch.device):
+    """bfloat16 autocast of the network's forward on a CUDA device (whichever one the model
+    is on); a no-op elsewhere, said once per device type."""
+    if amp and device.type == "cuda":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if amp and device.type not in _SAID_AMP_IS_CUDA_ONLY:
+        _SAID_AMP_IS_CUDA_ONLY.add(device.type)
+        log.warning("amp: bfloat16 autocast is used on CUDA only; rendering on %s in float32", device.type)
+    return contextlib.nullcontext()
 
 
 def _to_full_size(options: RenderOptions, coarse, keys, device):

@@ -6,6 +6,7 @@ as custom loaders ``tests.helpers.optvis_models:NAME``.
     batchnorm_net  batch norms to fold, with non-trivial running statistics
     dead_unit_net  a unit that is off on the grey starting image (redirected ReLU gradient)
     tf_style_net   timm's TF-style SAME convolutions, BN and in-place ReLU6 (speed-up rewrites)
+    block_net      a stem, a residual block and a capped head, each one module (torch.compile units)
 """
 
 import torch
@@ -163,3 +164,48 @@ def tf_style_net(weights="random"):
             bn.weight.data.uniform_(0.5, 2)
             bn.bias.data.uniform_(0, 1)
     return {"model": net, "input_size": 16, "layers": ["act1", "act2"]}
+
+
+class ResidualBlock(nn.Module):
+    """x + (1x1 conv -> ReLU6 -> 3x3 depthwise conv): an EfficientNet block's shape in little."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.expand = nn.Conv2d(channels, channels, 1)
+        self.act = nn.ReLU6()
+        self.depthwise = nn.Conv2d(channels, channels, 3, padding=1, groups=channels)
+
+    def forward(self, x):
+        return x + self.depthwise(self.act(self.expand(x)))
+
+
+class BlockNet(nn.Module):
+    """stem (conv 3->4, ReLU6) -> block (residual) -> head (1x1 conv 4->6, ReLU6) -> mean -> fc.
+
+    Each layer is one module with children, as in timm's EfficientNets; the stem and the
+    head end in ReLU6, so they are capped layers (their pre-activation is tapped inside them).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2, padding=1), nn.ReLU6())
+        self.block = ResidualBlock(4)
+        self.head = nn.Sequential(nn.Conv2d(4, 6, 1), nn.ReLU6())
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.fc(self.head(self.block(self.stem(x))).mean((2, 3)))
+
+
+def block_net(weights="random"):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        net = BlockNet()
+    return {
+        "model": net,
+        "input_size": 16,
+        "mean": (0.5, 0.5, 0.5),
+        "std": (0.25, 0.25, 0.25),
+        "class_names": ["a", "b", "c"],
+        "layers": ["stem", "block", "head"],
+    }
