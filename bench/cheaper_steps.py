@@ -72,7 +72,7 @@ def timed_render(model, layer: str, batch: int, options, channels_last: bool = F
 def compare(model, name: str, settings: FeaturevisSettings, args) -> None:
     """Print one row per variant for layer ``name`` (see the module docstring)."""
     info = model.layer(name)
-    schedule = settings.schedule(layer_stride(model.input_size, info.height))
+    schedule = settings.schedule(layer_stride(model.input_size, info.height), info.channels)
     base = dataclasses.replace(render_options(settings, schedule), steps=args.steps, relu_override_steps=0)
     batch = min(args.batch, info.channels)
     runs = {  # name: (options, channels-last input, batch)

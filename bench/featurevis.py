@@ -55,9 +55,10 @@ def sample_channels(n_channels: int, k: int, seed: int) -> list[int]:
 def measure(model, info, channels: list[int], settings: FeaturevisSettings, steps: int | None = None):
     """Render ``channels`` of layer ``info`` under ``settings``; ``steps`` overrides the
     schedule's (for timing only). Returns (seconds per channel, out dict, schedule)."""
-    schedule = settings.schedule(layer_stride(model.input_size, info.height))
+    stride = layer_stride(model.input_size, info.height)
+    schedule = settings.schedule(stride, info.channels)
     if steps is not None:
-        schedule = settings.replace(steps=steps).schedule(layer_stride(model.input_size, info.height))
+        schedule = settings.replace(steps=steps).schedule(stride, info.channels)
     start = time.perf_counter()
     out = render_batch(model, info.name, channels, settings, schedule)
     return (time.perf_counter() - start) / len(channels), out, schedule
@@ -70,7 +71,7 @@ def measure_reference(model, info, channels: list[int], settings: FeaturevisSett
         return measure(model, info, channels, settings)
     key = json.dumps([info.name, channels, dataclasses.asdict(settings), torch.__version__], sort_keys=True)
     path = Path(cache_dir) / f"reference-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
-    schedule = settings.schedule(layer_stride(model.input_size, info.height))
+    schedule = settings.schedule(layer_stride(model.input_size, info.height), info.channels)
     if path.exists():
         with np.load(path) as cached:
             out = {k: cached[k] for k in ("images", "responses", "rank", "activation")}
@@ -118,7 +119,7 @@ def project(model, variants: dict[str, FeaturevisSettings], steps: int, batch: i
         for preset, settings in variants.items():
             # One untimed step first: a layer's first pass pays for allocations.
             measure(model, info, channels, settings.replace(batch_size=batch), steps=1)
-            full = settings.schedule(layer_stride(model.input_size, info.height)).steps
+            full = settings.schedule(layer_stride(model.input_size, info.height), info.channels).steps
             seconds, _, _ = measure(model, info, channels, settings.replace(batch_size=batch), steps=steps)
             totals[preset] += seconds * full / steps * info.channels
     return totals

@@ -93,7 +93,7 @@ def featurevis_rows(model, layers, settings, steps: int, rounds: int):
     """Per layer: (name, px, batch, loop GFLOP/s, bare network GFLOP/s, loop s/step)."""
     rows = []
     for info in layers:
-        schedule = settings.schedule(layer_stride(model.input_size, info.height))
+        schedule = settings.schedule(layer_stride(model.input_size, info.height), info.channels)
         options = render_options(settings, dataclasses.replace(schedule, steps=steps))
         batch = schedule.batch_size
         objective = obj.per_item([obj.channel(info.name, c % info.channels) for c in range(batch)])

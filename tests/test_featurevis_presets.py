@@ -22,8 +22,8 @@ PINNED = [
     ("fast", 4, (64, 64, 32, 0.05, 0.1, 1.5), (0.8, 0.99), (7, 40)),
     ("fast", 8, (64, 64, 32, 0.05, 0.1, 1.5), (0.8, 0.99), (7, 40)),
     ("fast", 16, (96, 64, 32, 0.05, 0.1, 1.5), (0.8, 0.99), (7, 40)),
-    ("fast", 32, (80, 64, 32, 0.05, 0.1, 1.25), (0.8, 0.99), (7, 64)),
-    ("fast", 64, (80, 64, 32, 0.05, 0.1, 1.25), (0.8, 0.99), (7, 128)),
+    ("fast", 32, (80, 96, 32, 0.05, 0.1, 1.25), (0.8, 0.99), (7, 64)),
+    ("fast", 64, (80, 96, 32, 0.05, 0.1, 1.25), (0.8, 0.99), (7, 128)),
 ]
 
 
@@ -37,6 +37,31 @@ def test_each_preset_resolves_to_the_pinned_schedule_at_every_stride(preset, str
     assert settings.extra_schedule(stride) == schedule  # no extra_* keys: the same schedule
     shorter = settings.replace(extra_steps=7, extra_image_size=40).extra_schedule(stride)
     assert (shorter.steps, shorter.image_size) == extra
+
+
+@pytest.mark.parametrize(
+    ("stride", "channels", "steps_and_size"),
+    [
+        (32, None, (80, 96)),  # channel count not known: a narrow layer's rule
+        (32, 320, (80, 96)),  # Lite0's blocks.6.0
+        (32, 1023, (80, 96)),
+        (32, 1024, (112, 64)),  # the wide rule starts here
+        (32, 1280, (112, 64)),  # Lite0's head
+        (64, 2048, (112, 64)),
+        (16, 1280, (96, 64)),  # the wide rule is for the last stage only
+    ],
+)
+def test_fast_renders_wide_late_layers_longer_at_a_smaller_side(stride, channels, steps_and_size):
+    schedule = FeaturevisSettings(preset="fast").schedule(stride, channels)
+    assert (schedule.steps, schedule.image_size) == steps_and_size
+    assert FeaturevisSettings(preset="lucid").schedule(stride, channels).steps == 512
+
+
+def test_the_wide_rule_is_recorded_and_config_keys_still_override_it():
+    rules = FeaturevisSettings(preset="fast").derived()["preset_rules"]
+    assert [r.get("min_channels") for r in rules] == [None, None, 1024, None]
+    wide = FeaturevisSettings(preset="fast", steps=50, image_size=32).schedule(32, 1280)
+    assert (wide.steps, wide.image_size) == (50, 32)
 
 
 def test_config_keys_override_every_schedule_key():

@@ -26,10 +26,13 @@ log = logging.getLogger(__name__)
 COSSIM_POW = 2.0  # the article's icons (Lucid's activation-atlas notebooks)
 
 
-def icon_schedule(settings: AtlasSettings, featurevis: FeaturevisSettings, stride: int) -> Schedule:
-    """How a layer of ``stride``'s cells are rendered: the featurevis preset's schedule,
-    with ``atlas.steps`` and ``atlas.image_size`` (at least two strides) when set."""
-    return featurevis.icon_schedule(stride, settings.steps, settings.image_size)
+def icon_schedule(
+    settings: AtlasSettings, featurevis: FeaturevisSettings, stride: int, channels: int | None = None
+) -> Schedule:
+    """How the cells of a layer of ``stride`` and ``channels`` are rendered: the featurevis
+    preset's schedule, with ``atlas.steps`` and ``atlas.image_size`` (at least two strides)
+    when set."""
+    return featurevis.icon_schedule(stride, settings.steps, settings.image_size, channels)
 
 
 def icons_provenance(settings: AtlasSettings, featurevis: FeaturevisSettings, model: ModelSpec):
@@ -81,7 +84,8 @@ def run_atlas_render(
     loaded = load_model_matching(model, checksum, layout)
     speed_up(loaded)
     info = loaded.layer(layer)
-    schedule = icon_schedule(settings, featurevis, layer_stride(loaded.input_size, info.height))
+    stride = layer_stride(loaded.input_size, info.height)
+    schedule = icon_schedule(settings, featurevis, stride, info.channels)
     options = render_options(featurevis, schedule)
     log.info(
         "atlas %s level %d cells %d-%d on %s: %d steps at %d px (preset %s)",

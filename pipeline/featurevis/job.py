@@ -47,7 +47,8 @@ def run_featurevis_shard(
     speed_up(loaded)
     info = loaded.layer(layer)
     stride = layer_stride(loaded.input_size, info.height)
-    schedule, extra_schedule = settings.schedule(stride), settings.extra_schedule(stride)
+    schedule = settings.schedule(stride, info.channels)
+    extra_schedule = settings.extra_schedule(stride, info.channels)
     channels = shard_channels(settings.channels, info.channels, start, stop, layer)
     if not channels:
         raise ValueError(

@@ -1,20 +1,25 @@
 """Feature-visualization presets: how each layer is rendered, decided per layer.
 
-A preset is a list of :class:`Rule` s. A layer takes the first rule whose ``max_stride``
-covers the layer's **stride** (the model's input size over the layer's height: 2 for
-the stem, 32 for the last stage of an ImageNet network); the rule gives the layer's
-:class:`Schedule` (steps, image size, batch size and the optimiser's knobs).
+A preset is a list of :class:`Rule` s. A layer takes the first rule that covers its
+**stride** (the model's input size over the layer's height: 2 for the stem, 32 for the
+last stage of an ImageNet network) and, for a rule with ``min_channels``, its channel
+count; the rule gives the layer's :class:`Schedule` (steps, image size, batch size and
+the optimiser's knobs).
 
 * ``lucid``: Lucid's defaults everywhere: 512 steps of Adam (lr 0.05, betas 0.9/0.999)
   on 128 px images, starting noise sd 0.01, spectral decay power 1.
-* ``fast``: the demo's: 64 px images; 64 steps up to stride 8, 96 at stride 16, 80 from
-  stride 32; starting noise sd 0.1, spectral decay power 1.5 (1.25 from stride 32), Adam
-  betas 0.8/0.99. Chosen by measurement (docs/PERFORMANCE.md, section 7) to render all of
-  Lite0 within the demo's time: a short run stalls on high-frequency noise, which a
-  stronger spectral decay damps, and starts closer to a useful image from larger noise;
-  no learning-rate schedule we tried (warm-up, cosine, step decay, coarse-to-fine) beat
-  a constant rate at 64-96 steps. 96 px at stride 32 gains 0.03-0.07 of the 512-step
-  objective at twice the time there.
+* ``fast``: the demo's: 64 px images with 64 steps up to stride 8 and 96 at stride 16;
+  from stride 32, 96 px images with 80 steps, except layers of 1,024 channels or more,
+  which take 112 steps at 64 px. Starting noise sd 0.1, spectral decay power 1.5 (1.25
+  from stride 32), Adam betas 0.8/0.99. Chosen by measurement (docs/PERFORMANCE.md,
+  sections 7 and 17) so that every layer of Lite0 reaches at least 0.75 of the same
+  engine's 512-step objective and the whole model renders within the demo's time: a
+  short run stalls on high-frequency noise, which a stronger spectral decay damps, and
+  starts closer to a useful image from larger noise; no learning-rate schedule
+  (warm-up, cosine, one-cycle, step decay), coarse-to-fine start, magnitude-constrained
+  parameterisation or other Adam-family optimiser we tried beat constant-rate Adam at
+  64-112 steps. At stride 32 a 64 px image is only two positions a side, and there the
+  side matters more than the steps.
 
 A key set in the ``featurevis:`` config (``steps: 256``) overrides the preset's value
 on every layer. No torch here: the workflow imports this.
@@ -49,13 +54,22 @@ class Schedule:
 
 @dataclasses.dataclass(frozen=True)
 class Rule:
-    """The schedule of layers whose stride is at most ``max_stride`` (None: any stride)."""
+    """The schedule of layers whose stride is at most ``max_stride`` (None: any stride)
+    and, when ``min_channels`` is set, that have at least that many channels."""
 
     max_stride: int | None
     schedule: Schedule
+    min_channels: int | None = None
+
+    def covers(self, stride: int, channels: int | None) -> bool:
+        """Whether a layer of ``stride`` with ``channels`` (None: not known) takes this rule."""
+        if self.max_stride is not None and stride > self.max_stride:
+            return False
+        return self.min_channels is None or (channels is not None and channels >= self.min_channels)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"max_stride": self.max_stride, **self.schedule.to_dict()}
+        wide = {} if self.min_channels is None else {"min_channels": self.min_channels}
+        return {"max_stride": self.max_stride, **wide, **self.schedule.to_dict()}
 
 
 LUCID = Schedule(
@@ -68,7 +82,18 @@ PRESETS: dict[str, tuple[Rule, ...]] = {
     "fast": (
         Rule(8, Schedule(steps=64, image_size=64, batch_size=32, decay_power=1.5, **_FAST_OPTIMISER)),
         Rule(16, Schedule(steps=96, image_size=64, batch_size=32, decay_power=1.5, **_FAST_OPTIMISER)),
-        Rule(None, Schedule(steps=80, image_size=64, batch_size=32, decay_power=1.25, **_FAST_OPTIMISER)),
+        # From stride 32 (docs/PERFORMANCE.md, section 17): a 64 px image is two of the
+        # layer's positions a side, all of them at the border, and more steps at 64 px
+        # stall below 0.75 of the 512-step objective; 96 px reaches it in 80 steps at
+        # twice the cost of a step. The widest layers (Lite0's 1,280-channel head: 41 % of
+        # the model's channels) reach it at 64 px with 112 steps instead, for 0.7x the
+        # cost of 96 px.
+        Rule(
+            None,
+            Schedule(steps=112, image_size=64, batch_size=32, decay_power=1.25, **_FAST_OPTIMISER),
+            min_channels=1024,
+        ),
+        Rule(None, Schedule(steps=80, image_size=96, batch_size=32, decay_power=1.25, **_FAST_OPTIMISER)),
     ),
 }
 
@@ -103,11 +128,14 @@ def preset_rules(preset: str) -> tuple[Rule, ...]:
     return PRESETS[preset]
 
 
-def schedule_for(preset: str, stride: int, overrides: Mapping[str, Any] | None = None) -> Schedule:
-    """The schedule of a layer of ``stride`` under ``preset``, with the non-None
-    ``overrides`` (config keys from :data:`SCHEDULE_KEYS`) applied on top."""
+def schedule_for(
+    preset: str, stride: int, overrides: Mapping[str, Any] | None = None, channels: int | None = None
+) -> Schedule:
+    """The schedule of a layer of ``stride`` and ``channels`` under ``preset`` (the first
+    rule that covers it; ``channels=None`` skips the rules for wide layers), with the
+    non-None ``overrides`` (config keys from :data:`SCHEDULE_KEYS`) applied on top."""
     for rule in preset_rules(preset):
-        if rule.max_stride is None or stride <= rule.max_stride:
+        if rule.covers(stride, channels):
             chosen = rule.schedule
             break
     else:  # pragma: no cover - every preset ends in a catch-all rule

@@ -160,17 +160,20 @@ class FeaturevisSettings(StageSettings):
             return self
         return dataclasses.replace(self, diversity=1, negatives=False, neurons=False)
 
-    def schedule(self, stride: int) -> Schedule:
-        """How a layer of ``stride`` is rendered: the preset's rule, overridden by the
-        schedule keys this config sets."""
-        return schedule_for(self.preset, stride, self.subset(SCHEDULE_KEYS))
+    def schedule(self, stride: int, channels: int | None = None) -> Schedule:
+        """How a layer of ``stride`` with ``channels`` is rendered: the preset's rule,
+        overridden by the schedule keys this config sets. Pass the layer's channel count:
+        a preset may render its widest layers differently (None: as a narrow one)."""
+        return schedule_for(self.preset, stride, self.subset(SCHEDULE_KEYS), channels)
 
-    def extra_schedule(self, stride: int) -> Schedule:
+    def extra_schedule(self, stride: int, channels: int | None = None) -> Schedule:
         """How a layer's extra images (diverse, negative, neuron) are rendered: its
         schedule with ``extra_steps`` and ``extra_image_size`` when set."""
-        return overridden(self.schedule(stride), stride, self.extra_steps, self.extra_image_size)
+        return overridden(self.schedule(stride, channels), stride, self.extra_steps, self.extra_image_size)
 
-    def icon_schedule(self, stride: int, steps: int | None, image_size: int | None) -> Schedule:
+    def icon_schedule(
+        self, stride: int, steps: int | None, image_size: int | None, channels: int | None = None
+    ) -> Schedule:
         """How direction icons (the atlas's cells) of a layer of ``stride`` are rendered: its
         schedule with ``steps`` and ``image_size`` (at least two strides) when set."""
-        return overridden(self.schedule(stride), stride, steps, image_size)
+        return overridden(self.schedule(stride, channels), stride, steps, image_size)
