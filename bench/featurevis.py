@@ -207,12 +207,12 @@ def main() -> None:
             images[(info.name, preset)] = out["images"][: args.montage_channels]
             print(
                 f"{info.name:12s} {preset:8s} {schedule.steps:5d} {schedule.image_size:4d} {seconds:7.2f} "
-                f"{img1:9.2f} {ch1:8.2f} {ratio:6.2f}",
+                f"{img1:9.2f} {ch1:8.2f} {ratio:6.3f}",
                 flush=True,
             )
     for preset in presets[1:] if args.channels else []:
         lowest, median = min(ratios[preset]), statistics.median(ratios[preset])
-        print(f"{preset}: lowest ratio {lowest:.2f}, median {median:.2f}")
+        print(f"{preset}: lowest ratio {lowest:.3f}, median {median:.3f}")
     if args.montage:
         shown = [name for name in args.montage_layers if (name, REFERENCE) in images]
         montage(images, shown, presets, args.montage)

@@ -57,6 +57,20 @@ def test_fast_renders_wide_late_layers_longer_at_a_smaller_side(stride, channels
     assert FeaturevisSettings(preset="lucid").schedule(stride, channels).steps == 512
 
 
+def test_fast_takes_nadam_only_for_narrow_late_layers_and_adam_is_not_spelled_out():
+    fast, lucid = FeaturevisSettings(preset="fast"), FeaturevisSettings(preset="lucid")
+    assert fast.schedule(32, 320).optimizer == "nadam"
+    assert fast.schedule(32, 1280).optimizer == fast.schedule(16, 80).optimizer == "adam"
+    assert lucid.schedule(32, 320).optimizer == "adam"
+    assert FeaturevisSettings(preset="fast", optimizer="adam").schedule(32, 320).optimizer == "adam"
+    # Adam is left out of the recorded rules, so a lucid store keeps the hash it had
+    # before the optimiser became a schedule key; the settings record it only when set.
+    assert all("optimizer" not in rule for rule in lucid.derived()["preset_rules"])
+    assert [r.get("optimizer") for r in fast.derived()["preset_rules"]] == [None, None, None, "nadam"]
+    assert "optimizer" not in lucid.subset(lucid.RENDER_KEYS)
+    assert FeaturevisSettings(optimizer="nadam").subset(lucid.RENDER_KEYS)["optimizer"] == "nadam"
+
+
 def test_the_wide_rule_is_recorded_and_config_keys_still_override_it():
     rules = FeaturevisSettings(preset="fast").derived()["preset_rules"]
     assert [r.get("min_channels") for r in rules] == [None, None, 1024, None]
@@ -74,6 +88,7 @@ def test_config_keys_override_every_schedule_key():
         adam_betas=[0.5, 0.6],
         batch_size=4,
         image_size=20,
+        optimizer="radam",
     )
     assert settings.schedule(32).to_dict() == {
         "steps": 33,
@@ -83,4 +98,5 @@ def test_config_keys_override_every_schedule_key():
         "init_sd": 0.3,
         "decay_power": 2.0,
         "adam_betas": [0.5, 0.6],
+        "optimizer": "radam",
     }

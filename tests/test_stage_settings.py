@@ -127,7 +127,13 @@ def test_the_render_loop_defaults_are_the_featurevis_defaults():
     # The fast preset's knobs (issue 12) reach the render loop.
     fast = FeaturevisSettings(preset="fast")
     assert render_options(fast, fast.schedule(32)) == RenderOptions(
-        steps=80, size=96, init_sd=0.1, decay_power=1.25, adam_betas=(0.8, 0.99), pre_activation=True
+        steps=80,
+        size=96,
+        init_sd=0.1,
+        decay_power=1.25,
+        adam_betas=(0.8, 0.99),
+        pre_activation=True,
+        optimizer="nadam",
     )
 
 

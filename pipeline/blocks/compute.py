@@ -104,8 +104,9 @@ def icon_options(settings: BlocksSettings, size: int, stride: int) -> RenderOpti
     """How the icons of the activation grid and of the neuron groups of a layer of
     ``stride`` are rendered: the settings' ``grid_steps`` and ``seed``, at ``size`` pixels,
     with the optimiser of the feature-visualization preset ``icon_preset`` for that
-    stride. The ``fast`` preset's reach Lucid's 96-step objective in 48-64 steps
-    (docs/PERFORMANCE.md, section 8)."""
+    stride (its learning rate, starting noise, spectral decay and Adam's betas; the icons
+    take Adam whatever the preset's optimiser, as measured). The ``fast`` preset's reach
+    Lucid's 96-step objective in 48-64 steps (docs/PERFORMANCE.md, section 8)."""
     knobs = FeaturevisSettings(preset=settings.icon_preset).schedule(stride)
     return RenderOptions(
         steps=settings.grid_steps,

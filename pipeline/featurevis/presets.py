@@ -9,17 +9,17 @@ the optimiser's knobs).
 * ``lucid``: Lucid's defaults everywhere: 512 steps of Adam (lr 0.05, betas 0.9/0.999)
   on 128 px images, starting noise sd 0.01, spectral decay power 1.
 * ``fast``: the demo's: 64 px images with 64 steps up to stride 8 and 96 at stride 16;
-  from stride 32, 96 px images with 80 steps, except layers of 1,024 channels or more,
-  which take 112 steps at 64 px. Starting noise sd 0.1, spectral decay power 1.5 (1.25
+  from stride 32, 96 px images with 80 steps of NAdam, except layers of 1,024 channels
+  or more, which take 112 steps of Adam at 64 px. Starting noise sd 0.1, spectral decay power 1.5 (1.25
   from stride 32), Adam betas 0.8/0.99. Chosen by measurement (docs/PERFORMANCE.md,
   sections 7 and 17) so that every layer of Lite0 reaches at least 0.75 of the same
   engine's 512-step objective and the whole model renders within the demo's time: a
   short run stalls on high-frequency noise, which a stronger spectral decay damps, and
   starts closer to a useful image from larger noise; no learning-rate schedule
   (warm-up, cosine, one-cycle, step decay), coarse-to-fine start, magnitude-constrained
-  parameterisation or other Adam-family optimiser we tried beat constant-rate Adam at
-  64-112 steps. At stride 32 a 64 px image is only two positions a side, and there the
-  side matters more than the steps.
+  parameterisation beat constant-rate Adam at 64-112 steps, and of the other Adam-family
+  optimisers only NAdam, and only at 96 px from stride 32. At stride 32 a 64 px image is
+  only two positions a side, and there the side matters more than the steps.
 
 A key set in the ``featurevis:`` config (``steps: 256``) overrides the preset's value
 on every layer. No torch here: the workflow imports this.
@@ -33,7 +33,16 @@ from collections.abc import Mapping
 from typing import Any
 
 # The keys a preset decides per layer (and that a config key overrides).
-SCHEDULE_KEYS = ("steps", "image_size", "batch_size", "lr", "init_sd", "decay_power", "adam_betas")
+SCHEDULE_KEYS = (
+    "steps",
+    "image_size",
+    "batch_size",
+    "lr",
+    "init_sd",
+    "decay_power",
+    "adam_betas",
+    "optimizer",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,9 +56,13 @@ class Schedule:
     init_sd: float
     decay_power: float
     adam_betas: tuple[float, float]
+    optimizer: str = "adam"  # pipeline.optvis.render.OPTIMIZERS
 
     def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "adam_betas": list(self.adam_betas)}
+        spelled = {**dataclasses.asdict(self), "adam_betas": list(self.adam_betas)}
+        if self.optimizer == "adam":  # recorded only when not Adam: older stores keep their hash
+            del spelled["optimizer"]
+        return spelled
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,16 +97,21 @@ PRESETS: dict[str, tuple[Rule, ...]] = {
         Rule(16, Schedule(steps=96, image_size=64, batch_size=32, decay_power=1.5, **_FAST_OPTIMISER)),
         # From stride 32 (docs/PERFORMANCE.md, section 17): a 64 px image is two of the
         # layer's positions a side, all of them at the border, and more steps at 64 px
-        # stall below 0.75 of the 512-step objective; 96 px reaches it in 80 steps at
-        # twice the cost of a step. The widest layers (Lite0's 1,280-channel head: 41 % of
-        # the model's channels) reach it at 64 px with 112 steps instead, for 0.7x the
-        # cost of 96 px.
+        # stall below 0.75 of the 512-step objective; 96 px with 80 steps of NAdam
+        # reaches it (Adam: 0.747 at blocks.6.0) at twice the cost of a 64 px step. The
+        # widest layers (Lite0's 1,280-channel head: 41 % of the model's channels) reach
+        # it at 64 px with 112 steps of Adam instead, for 0.7x the cost of 96 px.
         Rule(
             None,
             Schedule(steps=112, image_size=64, batch_size=32, decay_power=1.25, **_FAST_OPTIMISER),
             min_channels=1024,
         ),
-        Rule(None, Schedule(steps=80, image_size=96, batch_size=32, decay_power=1.25, **_FAST_OPTIMISER)),
+        Rule(
+            None,
+            Schedule(
+                steps=80, image_size=96, batch_size=32, decay_power=1.25, **_FAST_OPTIMISER, optimizer="nadam"
+            ),
+        ),
     ),
 }
 

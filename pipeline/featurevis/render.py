@@ -59,7 +59,7 @@ def render_options(settings: FeaturevisSettings, schedule: Schedule) -> RenderOp
         pre_activation=settings.pre_activation,
         lr_schedule=settings.lr_schedule,
         coarse_to_fine=settings.coarse_to_fine,
-        optimizer=settings.optimizer,
+        optimizer=schedule.optimizer,
         amp=settings.amp,
         compile=settings.compile,
     )

@@ -49,10 +49,10 @@ class FeaturevisSettings(StageSettings):
     init_sd: float | None = None  # standard deviation of the starting noise
     decay_power: float | None = None  # how fast the fft parameterization damps high frequencies
     adam_betas: tuple[float, float] | None = None
+    optimizer: str | None = None  # pipeline.optvis.render.OPTIMIZERS
     # Opt-in methods of issue 28 (docs/PERFORMANCE.md, section 17); off by default.
     lr_schedule: str = "constant"  # pipeline.optvis.render.lr_factor
     coarse_to_fine: float = 0.0  # share of the steps rendered at half the side
-    optimizer: str = "adam"  # pipeline.optvis.render.OPTIMIZERS
     # Cheaper steps (issue 28), for a GPU: bfloat16 autocast of the network (CUDA only; a
     # no-op on a CPU) and torch.compile of its layers (pipeline.optvis.compiled).
     amp: bool = False
@@ -104,7 +104,6 @@ class FeaturevisSettings(StageSettings):
         "pre_activation",
         "lr_schedule",
         "coarse_to_fine",
-        "optimizer",
         "amp",
         "compile",
     )
@@ -116,7 +115,7 @@ class FeaturevisSettings(StageSettings):
     OPT_IN_DEFAULTS: ClassVar[dict[str, Any]] = {
         "lr_schedule": "constant",
         "coarse_to_fine": 0.0,
-        "optimizer": "adam",
+        "optimizer": None,  # a schedule key, recorded only when the config sets it
         "amp": False,
         "compile": False,
     }
