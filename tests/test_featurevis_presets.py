@@ -45,9 +45,9 @@ def test_each_preset_resolves_to_the_pinned_schedule_at_every_stride(preset, str
         (32, None, (80, 96)),  # channel count not known: a narrow layer's rule
         (32, 320, (80, 96)),  # Lite0's blocks.6.0
         (32, 1023, (80, 96)),
-        (32, 1024, (112, 64)),  # the wide rule starts here
-        (32, 1280, (112, 64)),  # Lite0's head
-        (64, 2048, (112, 64)),
+        (32, 1024, (96, 64)),  # the wide rule starts here
+        (32, 1280, (96, 64)),  # Lite0's head
+        (64, 2048, (96, 64)),
         (16, 1280, (96, 64)),  # the wide rule is for the last stage only
     ],
 )

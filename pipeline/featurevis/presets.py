@@ -10,7 +10,7 @@ the optimiser's knobs).
   on 128 px images, starting noise sd 0.01, spectral decay power 1.
 * ``fast``: the demo's: 64 px images with 64 steps up to stride 8 and 96 at stride 16;
   from stride 32, 96 px images with 80 steps of NAdam, except layers of 1,024 channels
-  or more, which take 112 steps of Adam at 64 px. Starting noise sd 0.1, spectral decay power 1.5 (1.25
+  or more, which take 96 steps of Adam at 64 px. Starting noise sd 0.1, spectral decay power 1.5 (1.25
   from stride 32), Adam betas 0.8/0.99. Chosen by measurement (docs/PERFORMANCE.md,
   sections 7 and 17) so that every layer of Lite0 reaches at least 0.75 of the same
   engine's 512-step objective and the whole model renders within the demo's time: a
@@ -100,10 +100,10 @@ PRESETS: dict[str, tuple[Rule, ...]] = {
         # stall below 0.75 of the 512-step objective; 96 px with 80 steps of NAdam
         # reaches it (Adam: 0.747 at blocks.6.0) at twice the cost of a 64 px step. The
         # widest layers (Lite0's 1,280-channel head: 41 % of the model's channels) reach
-        # it at 64 px with 112 steps of Adam instead, for 0.7x the cost of 96 px.
+        # it at 64 px with 96 steps of Adam instead, for 0.6x the cost of 96 px.
         Rule(
             None,
-            Schedule(steps=112, image_size=64, batch_size=32, decay_power=1.25, **_FAST_OPTIMISER),
+            Schedule(steps=96, image_size=64, batch_size=32, decay_power=1.25, **_FAST_OPTIMISER),
             min_channels=1024,
         ),
         Rule(
