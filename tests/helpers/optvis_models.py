@@ -30,18 +30,24 @@ class TwoConvNet(nn.Module):
         return self.fc(x.mean((2, 3)))
 
 
-def two_conv_net(weights="random"):
+def three_class_spec(net_class, seed: int, input_size: int, layers: list[str]) -> dict:
+    """A loader's dict for a tiny three-class network built under ``seed`` (the global RNG
+    is left as it was), with its input normalised by mean 0.5 and std 0.25."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(1)
-        net = TwoConvNet()
+        torch.manual_seed(seed)
+        net = net_class()
     return {
         "model": net,
-        "input_size": 32,
+        "input_size": input_size,
         "mean": (0.5, 0.5, 0.5),
         "std": (0.25, 0.25, 0.25),
         "class_names": ["a", "b", "c"],
-        "layers": ["conv1", "conv2", "relu2"],
+        "layers": layers,
     }
+
+
+def two_conv_net(weights="random"):
+    return three_class_spec(TwoConvNet, 1, 32, ["conv1", "conv2", "relu2"])
 
 
 class StripeNet(nn.Module):
@@ -198,14 +204,4 @@ class BlockNet(nn.Module):
 
 
 def block_net(weights="random"):
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(3)
-        net = BlockNet()
-    return {
-        "model": net,
-        "input_size": 16,
-        "mean": (0.5, 0.5, 0.5),
-        "std": (0.25, 0.25, 0.25),
-        "class_names": ["a", "b", "c"],
-        "layers": ["stem", "block", "head"],
-    }
+    return three_class_spec(BlockNet, 3, 16, ["stem", "block", "head"])
