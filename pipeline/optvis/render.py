@@ -218,7 +218,12 @@ def render(
     optimizer = make_optimizer(options, params)
     record_at = curve_steps(steps, options.curve_points)
     curve = torch.zeros(len(record_at), batch, device=device)
-    units = compile_units(model.modules_for(model.layers).values(), tap.modules.values())
+    # The modules torch.compile would run compiled; found only when asked for.
+    units = (
+        compile_units(model.modules_for(model.layers).values(), tap.modules.values())
+        if options.compile
+        else []
+    )
 
     with tqdm(
         total=steps, desc=str(objective)[:60], disable=not progress, mininterval=5.0, leave=False, unit="step"
@@ -252,7 +257,7 @@ def _step_activations(model, tap, images, step: int, options: RenderOptions, how
     ``(units, truncate)``."""
     units, truncate = how
     redirected = step < options.relu_override_steps
-    compiled = units if options.compile and not redirected else []
+    compiled = [] if redirected else units
     with (
         _autocast(options.amp, model.device),
         redirected_relu_gradients(redirected),
