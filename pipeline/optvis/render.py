@@ -218,12 +218,7 @@ def render(
     optimizer = make_optimizer(options, params)
     record_at = curve_steps(steps, options.curve_points)
     curve = torch.zeros(len(record_at), batch, device=device)
-    # The modules torch.compile would run compiled; found only when asked for.
-    units = (
-        compile_units(model.modules_for(model.layers).values(), tap.modules.values())
-        if options.compile
-        else []
-    )
+    units = _units_to_compile(model, tap, options)
 
     with tqdm(
         total=steps, desc=str(objective)[:60], disable=not progress, mininterval=5.0, leave=False, unit="step"
@@ -248,6 +243,14 @@ def render(
                 curve[row] = values.detach()  # stays on the device: no sync per step
             bar.update()
     return _final_result(model, objective, image_fn, options, (curve, record_at), truncate)
+
+
+def _units_to_compile(model, tap, options: RenderOptions) -> list:
+    """The modules ``options.compile`` runs compiled (:func:`compile_units`); none, and no
+    search for them, when it is off."""
+    if not options.compile:
+        return []
+    return compile_units(model.modules_for(model.layers).values(), tap.modules.values())
 
 
 def _step_activations(model, tap, images, step: int, options: RenderOptions, how) -> dict:
